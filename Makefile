@@ -1,0 +1,29 @@
+# The two commands a new user runs: `make demo` and `make test`.
+# Both build their own virtualenv in $(VENV) and install everything they need.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+NODES ?= 4
+
+.PHONY: demo test venv postgres clean bench
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip setuptools wheel
+	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+postgres:
+	@sh tools/ensure-postgres.sh
+
+demo: venv postgres
+	$(VENV)/bin/csm-demo --nodes $(NODES) $(DEMO_ARGS)
+
+test: venv postgres
+	$(PY) tools/run_tests.py $(TESTS)
+
+clean:
+	rm -rf $(VENV) _trial_temp* build *.egg-info

@@ -1,0 +1,38 @@
+"""Packaging for csm: the daemons' twistd plugins, the csm_* commands and the tools."""
+
+from setuptools import find_packages, setup
+
+# One console script per API command.  tests/test_cli.py checks this list against the
+# command registry, so a command added there and forgotten here fails the suite.
+CSM_COMMANDS = [
+    "csm_infrastructure_health_check",
+    "csm_ctrl_cmd",
+]
+
+setup(
+    name="csm",
+    version="1.8.5",
+    description="Cluster System Management (IBM CAST's CSM) daemons on Twisted",
+    packages=find_packages(include=["csm", "csm.*"]) + ["twisted.plugins"],
+    package_data={"csm.db": ["schema/*.sql"], "twisted": ["plugins/csm_plugins.py"]},
+    python_requires=">=3.9",
+    install_requires=[
+        "twisted[tls,conch]>=22.10",
+        "service-identity",
+        "pyopenssl",
+        "txpostgres",
+        "psycopg2",
+        "attrs",
+        "nvidia-ml-py",
+        "prometheus-client",
+    ],
+    extras_require={"test": ["hypothesis"]},
+    entry_points={
+        "console_scripts": [
+            "%s = csm.cli.main:main" % name for name in CSM_COMMANDS
+        ] + [
+            "csm-demo = csm.demo:main",
+            "csm-db = csm.db.admin:main",
+        ],
+    },
+)
