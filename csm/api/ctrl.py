@@ -1,0 +1,46 @@
+"""``csm_ctrl_cmd``: control the local daemon (log levels, status, memory, agg reset)."""
+
+import gc
+import resource
+import sys
+
+from csm import logs
+from csm.api.commands import CTRL_CMD as COMMAND
+from csm.errors import CSMError, ErrorCode
+
+
+def handle(ctx, body):
+    daemon = ctx.daemon
+    result = {}
+    changed = {}
+    for sub in logs.SUBCOMPONENTS:
+        level = body.get("log." + sub)
+        if level:
+            logs.set_level(sub, level)
+            changed[sub] = level
+    if changed:
+        logs.logger("csmd").info("log levels changed: {changed}", changed=changed)
+        result["log_levels"] = logs.levels()
+    if body.get("agg_reset"):
+        reset = getattr(daemon, "agg_reset", None)
+        if reset is None:
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "--agg.reset is for compute daemons")
+        result["agg_reset"] = reset()
+    if body.get("dump_mem"):
+        result["memory"] = memory_stats()
+    if body.get("status") or not result:
+        result["status"] = daemon.status()
+    return result
+
+
+def memory_stats():
+    """Process memory and the largest object populations."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    counts = {}
+    for obj in gc.get_objects():
+        name = type(obj).__name__
+        counts[name] = counts.get(name, 0) + 1
+    top = sorted(counts.items(), key=lambda item: -item[1])[:15]
+    return {"max_rss_kib": usage.ru_maxrss, "gc_objects": sum(counts.values()),
+            "gc_counts": list(gc.get_count()), "top_types": dict(top),
+            "python": sys.version.split()[0]}

@@ -1,0 +1,175 @@
+"""The command registry: every API defined once.
+
+A ``Command`` says what the API is called, its CAST command id, where it is
+handled, whether it multicasts, its input fields (with their CLI flags) and its
+default timeout. The router, the ACL check, the CLI and the client all read it.
+"""
+
+import attrs
+
+from csm.errors import CSMError, ErrorCode
+
+#: Roles, in the order a request climbs.
+ROLES = ("compute", "utility", "aggregator", "master")
+MASTER = frozenset({"master"})
+EVERYWHERE = frozenset(ROLES)
+
+
+def _to_int(value):
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")
+    return int(value)
+
+
+def _to_bool(value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "f", "no", "n", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _to_list(value):
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    raise ValueError("expected a list")
+
+
+#: Field kinds: name -> converter from a JSON or command-line value.
+KINDS = {
+    "str": str,
+    "int": _to_int,
+    "float": float,
+    "bool": _to_bool,
+    "list": _to_list,
+}
+
+
+@attrs.frozen
+class Field:
+    """One input field, and the command-line flag that sets it (if any)."""
+
+    name: str
+    kind: str = "str"
+    required: bool = False
+    choices: tuple = ()
+    flags: tuple = ()  # e.g. ("-n", "--node_names")
+    help: str = ""
+    default: object = None
+    #: Value ``#CSM_NULL`` passes through for nullable update fields.
+    nullable: bool = False
+
+    def convert(self, value):
+        if self.nullable and value == "#CSM_NULL":
+            return value
+        try:
+            converted = KINDS[self.kind](value)
+        except (TypeError, ValueError) as exc:
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM,
+                           "invalid value %r for %s: %s" % (value, self.name, exc)) from None
+        if self.choices:
+            items = converted if self.kind == "list" else [converted]
+            for item in items:
+                if item not in self.choices:
+                    raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid value %r for %s (one of: %s)"
+                                   % (item, self.name, ", ".join(map(str, self.choices))))
+        return converted
+
+
+@attrs.frozen
+class Command:
+    """One API."""
+
+    name: str  # without the csm_ prefix, e.g. "node_attributes_query"
+    cmd_id: int
+    handled_on: frozenset = MASTER
+    multicast: bool = False
+    fields: tuple = ()
+    cli: str = None  # the command-line tool; default csm_<name>; "" for none
+    description: str = ""
+    timeout: float = 30.0  # default when csm_api.cfg says nothing
+    #: Accept fields the registry does not list (internal messages).
+    open_input: bool = False
+    #: Needs at least one of these fields.
+    one_of: tuple = ()
+
+    @property
+    def api_name(self):
+        return "csm_" + self.name
+
+    @property
+    def cli_name(self):
+        return self.api_name if self.cli is None else self.cli
+
+    def field(self, name):
+        for field in self.fields:
+            if field.name == name:
+                return field
+        return None
+
+    def validate(self, body):
+        """Check and convert an input body; ``CSMError`` names the bad field."""
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "%s: input must be an object" % self.api_name)
+        known = {field.name: field for field in self.fields}
+        result = {}
+        for key, value in body.items():
+            field = known.get(key)
+            if field is None:
+                if self.open_input:
+                    result[key] = value
+                    continue
+                raise CSMError(ErrorCode.CSMERR_INVALID_PARAM,
+                               "%s: unknown field %r" % (self.api_name, key))
+            if value is not None:
+                result[key] = field.convert(value)
+        for field in self.fields:
+            if field.name not in result:
+                if field.required:
+                    raise CSMError(ErrorCode.CSMERR_MISSING_PARAM,
+                                   "%s: missing required field %r" % (self.api_name, field.name))
+                if field.default is not None:
+                    result[field.name] = field.default
+        if self.one_of and not any(result.get(name) not in (None, "", []) for name in self.one_of):
+            raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: needs one of %s"
+                           % (self.api_name, ", ".join(self.one_of)))
+        return result
+
+
+class Registry:
+    """Commands by id, by API name and by command-line name."""
+
+    def __init__(self, commands=()):
+        self.by_id = {}
+        self.by_name = {}
+        self.by_cli = {}
+        for command in commands:
+            self.add(command)
+
+    def add(self, command):
+        for table, key in ((self.by_id, command.cmd_id), (self.by_name, command.name)):
+            if key in table:
+                raise ValueError("command %r defined twice" % (key,))
+            table[key] = command
+        if command.cli_name:
+            self.by_cli[command.cli_name] = command
+        return command
+
+    def __iter__(self):
+        return iter(sorted(self.by_id.values(), key=lambda c: c.cmd_id))
+
+    def get(self, key):
+        """By id, or by name with or without the ``csm_`` prefix (case-insensitive)."""
+        if isinstance(key, int):
+            return self.by_id.get(key)
+        name = key.lower()
+        if name.startswith("csm_"):
+            name = name[4:]
+        return self.by_name.get(name)

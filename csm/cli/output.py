@@ -1,0 +1,64 @@
+"""CAST's YAML-like output: ``---``, keys and values, ``...``."""
+
+import json
+
+KEY_WIDTH = 24
+
+
+def scalar(value):
+    """A value as CAST prints it (quoted when it has spaces or is empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return str(value)
+    text = str(value)
+    if text == "" or text != text.strip() or any(c in text for c in ":#\"'") and " " in text:
+        return json.dumps(text)
+    return text
+
+
+def dump(value, indent=0):
+    """Lines of a nested structure in YAML style."""
+    pad = "  " * indent
+    lines = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines.append("%s%s:" % (pad, key))
+                lines.extend(dump(item, indent + 1))
+            else:
+                label = "%s:" % key
+                lines.append("%s%s %s" % (pad, label.ljust(max(KEY_WIDTH - len(pad), len(label) + 1)),
+                                          scalar(item if not isinstance(item, (dict, list)) else None)).rstrip())
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                sub = dump(item, indent + 1)
+                if sub:
+                    first = sub[0].lstrip()
+                    lines.append("%s- %s" % (pad, first))
+                    lines.extend(sub[1:])
+            else:
+                lines.append("%s- %s" % (pad, scalar(item)))
+    else:
+        lines.append(pad + scalar(value))
+    return lines
+
+
+def document(value):
+    """A whole YAML document: ``---``, the body, ``...``."""
+    return "\n".join(["---"] + dump(value) + ["..."]) + "\n"
+
+
+def records(items, no_results="# No matching records found."):
+    """CAST's record listing: Total_Records, Record_N blocks (keys sorted)."""
+    lines = ["---", "Total_Records: %d" % len(items)]
+    if not items:
+        lines.append(no_results)
+    for number, item in enumerate(items, 1):
+        lines.append("Record_%d:" % number)
+        lines.extend(dump({k: item[k] for k in sorted(item)}, 1))
+    lines.append("...")
+    return "\n".join(lines) + "\n"

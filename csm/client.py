@@ -1,0 +1,176 @@
+"""Python clients of a daemon's local socket.
+
+``Client`` is blocking (plain sockets; what the csm_* commands use), and
+``connect`` gives a Deferred API on a reactor. Both speak the same frames as
+the daemons: hello first (the daemon answers with its API timeouts), then
+requests; heartbeats from the daemon are answered.
+"""
+
+import os
+import random
+import socket
+import time
+
+from twisted.internet import defer
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+
+from csm import __version__
+from csm.api.commands import REGISTRY
+from csm.errors import CSMError, ErrorCode
+from csm.net.link import LinkOwner, LinkProtocol
+from csm.wire import Flags, FrameDecoder, FrameError, InternalCommand, Message, Priority
+
+DEFAULT_SOCKET = "/run/csmd.sock"
+#: A client waits this much longer than the API timeout: the daemon answers first.
+CLIENT_MARGIN = 1.0
+
+
+def default_socket():
+    """``CSM_SOCKET`` (or CAST's ``CSM_SSOCKET``) from the environment, else /run/csmd.sock."""
+    return os.environ.get("CSM_SOCKET") or os.environ.get("CSM_SSOCKET") or DEFAULT_SOCKET
+
+
+def _command(name):
+    command = REGISTRY.get(name)
+    if command is None:
+        raise CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "unknown API %r" % (name,))
+    return command
+
+
+def _result(reply):
+    if reply.is_error:
+        raise reply.error()
+    try:
+        return reply.body()
+    except ValueError:
+        raise CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, "reply is not valid JSON") from None
+
+
+class Client:
+    """A blocking connection to a daemon's local socket."""
+
+    def __init__(self, path=None, timeout=None):
+        self.path = path or default_socket()
+        self.timeouts = {}
+        self.daemon = {}
+        self._timeout_override = timeout
+        self._sock = None
+        self._decoder = FrameDecoder()
+        self._next_id = random.getrandbits(31)
+
+    def connect(self, attempts=3):
+        for attempt in range(attempts):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+                break
+            except OSError as exc:
+                sock.close()
+                if attempt == attempts - 1:
+                    raise CSMError(ErrorCode.CSMERR_INIT_LIB_FAILED, "Can not connect to daemon at %s: %s"
+                                   % (self.path, exc.strerror or exc)) from None
+                time.sleep(0.25 * (attempt + 1))
+        self._sock = sock
+        hello = Message.make(InternalCommand.STATUS, {"version": __version__, "role": "client"},
+                             flags=Flags.INT)
+        reply = self._exchange(hello, 10.0)
+        if reply.is_error:
+            raise CSMError(ErrorCode.CSMERR_INIT_LIB_FAILED, reply.error().errmsg)
+        self.daemon = reply.body() or {}
+        self.timeouts = self.daemon.get("timeouts") or {}
+        return self
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self):
+        return self.connect() if self._sock is None else self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def timeout_for(self, command):
+        if self._timeout_override:
+            return self._timeout_override
+        return float(self.timeouts.get(command.api_name, command.timeout))
+
+    def call(self, name, body=None, flags=Flags.NONE):
+        """Run one API; returns its output body or raises ``CSMError``."""
+        command = _command(name)
+        self._next_id += 1
+        message = Message.make(command.cmd_id, body, flags=flags, message_id=self._next_id)
+        return _result(self._exchange(message, self.timeout_for(command) + CLIENT_MARGIN))
+
+    def send_raw(self, data):
+        """Write bytes as they are (tests of malformed input)."""
+        self._sock.sendall(data)
+
+    def _exchange(self, message, timeout):
+        if self._sock is None:
+            self.connect()
+        self._sock.sendall(message.encode())
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CSMError(ErrorCode.CSMERR_TIMEOUT, "no reply from the daemon within %gs" % timeout)
+            self._sock.settimeout(left)
+            try:
+                data = self._sock.recv(1 << 16)
+            except socket.timeout:
+                continue
+            if not data:
+                raise CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "the daemon closed the connection")
+            try:
+                messages = self._decoder.feed(data)
+            except FrameError as exc:
+                raise CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, str(exc)) from None
+            for reply in messages:
+                if reply.command == InternalCommand.HEARTBEAT:
+                    if not reply.flags & Flags.RESP:
+                        self._sock.sendall(Message(InternalCommand.HEARTBEAT, flags=reply.flags | Flags.RESP,
+                                                   message_id=reply.message_id,
+                                                   priority=Priority.NO_ACK).encode())
+                    continue
+                if reply.message_id == message.message_id and reply.flags & Flags.RESP:
+                    return reply
+
+
+class _ClientOwner(LinkOwner):
+    def hello(self, link):
+        return {"version": __version__, "role": "client"}
+
+
+class DeferredClient:
+    """A local-socket client on a reactor: ``call()`` returns a Deferred."""
+
+    def __init__(self, link):
+        self.link = link
+
+    @property
+    def timeouts(self):
+        return self.link.peer.get("timeouts") or {}
+
+    def call(self, name, body=None, flags=Flags.NONE):
+        command = _command(name)
+        timeout = float(self.timeouts.get(command.api_name, command.timeout)) + CLIENT_MARGIN
+        d = self.link.request(Message.make(command.cmd_id, body, flags=flags), timeout)
+        return d.addCallback(_result)
+
+    def close(self):
+        self.link.close()
+
+
+def connect(reactor, path=None):
+    """Connect to a daemon's socket; fires with a ``DeferredClient`` after the hello."""
+    endpoint = UNIXClientEndpoint(reactor, path or default_socket())
+    link = LinkProtocol(_ClientOwner(), reactor, initiator=True, heartbeat_interval=15)
+    d = connectProtocol(endpoint, link)
+    d.addCallback(lambda proto: proto.when_ready())
+    d.addCallback(DeferredClient)
+    return d
+
+
+__all__ = ["Client", "DeferredClient", "connect", "default_socket", "defer"]

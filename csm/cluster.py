@@ -1,0 +1,226 @@
+"""A local CSM tree of real ``twistd`` processes on loopback (the demo and system tests).
+
+``LocalCluster`` writes a config file per daemon (CAST's format) into a run
+directory, makes TLS certificates when asked, starts master, aggregators,
+utilities and computes as separate ``twistd -n csm-<role>`` processes, and stops
+them with SIGTERM.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from csm.errors import CSMError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = os.path.dirname(HERE)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Daemon:
+    """One daemon process of the cluster."""
+
+    def __init__(self, cluster, name, role, config):
+        self.cluster = cluster
+        self.name = name
+        self.role = role
+        self.config = config
+        self.process = None
+        self.path = os.path.join(cluster.run_dir, name + ".cfg")
+        self.socket = config["csm"]["net"]["local_client_listen"]["socket"]
+        self.log = os.path.join(cluster.run_dir, name + ".log")
+        self.out = os.path.join(cluster.run_dir, name + ".out")
+
+    def write_config(self):
+        with open(self.path, "w") as f:
+            json.dump(self.config, f, indent=2)
+
+    def start(self):
+        self.write_config()
+        cmd = [sys.executable, "-m", "twisted", "--nodaemon", "--pidfile=", "--logfile", self.out,
+               "csm-" + self.role, "--config", self.path]
+        with open(self.out + ".stderr", "ab") as err:
+            self.process = subprocess.Popen(cmd, cwd=self.cluster.run_dir, stdin=subprocess.DEVNULL,
+                                            stdout=err, stderr=err, env=self.cluster.env())
+        return self
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum):
+        if self.running:
+            self.process.send_signal(signum)
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
+        if self.process is None:
+            return None
+        if self.running:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+    def kill(self):
+        if self.running:
+            self.process.kill()
+            self.process.wait()
+
+    def wait_socket(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError("%s exited with %s; see %s" % (self.name, self.process.returncode, self.out))
+            if os.path.exists(self.socket):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("%s did not open %s within %gs" % (self.name, self.socket, timeout))
+
+
+class LocalCluster:
+    """Master, aggregators, utilities and computes on loopback in ``run_dir``."""
+
+    def __init__(self, run_dir, computes=2, aggregators=2, utilities=1, tls=True,
+                 heartbeat_interval=15, extra=None):
+        self.run_dir = os.path.abspath(run_dir)
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.tls = tls
+        self.heartbeat_interval = heartbeat_interval
+        self.extra = extra or {}
+        self.ssl = {"ca_file": "", "cred_pem": ""}
+        if tls:
+            from csm.net.certs import make_pki
+            ca, cred = make_pki(os.path.join(self.run_dir, "tls"))
+            self.ssl = {"ca_file": ca, "cred_pem": cred}
+        self._write_api_files()
+        self.ports = {"aggregator_listen": free_port(), "utility_listen": free_port()}
+        self.daemons = {}
+        self.add("master", "master")
+        for i in range(1, aggregators + 1):
+            self.add("agg%02d" % i, "aggregator", compute_port=free_port())
+        for i in range(1, utilities + 1):
+            self.add("util%02d" % i, "utility")
+        aggs = [d for d in self.daemons.values() if d.role == "aggregator"]
+        for i in range(1, computes + 1):
+            pair = [aggs[(i - 1) % len(aggs)], aggs[i % len(aggs)]] if len(aggs) > 1 else aggs
+            self.add("c%02d" % i, "compute", aggregators=pair)
+
+    def env(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = PROJECT + os.pathsep + env.get("PYTHONPATH", "")
+        return env
+
+    def _write_api_files(self):
+        conf = os.path.join(PROJECT, "conf")
+        for name in ("csm_api.acl", "csm_api.cfg"):
+            with open(os.path.join(conf, name)) as src, open(os.path.join(self.run_dir, name), "w") as dst:
+                dst.write(src.read())
+
+    def _base(self, role, name):
+        return {"csm": {
+            "role": role.capitalize(),
+            "node_name": name,
+            "thread_pool_size": 1,
+            "api_permission_file": os.path.join(self.run_dir, "csm_api.acl"),
+            "api_configuration_file": os.path.join(self.run_dir, "csm_api.cfg"),
+            "log": {"format": "%TimeStamp% %SubComponent%::%Severity% | %Message%",
+                    "consoleLog": False, "fileLog": os.path.join(self.run_dir, name + ".log"),
+                    "rotationSize": 10000000, "default_sev": "info"},
+            "net": {"heartbeat_interval": self.heartbeat_interval,
+                    "local_client_listen": {"socket": os.path.join(self.run_dir, name + ".sock"),
+                                            "permissions": 777, "group": ""},
+                    "ssl": dict(self.ssl)},
+        }}
+
+    def add(self, name, role, compute_port=None, aggregators=()):
+        config = self._base(role, name)
+        net = config["csm"]["net"]
+        if role == "master":
+            net["aggregator_listen"] = {"host": "127.0.0.1", "port": self.ports["aggregator_listen"]}
+            net["utility_listen"] = {"host": "127.0.0.1", "port": self.ports["utility_listen"]}
+        elif role == "aggregator":
+            net["master"] = {"host": "127.0.0.1", "port": self.ports["aggregator_listen"]}
+            net["compute_listen"] = {"host": "127.0.0.1", "port": compute_port}
+            config["csm"]["bds"] = {"host": "NONE", "port": 10522}
+        elif role == "utility":
+            net["master"] = {"host": "127.0.0.1", "port": self.ports["utility_listen"]}
+        else:
+            for key, agg in zip(("aggregatorA", "aggregatorB"), aggregators):
+                net[key] = dict(agg.config["csm"]["net"]["compute_listen"])
+            if len(aggregators) < 2:
+                net["aggregatorB"] = {"host": "NONE", "port": 0}
+        for path, value in self.extra.get(role, {}).items():
+            _set(config["csm"], path, value)
+        daemon = self.daemons[name] = Daemon(self, name, role, config)
+        return daemon
+
+    def by_role(self, role):
+        return [d for d in self.daemons.values() if d.role == role]
+
+    def start(self, timeout=30.0):
+        """Start every daemon, parents first, and wait for their sockets."""
+        for role in ("master", "aggregator", "utility", "compute"):
+            for daemon in self.by_role(role):
+                daemon.start()
+            for daemon in self.by_role(role):
+                daemon.wait_socket(timeout)
+        return self
+
+    def stop(self):
+        """SIGTERM every daemon, children first; returns {name: exit status}."""
+        status = {}
+        for role in ("compute", "utility", "aggregator", "master"):
+            for daemon in self.by_role(role):
+                status[daemon.name] = daemon.stop()
+        return status
+
+    def cli(self, daemon, command, *args, user=None, timeout=60):
+        """Run a csm_* command against ``daemon``'s socket; (exit status, output)."""
+        env = self.env()
+        env["CSM_SOCKET"] = self.daemons[daemon].socket
+        cmd = [sys.executable, "-c", "import sys; from csm.cli.main import main; "
+               "sys.argv[0] = %r; sys.exit(main())" % command] + list(args)
+        if user:
+            cmd = ["runuser", "-u", user, "--", "env", "PYTHONPATH=" + env["PYTHONPATH"],
+                   "CSM_SOCKET=" + env["CSM_SOCKET"]] + cmd
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, timeout=timeout, text=True)
+        return proc.returncode, proc.stdout
+
+    def wait_for(self, predicate, timeout=30.0, interval=0.2, what="condition"):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                result = predicate()
+                if result:
+                    return result
+            except (CSMError, OSError) as exc:
+                last = exc
+            time.sleep(interval)
+        raise RuntimeError("timed out waiting for %s (last error: %s)" % (what, last))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _set(tree, path, value):
+    keys = path.split(".")
+    for key in keys[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[keys[-1]] = value

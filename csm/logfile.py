@@ -1,0 +1,59 @@
+"""The daemon's log outputs from the ``csm.log`` block: levels, file log with rotation."""
+
+import time
+
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python.logfile import LogFile
+
+from csm import logs
+
+_SEVERITY = {"debug": "debug", "info": "info", "warn": "warning", "error": "error",
+             "critical": "critical"}
+
+
+def apply_levels(log_config):
+    """Set each subcomponent's level from the config."""
+    for sub in logs.SUBCOMPONENTS:
+        level = log_config.levels.get(sub, log_config.default_sev)
+        try:
+            logs.set_level(sub, level)
+        except ValueError:
+            logs.set_level(sub, "info")
+
+
+class CastFormatObserver:
+    """Writes events in CAST's line format (``%TimeStamp% %SubComponent%::%Severity% | %Message%``)."""
+
+    def __init__(self, stream, fmt):
+        self.stream = stream
+        self.fmt = fmt
+
+    def __call__(self, event):
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text = "%s\n%s" % (text, failure.getTraceback())
+        stamp = event.get("log_time") or time.time()
+        level = event.get("log_level")
+        line = (self.fmt.replace("%TimeStamp%", time.strftime("%Y-%m-%d %H:%M:%S",
+                                                               time.localtime(stamp))
+                                 + ".%06d" % int((stamp % 1) * 1e6))
+                .replace("%SubComponent%", event.get("log_namespace", "csmd").split(".")[0])
+                .replace("%Severity%", _SEVERITY.get(level.name if level else "info", "info"))
+                .replace("%Message%", text))
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def install_file_log(log_config, publisher=globalLogPublisher):
+    """Add the file log (rotated at ``rotationSize``, 5 old files kept); returns the observer."""
+    path = log_config.fileLog
+    if not path or path.lower() == "none":
+        return None
+    rotate = log_config.rotationSize if log_config.rotationSize and log_config.rotationSize > 0 else None
+    if not log_config.fileAppend:
+        open(path, "w").close()  # CAST truncates the file log at start unless fileAppend
+    logfile = LogFile.fromFullPath(path, rotateLength=rotate, maxRotatedFiles=5)
+    observer = CastFormatObserver(logfile, log_config.format)
+    publisher.addObserver(observer)
+    return observer

@@ -1,0 +1,88 @@
+"""The link heartbeat: HAPPY -> UNSURE -> MISSING_RECV -> DEAD.
+
+With interval I, a link that hears nothing is probed at I and again 1.25 I later,
+and declared dead 1.25 I after that: about 3.5 I after the last message, as CAST.
+Receiving costs one attribute store; the timer reschedules itself lazily.
+"""
+
+import enum
+
+
+class HeartbeatState(enum.Enum):
+    HAPPY = "HAPPY"
+    UNSURE = "UNSURE"
+    MISSING_RECV = "MISSING_RECV"
+    DEAD = "DEAD"
+
+
+MIN_INTERVAL = 3
+MAX_INTERVAL = 3600
+_GRACE = 1.25
+
+
+class Heartbeat:
+    """The per-link timer.
+
+    ``send_probe()`` is called when a probe heartbeat should go out and
+    ``on_dead()`` once when the peer is declared dead.
+    """
+
+    def __init__(self, clock, interval, send_probe, on_dead):
+        self.clock = clock
+        self.interval = interval
+        self.state = HeartbeatState.HAPPY
+        self._send_probe = send_probe
+        self._on_dead = on_dead
+        self._last = None
+        self._fresh = False
+        self._call = None
+
+    @property
+    def last_received(self):
+        return self._last
+
+    def start(self):
+        self._last = self.clock.seconds()
+        self._schedule(self._last + self.interval)
+
+    def stop(self):
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def received(self):
+        """Anything came from the peer."""
+        self._last = self.clock.seconds()
+        self._fresh = True
+        if self.state is not HeartbeatState.HAPPY and self.state is not HeartbeatState.DEAD:
+            self.state = HeartbeatState.HAPPY
+
+    def peer_interval(self, interval):
+        """The pair uses the smaller of the two intervals."""
+        if MIN_INTERVAL <= interval < self.interval:
+            self.interval = interval
+            if self.state is HeartbeatState.HAPPY and self._last is not None:
+                self._schedule(self._last + interval)
+
+    def _schedule(self, when):
+        self.stop()
+        self._call = self.clock.callLater(max(0.0, when - self.clock.seconds()), self._fire)
+
+    def _fire(self):
+        self._call = None
+        now = self.clock.seconds()
+        if self._fresh:
+            self._fresh = False
+            self.state = HeartbeatState.HAPPY
+            self._schedule(max(now, self._last + self.interval))
+            return
+        if self.state is HeartbeatState.HAPPY:
+            self.state = HeartbeatState.UNSURE
+        elif self.state is HeartbeatState.UNSURE:
+            self.state = HeartbeatState.MISSING_RECV
+        else:
+            self.state = HeartbeatState.DEAD
+            self._on_dead()
+            return
+        self._send_probe()
+        self._schedule(now + self.interval * _GRACE)

@@ -1,0 +1,324 @@
+"""``LinkProtocol``: one protocol for every link (daemon to daemon, client to daemon).
+
+It frames messages, runs the hello handshake (version check), the heartbeat, and
+request/response correlation by message id. What a message means is the owner's
+business: the owner gets ``link_ready``, ``message_received`` and ``link_lost``.
+"""
+
+import random
+
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+
+from csm import __version__, logs
+from csm.errors import CSMError, ErrorCode
+from csm.net.heartbeat import Heartbeat, HeartbeatState
+from csm.wire import DEFAULT_MAX_PAYLOAD, Flags, FrameDecoder, FrameError, InternalCommand, Message, Priority
+
+log = logs.logger("csmnet")
+
+HELLO_TIMEOUT = 10.0
+_HELLO_FLAGS = Flags.INT
+_HEARTBEAT_FLAGS = Flags.INT | Flags.CBK
+
+
+def parse_version(text):
+    """``"1.8.5"`` -> ``(1, 8, 5)``; anything unparsable -> ``None``."""
+    try:
+        parts = tuple(int(p) for p in str(text).split("."))
+    except ValueError:
+        return None
+    return parts if len(parts) >= 2 else None
+
+
+def version_acceptable(local, peer, exact=False):
+    """CAST's rule: same major, and the peer's fix level is ours or one below."""
+    if exact:
+        return str(local) == str(peer)
+    mine, theirs = parse_version(local), parse_version(peer)
+    if mine is None or theirs is None:
+        return False
+    return mine[0] == theirs[0] and mine[1] - 1 <= theirs[1] <= mine[1]
+
+
+class LinkOwner:
+    """What a link reports to. Roles subclass this; every method is optional."""
+
+    def hello(self, link):
+        """The body this side sends (or answers) in the handshake."""
+        return {"version": __version__}
+
+    def accept_hello(self, link, hello):
+        """Listener side: raise ``CSMError`` to refuse the peer."""
+
+    def link_ready(self, link):
+        pass
+
+    def link_lost(self, link, reason):
+        pass
+
+    def message_received(self, link, message):
+        pass
+
+
+class LinkProtocol(Protocol):
+    """Framing, handshake, heartbeat and request correlation for one connection."""
+
+    def __init__(self, owner, clock, initiator, max_payload=DEFAULT_MAX_PAYLOAD,
+                 heartbeat_interval=15, exact_version=False, name=None):
+        self.owner = owner
+        self.clock = clock
+        self.initiator = initiator
+        self.max_payload = max_payload
+        self.heartbeat_interval = heartbeat_interval
+        self.exact_version = exact_version
+        self.name = name  # what the owner calls this link (e.g. "aggregatorA")
+        self.peer = {}  # the peer's hello body
+        self.verified = False
+        self.connected = False
+        self.pending = {}
+        self.heartbeat = None
+        self._decoder = None
+        self._next_id = random.getrandbits(32) << 16
+        self._hello_timer = None
+        self._closing = False
+        self._waiters = []
+
+    # -- what the owner and callers use ---------------------------------------------------
+
+    @property
+    def peer_node(self):
+        return self.peer.get("node", "")
+
+    @property
+    def peer_role(self):
+        return self.peer.get("role", "")
+
+    @property
+    def state(self):
+        """The heartbeat state name, or DISCONNECTED."""
+        if not self.connected:
+            return "DISCONNECTED"
+        return self.heartbeat.state.value if self.heartbeat else HeartbeatState.HAPPY.value
+
+    def when_ready(self):
+        """A Deferred that fires with this link once the handshake is done."""
+        if self.verified:
+            return defer.succeed(self)
+        d = defer.Deferred()
+        self._waiters.append(d)
+        return d
+
+    def send(self, message):
+        """Write one message (no reply expected or a reply to the peer)."""
+        if self.connected and not self._closing:
+            self.transport.write(message.encode())
+            return True
+        return False
+
+    def request(self, message, timeout):
+        """Send ``message`` as a request; the Deferred fires with the response ``Message``.
+
+        Error replies are returned, not raised. A timeout or a lost link fails the
+        Deferred with ``CSMError`` (CSMERR_TIMEOUT / CSMERR_SENDRCV_ERROR).
+        """
+        if not (self.connected and self.verified) or self._closing:
+            return defer.fail(CSMError(ErrorCode.CSMERR_SENDRCV_ERROR,
+                                       "no connection to %s" % self.describe()))
+        self._next_id = (self._next_id + 1) & 0xFFFFFFFFFFFFFFFF
+        mid = self._next_id
+        d = defer.Deferred(lambda _: self._forget(mid))
+        call = self.clock.callLater(timeout, self._timed_out, mid, timeout)
+        self.pending[mid] = (d, call)
+        self.transport.write(message.evolve(message_id=mid).encode())
+        return d
+
+    def describe(self):
+        who = self.peer_node or self.name or "peer"
+        role = self.peer_role
+        return "%s %s" % (role, who) if role else who
+
+    def close(self, reason=""):
+        if reason:
+            log.info("closing link to {peer}: {reason}", peer=self.describe(), reason=reason)
+        self._closing = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    # -- Protocol -------------------------------------------------------------------------
+
+    def connectionMade(self):
+        self.connected = True
+        self._decoder = FrameDecoder(self.max_payload)
+        if self.heartbeat_interval:
+            self.heartbeat = Heartbeat(self.clock, self.heartbeat_interval, self._send_heartbeat,
+                                       self._peer_dead)
+            self.heartbeat.start()
+        self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._hello_timed_out)
+        if self.initiator:
+            self._send_hello(Flags.NONE, self.owner.hello(self))
+
+    def dataReceived(self, data):
+        try:
+            messages = self._decoder.feed(data)
+        except FrameError as exc:
+            self._protocol_error(str(exc))
+            return
+        if self.heartbeat is not None:
+            self.heartbeat.received()
+        for message in messages:
+            if self._closing:
+                return
+            self._receive(message)
+
+    def connectionLost(self, reason):
+        self.connected = False
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        self._cancel_hello_timer()
+        pending, self.pending = self.pending, {}
+        error = CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "connection to %s lost" % self.describe())
+        for d, call in pending.values():
+            if call.active():
+                call.cancel()
+            d.errback(error)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.errback(error)
+        if self.verified:
+            self.owner.link_lost(self, reason)
+
+    # -- inside ---------------------------------------------------------------------------
+
+    def _receive(self, message):
+        if message.command == InternalCommand.HEARTBEAT:
+            self._heartbeat_received(message)
+        elif not self.verified:
+            self._handshake(message)
+        elif message.flags & Flags.RESP:
+            self._response(message)
+        else:
+            self.owner.message_received(self, message)
+
+    def _response(self, message):
+        entry = self.pending.pop(message.message_id, None)
+        if entry is None:
+            log.debug("late or unknown response id {mid} from {peer}", mid=message.message_id,
+                      peer=self.describe())
+            return
+        d, call = entry
+        if call.active():
+            call.cancel()
+        d.callback(message)
+
+    def _timed_out(self, mid, timeout):
+        entry = self.pending.pop(mid, None)
+        if entry is not None:
+            entry[0].errback(CSMError(ErrorCode.CSMERR_TIMEOUT, "no response from %s within %gs"
+                                      % (self.describe(), timeout)))
+
+    def _forget(self, mid):
+        entry = self.pending.pop(mid, None)
+        if entry is not None and entry[1].active():
+            entry[1].cancel()
+
+    def _send_hello(self, flags, body):
+        self.send(Message.make(InternalCommand.STATUS, body, flags=_HELLO_FLAGS | flags,
+                               reserved=int(self.heartbeat_interval or 0)))
+
+    def _handshake(self, message):
+        if message.command != InternalCommand.STATUS or not message.flags & Flags.INT:
+            self._protocol_error("first message is command %d, not the hello" % message.command)
+            return
+        try:
+            hello = message.body()
+        except ValueError:
+            hello = None
+        if not isinstance(hello, dict):
+            self._protocol_error("malformed hello")
+            return
+        if self.initiator:
+            if not message.flags & Flags.RESP:
+                self._protocol_error("expected the hello answer")
+            elif message.flags & Flags.ERR:
+                log.error("{peer} refused this daemon: {msg}", peer=self.name or "peer",
+                          msg=message.error().errmsg)
+                self.close()
+            else:
+                self._verified(hello, message.reserved)
+            return
+        peer_version = hello.get("version")
+        mine = self.owner.hello(self).get("version", __version__)
+        try:
+            if not version_acceptable(mine, peer_version, self.exact_version):
+                raise CSMError(ErrorCode.CSMERR_GENERIC, "VERSION MISMATCH. Required: %s" % mine)
+            self.owner.accept_hello(self, hello)
+        except CSMError as exc:
+            log.warn("refusing {peer} ({version}): {reason}", peer=hello.get("node", "peer"),
+                     version=peer_version, reason=exc.errmsg)
+            self.send(message.error_reply(exc).evolve(flags=int(_HELLO_FLAGS | Flags.RESP | Flags.ERR)))
+            self.close()
+            return
+        self._send_hello(Flags.RESP, self.owner.hello(self))
+        self._verified(hello, message.reserved)
+
+    def _verified(self, hello, interval):
+        self._cancel_hello_timer()
+        self.peer = hello
+        self.verified = True
+        if self.heartbeat is not None and interval:
+            self.heartbeat.peer_interval(interval)
+        log.debug("link to {peer} ready", peer=self.describe())
+        self.owner.link_ready(self)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(self)
+
+    def _heartbeat_received(self, message):
+        if self.heartbeat is not None and message.reserved:
+            self.heartbeat.peer_interval(message.reserved)
+        if not message.flags & Flags.RESP:
+            self.send(Message(command=InternalCommand.HEARTBEAT, flags=_HEARTBEAT_FLAGS | Flags.RESP,
+                              message_id=message.message_id, priority=Priority.NO_ACK,
+                              reserved=int(self._interval())))
+
+    def _interval(self):
+        return self.heartbeat.interval if self.heartbeat is not None else self.heartbeat_interval
+
+    def _send_heartbeat(self):
+        self.send(Message(command=InternalCommand.HEARTBEAT, flags=_HEARTBEAT_FLAGS,
+                          message_id=random.getrandbits(32), priority=Priority.NO_ACK,
+                          reserved=int(self._interval())))
+
+    def _peer_dead(self):
+        log.warn("{peer} missed its heartbeats ({interval}s interval): link is DEAD",
+                 peer=self.describe(), interval=self._interval())
+        self._abort()
+
+    def _hello_timed_out(self):
+        self._hello_timer = None
+        if not self.verified:
+            self._protocol_error("no hello within %gs" % HELLO_TIMEOUT)
+
+    def _cancel_hello_timer(self):
+        if self._hello_timer is not None and self._hello_timer.active():
+            self._hello_timer.cancel()
+        self._hello_timer = None
+
+    def _protocol_error(self, reason):
+        log.warn("dropping connection from {peer}: {reason}", peer=self._peer_address(), reason=reason)
+        self._abort()
+
+    def _abort(self):
+        self._closing = True
+        if self.transport is not None:
+            abort = getattr(self.transport, "abortConnection", None)
+            (abort or self.transport.loseConnection)()
+
+    def _peer_address(self):
+        if self.peer:
+            return self.describe()
+        try:
+            return str(self.transport.getPeer())
+        except Exception:
+            return "peer"

@@ -1,0 +1,140 @@
+"""The local API: a unix socket per daemon for the csm_* commands and clients.
+
+The caller's uid/gid come from the kernel (SO_PEERCRED), never from the header.
+The entry daemon applies the ACL (privileged / private / public), stamps the
+caller's credentials into the request, and answers every request within its
+API timeout: a reply, an error, or CSMERR_TIMEOUT.
+"""
+
+import grp
+import os
+import socket
+import struct
+
+from twisted.application import service
+from twisted.internet import defer
+
+from csm import __version__, logs
+from csm.errors import CSMError, ErrorCode
+from csm.net.factory import LinkFactory
+from csm.net.link import LinkOwner, LinkProtocol
+from csm.wire import Flags
+
+log = logs.logger("csmapi")
+
+_CRED = struct.Struct("3i")
+#: Flags a client may not set: the daemon drops a client that does (as CAST).
+_CLIENT_FORBIDDEN = Flags.INT | Flags.MTC | Flags.RESP
+
+
+def peer_credentials(transport):
+    """(pid, uid, gid) of the process at the other end of a unix socket."""
+    sock = transport.getHandle()
+    return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+
+
+class LocalLinkProtocol(LinkProtocol):
+    """A client connection on the local socket; knows who the caller is."""
+
+    is_local = True
+    peer_cred = (0, 0, 0)
+    privileged = False
+
+    def connectionMade(self):
+        self.peer_cred = peer_credentials(self.transport)
+        super().connectionMade()
+
+
+class LocalAPI(LinkOwner):
+    """Owner of the client links of one daemon: ACL, credentials, timeouts, routing."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.clients = set()
+
+    def hello(self, link):
+        d = self.daemon
+        return {"version": __version__, "node": d.node_name, "role": d.role,
+                "timeouts": d.api_timeouts.as_dict()}
+
+    def link_ready(self, link):
+        _pid, uid, gid = link.peer_cred
+        link.privileged = self.daemon.acl.is_privileged(uid, gid)
+        self.clients.add(link)
+
+    def link_lost(self, link, reason):
+        self.clients.discard(link)
+
+    def message_received(self, link, message):
+        if message.flags & _CLIENT_FORBIDDEN:
+            link.close("client sent a message with internal flags 0x%x" % message.flags)
+            return
+        if message.flags & Flags.ERR:
+            link.send(message.error_reply(CSMError(ErrorCode.CSMERR_SENDRCV_ERROR,
+                                                   "an error is not a request")))
+            return
+        daemon = self.daemon
+        command = daemon.registry.get(message.command)
+        _pid, uid, gid = link.peer_cred
+        access = daemon.acl.access_class(command.api_name) if command else "privileged"
+        flags = message.flags & ~Flags.PCK
+        if not link.privileged:
+            if access == "privileged":
+                log.info("{api}: permission denied for uid {uid}", api=command.api_name if command
+                         else message.command, uid=uid)
+                link.send(message.error_reply(CSMError(
+                    ErrorCode.CSMERR_PERM, "CSMI permission denied: %s needs a privileged user"
+                    % (command.api_name if command else "this command"))))
+                return
+            if access == "private":
+                flags |= Flags.PCK
+        request = message.evolve(uid=uid, gid=gid, flags=int(flags))
+        log.debug("{api}[{mid}]; Client Recv; uid {uid}", api=command.api_name if command
+                  else message.command, mid=message.message_id, uid=uid)
+        timeout = daemon.router.timeout(command)
+        d = daemon.router.handle(request, link)
+        d.addTimeout(timeout, daemon.clock, onTimeoutCancel=lambda *_: request.error_reply(
+            CSMError(ErrorCode.CSMERR_TIMEOUT, "%s timed out after %gs"
+                     % (command.api_name if command else "request", timeout))))
+        if not message.flags & Flags.NOREPLY:
+            d.addCallback(link.send)
+        d.addErrback(lambda f: log.failure("local request failed", f))
+
+
+class LocalSocketService(service.Service):
+    """Listens on the daemon's unix socket with the configured mode and group."""
+
+    def __init__(self, reactor, daemon, listen_config):
+        self.reactor = reactor
+        self.daemon = daemon
+        self.path = listen_config.socket
+        self.mode = listen_config.permissions or 0o777
+        self.group = listen_config.group
+        self.api = LocalAPI(daemon)
+        self.port = None
+
+    def startService(self):
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        if os.path.exists(self.path):
+            os.unlink(self.path)  # stale socket of a previous run
+        factory = LinkFactory(self.api, self.daemon.clock, initiator=False,
+                              max_payload=self.daemon.max_payload,
+                              heartbeat_interval=self.daemon.heartbeat_interval)
+        factory.protocol = LocalLinkProtocol
+        self.port = self.reactor.listenUNIX(self.path, factory, backlog=128, mode=self.mode)
+        os.chmod(self.path, self.mode)
+        if self.group:
+            os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+        log.info("local API listening on {path}", path=self.path)
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        for link in list(self.api.clients):
+            link.close()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return defer.maybeDeferred(port.stopListening)
+        return None

@@ -1,0 +1,97 @@
+"""The aggregator: computes connect to it; it connects to the master."""
+
+from twisted.application import internet
+from twisted.internet import defer
+
+from csm import logs
+from csm.api import health
+from csm.errors import CSMError, ErrorCode
+from csm.net.endpoints import server_endpoint
+from csm.roles.daemon import Daemon, DaemonLinkOwner
+from csm.roles.peers import PeerTable
+from csm.roles.upstream import UpstreamLink
+from csm.wire import InternalCommand
+
+log = logs.logger("csmnet")
+
+#: CONNECTION_CTRL payloads a compute sends (CAST's spellings).
+FAILOVER = "FAIL0VER"
+RESET = "R3S3T"
+RESTART = "R3ST4RT"
+
+
+def _accept_compute(link, hello):
+    if hello.get("role") != "compute" or not hello.get("node"):
+        raise CSMError(ErrorCode.CSMERR_BAD_ADDR_TYPE, "this port is for compute daemons")
+
+
+class ComputeLinkOwner(DaemonLinkOwner):
+    """Compute links: connection control messages are handled here, not routed."""
+
+    def message_received(self, link, message):
+        if message.command == InternalCommand.CONNECTION_CTRL:
+            self.daemon.connection_ctrl(link, message)
+        else:
+            self.daemon.dispatch(link, message)
+
+
+class AggregatorDaemon(Daemon):
+    role = "aggregator"
+
+    def __init__(self, config, reactor=None, **kw):
+        super().__init__(config, reactor, **kw)
+        self.computes = PeerTable("compute")
+        owner = DaemonLinkOwner(self, "master", on_ready=self._master_ready,
+                                on_lost=self._master_lost)
+        self.master = UpstreamLink(self, config.net.master, owner, "master")
+        self.master.service.setServiceParent(self)
+        compute_owner = ComputeLinkOwner(self, "compute", on_ready=self.computes.connected,
+                                         on_lost=self.computes.disconnected, accept=_accept_compute)
+        listener = internet.StreamServerEndpointService(
+            server_endpoint(self.reactor, config.net.compute_listen, self.tls),
+            self.link_factory(compute_owner, False))
+        listener._raiseSynchronously = True
+        listener.setServiceParent(self)
+
+    def _master_ready(self, link):
+        self.master.ready(link)
+
+    def _master_lost(self, link):
+        self.master.lost(link)
+
+    def upstream(self):
+        return self.master.current()
+
+    def links(self):
+        return [("master", self.master.current())] + [
+            ("compute %s (%s)" % (p.node, "PRIMARY" if p.primary else "SECONDARY"), p.link)
+            for p in self.computes if p.link is not None]
+
+    def connection_ctrl(self, link, message):
+        """A compute says this link is now its primary (FAIL0VER) or secondary (R3S3T)."""
+        peer = self.computes.get(link.peer_node)
+        try:
+            word = message.body()
+        except ValueError:
+            word = None
+        if peer is None or peer.link is not link:
+            return
+        if word == FAILOVER:
+            peer.primary = True
+        elif word == RESET:
+            peer.primary = False
+        elif word != RESTART:
+            log.warn("unknown connection control {word!r} from {node}", word=word, node=peer.node)
+            return
+        log.info("compute {node}: {word}; link is {state}", node=peer.node, word=word,
+                 state="PRIMARY" if peer.primary else "SECONDARY")
+
+    @defer.inlineCallbacks
+    def probe_report(self, ctx, body):
+        timeout = health.probe_timeout(ctx, body)
+        computes = yield health.probe_all(self.computes, timeout)
+        report = self.info()
+        report["computes"] = [
+            health.peer_entry(p, r, link="PRIMARY" if p.primary else "SECONDARY")
+            for p, r in computes]
+        return report

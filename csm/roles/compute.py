@@ -1,0 +1,138 @@
+"""The compute daemon: a primary aggregator, and a secondary when configured."""
+
+from csm import logs
+from csm.roles.aggregator import FAILOVER, RESET
+from csm.roles.daemon import Daemon, DaemonLinkOwner
+from csm.roles.upstream import UpstreamLink, reconnect_policy
+from csm.wire import Flags, InternalCommand, Message
+
+log = logs.logger("csmnet")
+
+#: How often the missing one of two aggregators is retried while the other serves.
+SECONDARY_RETRY = 10.0
+
+
+class AggregatorPair:
+    """The compute's links to aggregator A and (optionally) B.
+
+    A is tried first; B is started once A's first attempt is decided. The first
+    link up is told it is primary (FAIL0VER); the other is secondary. When the
+    primary is lost and the secondary is up, the secondary is promoted; a link
+    that comes back is secondary (no switch-back while the primary lives).
+    """
+
+    def __init__(self, daemon, endpoint_a, endpoint_b):
+        self.daemon = daemon
+        self.links = {}
+        self.primary = None
+        self.upstreams = {}
+        for name, endpoint in (("aggregatorA", endpoint_a), ("aggregatorB", endpoint_b)):
+            if endpoint is None:
+                continue
+            owner = DaemonLinkOwner(daemon, name, on_ready=self._ready, on_lost=self._lost)
+            self.upstreams[name] = UpstreamLink(daemon, endpoint, owner, name,
+                                                policy=self._policy_for(name))
+            self.links[name] = None
+
+    def _policy_for(self, name):
+        def policy(attempt):
+            if self.primary is not None and self.primary != name:
+                return SECONDARY_RETRY
+            return reconnect_policy(attempt)
+        return policy
+
+    def start(self):
+        a = self.upstreams["aggregatorA"].service
+        a.startService()
+        b = self.upstreams.get("aggregatorB")
+        if b is not None:
+            d = a.whenConnected(failAfterFailures=1)
+            d.addBoth(lambda _: b.service.startService() if not b.service.running else None)
+            self._first_attempt = d
+
+    def stop(self):
+        return [u.service.stopService() for u in self.upstreams.values() if u.service.running]
+
+    def current(self):
+        return self.links.get(self.primary) if self.primary else None
+
+    def secondary(self):
+        for name, link in self.links.items():
+            if name != self.primary and link is not None:
+                return link
+        return None
+
+    def _ready(self, link):
+        self.links[link.name] = link
+        if self.current() is None:
+            self._make_primary(link.name)
+        else:
+            log.info("{name} ({node}) connected as secondary", name=link.name, node=link.peer_node)
+
+    def _lost(self, link):
+        if self.links.get(link.name) is not link:
+            return
+        self.links[link.name] = None
+        if link.name == self.primary:
+            self.primary = None
+            other = self.secondary()
+            if other is not None:
+                log.warn("primary {lost} lost: failing over to {name}", lost=link.name,
+                         name=other.name)
+                self._make_primary(other.name)
+
+    def _make_primary(self, name):
+        self.primary = name
+        link = self.links[name]
+        log.info("{name} ({node}) is the primary aggregator", name=name, node=link.peer_node)
+        link.send(connection_ctrl(FAILOVER))
+
+    def reset(self):
+        """Return to the configured aggregator A if it is up (csm_ctrl_cmd --agg.reset)."""
+        a = self.links.get("aggregatorA")
+        if self.primary == "aggregatorA" or a is None:
+            return {"primary": self.primary, "changed": False}
+        old = self.current()
+        if old is not None:
+            old.send(connection_ctrl(RESET))
+        self._make_primary("aggregatorA")
+        return {"primary": self.primary, "changed": True}
+
+
+def connection_ctrl(word):
+    return Message.make(InternalCommand.CONNECTION_CTRL, word, flags=Flags.INT | Flags.NOREPLY)
+
+
+class ComputeDaemon(Daemon):
+    role = "compute"
+
+    def __init__(self, config, reactor=None, **kw):
+        super().__init__(config, reactor, **kw)
+        self.aggregators = AggregatorPair(self, config.net.aggregatorA, config.net.aggregatorB)
+
+    def startService(self):
+        super().startService()
+        self.aggregators.start()
+
+    def stopService(self):
+        self.aggregators.stop()
+        return super().stopService()
+
+    def upstream(self):
+        return self.aggregators.current()
+
+    def links(self):
+        return [("%s (%s)" % (name, "PRIMARY" if name == self.aggregators.primary else "SECONDARY"),
+                 link) for name, link in self.aggregators.links.items()]
+
+    def agg_reset(self):
+        return self.aggregators.reset()
+
+    def probe_report(self, ctx, body):
+        from twisted.internet import defer
+        report = self.info()
+        report["links"] = [{"name": name, "aggregator": link.peer_node if link else "",
+                            "primary": name == self.aggregators.primary,
+                            "state": link.state if link else "DISCONNECTED"}
+                           for name, link in self.aggregators.links.items()]
+        return defer.succeed(report)

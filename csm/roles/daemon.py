@@ -1,0 +1,143 @@
+"""``Daemon``: what every role shares (local API, router, links, status)."""
+
+import os
+import resource
+import time
+
+from twisted.application import service
+from twisted.internet import defer
+
+from csm import __version__, logs
+from csm.api import ctrl, health
+from csm.api.commands import REGISTRY
+from csm.api.router import Router
+from csm.config import load_acl, load_api_timeouts
+from csm.net.factory import LinkFactory
+from csm.net.link import LinkOwner
+from csm.net.local import LocalSocketService
+from csm.net.tls import TLSContexts
+from csm.wire import Flags
+from csm.wire.message import encode_body
+
+log = logs.logger("csmd")
+
+
+class DaemonLinkOwner(LinkOwner):
+    """Owner of one daemon-to-daemon link kind: forwards events to the daemon."""
+
+    def __init__(self, daemon, kind, on_ready=None, on_lost=None, accept=None):
+        self.daemon = daemon
+        self.kind = kind
+        self._on_ready = on_ready
+        self._on_lost = on_lost
+        self._accept = accept
+
+    def hello(self, link):
+        return self.daemon.hello()
+
+    def accept_hello(self, link, hello):
+        if self._accept is not None:
+            self._accept(link, hello)
+
+    def link_ready(self, link):
+        log.info("{kind} link to {peer} is up", kind=self.kind, peer=link.describe())
+        if self._on_ready is not None:
+            self._on_ready(link)
+
+    def link_lost(self, link, reason):
+        log.warn("{kind} link to {peer} is down: {reason}", kind=self.kind, peer=link.describe(),
+                 reason=reason.getErrorMessage())
+        if self._on_lost is not None:
+            self._on_lost(link)
+
+    def message_received(self, link, message):
+        self.daemon.dispatch(link, message)
+
+
+class Daemon(service.MultiService):
+    """The services of one role; subclasses add their links and handlers."""
+
+    role = None
+
+    def __init__(self, config, reactor=None, registry=REGISTRY):
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        self.reactor = reactor
+        self.clock = reactor
+        self.node_name = config.node_name
+        self.registry = registry
+        self.acl = load_acl(config.api_permission_file)
+        self.api_timeouts = load_api_timeouts(config.api_configuration_file)
+        self.max_payload = config.net.max_message_size
+        self.heartbeat_interval = config.net.heartbeat_interval
+        self.tls = TLSContexts.from_config(config.net.ssl)
+        self.started_at = None
+        self.router = Router(self, registry, self.build_handlers(), self.upstream)
+        self.local = LocalSocketService(reactor, self, config.net.local_client_listen)
+        self.local.setServiceParent(self)
+
+    # -- what roles provide ---------------------------------------------------------------
+
+    def build_handlers(self):
+        return {health.COMMAND.cmd_id: health.handle, ctrl.COMMAND.cmd_id: ctrl.handle}
+
+    def upstream(self):
+        """The link requests climb to (None on the master)."""
+        return None
+
+    def links(self):
+        """``[(name, link or None)]`` of this daemon's daemon links, for status."""
+        return []
+
+    def probe_report(self, ctx, body):
+        """This daemon's answer to an infrastructure probe from upstream."""
+        return defer.succeed(self.info())
+
+    # -- shared ---------------------------------------------------------------------------
+
+    def link_factory(self, owner, initiator, name=None):
+        return LinkFactory(owner, self.clock, initiator, self.max_payload, self.heartbeat_interval,
+                           name=name)
+
+    def hello(self):
+        return {"version": __version__, "node": self.node_name, "role": self.role,
+                "heartbeat_interval": self.heartbeat_interval}
+
+    @staticmethod
+    def encode_body(body):
+        return encode_body(body)
+
+    def dispatch(self, link, message):
+        """A request from a daemon link: route it and answer on the same link."""
+        d = self.router.handle(message, link)
+        if not message.flags & Flags.NOREPLY:
+            d.addCallback(link.send)
+        d.addErrback(lambda f: log.failure("dispatch failed", f))
+
+    def startService(self):
+        self.started_at = self.clock.seconds()
+        log.info("{role} daemon {node} starting (csm {version}, pid {pid})", role=self.role,
+                 node=self.node_name, version=__version__, pid=os.getpid())
+        super().startService()
+
+    def uptime(self):
+        return 0.0 if self.started_at is None else self.clock.seconds() - self.started_at
+
+    def info(self):
+        """Who this daemon is, as the health check shows it."""
+        return {"node": self.node_name, "role": self.role, "version": __version__,
+                "pid": os.getpid(), "uptime": round(self.uptime(), 1)}
+
+    def status(self):
+        """The daemon's state for csm_ctrl_cmd --status and the manhole."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return dict(self.info(), links=[
+            {"name": name, "peer": link.peer_node if link else "", "state":
+             link.state if link else "DISCONNECTED",
+             "pending": len(link.pending) if link else 0}
+            for name, link in self.links()
+        ], clients=len(self.local.api.clients), max_rss_kib=usage.ru_maxrss,
+            cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2),
+            log_levels=logs.levels(), time=time.strftime("%Y-%m-%d %H:%M:%S"))

@@ -1,0 +1,35 @@
+"""What the four twistd plugins share: options and ``makeService``."""
+
+import sys
+
+from twisted.python import usage
+
+from csm import logfile
+from csm.config import ConfigError, load_daemon_config
+from csm.roles import daemon_class
+
+
+class DaemonOptions(usage.Options):
+    """``twistd csm-<role> --config FILE [--role ROLE]``."""
+
+    default_config = None
+    optParameters = [
+        ["config", "f", None, "the daemon's configuration file (CAST's JSON format)"],
+        ["role", "r", None, "override the role in the file: master, aggregator, utility, compute"],
+    ]
+
+    def postOptions(self):
+        if not self["config"]:
+            self["config"] = self.default_config
+
+
+def make_daemon(options, plugin_role, reactor=None):
+    """Load the config (one clear line and exit 1 if bad) and build the daemon."""
+    try:
+        config = load_daemon_config(options["config"], role_override=options["role"])
+    except ConfigError as exc:
+        sys.stderr.write("csm-%s: %s\n" % (plugin_role, exc))
+        raise SystemExit(1)
+    logfile.apply_levels(config.log)
+    logfile.install_file_log(config.log)
+    return daemon_class(config.role)(config, reactor)

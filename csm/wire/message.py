@@ -1,0 +1,104 @@
+"""``Message``: the one type that travels every link."""
+
+import json
+
+import attrs
+
+from csm.errors import CSMError
+from csm.wire import checksum
+from csm.wire.header import HEADER, PROTOCOL_VERSION, Flags, Priority
+
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_body(body):
+    """JSON-encode a body; ``None`` is an empty payload."""
+    if body is None:
+        return b""
+    return _encoder.encode(body).encode("utf-8")
+
+
+@attrs.define(slots=True)
+class Message:
+    """A header and its JSON payload.
+
+    The payload is kept as bytes: a daemon that only forwards a message never
+    decodes it, and only the header part of the checksum is recomputed when the
+    header changes (``payload_sum`` caches the payload's share).
+    """
+
+    command: int
+    flags: int = Flags.NONE
+    message_id: int = 0
+    payload: bytes = b""
+    priority: int = Priority.WITH_ACK
+    reserved: int = 0
+    uid: int = 0
+    gid: int = 0
+    payload_sum: int = attrs.field(default=None, eq=False, repr=False)
+
+    @classmethod
+    def make(cls, command, body=None, flags=Flags.NONE, **kw):
+        """Build a message from a JSON-able body."""
+        return cls(command=int(command), flags=int(flags), payload=encode_body(body), **kw)
+
+    def body(self):
+        """The decoded JSON payload (``None`` for an empty one).
+
+        Raises ``ValueError`` for a payload that is not JSON.
+        """
+        if not self.payload:
+            return None
+        return json.loads(self.payload)
+
+    def has(self, flag):
+        return bool(self.flags & flag)
+
+    @property
+    def is_response(self):
+        return bool(self.flags & Flags.RESP)
+
+    @property
+    def is_error(self):
+        return bool(self.flags & Flags.ERR)
+
+    def error(self):
+        """The ``CSMError`` an error reply carries."""
+        try:
+            return CSMError.from_json(self.body())
+        except ValueError:
+            return CSMError.from_json(None)
+
+    def evolve(self, **changes):
+        """A copy with some header fields changed; the payload's checksum share is kept."""
+        if "payload" not in changes:
+            changes.setdefault("payload_sum", self.payload_sum)
+        else:
+            changes["payload_sum"] = None
+        return attrs.evolve(self, **changes)
+
+    def reply(self, body=None, flags=Flags.NONE):
+        """A response to this request, same id and command."""
+        return Message(command=self.command, flags=int(Flags.RESP | flags), message_id=self.message_id,
+                       payload=encode_body(body), priority=Priority.NO_ACK,
+                       reserved=self.reserved, uid=self.uid, gid=self.gid)
+
+    def error_reply(self, error):
+        """A response carrying ``error`` (a ``CSMError``)."""
+        return self.reply(error.to_json(), flags=Flags.ERR)
+
+    def header_fields(self, version=PROTOCOL_VERSION):
+        return (version, self.command, self.flags, self.priority, self.reserved,
+                self.message_id, len(self.payload), 0, self.uid, self.gid)
+
+    def checksum(self, version=PROTOCOL_VERSION):
+        if self.payload_sum is None:
+            self.payload_sum = checksum.xor_words(self.payload)
+        head = checksum.xor_words(HEADER.pack(*self.header_fields(version)))
+        return checksum.finish(head ^ self.payload_sum)
+
+    def encode(self, version=PROTOCOL_VERSION):
+        """The frame: header then payload."""
+        fields = list(self.header_fields(version))
+        fields[7] = self.checksum(version)
+        return HEADER.pack(*fields) + self.payload

@@ -1,0 +1,61 @@
+"""The heartbeat state machine, driven by task.Clock."""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm.net.heartbeat import Heartbeat, HeartbeatState
+
+
+class HeartbeatTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.probes = []
+        self.dead = []
+        self.hb = Heartbeat(self.clock, 15, lambda: self.probes.append(self.clock.seconds()),
+                            lambda: self.dead.append(self.clock.seconds()))
+        self.hb.start()
+
+    def test_silent_peer_dies_after_three_and_a_half_intervals(self):
+        self.clock.pump([0.25] * 60)
+        self.assertEqual(self.hb.state, HeartbeatState.UNSURE)
+        self.clock.pump([0.25] * 75)
+        self.assertEqual(self.hb.state, HeartbeatState.MISSING_RECV)
+        self.assertEqual(self.probes, [15, 33.75])
+        self.clock.pump([0.25] * 74)
+        self.assertEqual(self.dead, [])
+        self.clock.pump([0.25])
+        self.assertEqual(self.hb.state, HeartbeatState.DEAD)
+        self.assertEqual(self.dead, [52.5])
+
+    def test_traffic_keeps_it_happy_without_probes(self):
+        for _ in range(20):
+            self.clock.advance(5)
+            self.hb.received()
+        self.assertEqual(self.hb.state, HeartbeatState.HAPPY)
+        self.assertEqual(self.probes, [])
+
+    def test_answer_to_probe_restores_happy(self):
+        self.clock.advance(15)
+        self.assertEqual(self.hb.state, HeartbeatState.UNSURE)
+        self.hb.received()
+        self.assertEqual(self.hb.state, HeartbeatState.HAPPY)
+        self.clock.advance(40)
+        self.assertEqual(self.dead, [])
+
+    def test_pair_uses_the_smaller_interval(self):
+        self.hb.peer_interval(5)
+        self.assertEqual(self.hb.interval, 5)
+        self.hb.peer_interval(30)
+        self.assertEqual(self.hb.interval, 5)
+        self.clock.pump([0.25] * 70)
+        self.assertEqual(self.dead, [17.5])
+
+    def test_out_of_range_peer_interval_ignored(self):
+        self.hb.peer_interval(1)
+        self.assertEqual(self.hb.interval, 15)
+
+    def test_stop_cancels(self):
+        self.hb.stop()
+        self.clock.advance(100)
+        self.assertEqual(self.dead, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -1,0 +1,186 @@
+"""LinkProtocol over an in-memory connection (twisted.test.iosim) with a Clock."""
+
+from twisted.internet.task import Clock
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm import __version__
+from csm.errors import CSMError, ErrorCode
+from csm.net.link import LinkOwner, LinkProtocol, version_acceptable
+from csm.wire import Flags, InternalCommand, Message
+
+
+class RecordingOwner(LinkOwner):
+    def __init__(self, role, version=__version__, refuse=None, answer=True):
+        self.role = role
+        self.version = version
+        self.refuse = refuse
+        self.answer = answer
+        self.ready = []
+        self.lost = []
+        self.received = []
+
+    def hello(self, link):
+        return {"version": self.version, "node": self.role + "-node", "role": self.role}
+
+    def accept_hello(self, link, hello):
+        if self.refuse:
+            raise CSMError(ErrorCode.CSMERR_PERM, self.refuse)
+
+    def link_ready(self, link):
+        self.ready.append(link)
+
+    def link_lost(self, link, reason):
+        self.lost.append(reason)
+
+    def message_received(self, link, message):
+        self.received.append(message)
+        if self.answer:
+            link.send(message.reply({"echo": message.body()}))
+
+
+class LinkTests(SynchronousTestCase):
+    def connect(self, server_owner=None, client_owner=None, interval=15):
+        self.clock = Clock()
+        self.server_owner = server_owner or RecordingOwner("master")
+        self.client_owner = client_owner or RecordingOwner("aggregator")
+        server = LinkProtocol(self.server_owner, self.clock, initiator=False, heartbeat_interval=interval)
+        client = LinkProtocol(self.client_owner, self.clock, initiator=True, heartbeat_interval=interval)
+        c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, greet=False)
+        self.client, self.server, self.pump = c, s, pump
+        pump.flush()
+        return c, s, pump
+
+    def test_handshake_exchanges_identity(self):
+        client, server, _ = self.connect()
+        self.assertTrue(client.verified and server.verified)
+        self.assertEqual(client.peer_node, "master-node")
+        self.assertEqual(server.peer_role, "aggregator")
+        self.assertEqual(self.server_owner.ready, [server])
+
+    def test_request_response_by_id(self):
+        client, _, pump = self.connect()
+        results = []
+        for i in range(3):
+            client.request(Message.make(206, {"n": i}), 5).addCallback(results.append)
+        pump.flush()
+        self.assertEqual([r.body() for r in results], [{"echo": {"n": i}} for i in range(3)])
+        self.assertEqual(client.pending, {})
+
+    def test_out_of_order_replies(self):
+        owner = RecordingOwner("master", answer=False)
+        client, server, pump = self.connect(server_owner=owner)
+        results = []
+        client.request(Message.make(206, {"n": 1}), 5).addCallback(lambda r: results.append(r.body()))
+        client.request(Message.make(206, {"n": 2}), 5).addCallback(lambda r: results.append(r.body()))
+        pump.flush()
+        first, second = owner.received
+        server.send(second.reply("two"))
+        server.send(first.reply("one"))
+        pump.flush()
+        self.assertEqual(results, ["two", "one"])
+
+    def test_timeout_gives_csmerr_timeout(self):
+        client, _, pump = self.connect(server_owner=RecordingOwner("master", answer=False))
+        failures = []
+        client.request(Message.make(206, {}), 2).addErrback(failures.append)
+        pump.flush()
+        self.clock.advance(2)
+        self.assertEqual(failures[0].value.errcode, ErrorCode.CSMERR_TIMEOUT)
+        self.assertEqual(client.pending, {})
+
+    def test_lost_link_fails_pending(self):
+        client, server, pump = self.connect(server_owner=RecordingOwner("master", answer=False))
+        failures = []
+        client.request(Message.make(206, {}), 30).addErrback(failures.append)
+        pump.flush()
+        server.transport.loseConnection()
+        pump.flush()
+        self.assertEqual(failures[0].value.errcode, ErrorCode.CSMERR_SENDRCV_ERROR)
+        self.assertEqual(len(self.client_owner.lost), 1)
+
+    def test_garbage_closes_only_that_connection(self):
+        client, server, pump = self.connect()
+        client.transport.write(b"\x00garbage that is not a frame at all, 32 bytes+")
+        pump.flush()
+        self.assertTrue(server.transport.disconnecting or server.transport.disconnected)
+        self.assertFalse(server.connected)
+
+    def test_oversized_frame_closes(self):
+        client, server, pump = self.connect()
+        server.max_payload = server._decoder.max_payload = 100
+        client.send(Message.make(206, {"blob": "x" * 500}))
+        pump.flush()
+        self.assertFalse(server.connected)
+
+    def test_first_message_must_be_hello(self):
+        self.clock = Clock()
+        owner = RecordingOwner("master")
+        server = LinkProtocol(owner, self.clock, initiator=False)
+        rogue = LinkProtocol(RecordingOwner("x"), self.clock, initiator=False)
+        c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: rogue, greet=False)
+        pump.flush()
+        rogue.transport.write(Message.make(206, {}).encode())
+        pump.flush()
+        self.assertFalse(server.connected)
+        self.assertEqual(owner.ready, [])
+
+    def test_version_mismatch_refused(self):
+        client, server, pump = self.connect(client_owner=RecordingOwner("aggregator", version="2.0.0"))
+        self.assertFalse(server.verified)
+        self.assertFalse(client.verified)
+        self.assertEqual(self.server_owner.ready, [])
+
+    def test_owner_refusal(self):
+        client, server, _ = self.connect(server_owner=RecordingOwner("master", refuse="go away"))
+        self.assertFalse(client.verified)
+        self.assertFalse(client.connected)
+
+    def test_idle_link_survives_on_heartbeats(self):
+        client, server, pump = self.connect(interval=3)
+        for _ in range(200):
+            self.clock.advance(0.5)
+            pump.flush()
+        self.assertTrue(client.connected and server.connected)
+        self.assertEqual(client.state, "HAPPY")
+
+    def test_silent_peer_detected(self):
+        client, server, pump = self.connect(interval=4)
+        # the server stops reading: nothing it would send reaches the client any more
+        server.transport.write = lambda data: None
+        server.send = lambda message: False
+        for _ in range(30):
+            self.clock.advance(0.5)
+            pump.flush()
+        self.assertFalse(client.connected)
+        self.assertEqual(len(self.client_owner.lost), 1)
+
+    def test_interval_negotiated_to_smaller(self):
+        self.clock = Clock()
+        server = LinkProtocol(RecordingOwner("master"), self.clock, initiator=False, heartbeat_interval=15)
+        client = LinkProtocol(RecordingOwner("aggregator"), self.clock, initiator=True, heartbeat_interval=5)
+        c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, greet=False)
+        pump.flush()
+        self.assertEqual(server.heartbeat.interval, 5)
+
+    def test_no_hello_times_out(self):
+        self.clock = Clock()
+        server = LinkProtocol(RecordingOwner("master"), self.clock, initiator=False, heartbeat_interval=0)
+        mute = LinkProtocol(RecordingOwner("x"), self.clock, initiator=False, heartbeat_interval=0)
+        c, s, pump = iosim.connectedServerAndClient(lambda: server, lambda: mute, greet=False)
+        pump.flush()
+        self.clock.advance(10)
+        pump.flush()
+        self.assertFalse(server.connected)
+
+
+class VersionTests(SynchronousTestCase):
+    def test_rules(self):
+        self.assertTrue(version_acceptable("1.8.5", "1.8.0"))
+        self.assertTrue(version_acceptable("1.8.5", "1.7.9"))
+        self.assertFalse(version_acceptable("1.8.5", "1.6.0"))
+        self.assertFalse(version_acceptable("1.8.5", "1.9.0"))
+        self.assertFalse(version_acceptable("1.8.5", "2.8.5"))
+        self.assertFalse(version_acceptable("1.8.5", "junk"))
+        self.assertTrue(version_acceptable("1.8.5", "1.8.5", exact=True))
+        self.assertFalse(version_acceptable("1.8.5", "1.8.4", exact=True))
