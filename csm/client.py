@@ -11,13 +11,9 @@ import random
 import socket
 import time
 
-from twisted.internet import defer
-from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-
 from csm import __version__
 from csm.api.commands import REGISTRY
 from csm.errors import CSMError, ErrorCode
-from csm.net.link import LinkOwner, LinkProtocol
 from csm.wire import Flags, FrameDecoder, FrameError, InternalCommand, Message, Priority
 
 DEFAULT_SOCKET = "/run/csmd.sock"
@@ -30,8 +26,8 @@ def default_socket():
     return os.environ.get("CSM_SOCKET") or os.environ.get("CSM_SSOCKET") or DEFAULT_SOCKET
 
 
-def _command(name):
-    command = REGISTRY.get(name)
+def _command(name, registry):
+    command = registry.get(name)
     if command is None:
         raise CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "unknown API %r" % (name,))
     return command
@@ -49,8 +45,9 @@ def _result(reply):
 class Client:
     """A blocking connection to a daemon's local socket."""
 
-    def __init__(self, path=None, timeout=None):
+    def __init__(self, path=None, timeout=None, registry=REGISTRY):
         self.path = path or default_socket()
+        self.registry = registry
         self.timeouts = {}
         self.daemon = {}
         self._timeout_override = timeout
@@ -98,7 +95,7 @@ class Client:
 
     def call(self, name, body=None, flags=Flags.NONE):
         """Run one API; returns its output body or raises ``CSMError``."""
-        command = _command(name)
+        command = _command(name, self.registry)
         self._next_id += 1
         message = Message.make(command.cmd_id, body, flags=flags, message_id=self._next_id)
         return _result(self._exchange(message, self.timeout_for(command) + CLIENT_MARGIN))
@@ -138,23 +135,19 @@ class Client:
                     return reply
 
 
-class _ClientOwner(LinkOwner):
-    def hello(self, link):
-        return {"version": __version__, "role": "client"}
-
-
 class DeferredClient:
     """A local-socket client on a reactor: ``call()`` returns a Deferred."""
 
-    def __init__(self, link):
+    def __init__(self, link, registry=REGISTRY):
         self.link = link
+        self.registry = registry
 
     @property
     def timeouts(self):
         return self.link.peer.get("timeouts") or {}
 
     def call(self, name, body=None, flags=Flags.NONE):
-        command = _command(name)
+        command = _command(name, self.registry)
         timeout = float(self.timeouts.get(command.api_name, command.timeout)) + CLIENT_MARGIN
         d = self.link.request(Message.make(command.cmd_id, body, flags=flags), timeout)
         return d.addCallback(_result)
@@ -163,14 +156,22 @@ class DeferredClient:
         self.link.close()
 
 
-def connect(reactor, path=None):
+def connect(reactor, path=None, registry=REGISTRY):
     """Connect to a daemon's socket; fires with a ``DeferredClient`` after the hello."""
+    from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+
+    from csm.net.link import LinkOwner, LinkProtocol
+
+    class ClientOwner(LinkOwner):
+        def hello(self, link):
+            return {"version": __version__, "role": "client"}
+
     endpoint = UNIXClientEndpoint(reactor, path or default_socket())
-    link = LinkProtocol(_ClientOwner(), reactor, initiator=True, heartbeat_interval=15)
+    link = LinkProtocol(ClientOwner(), reactor, initiator=True, heartbeat_interval=15)
     d = connectProtocol(endpoint, link)
     d.addCallback(lambda proto: proto.when_ready())
-    d.addCallback(DeferredClient)
+    d.addCallback(DeferredClient, registry)
     return d
 
 
-__all__ = ["Client", "DeferredClient", "connect", "default_socket", "defer"]
+__all__ = ["Client", "DeferredClient", "connect", "default_socket"]

@@ -12,12 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 
 from csm.errors import CSMError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(HERE)
+#: The interpreter another user can run (the virtualenv's may sit under a private /root).
+OTHER_USER_PYTHON = "/usr/bin/python3"
 
 
 def free_port():
@@ -193,11 +196,34 @@ class LocalCluster:
         cmd = [sys.executable, "-c", "import sys; from csm.cli.main import main; "
                "sys.argv[0] = %r; sys.exit(main())" % command] + list(args)
         if user:
-            cmd = ["runuser", "-u", user, "--", "env", "PYTHONPATH=" + env["PYTHONPATH"],
-                   "CSM_SOCKET=" + env["CSM_SOCKET"]] + cmd
+            # /root is private, so another user runs the system python on our packages
+            path = os.pathsep.join([PROJECT, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+            cmd = ["runuser", "-u", user, "--", "env", "PYTHONPATH=" + path,
+                   "CSM_SOCKET=" + env["CSM_SOCKET"], OTHER_USER_PYTHON] + cmd[1:]
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, timeout=timeout, text=True)
         return proc.returncode, proc.stdout
+
+    def health(self, daemon):
+        """The health check report (a dict) through ``daemon``'s socket."""
+        from csm.client import Client
+        with Client(self.daemons[daemon].socket) as client:
+            return client.call("infrastructure_health_check", {"verbose_health": True})
+
+    def complete(self, report):
+        """Every daemon of this cluster answers in ``report``, each compute with a primary."""
+        aggregators = [a for a in report.get("aggregators", []) if a.get("responding")]
+        utilities = [u for u in report.get("utilities", []) if u.get("responding")]
+        primaries = {c["node"] for a in aggregators for c in a.get("computes", [])
+                     if c.get("responding") and c.get("link") == "PRIMARY"}
+        return (len(aggregators) == len(self.by_role("aggregator"))
+                and len(utilities) == len(self.by_role("utility"))
+                and primaries == {d.name for d in self.by_role("compute")})
+
+    def wait_complete(self, daemon, timeout=60.0):
+        """Wait until the health check through ``daemon`` shows the whole tree."""
+        return self.wait_for(lambda: (lambda r: r if self.complete(r) else None)(self.health(daemon)),
+                             timeout=timeout, interval=0.3, what="the whole tree to answer")
 
     def wait_for(self, predicate, timeout=30.0, interval=0.2, what="condition"):
         deadline = time.monotonic() + timeout

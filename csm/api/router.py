@@ -130,5 +130,7 @@ def _ensure_deferred(result):
 def _as_csm_error(failure, command=None):
     if failure.check(CSMError):
         return failure.value
+    if failure.check(defer.CancelledError):
+        return CSMError(ErrorCode.CSMERR_TIMEOUT, "request cancelled at its timeout")
     log.failure("handler for {api} failed", failure, api=command.api_name if command else "?")
     return CSMError(ErrorCode.CSMERR_GENERIC, "internal error: %s" % failure.getErrorMessage())

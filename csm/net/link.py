@@ -41,6 +41,14 @@ def version_acceptable(local, peer, exact=False):
     return mine[0] == theirs[0] and mine[1] - 1 <= theirs[1] <= mine[1]
 
 
+def _is_tls_error(reason):
+    try:
+        from OpenSSL.SSL import Error
+    except ImportError:
+        return False
+    return reason is not None and reason.check(Error) is not None
+
+
 class LinkOwner:
     """What a link reports to. Roles subclass this; every method is optional."""
 
@@ -187,6 +195,9 @@ class LinkProtocol(Protocol):
             d.errback(error)
         if self.verified:
             self.owner.link_lost(self, reason)
+        elif _is_tls_error(reason):
+            log.warn("TLS handshake with {peer} failed: {reason}", peer=self._peer_address(),
+                     reason=reason.getErrorMessage())
 
     # -- inside ---------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """The compute daemon: a primary aggregator, and a secondary when configured."""
 
+from twisted.internet import defer
+
 from csm import logs
 from csm.roles.aggregator import FAILOVER, RESET
 from csm.roles.daemon import Daemon, DaemonLinkOwner
@@ -51,7 +53,8 @@ class AggregatorPair:
             self._first_attempt = d
 
     def stop(self):
-        return [u.service.stopService() for u in self.upstreams.values() if u.service.running]
+        return defer.gatherResults([defer.maybeDeferred(u.service.stopService)
+                                    for u in self.upstreams.values() if u.service.running])
 
     def current(self):
         return self.links.get(self.primary) if self.primary else None
@@ -114,9 +117,10 @@ class ComputeDaemon(Daemon):
         super().startService()
         self.aggregators.start()
 
+    @defer.inlineCallbacks
     def stopService(self):
-        self.aggregators.stop()
-        return super().stopService()
+        yield self.aggregators.stop()
+        yield super().stopService()
 
     def upstream(self):
         return self.aggregators.current()
@@ -129,7 +133,6 @@ class ComputeDaemon(Daemon):
         return self.aggregators.reset()
 
     def probe_report(self, ctx, body):
-        from twisted.internet import defer
         report = self.info()
         report["links"] = [{"name": name, "aggregator": link.peer_node if link else "",
                             "primary": name == self.aggregators.primary,

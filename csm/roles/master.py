@@ -4,6 +4,7 @@ from twisted.application import internet
 from twisted.internet import defer
 
 from csm.api import health
+from csm.api.commands import ECHO
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
 from csm.roles.daemon import Daemon, DaemonLinkOwner
@@ -37,6 +38,11 @@ class MasterDaemon(Daemon):
                 server_endpoint(self.reactor, endpoint, self.tls), self.link_factory(owner, False))
             listener._raiseSynchronously = True
             listener.setServiceParent(self)
+
+    def build_handlers(self):
+        handlers = super().build_handlers()
+        handlers[ECHO.cmd_id] = lambda ctx, body: body
+        return handlers
 
     def links(self):
         return ([("aggregator " + p.node, p.link) for p in self.aggregators]

@@ -1,0 +1,29 @@
+"""Shared by the benchmarks: percentiles and appending figures to bench/RESULTS.md."""
+
+import os
+import platform
+import time
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+
+
+def percentile(values, pct):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(pct / 100.0 * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def record(name, command, lines):
+    """Append one run's figures, with the command that made them, to RESULTS.md."""
+    new = not os.path.exists(RESULTS)
+    with open(RESULTS, "a") as f:
+        if new:
+            f.write("# Benchmark results\n\nEach entry: the command, the machine, the figures.\n")
+        f.write("\n## %s (%s)\n\n" % (name, time.strftime("%Y-%m-%d %H:%M")))
+        f.write("- command: `%s`\n" % command)
+        f.write("- machine: %s, %d cores, Python %s\n" % (platform.machine(), os.cpu_count() or 0,
+                                                         platform.python_version()))
+        for line in lines:
+            f.write("- %s\n" % line)

@@ -1,0 +1,194 @@
+"""The local API over a real unix socket: ACL, credentials, timeouts, bad input."""
+
+import os
+import socket
+import tempfile
+
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+
+from csm.api.registry import Command, Field, Registry
+from csm.api.router import Router
+from csm.client import Client, connect
+from csm.errors import CSMError, ErrorCode
+from csm.net.local import LocalSocketService
+from csm.wire import Flags, Message
+
+PUBLIC = Command(name="node_attributes_query", cmd_id=42,
+                 fields=(Field("node_names", "list"), Field("limit", "int")))
+PRIVILEGED = Command(name="node_delete", cmd_id=47, fields=(Field("node_names", "list", required=True),))
+PRIVATE = Command(name="allocation_query_details", cmd_id=21, fields=(Field("allocation_id", "int"),))
+SLOW = Command(name="allocation_query", cmd_id=20)
+ELSEWHERE = Command(name="cluster_query_state", cmd_id=61)
+
+
+class FakeAcl:
+    privileged_callers = True
+
+    def access_class(self, name):
+        return {"csm_node_attributes_query": "public",
+                "csm_allocation_query_details": "private",
+                "csm_allocation_query": "public"}.get(name, "privileged")
+
+    def is_privileged(self, uid, gid):
+        return self.privileged_callers
+
+
+class FakeTimeouts:
+    def timeout(self, name):
+        return 0.5 if name == "csm_allocation_query" else 30.0
+
+    def as_dict(self):
+        return {"csm_allocation_query": 0.5}
+
+
+class FakeDaemon:
+    role = "master"
+    node_name = "testnode"
+    max_payload = 1 << 20
+    heartbeat_interval = 15
+
+    def __init__(self):
+        self.clock = reactor
+        self.registry = Registry([PUBLIC, PRIVILEGED, PRIVATE, SLOW])
+        self.acl = FakeAcl()
+        self.api_timeouts = FakeTimeouts()
+        self.seen = []
+        handlers = {
+            42: self.echo,
+            47: self.echo,
+            21: self.echo,
+            20: lambda ctx, body: defer.Deferred(),  # never answers
+        }
+        self.router = Router(self, self.registry, handlers, upstream=lambda: None)
+
+    def echo(self, ctx, body):
+        self.seen.append(ctx)
+        return {"input": body, "uid": ctx.uid, "private_check": ctx.private_check}
+
+
+class LocalAPITests(TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="csm-local-")
+        self.path = os.path.join(self.dir, "csmd.sock")
+        self.daemon = FakeDaemon()
+        config = type("Listen", (), {"socket": self.path, "permissions": 0o660, "group": ""})
+        self.service = LocalSocketService(reactor, self.daemon, config)
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+
+    @defer.inlineCallbacks
+    def client(self):
+        client = yield connect(reactor, self.path, registry=self.daemon.registry)
+        self.addCleanup(client.close)
+        return client
+
+    def test_socket_mode(self):
+        self.assertEqual(os.stat(self.path).st_mode & 0o777, 0o660)
+
+    @defer.inlineCallbacks
+    def test_public_call_gets_kernel_credentials(self):
+        client = yield self.client()
+        result = yield client.call("node_attributes_query", {"node_names": ["c01"]})
+        self.assertEqual(result["input"], {"node_names": ["c01"]})
+        self.assertEqual(result["uid"], os.getuid())
+        self.assertFalse(result["private_check"])
+
+    @defer.inlineCallbacks
+    def test_header_uid_is_overwritten(self):
+        client = yield self.client()
+        reply = yield client.link.request(Message.make(42, {}, uid=4242, gid=4242), 5)
+        self.assertEqual(reply.body()["uid"], os.getuid())
+
+    @defer.inlineCallbacks
+    def test_privileged_api_refused_and_link_kept(self):
+        self.daemon.acl.privileged_callers = False
+        client = yield self.client()
+        error = yield self.assertFailure(client.call("node_delete", {"node_names": ["c01"]}), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_PERM)
+        result = yield client.call("node_attributes_query", {})
+        self.assertEqual(result["input"], {})
+
+    @defer.inlineCallbacks
+    def test_private_api_marked_for_owner_check(self):
+        self.daemon.acl.privileged_callers = False
+        client = yield self.client()
+        result = yield client.call("allocation_query_details", {"allocation_id": 3})
+        self.assertTrue(result["private_check"])
+        self.daemon.acl.privileged_callers = True
+        client2 = yield self.client()
+        result = yield client2.call("allocation_query_details", {"allocation_id": 3})
+        self.assertFalse(result["private_check"])
+
+    @defer.inlineCallbacks
+    def test_request_outliving_timeout_gets_csmerr_timeout(self):
+        client = yield self.client()
+        start = reactor.seconds()
+        error = yield self.assertFailure(client.call("allocation_query", {}), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_TIMEOUT)
+        self.assertLess(reactor.seconds() - start, 1.4)
+
+    @defer.inlineCallbacks
+    def test_wrong_field_named_in_error(self):
+        client = yield self.client()
+        error = yield self.assertFailure(client.call("node_attributes_query", {"limit": "ten"}), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_INVALID_PARAM)
+        self.assertIn("limit", error.errmsg)
+        error = yield self.assertFailure(client.call("node_attributes_query", {"bogus": 1}), CSMError)
+        self.assertIn("bogus", error.errmsg)
+        error = yield self.assertFailure(client.call("node_delete", {}), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_MISSING_PARAM)
+
+    @defer.inlineCallbacks
+    def test_malformed_json_body(self):
+        client = yield self.client()
+        reply = yield client.link.request(Message(command=42, payload=b"{not json"), 5)
+        self.assertEqual(reply.error().errcode, ErrorCode.CSMERR_MSG_UNPACK_ERROR)
+
+    @defer.inlineCallbacks
+    def test_unknown_command(self):
+        client = yield self.client()
+        reply = yield client.link.request(Message.make(61, {}), 5)
+        self.assertEqual(reply.error().errcode, ErrorCode.CSMERR_CMD_UNKNOWN)
+
+    @defer.inlineCallbacks
+    def test_internal_flag_from_client_drops_it(self):
+        client = yield self.client()
+        d = client.link.request(Message.make(42, {}, flags=Flags.INT), 5)
+        error = yield self.assertFailure(d, CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_SENDRCV_ERROR)
+
+    @defer.inlineCallbacks
+    def test_garbage_drops_only_that_client(self):
+        good = yield self.client()
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        yield defer.maybeDeferred(raw.connect, self.path)
+        raw.sendall(os.urandom(256))
+        raw.setblocking(False)
+        # the daemon closes the raw connection
+        for _ in range(50):
+            yield deferLater(0.02)
+            try:
+                if raw.recv(4096) == b"":
+                    break
+            except BlockingIOError:
+                continue
+        else:
+            self.fail("garbage connection was not closed")
+        raw.close()
+        result = yield good.call("node_attributes_query", {})
+        self.assertEqual(result["input"], {})
+
+    def test_blocking_client(self):
+        def call():
+            with Client(self.path, registry=self.daemon.registry) as client:
+                return client.call("node_attributes_query", {"node_names": "c01,c02"})
+        from twisted.internet import threads
+        d = threads.deferToThread(call)
+        d.addCallback(lambda result: self.assertEqual(result["input"], {"node_names": ["c01", "c02"]}))
+        return d
+
+
+def deferLater(seconds):
+    from twisted.internet import task
+    return task.deferLater(reactor, seconds, lambda: None)
