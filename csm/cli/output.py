@@ -30,8 +30,9 @@ def dump(value, indent=0):
                 lines.extend(dump(item, indent + 1))
             else:
                 label = "%s:" % key
-                lines.append("%s%s %s" % (pad, label.ljust(max(KEY_WIDTH - len(pad), len(label) + 1)),
-                                          scalar(item if not isinstance(item, (dict, list)) else None)).rstrip())
+                text = scalar(None if isinstance(item, (dict, list)) else item)
+                width = max(KEY_WIDTH - len(pad), len(label) + 1)
+                lines.append(("%s%s %s" % (pad, label.ljust(width), text)).rstrip())
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, dict):
