@@ -49,7 +49,8 @@ class Daemon:
 
     def start(self):
         self.write_config()
-        cmd = [sys.executable, "-m", "twisted", "--nodaemon", "--pidfile=", "--logfile", self.out,
+        cmd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+               "--nodaemon", "--pidfile=", "--logfile", self.out,
                "csm-" + self.role, "--config", self.path]
         with open(self.out + ".stderr", "ab") as err:
             self.process = subprocess.Popen(cmd, cwd=self.cluster.run_dir, stdin=subprocess.DEVNULL,

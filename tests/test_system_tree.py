@@ -10,26 +10,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from csm.cluster import LocalCluster
 from csm.net.certs import CertificateAuthority
+from tests.clusters import shared_cluster
 
 
 class TreeTests(SynchronousTestCase):
     """Master, 2 aggregators, 1 utility, 2 computes, mutual TLS."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.run_dir = tempfile.mkdtemp(prefix="csm-tree-")
-        os.chmod(cls.run_dir, 0o755)
-        cls.cluster = LocalCluster(cls.run_dir, computes=2, aggregators=2, utilities=1, tls=True)
-        try:
-            cls.cluster.start()
-            cls.cluster.wait_complete("c01", timeout=60)
-        except Exception:
-            cls.cluster.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop()
+    def setUp(self):
+        self.cluster = shared_cluster("tree", computes=2, aggregators=2, utilities=1, tls=True)
+        self.run_dir = self.cluster.run_dir
 
     def master_port(self):
         return self.cluster.ports["aggregator_listen"]

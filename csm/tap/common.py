@@ -1,7 +1,9 @@
 """What the four twistd plugins share: options and ``makeService``."""
 
+import signal
 import sys
 
+from twisted.application import service
 from twisted.python import usage
 
 from csm import logfile
@@ -32,4 +34,24 @@ def make_daemon(options, plugin_role, reactor=None):
         raise SystemExit(1)
     logfile.apply_levels(config.log)
     logfile.install_file_log(config.log)
-    return daemon_class(config.role)(config, reactor)
+    if reactor is None:
+        from twisted.internet import reactor
+    top = service.MultiService()
+    daemon_class(config.role)(config, reactor).setServiceParent(top)
+    CleanExitOnTerm(reactor).setServiceParent(top)
+    return top
+
+
+class CleanExitOnTerm(service.Service):
+    """SIGTERM stops the daemon in order and exits 0 (twistd would re-raise the signal)."""
+
+    def __init__(self, reactor):
+        self.reactor = reactor
+
+    def startService(self):
+        super().startService()
+        # after the reactor's own handlers are in place
+        self.reactor.callLater(0, signal.signal, signal.SIGTERM, self._terminate)
+
+    def _terminate(self, signum, frame):
+        self.reactor.callFromThread(self.reactor.stop)

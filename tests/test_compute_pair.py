@@ -1,0 +1,140 @@
+"""The compute's primary/secondary aggregator state machine."""
+
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm.roles.aggregator import FAILOVER, RESET
+from csm.roles.compute import SECONDARY_RETRY, AggregatorPair
+from csm.roles.upstream import reconnect_policy
+from csm.wire import InternalCommand
+
+
+class Endpoint:
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+
+
+class FakeDaemon:
+    tls = None
+
+    def __init__(self):
+        self.reactor = self.clock = MemoryReactorClock()
+
+    def link_factory(self, owner, initiator, name=None):
+        from csm.net.factory import LinkFactory
+        return LinkFactory(owner, self.clock, initiator, 1 << 20, 15, name=name)
+
+    def dispatch(self, link, message):
+        pass
+
+
+class FakeLink:
+    def __init__(self, name, node):
+        self.name = name
+        self.peer_node = node
+        self.sent = []
+        self.state = "HAPPY"
+
+    def send(self, message):
+        self.sent.append((message.command, message.body()))
+        return True
+
+    def words(self):
+        return [body for command, body in self.sent if command == InternalCommand.CONNECTION_CTRL]
+
+
+class PairTests(SynchronousTestCase):
+    def setUp(self):
+        self.daemon = FakeDaemon()
+        self.pair = AggregatorPair(self.daemon, Endpoint("127.0.0.1", 9800), Endpoint("127.0.0.2", 9800))
+        self.a = FakeLink("aggregatorA", "agg-a")
+        self.b = FakeLink("aggregatorB", "agg-b")
+
+    def test_first_link_up_is_primary(self):
+        self.pair._ready(self.a)
+        self.assertEqual(self.pair.primary, "aggregatorA")
+        self.assertIs(self.pair.current(), self.a)
+        self.assertEqual(self.a.words(), [FAILOVER])
+
+    def test_second_link_is_secondary(self):
+        self.pair._ready(self.a)
+        self.pair._ready(self.b)
+        self.assertEqual(self.pair.primary, "aggregatorA")
+        self.assertIs(self.pair.secondary(), self.b)
+        self.assertEqual(self.b.words(), [])
+
+    def test_primary_lost_promotes_secondary(self):
+        self.pair._ready(self.a)
+        self.pair._ready(self.b)
+        self.pair._lost(self.a)
+        self.assertEqual(self.pair.primary, "aggregatorB")
+        self.assertEqual(self.b.words(), [FAILOVER])
+
+    def test_returning_aggregator_stays_secondary(self):
+        self.pair._ready(self.a)
+        self.pair._ready(self.b)
+        self.pair._lost(self.a)
+        a2 = FakeLink("aggregatorA", "agg-a")
+        self.pair._ready(a2)
+        self.assertEqual(self.pair.primary, "aggregatorB")
+        self.assertEqual(a2.words(), [])
+
+    def test_secondary_lost_keeps_primary(self):
+        self.pair._ready(self.a)
+        self.pair._ready(self.b)
+        self.pair._lost(self.b)
+        self.assertIs(self.pair.current(), self.a)
+        self.assertIsNone(self.pair.secondary())
+
+    def test_b_primary_when_a_down_at_start(self):
+        self.pair._ready(self.b)
+        self.assertEqual(self.pair.primary, "aggregatorB")
+        self.pair._ready(self.a)
+        self.assertEqual(self.pair.primary, "aggregatorB")
+
+    def test_both_lost(self):
+        self.pair._ready(self.a)
+        self.pair._ready(self.b)
+        self.pair._lost(self.b)
+        self.pair._lost(self.a)
+        self.assertIsNone(self.pair.current())
+        self.assertIsNone(self.pair.primary)
+
+    def test_stale_loss_ignored(self):
+        self.pair._ready(self.a)
+        old = self.a
+        new = FakeLink("aggregatorA", "agg-a")
+        self.pair._lost(old)
+        self.pair._ready(new)
+        self.pair._lost(old)
+        self.assertIs(self.pair.current(), new)
+
+    def test_agg_reset_returns_to_configured(self):
+        self.pair._ready(self.a)
+        self.pair._ready(self.b)
+        self.pair._lost(self.a)
+        a2 = FakeLink("aggregatorA", "agg-a")
+        self.pair._ready(a2)
+        result = self.pair.reset()
+        self.assertEqual(result, {"primary": "aggregatorA", "changed": True})
+        self.assertEqual(self.b.words(), [FAILOVER, RESET])
+        self.assertEqual(a2.words(), [FAILOVER])
+        self.assertEqual(self.pair.reset()["changed"], False)
+
+    def test_retry_policy(self):
+        policy_b = self.pair._policy_for("aggregatorB")
+        self.assertEqual(policy_b(3), reconnect_policy(3))
+        self.pair._ready(self.a)
+        self.assertEqual(policy_b(3), SECONDARY_RETRY)
+        self.assertLessEqual(reconnect_policy(100), 1.25)
+        self.assertAlmostEqual(reconnect_policy(0), 0.05)
+
+    def test_b_tried_only_after_a_first_attempt(self):
+        reactor = self.daemon.reactor
+        self.pair.start()
+        self.assertEqual([(h, p) for h, p, *_ in reactor.tcpClients], [("127.0.0.1", 9800)])
+        factory = reactor.tcpClients[0][2]
+        factory.clientConnectionFailed(None, ConnectionRefusedError())
+        self.assertEqual([h for h, p, *_ in reactor.tcpClients], ["127.0.0.1", "127.0.0.2"])
+        self.pair.stop()
