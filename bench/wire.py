@@ -52,7 +52,7 @@ def round_trips(socket_path, seconds, concurrency):
 
     result = {}
     d = defer.ensureDeferred(run())
-    d.addCallback(result.setdefault, "elapsed")
+    d.addCallback(lambda elapsed: result.update(elapsed=elapsed))
     d.addErrback(lambda f: result.setdefault("error", f))
     d.addBoth(lambda _: reactor.stop())
     reactor.run()
