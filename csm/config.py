@@ -25,6 +25,9 @@ LOG_LEVELS = ("off", "trace", "debug", "info", "warning", "error", "critical", "
 SUBCOMPONENTS = ("csmdb", "csmnet", "csmd", "csmras", "csmapi", "csmenv")
 BUCKET_ITEMS = ("debug", "cpu", "gpu", "network", "default", "environmental", "ssd")
 DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024 - 72
+DEFAULT_ACL_FILE = "/etc/ibm/csm/csm_api.acl"
+DEFAULT_API_FILE = "/etc/ibm/csm/csm_api.cfg"
+DEFAULT_INV_LOG_DIR = "/var/log/ibm/csm/inv"
 DEFAULT_API_TIMEOUT = 30.0
 MIN_API_TIMEOUT = 5.0
 
@@ -177,7 +180,7 @@ class JitterMitigation:
 
 @attrs.frozen
 class InventoryConfig:
-    csm_inv_log_dir: str = "/var/log/ibm/csm/inv"
+    csm_inv_log_dir: str = DEFAULT_INV_LOG_DIR
     ufm: dict = attrs.field(factory=dict)
 
 
@@ -208,8 +211,8 @@ class DaemonConfig:
     role: str
     node_name: str
     thread_pool_size: int = 1
-    api_permission_file: str = "/etc/ibm/csm/csm_api.acl"
-    api_configuration_file: str = "/etc/ibm/csm/csm_api.cfg"
+    api_permission_file: str = DEFAULT_ACL_FILE
+    api_configuration_file: str = DEFAULT_API_FILE
     log: LogConfig = LogConfig()
     net: NetConfig = NetConfig()
     db: DBConfig = DBConfig()
@@ -550,9 +553,8 @@ def load_daemon_config(path, role_override=None, warn=None):
         role=role,
         node_name=top["node_name"] or socket.gethostname(),
         thread_pool_size=top["thread_pool_size"] or 1,
-        api_permission_file=reader.path_value(top["api_permission_file"] or DaemonConfig.api_permission_file),
-        api_configuration_file=reader.path_value(top["api_configuration_file"]
-                                                 or DaemonConfig.api_configuration_file),
+        api_permission_file=reader.path_value(top["api_permission_file"] or DEFAULT_ACL_FILE),
+        api_configuration_file=reader.path_value(top["api_configuration_file"] or DEFAULT_API_FILE),
         log=_log(reader, csm),
         net=_net(reader, csm, role),
         db=_simple(reader, csm, "db", DBConfig,
@@ -565,7 +567,7 @@ def load_daemon_config(path, role_override=None, warn=None):
         jitter_mitigation=_simple(reader, csm, "jitter_mitigation", JitterMitigation,
                                   {"enabled": bool, "blink_enabled": bool, "system_smt": int,
                                    "irq_affinity": bool, "core_isolation_max": int, "socket_order": str}),
-        inventory=InventoryConfig(str(inventory.get("csm_inv_log_dir", InventoryConfig.csm_inv_log_dir)),
+        inventory=InventoryConfig(str(inventory.get("csm_inv_log_dir", DEFAULT_INV_LOG_DIR)),
                                   dict(inventory.get("ufm") or {})),
         ufm=_simple(reader, csm, "ufm", UFMConfig,
                     {"rest_address": str, "rest_port": int, "ufm_ssl_file_path": str,
