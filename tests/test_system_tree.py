@@ -8,7 +8,7 @@ import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from csm.cluster import LocalCluster
+from csm.cluster import LocalCluster, free_port
 from csm.net.certs import CertificateAuthority
 from tests.clusters import shared_cluster
 
@@ -87,15 +87,22 @@ class TreeTests(SynchronousTestCase):
         self.assertTrue(self.cluster.daemons["master"].running)
 
 
-class ShutdownTests(SynchronousTestCase):
-    def test_sigterm_exits_zero_and_removes_sockets(self):
+class SecondaryAbsentTests(SynchronousTestCase):
+    def test_compute_works_through_a_alone_and_every_role_exits_cleanly(self):
+        """aggregatorB is configured but never comes up; SIGTERM then stops every role with 0."""
         run_dir = tempfile.mkdtemp(prefix="csm-stop-")
-        cluster = LocalCluster(run_dir, computes=1, aggregators=1, utilities=1, tls=False)
+        cluster = LocalCluster(run_dir, computes=1, aggregators=1, utilities=1, tls=False,
+                               extra={"compute": {"net.aggregatorB": {"host": "127.0.0.1",
+                                                                      "port": free_port()}}})
         try:
             cluster.start()
-            cluster.wait_complete("c01", timeout=60)
+            report = cluster.wait_complete("c01", timeout=60)
+            rc, out = cluster.cli("c01", "csm_ctrl_cmd", "--status", "--format", "json")
+            links = {link["name"]: link["state"] for link in json.loads(out)["status"]["links"]}
         finally:
             status = cluster.stop()
+        self.assertEqual(links, {"aggregatorA (PRIMARY)": "HAPPY", "aggregatorB (SECONDARY)": "DISCONNECTED"})
+        self.assertEqual(report["local_daemon"]["node"], "c01")
         self.assertEqual(set(status.values()), {0}, status)
         for daemon in cluster.daemons.values():
             self.assertFalse(os.path.exists(daemon.socket), daemon.socket)
