@@ -180,7 +180,14 @@ class LocalCluster:
                 daemon.start()
             for daemon in self.by_role(role):
                 daemon.wait_socket(timeout)
+                if role in ("aggregator", "utility"):
+                    self.wait_for(lambda: self._upstream_up(daemon.name), timeout=timeout,
+                                  interval=0.05, what="%s to reach the master" % daemon.name)
         return self
+
+    def _upstream_up(self, name):
+        return any(link["name"] == "master" and link["state"] == "HAPPY"
+                   for link in self.status(name)["links"])
 
     def stop(self):
         """SIGTERM every daemon, children first; returns {name: exit status}."""
@@ -210,6 +217,23 @@ class LocalCluster:
         from csm.client import Client
         with Client(self.daemons[daemon].socket) as client:
             return client.call("infrastructure_health_check", {"verbose_health": True})
+
+    def status(self, daemon):
+        """``csm_ctrl_cmd --status`` of ``daemon`` as a dict."""
+        from csm.client import Client
+        with Client(self.daemons[daemon].socket) as client:
+            return client.call("ctrl_cmd", {"status": True})["status"]
+
+    def primary_of(self, compute):
+        """The aggregator node ``compute`` uses as primary, or None."""
+        for link in self.status(compute)["links"]:
+            if link["name"].endswith("(PRIMARY)") and link["state"] != "DISCONNECTED":
+                return link["peer"]
+        return None
+
+    def log_text(self, daemon):
+        with open(self.daemons[daemon].log, errors="replace") as f:
+            return f.read()
 
     def complete(self, report):
         """Every daemon of this cluster answers in ``report``, each compute with a primary."""

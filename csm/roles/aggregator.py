@@ -10,7 +10,7 @@ from csm.net.endpoints import server_endpoint
 from csm.roles.daemon import Daemon, DaemonLinkOwner
 from csm.roles.peers import PeerTable
 from csm.roles.upstream import UpstreamLink
-from csm.wire import InternalCommand
+from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmnet")
 
@@ -45,19 +45,53 @@ class AggregatorDaemon(Daemon):
                                 on_lost=self._master_lost)
         self.master = UpstreamLink(self, config.net.master, owner, "master")
         self.master.service.setServiceParent(self)
-        compute_owner = ComputeLinkOwner(self, "compute", on_ready=self.computes.connected,
-                                         on_lost=self.computes.disconnected, accept=_accept_compute)
-        listener = internet.StreamServerEndpointService(
+        compute_owner = ComputeLinkOwner(self, "compute", on_ready=self._compute_ready,
+                                         on_lost=self._compute_lost, accept=_accept_compute)
+        # Not a child service: computes are only accepted while the master is reachable.
+        self.compute_listener = internet.StreamServerEndpointService(
             server_endpoint(self.reactor, config.net.compute_listen, self.tls),
             self.link_factory(compute_owner, False))
-        listener._raiseSynchronously = True
-        listener.setServiceParent(self)
+        self.compute_listener._raiseSynchronously = True
 
     def _master_ready(self, link):
         self.master.ready(link)
+        self._report_computes([self._entry(p) for p in self.computes.active()], full=True)
+        if not self.compute_listener.running:
+            self.compute_listener.startService()
+            log.info("accepting computes on {port}", port=self.config.net.compute_listen.port)
 
     def _master_lost(self, link):
+        """As CAST: without the master, drop every compute so they fail over."""
         self.master.lost(link)
+        if self.compute_listener.running:
+            self.compute_listener.stopService()
+        for compute in self.computes.links():
+            compute.close("master connection lost")
+
+    def stopService(self):
+        if self.compute_listener.running:
+            self.compute_listener.stopService()
+        return super().stopService()
+
+    def _compute_ready(self, link):
+        peer = self.computes.connected(link)
+        self._report_computes([self._entry(peer)])
+
+    def _compute_lost(self, link):
+        peer = self.computes.disconnected(link)
+        if peer is not None:
+            self._report_computes([{"node": peer.node, "up": False}])
+
+    @staticmethod
+    def _entry(peer):
+        return {"node": peer.node, "up": peer.link is not None, "primary": peer.primary}
+
+    def _report_computes(self, entries, full=False):
+        """Tell the master which computes this aggregator reaches (NODESET_UPDATE)."""
+        link = self.master.current()
+        if link is not None and (entries or full):
+            link.send(Message.make(InternalCommand.NODESET_UPDATE, {"computes": entries, "full": full},
+                                   flags=Flags.INT | Flags.NOREPLY))
 
     def upstream(self):
         return self.master.current()
@@ -85,6 +119,7 @@ class AggregatorDaemon(Daemon):
             return
         log.info("compute {node}: {word}; link is {state}", node=peer.node, word=word,
                  state="PRIMARY" if peer.primary else "SECONDARY")
+        self._report_computes([self._entry(peer)])
 
     @defer.inlineCallbacks
     def probe_report(self, ctx, body):

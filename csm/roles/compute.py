@@ -46,11 +46,17 @@ class AggregatorPair:
     def start(self):
         a = self.upstreams["aggregatorA"].service
         a.startService()
-        b = self.upstreams.get("aggregatorB")
-        if b is not None:
+        if "aggregatorB" in self.upstreams:
+            # B waits until A's first attempt is decided (link up, or failed), so that
+            # A becomes primary whenever it can: no race between the two.
             d = a.whenConnected(failAfterFailures=1)
-            d.addBoth(lambda _: b.service.startService() if not b.service.running else None)
-            self._first_attempt = d
+            d.addCallback(lambda link: link.when_ready())
+            d.addBoth(lambda _: self._start_b())
+
+    def _start_b(self):
+        b = self.upstreams["aggregatorB"].service
+        if not b.running:
+            b.startService()
 
     def stop(self):
         return defer.gatherResults([defer.maybeDeferred(u.service.stopService)

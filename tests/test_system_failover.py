@@ -1,0 +1,84 @@
+"""Aggregator failover with real processes: kill -9, restart, SIGSTOP."""
+
+import os
+import signal
+import tempfile
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm.cluster import LocalCluster
+
+HEARTBEAT = 3
+
+
+class FailoverTests(SynchronousTestCase):
+    def setUp(self):
+        run_dir = tempfile.mkdtemp(prefix="csm-failover-")
+        os.chmod(run_dir, 0o755)
+        self.cluster = LocalCluster(run_dir, computes=2, aggregators=2, utilities=0, tls=True,
+                                    heartbeat_interval=HEARTBEAT)
+        self.addCleanup(self.cluster.stop)
+        self.cluster.start()
+        self.cluster.wait_complete("c01", timeout=60)
+        self.agg = self.cluster.daemons
+
+    def wait_primary(self, compute, aggregator, timeout=20):
+        return self.cluster.wait_for(lambda: self.cluster.primary_of(compute) == aggregator,
+                                     timeout=timeout, interval=0.1,
+                                     what="%s to use %s as primary" % (compute, aggregator))
+
+    def wait_log(self, daemon, text, timeout=20, times=1):
+        """Wait until ``text`` stands ``times`` times in the daemon's log."""
+        return self.cluster.wait_for(lambda: self.cluster.log_text(daemon).count(text) >= times,
+                                     timeout=timeout, what="%r in %s's log" % (text, daemon))
+
+    def health_from(self, compute):
+        report = self.cluster.health(compute)
+        return {a["node"]: a["responding"] for a in report["aggregators"]}
+
+    def test_kill_primary_fail_over_and_come_back_as_secondary(self):
+        self.assertEqual(self.cluster.primary_of("c01"), "agg01")
+        self.agg["agg01"].kill()
+        self.wait_primary("c01", "agg02", timeout=5)
+        # requests from the compute keep working, through the other aggregator
+        self.assertEqual(self.health_from("c01"), {"agg01": False, "agg02": True})
+        self.wait_log("master", "RAS csm.status.lost_redundancy on c01")
+        self.agg["agg01"].start()
+        self.wait_log("master", "RAS csm.status.full_redundancy on c01", timeout=30, times=2)
+        # the returning aggregator is secondary: no switch-back while agg02 lives
+        self.assertEqual(self.cluster.primary_of("c01"), "agg02")
+        report = self.cluster.health("c01")
+        links = {(a["node"], c["node"]): c["link"] for a in report["aggregators"] for c in a.get("computes", [])}
+        self.assertEqual(links[("agg01", "c01")], "SECONDARY")
+        self.assertEqual(links[("agg02", "c01")], "PRIMARY")
+        # csm_ctrl_cmd --agg.reset returns c01 to its configured aggregator
+        rc, out = self.cluster.cli("c01", "csm_ctrl_cmd", "--agg.reset")
+        self.assertEqual(rc, 0, out)
+        self.wait_primary("c01", "agg01", timeout=5)
+
+    def test_kill_secondary_keeps_primary_and_reconnects(self):
+        self.assertEqual(self.cluster.primary_of("c02"), "agg02")
+        self.agg["agg01"].kill()  # c02's secondary
+        self.wait_log("master", "RAS csm.status.lost_redundancy on c02")
+        self.assertEqual(self.cluster.primary_of("c02"), "agg02")
+        self.agg["agg01"].start()
+        self.wait_log("master", "RAS csm.status.full_redundancy on c02", timeout=30, times=2)
+        self.assertEqual(self.cluster.primary_of("c02"), "agg02")
+
+    def test_silent_aggregator_detected_by_heartbeat(self):
+        start = time.monotonic()
+        self.agg["agg01"].signal(signal.SIGSTOP)
+        self.addCleanup(self.agg["agg01"].signal, signal.SIGCONT)
+        self.wait_primary("c01", "agg02", timeout=8 * HEARTBEAT)
+        elapsed = time.monotonic() - start
+        # dead after about 3.5 intervals of silence (the last message may be up to 1 interval old)
+        self.assertGreater(elapsed, 2.0 * HEARTBEAT)
+        self.assertLess(elapsed, 5.0 * HEARTBEAT)
+        self.assertIn("missed its heartbeats", self.cluster.log_text("c01"))
+
+    def test_both_aggregators_gone(self):
+        self.agg["agg01"].kill()
+        self.agg["agg02"].kill()
+        self.wait_log("master", "RAS csm.status.down on c01")
+        self.wait_log("master", "RAS csm.status.down on c02")
