@@ -5,6 +5,7 @@ from twisted.internet import defer
 
 from csm import logs
 from csm.api import health
+from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
 from csm.roles.daemon import Daemon, DaemonLinkOwner
@@ -52,6 +53,28 @@ class AggregatorDaemon(Daemon):
             server_endpoint(self.reactor, config.net.compute_listen, self.tls),
             self.link_factory(compute_owner, False))
         self.compute_listener._raiseSynchronously = True
+        self.bds = None
+        if config.bds.host:
+            self.bds = BdsSink(self.reactor, config.bds)
+            self.bds.service.setServiceParent(self)
+        #: the latest environmental records per node, by record type
+        self.latest_env = {}
+
+    def build_handlers(self):
+        handlers = super().build_handlers()
+        handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
+        return handlers
+
+    def _environmental_data(self, ctx, body):
+        """Records from a compute: keep the latest, stream them all to the BDS."""
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "environmental data without records")
+        records = [r for r in records if isinstance(r, dict) and "type" in r]
+        for record in records:
+            self.latest_env.setdefault(record.get("source", ""), {})[record["type"]] = record
+        if self.bds is not None:
+            self.bds.add(records)
 
     def _master_ready(self, link):
         self.master.ready(link)

@@ -3,6 +3,8 @@
 from twisted.internet import defer
 
 from csm import logs
+from csm.env.buckets import BucketService
+from csm.env.items import build_items
 from csm.roles.aggregator import FAILOVER, RESET
 from csm.roles.daemon import Daemon, DaemonLinkOwner
 from csm.roles.upstream import UpstreamLink, reconnect_policy
@@ -118,6 +120,23 @@ class ComputeDaemon(Daemon):
     def __init__(self, config, reactor=None, **kw):
         super().__init__(config, reactor, **kw)
         self.aggregators = AggregatorPair(self, config.net.aggregatorA, config.net.aggregatorB)
+        self.env_dropped = 0
+        self.buckets = BucketService(self.clock, config.data_collection.buckets, self.env_items(),
+                                     self.send_environmental, source=self.node_name)
+        self.buckets.setServiceParent(self)
+
+    def env_items(self):
+        """The environmental items this node can collect, by bucket item name."""
+        return build_items()
+
+    def send_environmental(self, records):
+        """Records go to the primary aggregator; without one they are counted and dropped."""
+        link = self.aggregators.current()
+        if link is None:
+            self.env_dropped += len(records)
+            return
+        link.send(Message.make(InternalCommand.ENVIRONMENTAL_DATA, {"records": records},
+                               flags=Flags.INT | Flags.NOREPLY))
 
     def startService(self):
         super().startService()

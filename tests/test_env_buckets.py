@@ -1,0 +1,83 @@
+"""Buckets on a Clock, and the BDS sink's queue."""
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm.config import BDSConfig, Bucket
+from csm.env.buckets import BucketService, first_delay
+
+
+class CountingItem:
+    def __init__(self, kind, fail=False):
+        self.kind = kind
+        self.fail = fail
+        self.calls = 0
+
+    def collect(self):
+        self.calls += 1
+        if self.fail:
+            raise OSError("sensor gone")
+        return [{"type": self.kind, "data": {"n": self.calls}}]
+
+
+class BucketTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1000)  # epoch second 1000
+        self.sent = []
+
+    def service(self, buckets, items):
+        svc = BucketService(self.clock, buckets, items, self.sent.append,
+                            run_blocking=defer.maybeDeferred, source="c01")
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        return svc
+
+    def test_first_run_aligned_to_interval(self):
+        self.assertEqual(first_delay(1000, 600), 200)
+        self.assertEqual(first_delay(1200, 600), 600)
+
+    def test_buckets_fire_at_their_intervals(self):
+        gpu, ssd = CountingItem("gpu"), CountingItem("ssd")
+        self.service([Bucket(10, ("gpu",)), Bucket(60, ("ssd",))], {"gpu": gpu, "ssd": ssd})
+        self.clock.pump([1] * 120)
+        self.assertEqual(gpu.calls, 12)   # at 1010, 1020, ..., 1120
+        self.assertEqual(ssd.calls, 2)    # at 1020 and 1080
+        self.assertEqual(self.sent[0][0]["source"], "c01")
+        self.assertIn("timestamp", self.sent[0][0])
+
+    def test_failing_item_does_not_stop_its_bucket(self):
+        good, bad = CountingItem("cpu"), CountingItem("gpu", fail=True)
+        errors = []
+        from twisted.logger import globalLogPublisher
+        globalLogPublisher.addObserver(errors.append)
+        self.addCleanup(globalLogPublisher.removeObserver, errors.append)
+        self.service([Bucket(10, ("gpu", "cpu"))], {"gpu": bad, "cpu": good})
+        self.clock.pump([1] * 50)
+        self.assertEqual(bad.calls, 5)
+        self.assertEqual(good.calls, 5)
+        self.assertEqual(len(self.sent), 5)
+        warnings = [e for e in errors if "environmental item gpu failed" in str(e.get("log_format", "")) or
+                    e.get("name") == "gpu"]
+        self.assertEqual(len(warnings), 1)  # logged once, not on every run
+
+    def test_unknown_items_skipped(self):
+        svc = self.service([Bucket(10, ("network",))], {"gpu": CountingItem("gpu")})
+        self.assertEqual(svc.buckets, [])
+
+
+class SinkQueueTests(SynchronousTestCase):
+    def test_expiry_while_disconnected(self):
+        from twisted.internet.testing import MemoryReactorClock
+        from csm.env.bds import BdsSink
+        reactor = MemoryReactorClock()
+        sink = BdsSink(reactor, BDSConfig(host="127.0.0.1", port=1, data_cache_expiration=60))
+        sink.add([{"type": "a", "data": {}}])
+        reactor.advance(30)
+        sink.add([{"type": "b", "data": {}}])
+        reactor.advance(40)
+        sink.add([{"type": "c", "data": {}}])
+        self.assertEqual([line for _, line in sink.queue],
+                         [b'{"data":{},"type":"b"}\n', b'{"data":{},"type":"c"}\n'])
+        self.assertEqual(sink.dropped, 1)
