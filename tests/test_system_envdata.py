@@ -1,0 +1,101 @@
+"""Computes -> aggregator -> a Logstash-like TCP sink that goes away and comes back."""
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm.cluster import LocalCluster, free_port
+
+
+class JsonLinesSink:
+    """A TCP server collecting JSON lines, that can be stopped and started on one port."""
+
+    def __init__(self, port):
+        self.port = port
+        self.records = []
+        self._server = None
+        self._conns = []
+        self._lock = threading.Lock()
+
+    def start(self):
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", self.port))
+        self._server.listen(8)
+        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
+
+    def stop(self):
+        server, self._server = self._server, None
+        server.close()
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+        self._conns = []
+
+    def _accept(self, server):
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn):
+        buffer = b""
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buffer += data
+            *lines, buffer = buffer.split(b"\n")
+            with self._lock:
+                self.records.extend(json.loads(line) for line in lines if line)
+
+    def seqs(self, source):
+        with self._lock:
+            return [r["data"]["seq"] for r in self.records if r["source"] == source
+                    and r["type"] == "csm-test-env"]
+
+
+class EnvDataTests(SynchronousTestCase):
+    def test_outage_window_records_arrive_once(self):
+        port = free_port()
+        sink = JsonLinesSink(port)
+        sink.start()
+        self.addCleanup(lambda: sink._server and sink.stop())
+        run_dir = tempfile.mkdtemp(prefix="csm-env-")
+        buckets = [{"execution_interval": "00:00:01", "item_list": ["debug"]}]
+        cluster = LocalCluster(run_dir, computes=2, aggregators=1, utilities=0, tls=False, extra={
+            "aggregator": {"bds": {"host": "127.0.0.1", "port": port, "reconnect_interval_max": 1,
+                                   "data_cache_expiration": 600}},
+            "compute": {"data_collection.buckets": buckets}})
+        self.addCleanup(cluster.stop)
+        cluster.start()
+        cluster.wait_for(lambda: len(sink.seqs("c01")) >= 2 and len(sink.seqs("c02")) >= 2,
+                         timeout=30, what="records at the sink")
+        sink.stop()
+        stopped = {name: max(sink.seqs(name)) for name in ("c01", "c02")}
+        time.sleep(4)
+        # the daemons keep serving while Logstash is away
+        self.assertTrue(cluster.complete(cluster.health("c01")))
+        sink.start()
+        cluster.wait_for(lambda: all(len(sink.seqs(n)) and max(sink.seqs(n)) > stopped[n] + 5
+                                     for n in ("c01", "c02")), timeout=30, what="records after the outage")
+        for name in ("c01", "c02"):
+            seqs = sink.seqs(name)
+            self.assertEqual(len(seqs), len(set(seqs)), "duplicates for %s" % name)
+            # every record made during the outage (after the stop was noticed) arrived
+            window = range(stopped[name] + 2, max(seqs) + 1)
+            self.assertEqual(sorted(s for s in seqs if s in window), list(window))
