@@ -6,6 +6,7 @@ import socket
 import tempfile
 import threading
 import time
+import urllib.request
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -77,14 +78,22 @@ class EnvDataTests(SynchronousTestCase):
         self.addCleanup(lambda: sink._server and sink.stop())
         run_dir = tempfile.mkdtemp(prefix="csm-env-")
         buckets = [{"execution_interval": "00:00:01", "item_list": ["debug"]}]
+        metrics_port = free_port()
         cluster = LocalCluster(run_dir, computes=2, aggregators=1, utilities=0, tls=False, extra={
             "aggregator": {"bds": {"host": "127.0.0.1", "port": port, "reconnect_interval_max": 1,
-                                   "data_cache_expiration": 600}},
+                                   "data_cache_expiration": 600},
+                           "net.metrics_listen": {"host": "127.0.0.1", "port": metrics_port}},
             "compute": {"data_collection.buckets": buckets}})
         self.addCleanup(cluster.stop)
         cluster.start()
         cluster.wait_for(lambda: len(sink.seqs("c01")) >= 2 and len(sink.seqs("c02")) >= 2,
                          timeout=30, what="records at the sink")
+        cluster.health("c01")
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=10).read().decode()
+        self.assertRegex(text, r'csm_env_csm_test_env_seq\{Hostname="c01",gpu=""\} \d+')
+        self.assertIn('csm_daemon_info{node="agg01",role="aggregator",version="1.8.5"} 1.0', text)
+        self.assertRegex(text, r'csm_api_requests_total\{api="csm_infrastructure_health_check",result="ok"\} [1-9]')
+        self.assertIn('csm_aggregator_computes{link="PRIMARY"} 2.0', text)
         sink.stop()
         stopped = {name: max(sink.seqs(name)) for name in ("c01", "c02")}
         time.sleep(4)

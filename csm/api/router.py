@@ -7,6 +7,8 @@ Every path ends in one reply ``Message`` (errors included): handlers never see
 sockets, and callers never see exceptions.
 """
 
+import time
+
 import attrs
 from twisted.internet import defer
 
@@ -60,8 +62,9 @@ def _unwrap(reply):
 class Router:
     """Routes requests by the registry; one per daemon."""
 
-    def __init__(self, daemon, registry, handlers, upstream):
+    def __init__(self, daemon, registry, handlers, upstream, stats=None):
         self.daemon = daemon
+        self.stats = stats
         self.registry = registry
         self.handlers = dict(handlers)
         #: A callable returning the link requests climb to, or None (master).
@@ -83,7 +86,15 @@ class Router:
             d = defer.succeed(message.error_reply(
                 CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not handled by the %s daemon"
                          % (name, self.daemon.role))))
+        if self.stats is not None and not message.flags & Flags.INT:
+            started = time.perf_counter()
+            api = command.api_name if command else str(message.command)
+            d.addCallback(self._observe, api, started)
         return d
+
+    def _observe(self, reply, api, started):
+        self.stats.observe(api, time.perf_counter() - started, not reply.is_error)
+        return reply
 
     def forward(self, message):
         """Send ``message`` on upstream; fires with the reply re-addressed to its id."""

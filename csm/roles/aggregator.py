@@ -3,7 +3,9 @@
 from twisted.application import internet
 from twisted.internet import defer
 
-from csm import logs
+from prometheus_client.core import GaugeMetricFamily
+
+from csm import logs, metrics
 from csm.api import health
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
@@ -64,6 +66,31 @@ class AggregatorDaemon(Daemon):
         handlers = super().build_handlers()
         handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
         return handlers
+
+    def metric_families(self):
+        """The latest environmental values per node, one gauge per record field."""
+        families = {}
+        for node, records in self.latest_env.items():
+            for record in records.values():
+                data = record.get("data") or {}
+                gpu = data.get("gpu_id")
+                for field, value in metrics.numeric_fields(data):
+                    if field == "gpu_id":
+                        continue
+                    name = metrics.metric_name("csm_env", record["type"], field)
+                    family = families.get(name)
+                    if family is None:
+                        family = families[name] = GaugeMetricFamily(
+                            name, "%s %s" % (record["type"], field), labels=["Hostname", "gpu"])
+                    family.add_metric([node, "" if gpu is None else str(gpu)], value)
+        bds = GaugeMetricFamily("csm_bds_queued_records", "Records waiting for the BDS")
+        bds.add_metric([], len(self.bds.queue) if self.bds else 0)
+        computes = GaugeMetricFamily("csm_aggregator_computes", "Compute links by role",
+                                     labels=["link"])
+        active = self.computes.active()
+        computes.add_metric(["PRIMARY"], sum(1 for p in active if p.primary))
+        computes.add_metric(["SECONDARY"], sum(1 for p in active if not p.primary))
+        return list(families.values()) + [bds, computes]
 
     def _environmental_data(self, ctx, body):
         """Records from a compute: keep the latest, stream them all to the BDS."""

@@ -7,7 +7,7 @@ import time
 from twisted.application import service
 from twisted.internet import defer
 
-from csm import __version__, logs
+from csm import __version__, logs, metrics
 from csm.api import ctrl, health
 from csm.api.commands import REGISTRY
 from csm.api.router import Router
@@ -74,9 +74,13 @@ class Daemon(service.MultiService):
         self.heartbeat_interval = config.net.heartbeat_interval
         self.tls = TLSContexts.from_config(config.net.ssl)
         self.started_at = None
-        self.router = Router(self, registry, self.build_handlers(), self.upstream)
+        self.metrics = metrics.make_registry(self)
+        self.router = Router(self, registry, self.build_handlers(), self.upstream,
+                             stats=metrics.ApiStats(self.metrics))
         self.local = LocalSocketService(reactor, self, config.net.local_client_listen)
         self.local.setServiceParent(self)
+        if config.net.metrics_listen is not None:
+            metrics.metrics_service(reactor, config.net.metrics_listen, self.metrics).setServiceParent(self)
 
     # -- what roles provide ---------------------------------------------------------------
 
@@ -89,6 +93,10 @@ class Daemon(service.MultiService):
 
     def links(self):
         """``[(name, link or None)]`` of this daemon's daemon links, for status."""
+        return []
+
+    def metric_families(self):
+        """Role-specific Prometheus metric families (see csm.metrics)."""
         return []
 
     def probe_report(self, ctx, body):

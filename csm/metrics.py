@@ -1,0 +1,99 @@
+"""Prometheus metrics of a daemon (``csm.net.metrics_listen``; off by default).
+
+Every daemon exports who it is, its links and its API calls and latencies by
+command; roles add their own families through ``daemon.metric_families()``
+(the aggregator its computes' latest environmental values, the master its
+node counts, RAS events and database state).
+"""
+
+import re
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from twisted.application import internet
+from twisted.internet import endpoints
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def metric_name(*parts):
+    return _NAME.sub("_", "_".join(p for p in parts if p)).lower()
+
+
+class ApiStats:
+    """API calls and latencies by command, for the router to feed."""
+
+    def __init__(self, registry):
+        self.calls = Counter("csm_api_requests", "API requests handled or forwarded",
+                             ["api", "result"], registry=registry)
+        self.latency = Histogram("csm_api_request_seconds", "API request latency",
+                                 ["api"], registry=registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+
+    def observe(self, api, seconds, ok):
+        self.calls.labels(api, "ok" if ok else "error").inc()
+        self.latency.labels(api).observe(seconds)
+
+
+class DaemonCollector:
+    """Collects the daemon's state at scrape time."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def collect(self):
+        daemon = self.daemon
+        info = GaugeMetricFamily("csm_daemon_info", "The daemon's identity",
+                                 labels=["role", "node", "version"])
+        info.add_metric([daemon.role, daemon.node_name, daemon.info()["version"]], 1)
+        yield info
+        uptime = GaugeMetricFamily("csm_daemon_uptime_seconds", "Seconds since the daemon started")
+        uptime.add_metric([], daemon.uptime())
+        yield uptime
+        links = GaugeMetricFamily("csm_link_up", "1 when a daemon link is connected and HAPPY",
+                                  labels=["link", "peer", "state"])
+        for name, link in daemon.links():
+            state = link.state if link is not None else "DISCONNECTED"
+            links.add_metric([name, link.peer_node if link else "", state], 1 if state == "HAPPY" else 0)
+        yield links
+        yield from daemon.metric_families()
+
+
+class MetricsResource(Resource):
+    """``GET /metrics``: the registry in Prometheus' text format."""
+
+    isLeaf = True
+
+    def __init__(self, registry):
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request):
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self.registry)
+
+
+def make_registry(daemon):
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DaemonCollector(daemon))
+    return registry
+
+
+def metrics_service(reactor, endpoint, registry):
+    """A web server for ``/metrics`` on ``endpoint`` (host, port)."""
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry))
+    server = endpoints.TCP4ServerEndpoint(reactor, endpoint.port, interface=endpoint.host)
+    return internet.StreamServerEndpointService(server, Site(root))
+
+
+def numeric_fields(data):
+    """(field, value) pairs of a record's numeric data."""
+    for key, value in (data or {}).items():
+        if isinstance(value, bool):
+            yield key, float(value)
+        elif isinstance(value, (int, float)):
+            yield key, float(value)
