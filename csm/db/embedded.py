@@ -1,0 +1,131 @@
+"""A private PostgreSQL cluster in a directory, for the demo and the tests.
+
+``EmbeddedPostgres().start()`` runs ``initdb`` and ``pg_ctl`` (as the ``postgres``
+user when we are root, since initdb refuses root), listens on a free loopback
+port with a unix socket inside the directory, and returns a DSN. ``stop()``
+stops the server and removes the directory it made. Synchronous: it is used
+by command-line tools and tests, never inside the reactor.
+"""
+
+import atexit
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+
+FAST_OPTIONS = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+
+
+class PostgresNotFound(RuntimeError):
+    pass
+
+
+def find_binary(name):
+    """``name`` on PATH or under /usr/lib/postgresql/*/bin (newest first)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin/" + name), reverse=True):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise PostgresNotFound("PostgreSQL's %s was not found: install the 'postgresql' package" % name)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedPostgres:
+    """One private server: ``start()`` -> DSN, ``stop_server()``/``start_server()``, ``stop()``."""
+
+    def __init__(self, directory=None, fast=True, port=None):
+        self._made_directory = directory is None
+        self.directory = directory or tempfile.mkdtemp(prefix="csm-pg-")
+        self.data = os.path.join(self.directory, "data")
+        self.logfile = os.path.join(self.directory, "postgres.log")
+        self.port = port or free_port()
+        self.fast = fast
+        self.running = False
+        self._as_postgres = os.geteuid() == 0
+        self._atexit = False
+
+    @property
+    def dsn(self):
+        return "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.port
+
+    def dsn_for(self, dbname, user="postgres"):
+        return "host=127.0.0.1 port=%d dbname=%s user=%s" % (self.port, dbname, user)
+
+    def _run(self, *cmd):
+        if self._as_postgres:
+            cmd = ("runuser", "-u", "postgres", "--") + cmd
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise RuntimeError("%s failed: %s" % (os.path.basename(cmd[4 if self._as_postgres else 0]),
+                                                 result.stdout.strip()[-2000:]))
+        return result.stdout
+
+    def start(self):
+        """Create the cluster if needed and start the server; returns the DSN."""
+        if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
+            self._initdb()
+        self.start_server()
+        if not self._atexit:
+            atexit.register(self.stop)
+            self._atexit = True
+        return self.dsn
+
+    def _initdb(self):
+        initdb = find_binary("initdb")
+        os.makedirs(self.data, exist_ok=True)
+        if self._as_postgres:
+            os.chmod(self.directory, 0o755)
+            owner = pwd.getpwnam("postgres")
+            for path in (self.directory, self.data):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        os.chmod(self.data, 0o700)
+        self._run(initdb, "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                  "--locale=C", "--no-sync")
+
+    def start_server(self):
+        if self.running:
+            return
+        options = "-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200" % (
+            self.port, self.directory)
+        if self.fast:
+            options += " " + FAST_OPTIONS
+        self._run(find_binary("pg_ctl"), "-D", self.data, "-l", self.logfile, "-w", "-t", "60",
+                  "-o", options, "start")
+        self.running = True
+
+    def stop_server(self, mode="fast"):
+        if not self.running:
+            return
+        self._run(find_binary("pg_ctl"), "-D", self.data, "-m", mode, "-w", "-t", "60", "stop")
+        self.running = False
+
+    def restart(self):
+        self.stop_server()
+        self.start_server()
+
+    def stop(self):
+        """Stop the server and remove the directory if this object made it."""
+        try:
+            self.stop_server()
+        except RuntimeError:
+            pass
+        if self._made_directory and os.path.isdir(self.directory):
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

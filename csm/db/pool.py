@@ -1,0 +1,277 @@
+"""The master's database pool on txpostgres, with outage detection and a write queue.
+
+Each pooled ``txpostgres.Connection`` has a ``DeadConnectionDetector`` that
+reconnects it with back-off when it dies. The pool is in **outage** while any
+connection is dead: every call then fails at once with
+``CSMERR_DAEMON_DB_ERR`` (no hang), and the others are probed so they notice
+too. It is **connected** again when every connection has recovered, with no
+restart. An idle pool runs ``SELECT 1`` every ``heartbeat`` seconds.
+
+Writes that daemons send without waiting for a reply (RAS events, inventory,
+environmental data) go through ``enqueue_write``: they are run in order, wait
+in a bounded queue during an outage and are written once the database is
+back. Over the bound the oldest environmental entries go first, then
+inventory (daemons resend it); RAS events are never dropped.
+"""
+
+import collections
+
+import attrs
+import psycopg2
+from twisted.internet import defer, task
+from txpostgres import reconnection, retrying, txpostgres
+
+from csm import logs
+from csm.errors import CSMError, ErrorCode
+
+log = logs.logger("csmdb")
+
+CONNECTED = "connected"
+OUTAGE = "outage"
+STOPPED = "stopped"
+
+#: how long a call may wait for a free connection before it fails (CAST: 2 s)
+ACQUIRE_TIMEOUT = 2.0
+DROP_ORDER = ("env", "inventory")
+
+
+def dsn_from_config(db):
+    """A libpq DSN from a ``DBConfig``-like object (host, port, name, user, password)."""
+    parts = {"host": db.host, "port": db.port, "dbname": db.name, "user": db.user}
+    if db.password:
+        parts["password"] = db.password
+    return " ".join("%s=%s" % (key, _quote(value)) for key, value in parts.items() if value not in (None, ""))
+
+
+def _quote(value):
+    text = str(value)
+    if not text or any(c in text for c in " '\\"):
+        return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
+    return text
+
+
+def _dead(failure):
+    return failure.check(reconnection.ConnectionDead, psycopg2.InterfaceError,
+                         psycopg2.OperationalError, txpostgres.RollbackFailed) is not None
+
+
+@attrs.define
+class _Write:
+    kind: str
+    function: object
+    args: tuple
+
+
+class DatabasePool:
+    """A fixed set of connections; fails fast during an outage and recovers by itself."""
+
+    def __init__(self, db_config, reactor, dsn=None, size=None, heartbeat=15.0, max_queue=100000,
+                 on_overflow=None):
+        self.reactor = reactor
+        self.dsn = dsn or dsn_from_config(db_config)
+        self.size = max(1, size or getattr(db_config, "connection_pool_size", 1) or 1)
+        self.heartbeat = heartbeat
+        self.max_queue = max_queue
+        self.on_overflow = on_overflow
+        self.state = STOPPED
+        self.observers = []
+        self.queue = collections.deque()
+        self.dropped = collections.Counter()
+        self.written = 0
+        self._free = collections.deque()
+        self._waiters = collections.deque()
+        self._draining = False
+        self._beat = None
+        self.connections = []
+        for _ in range(self.size):
+            detector = reconnection.DeadConnectionDetector(
+                deathChecker=_dead, reactor=reactor,
+                reconnectionIterator=lambda: retrying.simpleBackoffIterator(
+                    initialDelay=0.25, maxDelay=5.0, factor=1.7, maxRetries=0, now=True))
+            connection = txpostgres.Connection(reactor, detector=detector)
+            detector.addRecoveryHandler(self._recovered)
+            self.connections.append(connection)
+
+    # -- life -----------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def start(self):
+        """Connect every connection; fails (``CSMERR_DAEMON_DB_ERR``) if the database is unreachable."""
+        try:
+            yield defer.gatherResults([c.connect(self.dsn) for c in self.connections], consumeErrors=True)
+        except defer.FirstError as exc:
+            self.close()
+            raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "cannot connect to the database (%s): %s"
+                           % (self.dsn, str(exc.subFailure.value).strip())) from None
+        self._free.extend(self.connections)
+        self._set_state(CONNECTED)
+        self._beat = task.LoopingCall(self._heartbeat)
+        self._beat.clock = self.reactor
+        self._beat.start(self.heartbeat, now=False)
+        return self
+
+    def close(self):
+        if self._beat is not None and self._beat.running:
+            self._beat.stop()
+        self.state = STOPPED
+        for connection in self.connections:
+            try:
+                connection.close()
+            except Exception:
+                pass
+        for waiter in list(self._waiters):
+            waiter.errback(CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "the database pool is closed"))
+        self._waiters.clear()
+
+    def subscribe(self, observer):
+        """``observer(state)`` on every change between connected and outage."""
+        self.observers.append(observer)
+
+    def _set_state(self, state):
+        if state != self.state:
+            self.state = state
+            if state == OUTAGE:
+                log.error("database outage: API calls fail with CSMERR_DAEMON_DB_ERR; {n} writes queued",
+                          n=len(self.queue))
+            else:
+                log.info("database {state}", state=state)
+            for observer in list(self.observers):
+                observer(state)
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def runQuery(self, sql, args=None):
+        return self._call(lambda c: c.runQuery(sql, args))
+
+    def runOperation(self, sql, args=None):
+        return self._call(lambda c: c.runOperation(sql, args))
+
+    def runInteraction(self, function, *args, **kwargs):
+        """``function(cursor, *args)`` in one transaction; cursor methods return Deferreds."""
+        return self._call(lambda c: c.runInteraction(function, *args, **kwargs))
+
+    def _call(self, use):
+        if self.state != CONNECTED:
+            return defer.fail(self._outage_error())
+        d = self._acquire()
+        d.addCallback(self._use, use)
+        return d
+
+    def _outage_error(self):
+        return CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "Database error; can't connect (database %s)"
+                        % self.state)
+
+    def _acquire(self):
+        if self._free:
+            return defer.succeed(self._free.popleft())
+        waiter = defer.Deferred()
+        self._waiters.append(waiter)
+        timer = self.reactor.callLater(ACQUIRE_TIMEOUT, self._acquire_timed_out, waiter)
+        waiter.addBoth(lambda result: (timer.cancel() if timer.active() else None) or result)
+        return waiter
+
+    def _acquire_timed_out(self, waiter):
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+            waiter.errback(CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "no free database connection within %gs"
+                                    % ACQUIRE_TIMEOUT))
+
+    def _release(self, connection):
+        if self._waiters:
+            self._waiters.popleft().callback(connection)
+        else:
+            self._free.append(connection)
+
+    def _use(self, connection, use):
+        d = defer.maybeDeferred(use, connection)
+
+        def done(result):
+            self._release(connection)
+            return result
+
+        def failed(failure):
+            self._release(connection)
+            if _dead(failure) or connection.detector.connectionIsDead:
+                self._outage_detected()
+                return defer.fail(self._outage_error())
+            if failure.check(psycopg2.Error):
+                raise CSMError(ErrorCode.CSMERR_DB_ERROR, "Database error: %s" %
+                               (failure.value.pgerror or str(failure.value)).strip().splitlines()[0])
+            return failure
+        return d.addCallbacks(done, failed)
+
+    # -- outage ---------------------------------------------------------------------------
+
+    def _outage_detected(self):
+        if self.state != CONNECTED:
+            return
+        self._set_state(OUTAGE)
+        for waiter in list(self._waiters):
+            waiter.errback(self._outage_error())
+        self._waiters.clear()
+        # make every connection find out, so that all of them reconnect
+        for connection in self.connections:
+            if not connection.detector.connectionIsDead:
+                connection.detector.callChecking(connection.runOperation, "SELECT 1").addErrback(lambda _: None)
+
+    def _recovered(self):
+        if self.state == OUTAGE and not any(c.detector.connectionIsDead for c in self.connections):
+            self._set_state(CONNECTED)
+            self._drain()
+
+    def _heartbeat(self):
+        if self.state == CONNECTED and self._free:
+            self.runOperation("SELECT 1").addErrback(lambda _: None)
+
+    # -- the write queue ------------------------------------------------------------------
+
+    def enqueue_write(self, kind, function, *args):
+        """Queue ``function(cursor, *args)`` as one transaction, run in order."""
+        self.queue.append(_Write(kind, function, args))
+        if len(self.queue) > self.max_queue:
+            self._overflow()
+        self._drain()
+
+    def _overflow(self):
+        for kind in DROP_ORDER:
+            for index, write in enumerate(self.queue):
+                if write.kind == kind:
+                    del self.queue[index]
+                    self.dropped[kind] += 1
+                    if self.dropped[kind] == 1 or self.dropped[kind] % 1000 == 0:
+                        log.warn("database write queue full ({max}): dropped {n} {kind} writes so far",
+                                 max=self.max_queue, n=self.dropped[kind], kind=kind)
+                    if self.on_overflow is not None:
+                        self.on_overflow(kind, self.dropped[kind])
+                    return
+        # only RAS events left: they are kept, the bound is exceeded
+
+    @defer.inlineCallbacks
+    def _drain(self):
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self.queue and self.state == CONNECTED:
+                write = self.queue[0]
+                try:
+                    yield self.runInteraction(write.function, *write.args)
+                except CSMError as exc:
+                    if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR:
+                        break  # outage: keep it at the head, write it when the database is back
+                    log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
+                              error=exc.errmsg)
+                except Exception as exc:  # a bug in the write itself must not block the queue
+                    log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
+                              error=exc)
+                else:
+                    self.written += 1
+                if self.queue and self.queue[0] is write:
+                    self.queue.popleft()
+        finally:
+            self._draining = False
+
+    def status(self):
+        return {"db_state": self.state, "db_pool_size": self.size, "db_free_conn_size": len(self._free),
+                "db_queued_writes": len(self.queue),
+                "db_dropped_writes": dict(self.dropped)}
