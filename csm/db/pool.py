@@ -19,6 +19,7 @@ import collections
 import attrs
 import psycopg2
 from twisted.internet import defer, task
+from twisted.python import failure
 from txpostgres import reconnection, retrying, txpostgres
 
 from csm import logs
@@ -55,6 +56,17 @@ def _dead(failure):
                          psycopg2.OperationalError, txpostgres.RollbackFailed) is not None
 
 
+class _Connection(txpostgres.Connection):
+    """A txpostgres connection whose idle socket reporting a dead server is a clean
+    disconnection (the detector reconnects), not an unhandled error in the reactor."""
+
+    def doRead(self):
+        try:
+            return super().doRead()
+        except psycopg2.Error:
+            return failure.Failure()
+
+
 @attrs.define
 class _Write:
     kind: str
@@ -88,7 +100,7 @@ class DatabasePool:
                 deathChecker=_dead, reactor=reactor,
                 reconnectionIterator=lambda: retrying.simpleBackoffIterator(
                     initialDelay=0.25, maxDelay=5.0, factor=1.7, maxRetries=0, now=True))
-            connection = txpostgres.Connection(reactor, detector=detector)
+            connection = _Connection(reactor, detector=detector)
             detector.addRecoveryHandler(self._recovered)
             self.connections.append(connection)
 

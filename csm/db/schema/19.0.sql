@@ -32,7 +32,7 @@ CREATE FUNCTION fn_csm_history_dump() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     history  text := TG_TABLE_NAME || '_history';
     row_data jsonb;
-    ignored  text[] := TG_ARGV;
+    ignored  text[] := coalesce(TG_ARGV, '{}');
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         IF (to_jsonb(NEW) - ignored) IS NOT DISTINCT FROM (to_jsonb(OLD) - ignored) THEN

@@ -1,0 +1,114 @@
+"""The master's pool against a real PostgreSQL, including a server that goes away."""
+
+import time
+
+import psycopg2
+from twisted.internet import defer, reactor, task, threads
+from twisted.trial.unittest import TestCase
+
+from csm.db import schema
+from csm.db.embedded import EmbeddedPostgres
+from csm.db.pool import CONNECTED, OUTAGE, DatabasePool
+from csm.errors import CSMError, ErrorCode
+from tests import dbfixture
+
+
+def insert_event(cursor, text):
+    return cursor.execute("INSERT INTO outage_log (kind, text) VALUES ('ras', %s)", (text,))
+
+
+def insert_env(cursor, text):
+    return cursor.execute("INSERT INTO outage_log (kind, text) VALUES ('env', %s)", (text,))
+
+
+@defer.inlineCallbacks
+def wait_until(predicate, timeout=30.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %gs" % timeout)
+        yield task.deferLater(reactor, interval, lambda: None)
+
+
+class PoolTests(TestCase):
+    @defer.inlineCallbacks
+    def test_queries(self):
+        _, dsn = dbfixture.fresh_database(self)
+        pool = DatabasePool(None, reactor, dsn=dsn, size=2)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        rows = yield pool.runQuery("SELECT msg_id FROM csm_ras_type WHERE msg_id = %s", ("csm.status.down",))
+        self.assertEqual(rows, [("csm.status.down",)])
+        results = yield defer.gatherResults([pool.runQuery("SELECT pg_sleep(0.05), %s", (i,)) for i in range(6)])
+        self.assertEqual([r[0][1] for r in results], list(range(6)))
+        error = yield self.assertFailure(pool.runQuery("SELECT * FROM no_such_table"), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_DB_ERROR)
+        self.assertEqual(pool.state, CONNECTED)
+
+    @defer.inlineCallbacks
+    def test_unreachable_database_at_start(self):
+        pool = DatabasePool(None, reactor, dsn="host=127.0.0.1 port=1 dbname=x user=x connect_timeout=2", size=1)
+        error = yield self.assertFailure(pool.start(), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
+
+
+class OutageTests(TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.pg = EmbeddedPostgres()
+        yield threads.deferToThread(self.pg.start)
+        self.addCleanup(self.pg.stop)
+        connection = psycopg2.connect(self.pg.dsn)
+        with connection, connection.cursor() as cur:
+            cur.execute("CREATE TABLE outage_log (n serial PRIMARY KEY, kind text, text text)")
+        connection.close()
+        self.pool = DatabasePool(None, reactor, dsn=self.pg.dsn, size=3, max_queue=1000)
+        self.states = []
+        self.pool.subscribe(self.states.append)
+        yield self.pool.start()
+        self.addCleanup(self.pool.close)
+
+    @defer.inlineCallbacks
+    def test_outage_fails_fast_queues_writes_and_recovers(self):
+        yield threads.deferToThread(self.pg.stop_server)
+        started = time.monotonic()
+        error = yield self.assertFailure(self.pool.runQuery("SELECT 1"), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
+        self.assertLess(time.monotonic() - started, 1.0)
+        self.assertEqual(self.pool.state, OUTAGE)
+        # later calls fail at once too
+        error = yield self.assertFailure(self.pool.runQuery("SELECT 1"), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
+        for n in range(50):
+            self.pool.enqueue_write("ras", insert_event, "event %d" % n)
+        self.assertEqual(len(self.pool.queue), 50)
+        yield threads.deferToThread(self.pg.start_server)
+        yield wait_until(lambda: self.pool.state == CONNECTED and not self.pool.queue)
+        rows = yield self.pool.runQuery("SELECT text FROM outage_log ORDER BY n")
+        self.assertEqual([r[0] for r in rows], ["event %d" % n for n in range(50)])
+        self.assertEqual(self.states, [CONNECTED, OUTAGE, CONNECTED])
+
+    @defer.inlineCallbacks
+    def test_overflow_drops_environmental_data_first(self):
+        self.pool.max_queue = 4
+        overflows = []
+        self.pool.on_overflow = lambda kind, count: overflows.append(kind)
+        yield threads.deferToThread(self.pg.stop_server)
+        yield self.assertFailure(self.pool.runQuery("SELECT 1"), CSMError)
+        for n in range(3):
+            self.pool.enqueue_write("env", insert_env, "env %d" % n)
+            self.pool.enqueue_write("ras", insert_event, "ras %d" % n)
+        self.assertEqual([w.kind for w in self.pool.queue], ["ras", "ras", "env", "ras"])
+        self.assertEqual(overflows, ["env", "env"])
+        yield threads.deferToThread(self.pg.start_server)
+        yield wait_until(lambda: self.pool.state == CONNECTED and not self.pool.queue)
+        rows = yield self.pool.runQuery("SELECT text FROM outage_log ORDER BY n")
+        self.assertEqual([r[0] for r in rows], ["ras 0", "ras 1", "env 2", "ras 2"])
+
+
+class SchemaCheckTests(TestCase):
+    def test_master_refuses_unknown_version(self):
+        error = self.assertRaises(schema.SchemaError, schema.check_version, "17.0")
+        self.assertIn("17.0", str(error))
