@@ -7,6 +7,14 @@ from setuptools import find_packages, setup
 CSM_COMMANDS = [
     "csm_infrastructure_health_check",
     "csm_ctrl_cmd",
+    "csm_ras_event_create",
+    "csm_ras_event_query",
+    "csm_ras_event_query_allocation",
+    "csm_ras_event_ack",
+    "csm_ras_msg_type_create",
+    "csm_ras_msg_type_update",
+    "csm_ras_msg_type_delete",
+    "csm_ras_msg_type_query",
 ]
 
 setup(

@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import time
 
+from csm.db.embedded import EmbeddedPostgres
 from csm.errors import CSMError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,9 +98,16 @@ class LocalCluster:
     """Master, aggregators, utilities and computes on loopback in ``run_dir``."""
 
     def __init__(self, run_dir, computes=2, aggregators=2, utilities=1, tls=True,
-                 heartbeat_interval=15, extra=None):
+                 heartbeat_interval=15, extra=None, db=True):
         self.run_dir = os.path.abspath(run_dir)
         os.makedirs(self.run_dir, exist_ok=True)
+        os.chmod(self.run_dir, 0o755)  # the postgres user and other users' commands reach into it
+        self.postgres = None
+        self.db = {"host": "NONE"}
+        if db:
+            self.postgres = EmbeddedPostgres(os.path.join(self.run_dir, "postgres"))
+            self.db = {"host": "127.0.0.1", "port": self.postgres.port, "name": "csmdb", "user": "csmdb",
+                       "password": "", "connection_pool_size": 4}
         self.tls = tls
         self.heartbeat_interval = heartbeat_interval
         self.extra = extra or {}
@@ -152,6 +160,10 @@ class LocalCluster:
         config = self._base(role, name)
         net = config["csm"]["net"]
         if role == "master":
+            config["csm"]["db"] = dict(self.db)
+            config["csm"]["ras"] = {"event_log": os.path.join(self.run_dir, "ras_events.json"), "action": {
+                "scriptdir": os.path.join(self.run_dir, "ras_actions"),
+                "logdir": os.path.join(self.run_dir, "ras_logs"), "timeout": 10, "maxactions": 100}}
             net["aggregator_listen"] = {"host": "127.0.0.1", "port": self.ports["aggregator_listen"]}
             net["utility_listen"] = {"host": "127.0.0.1", "port": self.ports["utility_listen"]}
         elif role == "aggregator":
@@ -173,8 +185,18 @@ class LocalCluster:
     def by_role(self, role):
         return [d for d in self.daemons.values() if d.role == role]
 
+    def start_database(self):
+        """The private PostgreSQL with the CSM database created (csm-db create)."""
+        from csm.db import admin
+        self.postgres.start()
+        with open(os.path.join(self.run_dir, "csm-db.log"), "w") as out:
+            if admin.main(["--port", str(self.postgres.port), "create"], out) != 0:
+                raise RuntimeError("csm-db create failed; see %s" % out.name)
+
     def start(self, timeout=30.0):
-        """Start every daemon, parents first, and wait for their sockets."""
+        """Start the database and every daemon, parents first, and wait for their sockets."""
+        if self.postgres is not None and not self.postgres.running:
+            self.start_database()
         for role in ("master", "aggregator", "utility", "compute"):
             for daemon in self.by_role(role):
                 daemon.start()
@@ -195,6 +217,8 @@ class LocalCluster:
         for role in ("compute", "utility", "aggregator", "master"):
             for daemon in self.by_role(role):
                 status[daemon.name] = daemon.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
         return status
 
     def cli(self, daemon, command, *args, user=None, timeout=60):

@@ -119,6 +119,11 @@ class DBConfig:
     password: str = ""
     schema_name: str = ""
 
+    @property
+    def enabled(self):
+        """A host of ``NONE`` runs the master without a database (a lab mode, beyond CAST)."""
+        return bool(self.host) and self.host.upper() != "NONE"
+
 
 @attrs.frozen
 class BDSConfig:
@@ -141,6 +146,8 @@ class RasActionConfig:
 class RasConfig:
     action: RasActionConfig = RasActionConfig()
     rest: Endpoint = None
+    #: JSON lines of every RAS event the master processes (for the BDS); "" = off
+    event_log: str = ""
 
 
 @attrs.frozen
@@ -539,11 +546,12 @@ def load_daemon_config(path, role_override=None, warn=None):
                               "tuning"))
     _check_required(reader, data, role)
     ras = reader.section(csm, "csm.ras")
-    reader.unknown(ras, "csm.ras", {"action", "rest"})
+    reader.unknown(ras, "csm.ras", {"action", "rest", "event_log"})
     action = reader.fields(reader.section(ras, "csm.ras.action"), "csm.ras.action", RasActionConfig,
                            {"scriptdir": str, "fatal_event": str, "logdir": str, "maxactions": int,
                             "timeout": int})
-    action["scriptdir"] = reader.path_value(action["scriptdir"])
+    for name in ("scriptdir", "logdir"):
+        action[name] = reader.path_value(action[name])
     manhole = _simple(reader, csm, "manhole", ManholeConfig,
                       {"socket": str, "ssh_port": int, "ssh_host": str, "authorized_keys": str,
                        "host_key": str})
@@ -561,7 +569,8 @@ def load_daemon_config(path, role_override=None, warn=None):
                    {"connection_pool_size": int, "host": str, "port": int, "name": str, "user": str,
                     "password": str, "schema_name": str}),
         bds=_bds(reader, csm),
-        ras=RasConfig(RasActionConfig(**action), reader.endpoint(ras, "csm.ras", "rest")),
+        ras=RasConfig(RasActionConfig(**action), reader.endpoint(ras, "csm.ras", "rest"),
+                      reader.path_value(reader.value(ras, "csm.ras", "event_log", str, ""))),
         recurring_tasks=_recurring(reader, csm),
         data_collection=_data_collection(reader, csm),
         jitter_mitigation=_simple(reader, csm, "jitter_mitigation", JitterMitigation,

@@ -64,9 +64,108 @@ ECHO = Command(name="echo", cmd_id=InternalCommand.ECHO, cli="",
                description="Echo the input back (link tests and benchmarks).", open_input=True)
 
 
+SEVERITIES = ("INFO", "WARNING", "FATAL")
+RAS_SET_STATES = ("SOFT_FAILURE", "HARD_FAILURE", "CSM_DATABASE_NULL")
+LIMIT = Field("limit", "int", flags=("-l", "--limit"), help="the most records to return")
+OFFSET = Field("offset", "int", flags=("-o", "--offset"), help="records to skip")
+
+
+def _ras_type_fields(required):
+    return (
+        Field("msg_id", "str", required=True, flags=("-m", "--msg_id"), help="the type, e.g. csm.status.down"),
+        Field("severity", "str", required=required, choices=SEVERITIES, flags=("-s", "--severity"),
+              help="INFO, WARNING or FATAL"),
+        Field("message", "str", flags=("-M", "--message"), help="message template with $(var)s"),
+        Field("description", "str", flags=("-d", "--description")),
+        Field("control_action", "str", flags=("-c", "--control_action"), help="script to run, or NONE"),
+        Field("threshold_count", "int", flags=("-t", "--threshold_count")),
+        Field("threshold_period", "int", flags=("-T", "--threshold_period"), help="seconds"),
+        Field("enabled", "bool", flags=("-e", "--enabled"), help="true or false"),
+        Field("set_state", "str", choices=RAS_SET_STATES, flags=("-S", "--set_state"),
+              help="node state the event sets (CSM_DATABASE_NULL clears)"),
+        Field("visible_to_users", "bool", flags=("-V", "--visible_to_users"), help="true or false"),
+    )
+
+
+RAS_EVENT_CREATE = Command(
+    name="ras_event_create", cmd_id=API_IDS["ras_event_create"],
+    description="Raise a RAS event.",
+    fields=(
+        Field("msg_id", "str", required=True, flags=("-m", "--msg_id"), help="the RAS type"),
+        Field("location_name", "str", flags=("-l", "--location_name"), help="node or other location"),
+        Field("time_stamp", "str", flags=("-t", "--time_stamp"), help="when it happened (default: now)"),
+        Field("raw_data", "str", flags=("-r", "--raw_data")),
+        Field("kvcsv", "str", flags=("-k", "--kvcsv"), help="extra fields: k1=v1,k2=v2"),
+    ))
+
+RAS_EVENT_QUERY = Command(
+    name="ras_event_query", cmd_id=API_IDS["ras_event_query"], results_key="results",
+    description="Query RAS events.",
+    one_of=("msg_id", "severity", "location_name", "control_action", "message", "start_time_stamp",
+            "end_time_stamp", "master_time_stamp_search_begin", "master_time_stamp_search_end", "rec_id",
+            "unacknowledged"),
+    fields=(
+        Field("msg_id", "str", flags=("-m", "--msg_id"), help="type (LIKE pattern)"),
+        Field("severity", "str", choices=SEVERITIES, flags=("-s", "--severity")),
+        Field("location_name", "str", flags=("-l", "--location_name"), help="location (LIKE pattern)"),
+        Field("control_action", "str", flags=("-c", "--control_action")),
+        Field("message", "str", flags=("-M", "--message"), help="message (LIKE pattern)"),
+        Field("start_time_stamp", "str", flags=("-b", "--begin_time_stamp")),
+        Field("end_time_stamp", "str", flags=("-e", "--end_time_stamp")),
+        Field("master_time_stamp_search_begin", "str", flags=("-B", "--master_time_stamp_search_begin")),
+        Field("master_time_stamp_search_end", "str", flags=("-E", "--master_time_stamp_search_end")),
+        Field("rec_id", "int", flags=("-r", "--rec_id")),
+        Field("unacknowledged", "bool", default=False, flags=("-u", "--unacknowledged"),
+              help="only events nobody acknowledged"),
+        Field("limit", "int", flags=("-n", "--limit"), help="the most records to return"),
+        OFFSET,
+        Field("order_by", "str", flags=("-O", "--order_by"),
+              help="a rec_id, b msg_id, c severity, d time_stamp, e master_time_stamp, f location_name, "
+                   "g count, h control_action, i message, j ack_time (upper case: descending)"),
+    ))
+
+RAS_EVENT_QUERY_ALLOCATION = Command(
+    name="ras_event_query_allocation", cmd_id=API_IDS["ras_event_query_allocation"], results_key="events",
+    description="RAS events on an allocation's nodes during its lifetime (those visible to users).",
+    fields=(Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id")), LIMIT, OFFSET))
+
+RAS_EVENT_ACK = Command(
+    name="ras_event_ack", cmd_id=100,
+    description="Acknowledge RAS events (beyond CAST): by record id, or every unacknowledged "
+                "event of a type and location.",
+    one_of=("rec_ids", "msg_id"),
+    fields=(
+        Field("rec_ids", "list", flags=("-r", "--rec_ids"), help="record ids: 1,2,3"),
+        Field("msg_id", "str", flags=("-m", "--msg_id"), help="type (LIKE pattern)"),
+        Field("location_name", "str", flags=("-l", "--location_name"), help="location (LIKE pattern)"),
+    ))
+
+RAS_MSG_TYPE_CREATE = Command(name="ras_msg_type_create", cmd_id=API_IDS["ras_msg_type_create"],
+                              description="Create a RAS type.", fields=_ras_type_fields(True))
+RAS_MSG_TYPE_UPDATE = Command(name="ras_msg_type_update", cmd_id=API_IDS["ras_msg_type_update"],
+                              description="Update a RAS type.", fields=_ras_type_fields(False))
+RAS_MSG_TYPE_DELETE = Command(
+    name="ras_msg_type_delete", cmd_id=API_IDS["ras_msg_type_delete"], description="Delete RAS types.",
+    fields=(Field("msg_ids", "list", required=True, flags=("-m", "--msg_id"), help="types: a.b.c,d.e.f"),))
+RAS_MSG_TYPE_QUERY = Command(
+    name="ras_msg_type_query", cmd_id=API_IDS["ras_msg_type_query"], results_key="results",
+    description="Query RAS types.",
+    fields=(
+        Field("msg_id", "str", flags=("-m", "--msg_id"), help="type (LIKE pattern)"),
+        Field("severity", "str", choices=SEVERITIES, flags=("-s", "--severity")),
+        Field("control_action", "str", flags=("-c", "--control_action")),
+        Field("message", "str", flags=("-M", "--message"), help="message (LIKE pattern)"),
+        Field("set_states", "list", flags=("-S", "--set_states")),
+        LIMIT, OFFSET,
+    ))
+
+RAS_COMMANDS = (RAS_EVENT_CREATE, RAS_EVENT_QUERY, RAS_EVENT_QUERY_ALLOCATION, RAS_EVENT_ACK,
+                RAS_MSG_TYPE_CREATE, RAS_MSG_TYPE_UPDATE, RAS_MSG_TYPE_DELETE, RAS_MSG_TYPE_QUERY)
+
+
 def build_registry():
     """The registry of every command this implementation knows."""
-    return Registry([INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO])
+    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO) + RAS_COMMANDS)
 
 
 REGISTRY = build_registry()

@@ -97,6 +97,8 @@ class Command:
     open_input: bool = False
     #: Needs at least one of these fields.
     one_of: tuple = ()
+    #: The output key holding the records; an empty list exits CSMI_NO_RESULTS.
+    results_key: str = None
 
     @property
     def api_name(self):

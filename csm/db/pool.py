@@ -72,6 +72,14 @@ class _Write:
     kind: str
     function: object
     args: tuple
+    done: object = None  # a Deferred for the result, when the caller wants one
+
+    def finish(self, result=None, error=None):
+        if self.done is not None and not self.done.called:
+            if error is not None:
+                self.done.errback(error)
+            else:
+                self.done.callback(result)
 
 
 class DatabasePool:
@@ -237,18 +245,25 @@ class DatabasePool:
 
     # -- the write queue ------------------------------------------------------------------
 
-    def enqueue_write(self, kind, function, *args):
-        """Queue ``function(cursor, *args)`` as one transaction, run in order."""
-        self.queue.append(_Write(kind, function, args))
+    def enqueue_write(self, kind, function, *args, want_result=False):
+        """Queue ``function(cursor, *args)`` as one transaction, run in order.
+
+        With ``want_result`` the returned Deferred fires with the function's
+        result once written (or fails with its error, or if dropped).
+        """
+        write = _Write(kind, function, args, defer.Deferred() if want_result else None)
+        self.queue.append(write)
         if len(self.queue) > self.max_queue:
             self._overflow()
         self._drain()
+        return write.done
 
     def _overflow(self):
         for kind in DROP_ORDER:
             for index, write in enumerate(self.queue):
                 if write.kind == kind:
                     del self.queue[index]
+                    write.finish(error=CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "dropped: write queue full"))
                     self.dropped[kind] += 1
                     if self.dropped[kind] == 1 or self.dropped[kind] % 1000 == 0:
                         log.warn("database write queue full ({max}): dropped {n} {kind} writes so far",
@@ -267,17 +282,21 @@ class DatabasePool:
             while self.queue and self.state == CONNECTED:
                 write = self.queue[0]
                 try:
-                    yield self.runInteraction(write.function, *write.args)
+                    result = yield self.runInteraction(write.function, *write.args)
                 except CSMError as exc:
-                    if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR:
+                    if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR and self.state != CONNECTED:
                         break  # outage: keep it at the head, write it when the database is back
-                    log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
-                              error=exc.errmsg)
+                    if write.done is None:
+                        log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
+                                  error=exc.errmsg)
+                    write.finish(error=exc)
                 except Exception as exc:  # a bug in the write itself must not block the queue
                     log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
                               error=exc)
+                    write.finish(error=exc)
                 else:
                     self.written += 1
+                    write.finish(result)
                 if self.queue and self.queue[0] is write:
                     self.queue.popleft()
         finally:

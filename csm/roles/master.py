@@ -2,11 +2,15 @@
 
 import collections
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.application import internet
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from csm import logs
-from csm.api import health
+from csm.api import health, ras
+from csm.db.pool import DatabasePool
+from csm.ras.actions import ActionRunner
+from csm.ras.engine import JsonLinesLog, RasEngine
 from csm.api.commands import ECHO
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
@@ -15,6 +19,7 @@ from csm.roles.nodeset import NodeSet
 from csm.roles.peers import PeerTable
 from csm.wire import InternalCommand
 
+log = logs.logger("csmd")
 rlog = logs.logger("csmras")
 
 
@@ -35,8 +40,15 @@ class MasterDaemon(Daemon):
         super().__init__(config, reactor, **kw)
         self.aggregators = PeerTable("aggregator")
         self.utilities = PeerTable("utility")
-        self.raised = collections.deque(maxlen=1000)
         self.nodeset = NodeSet(self._compute_event, self._primary_changed)
+        self.ras_counts = collections.Counter()
+        self.db = None
+        self.ras = None
+        if config.db.enabled:
+            self.db = DatabasePool(config.db, self.reactor, on_overflow=self._queue_overflow)
+            event_log = JsonLinesLog(config.ras.event_log) if config.ras.event_log else None
+            self.ras = RasEngine(self.db, ActionRunner(self.reactor, config.ras.action), event_log,
+                                 on_event=self._count_event)
         for table, endpoint in ((self.aggregators, config.net.aggregator_listen),
                                 (self.utilities, config.net.utility_listen)):
             if endpoint is None:
@@ -52,7 +64,33 @@ class MasterDaemon(Daemon):
         handlers = super().build_handlers()
         handlers[ECHO.cmd_id] = lambda ctx, body: body
         handlers[InternalCommand.NODESET_UPDATE] = self._nodeset_update
+        handlers.update(ras.HANDLERS)
         return handlers
+
+    def startService(self):
+        super().startService()
+        if self.db is not None:
+            self.db.start().addErrback(self._database_failed)
+
+    def _database_failed(self, failure):
+        log.critical("cannot use the database: {error}", error=failure.getErrorMessage())
+        self.reactor.stop()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        yield super().stopService()
+        if self.db is not None:
+            yield self._flush_writes()
+            self.db.close()
+
+    @defer.inlineCallbacks
+    def _flush_writes(self, timeout=3.0):
+        """Let queued writes (RAS events first of all) reach the database before exiting."""
+        deadline = self.clock.seconds() + timeout
+        while self.db.queue and self.db.state == "connected" and self.clock.seconds() < deadline:
+            yield task.deferLater(self.clock, 0.05, lambda: None)
+        if self.db.queue:
+            log.error("exiting with {n} writes not in the database", n=len(self.db.queue))
 
     def _peer_lost(self, table):
         def lost(link):
@@ -66,10 +104,22 @@ class MasterDaemon(Daemon):
             raise CSMError(ErrorCode.CSMERR_BAD_ADDR_TYPE, "node set updates come from aggregators")
         self.nodeset.update(ctx.link.peer_node, body.get("computes") or [], full=bool(body.get("full")))
 
-    def ras_event(self, msg_id, location_name, raw_data=""):
-        """Raise a RAS event from the master itself."""
+    def ras_event(self, msg_id, location_name, raw_data="", kvcsv=None):
+        """Raise a RAS event from the master itself (queued: nothing lost in a database outage)."""
         rlog.info("RAS {msg_id} on {location}: {raw}", msg_id=msg_id, location=location_name, raw=raw_data)
-        self.raised.append((msg_id, location_name, raw_data))
+        if self.ras is not None:
+            event = {"msg_id": msg_id, "location_name": location_name, "raw_data": raw_data, "kvcsv": kvcsv}
+            self.ras.create(event).addErrback(
+                lambda f: rlog.error("RAS {msg_id} on {location} not stored: {error}", msg_id=msg_id,
+                                     location=location_name, error=f.getErrorMessage()))
+
+    def _count_event(self, outcome):
+        if outcome.get("stored"):
+            self.ras_counts[outcome.get("severity", "INFO")] += 1
+
+    def _queue_overflow(self, kind, dropped):
+        if dropped == 1 or dropped % 1000 == 0:
+            self.ras_event("csm.db.queue_overflow", self.node_name, kvcsv="kind=%s,dropped=%d" % (kind, dropped))
 
     def _compute_event(self, msg_id, node, aggregator):
         self.ras_event(msg_id, node, "aggregator %s" % aggregator)
@@ -83,7 +133,27 @@ class MasterDaemon(Daemon):
                 + [("utility " + p.node, p.link) for p in self.utilities])
 
     def master_info(self):
-        return self.info()
+        info = self.info()
+        if self.db is not None:
+            info.update(self.db.status())
+        else:
+            info["db_state"] = "none"
+        return info
+
+    def status(self):
+        return dict(super().status(), **({} if self.db is None else self.db.status()))
+
+    def metric_families(self):
+        ras_events = CounterMetricFamily("csm_ras_events", "RAS events stored, by severity", labels=["severity"])
+        for severity in ("INFO", "WARNING", "FATAL"):
+            ras_events.add_metric([severity], self.ras_counts[severity])
+        database = GaugeMetricFamily("csm_database_up", "1 while the database is connected")
+        database.add_metric([], 1 if self.db is not None and self.db.state == "connected" else 0)
+        queued = GaugeMetricFamily("csm_database_queued_writes", "Writes waiting for the database")
+        queued.add_metric([], len(self.db.queue) if self.db is not None else 0)
+        computes = GaugeMetricFamily("csm_reachable_computes", "Computes some aggregator reaches")
+        computes.add_metric([], len(self.nodeset.computes))
+        return [ras_events, database, queued, computes]
 
     @defer.inlineCallbacks
     def cluster_report(self, ctx, body):

@@ -34,12 +34,38 @@ def make_daemon(options, plugin_role, reactor=None):
         raise SystemExit(1)
     logfile.apply_levels(config.log)
     logfile.install_file_log(config.log)
+    if config.role == "master" and config.db.enabled:
+        problem = check_database(config.db)
+        if problem:
+            sys.stderr.write("csm-%s: %s\n" % (plugin_role, problem))
+            raise SystemExit(1)
     if reactor is None:
         from twisted.internet import reactor
     top = service.MultiService()
     daemon_class(config.role)(config, reactor).setServiceParent(top)
     CleanExitOnTerm(reactor).setServiceParent(top)
     return top
+
+
+def check_database(db):
+    """Before the reactor runs: the master needs its database at the schema version it knows."""
+    import psycopg2
+
+    from csm.db import schema
+    from csm.db.pool import dsn_from_config
+    try:
+        connection = psycopg2.connect(dsn_from_config(db) + " connect_timeout=10")
+    except psycopg2.Error as exc:
+        return "cannot connect to the database %s on %s:%s: %s" % (db.name, db.host, db.port,
+                                                                 str(exc).strip().splitlines()[0])
+    try:
+        with connection.cursor() as cur:
+            schema.check_version(schema.current_version(cur))
+    except schema.SchemaError as exc:
+        return "database %s: %s" % (db.name, exc)
+    finally:
+        connection.close()
+    return None
 
 
 class CleanExitOnTerm(service.Service):

@@ -63,8 +63,10 @@ class InternalCommand(enum.IntEnum):
 
 #: Regular API ids are below this; 200-212 are internal.
 MAX_REGULAR_COMMAND = 65
+#: Ids this implementation adds (APIs beyond CAST), in CAST's reserved gap.
+EXTENSION_COMMANDS = range(100, 120)
 
 
 def command_is_valid(command):
-    """CAST's rule: regular ids 0-64 and internal ids 200-212."""
-    return 0 <= command < MAX_REGULAR_COMMAND or 200 <= command <= 212
+    """CAST's rule (regular ids 0-64, internal 200-212) plus this implementation's 100-119."""
+    return 0 <= command < MAX_REGULAR_COMMAND or 200 <= command <= 212 or command in EXTENSION_COMMANDS

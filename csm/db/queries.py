@@ -1,0 +1,84 @@
+"""A small builder for the filtered, ordered, paged SELECTs of the query APIs."""
+
+from csm.errors import CSMError, ErrorCode
+
+
+class Select:
+    """``Select("SELECT ... FROM t")`` + filters -> (sql, args)."""
+
+    def __init__(self, base):
+        self.base = base
+        self.conditions = []
+        self.args = []
+        self.order = ""
+        self.paging = ""
+
+    def where(self, condition, *args):
+        self.conditions.append(condition)
+        self.args.extend(args)
+        return self
+
+    def equal(self, column, value):
+        if value not in (None, "", []):
+            self.where("%s = %%s" % column, value)
+        return self
+
+    def like(self, column, value):
+        """CAST's LIKE filters: ``*`` and ``%`` both match anything."""
+        if value not in (None, ""):
+            self.where("%s LIKE %%s" % column, str(value).replace("*", "%"))
+        return self
+
+    def any_of(self, column, values, cast=""):
+        if values:
+            self.where("%s = ANY(%%s%s)" % (column, cast), list(values))
+        return self
+
+    def between(self, column, begin, end):
+        if begin:
+            self.where("%s >= %%s" % column, begin)
+        if end:
+            self.where("%s <= %%s" % column, end)
+        return self
+
+    def order_by(self, code, columns, default):
+        """``code`` a..z picks ``columns[i]`` ascending, A..Z descending."""
+        if not code:
+            self.order = " ORDER BY " + default
+            return self
+        index = ord(code.lower()) - ord("a")
+        if len(code) != 1 or not 0 <= index < len(columns):
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid order_by %r (a-%s, upper case for descending)"
+                           % (code, chr(ord("a") + len(columns) - 1)))
+        self.order = " ORDER BY %s %s" % (columns[index], "DESC" if code.isupper() else "ASC")
+        return self
+
+    def page(self, limit, offset):
+        if limit is not None and int(limit) >= 0:
+            self.paging += " LIMIT %d" % int(limit)
+        if offset:
+            self.paging += " OFFSET %d" % int(offset)
+        return self
+
+    def sql(self):
+        where = " WHERE " + " AND ".join(self.conditions) if self.conditions else ""
+        return self.base + where + self.order + self.paging, tuple(self.args)
+
+
+def rows_as_dicts(cursor_description, rows):
+    names = [column[0] for column in cursor_description]
+    return [{name: _plain(value) for name, value in zip(names, row)} for row in rows]
+
+
+def _plain(value):
+    if hasattr(value, "isoformat"):
+        return str(value)
+    return value
+
+
+def query_dicts(pool, sql, args=()):
+    """Run a SELECT through the pool; the Deferred fires with a list of dicts."""
+    def run(cursor):
+        d = cursor.execute(sql, args)
+        return d.addCallback(lambda c: rows_as_dicts(c.description, c.fetchall()))
+    return pool.runInteraction(run)
