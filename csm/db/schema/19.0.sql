@@ -24,36 +24,36 @@ CREATE TABLE csm_db_schema_version_history (
     operation            char(1) NOT NULL,
     archive_history_time timestamp);
 
--- One trigger function serves every plain history table: it copies the row that is
--- inserted, updated or deleted into <table>_history with the operation and time.
--- An UPDATE that changes nothing (the columns named as trigger arguments aside)
--- writes nothing. A BEFORE trigger also stamps update_time when the table has one.
+-- One trigger function serves every plain history table: AFTER the row is inserted,
+-- updated or deleted it is copied into <table>_history with the operation and time. An
+-- UPDATE that changes nothing (the columns named as trigger arguments aside) writes
+-- nothing. (AFTER, so that an INSERT ... ON CONFLICT DO UPDATE records one update, not an
+-- insert that never happened.)
 CREATE FUNCTION fn_csm_history_dump() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     history  text := TG_TABLE_NAME || '_history';
-    row_data jsonb;
     ignored  text[] := coalesce(TG_ARGV, '{}');
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        IF (to_jsonb(NEW) - ignored) IS NOT DISTINCT FROM (to_jsonb(OLD) - ignored) THEN
-            RETURN NEW;
-        END IF;
+    IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - ignored) IS NOT DISTINCT FROM (to_jsonb(OLD) - ignored) THEN
+        RETURN NULL;
     END IF;
-    IF TG_OP <> 'DELETE' AND to_jsonb(NEW) ? 'update_time' THEN
-        NEW := jsonb_populate_record(NEW, jsonb_build_object('update_time', now()));
-    END IF;
-    row_data := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END)
-                || jsonb_build_object('history_time', now(), 'operation', left(TG_OP, 1));
     EXECUTE format('INSERT INTO %I SELECT * FROM jsonb_populate_record(NULL::%I, $1)', history, history)
-        USING row_data;
-    IF TG_OP = 'DELETE' THEN
-        RETURN OLD;
+        USING to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END)
+              || jsonb_build_object('history_time', now(), 'operation', left(TG_OP, 1));
+    RETURN NULL;
+END $$;
+
+-- update_time: stamped on insert and on any real change.
+CREATE FUNCTION fn_csm_stamp_update_time() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR (to_jsonb(NEW) - 'update_time') IS DISTINCT FROM (to_jsonb(OLD) - 'update_time') THEN
+        NEW.update_time := now();
     END IF;
     RETURN NEW;
 END $$;
 
 CREATE TRIGGER tr_csm_db_schema_version_history_dump
-    BEFORE UPDATE OR DELETE ON csm_db_schema_version
+    AFTER UPDATE OR DELETE ON csm_db_schema_version
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
 
 -- Nodes -----------------------------------------------------------------------------------
@@ -111,8 +111,11 @@ CREATE INDEX ix_csm_node_state_history_d ON csm_node_state_history (archive_hist
 
 -- A change of any column but the state (which has its own history) and update_time.
 CREATE TRIGGER tr_csm_node_update
-    BEFORE INSERT OR DELETE OR UPDATE ON csm_node
+    AFTER INSERT OR DELETE OR UPDATE ON csm_node
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump('update_time', 'state');
+CREATE TRIGGER tr_csm_node_update_time
+    BEFORE INSERT OR UPDATE ON csm_node
+    FOR EACH ROW EXECUTE FUNCTION fn_csm_stamp_update_time();
 
 -- Node state history: only real changes (CAST logs a row even for the same state).
 CREATE FUNCTION fn_csm_node_state() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -211,16 +214,16 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE TRIGGER tr_csm_processor_socket_history_dump BEFORE INSERT OR UPDATE OR DELETE ON csm_processor_socket
+CREATE TRIGGER tr_csm_processor_socket_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_processor_socket
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
-CREATE TRIGGER tr_csm_gpu_history_dump BEFORE INSERT OR UPDATE OR DELETE ON csm_gpu
+CREATE TRIGGER tr_csm_gpu_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_gpu
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
-CREATE TRIGGER tr_csm_hca_history_dump BEFORE INSERT OR UPDATE OR DELETE ON csm_hca
+CREATE TRIGGER tr_csm_hca_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_hca
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
-CREATE TRIGGER tr_csm_dimm_history_dump BEFORE INSERT OR UPDATE OR DELETE ON csm_dimm
+CREATE TRIGGER tr_csm_dimm_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_dimm
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
 -- SSD identity columns go to csm_ssd_history; the wear columns to csm_ssd_wear_history.
-CREATE TRIGGER tr_csm_ssd_history_dump BEFORE INSERT OR UPDATE OR DELETE ON csm_ssd
+CREATE TRIGGER tr_csm_ssd_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_ssd
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump(
         'update_time', 'wear_lifespan_used', 'wear_total_bytes_written', 'wear_total_bytes_read',
         'wear_percent_spares_remaining');
@@ -342,7 +345,7 @@ ALTER TABLE csm_allocation_node_history
 CREATE INDEX ix_csm_allocation_node_history_a ON csm_allocation_node_history (history_time);
 CREATE INDEX ix_csm_allocation_node_history_b ON csm_allocation_node_history (allocation_id, node_name);
 CREATE INDEX ix_csm_allocation_node_history_d ON csm_allocation_node_history (archive_history_time);
-CREATE TRIGGER tr_csm_allocation_node_change BEFORE DELETE ON csm_allocation_node
+CREATE TRIGGER tr_csm_allocation_node_change AFTER DELETE ON csm_allocation_node
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
 
 -- Steps -------------------------------------------------------------------------------------
@@ -399,7 +402,7 @@ ALTER TABLE csm_step_node_history
 CREATE INDEX ix_csm_step_node_history_a ON csm_step_node_history (history_time);
 CREATE INDEX ix_csm_step_node_history_b ON csm_step_node_history (allocation_id, step_id);
 CREATE INDEX ix_csm_step_node_history_d ON csm_step_node_history (archive_history_time);
-CREATE TRIGGER tr_csm_step_node_history_dump BEFORE DELETE ON csm_step_node
+CREATE TRIGGER tr_csm_step_node_history_dump AFTER DELETE ON csm_step_node
     FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
 
 -- RAS -------------------------------------------------------------------------------------

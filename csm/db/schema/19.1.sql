@@ -49,3 +49,98 @@ CREATE TABLE csm_ras_threshold (
 
 ALTER TABLE csm_allocation ADD COLUMN reservation text;
 ALTER TABLE csm_allocation_history ADD COLUMN reservation text;
+
+-- Node inventory in one call per node (the master's ingest): first sight inserts the node
+-- as DISCOVERED; later reports update the inventory columns only when collection_time
+-- changed and never touch the state or the administrator's columns; the children are
+-- replaced (matched by their keys; the history triggers record what really changed).
+CREATE FUNCTION fn_csm_node_inventory(inv jsonb) RETURNS compute_node_states LANGUAGE plpgsql AS $$
+DECLARE
+    node  jsonb := inv -> 'node';
+    name  text := node ->> 'node_name';
+    state compute_node_states;
+BEGIN
+    IF name IS NULL OR btrim(name) = '' THEN
+        RAISE EXCEPTION 'inventory without a node name';
+    END IF;
+    INSERT INTO csm_node (node_name, machine_model, serial_number, collection_time, state, type,
+        installed_memory, installed_swap, discovered_sockets, discovered_cores, discovered_gpus,
+        discovered_hcas, discovered_dimms, discovered_ssds, os_image_name, os_image_uuid,
+        kernel_release, kernel_version)
+    SELECT name, r.machine_model, r.serial_number, coalesce(r.collection_time, now()), 'DISCOVERED',
+        coalesce(r.type, 'compute'), r.installed_memory, r.installed_swap, r.discovered_sockets,
+        r.discovered_cores, r.discovered_gpus, r.discovered_hcas, r.discovered_dimms, r.discovered_ssds,
+        r.os_image_name, r.os_image_uuid, r.kernel_release, r.kernel_version
+      FROM jsonb_populate_record(NULL::csm_node, node) r
+    ON CONFLICT (node_name) DO UPDATE SET
+        machine_model = EXCLUDED.machine_model, serial_number = EXCLUDED.serial_number,
+        collection_time = EXCLUDED.collection_time, type = EXCLUDED.type,
+        installed_memory = EXCLUDED.installed_memory, installed_swap = EXCLUDED.installed_swap,
+        discovered_sockets = EXCLUDED.discovered_sockets, discovered_cores = EXCLUDED.discovered_cores,
+        discovered_gpus = EXCLUDED.discovered_gpus, discovered_hcas = EXCLUDED.discovered_hcas,
+        discovered_dimms = EXCLUDED.discovered_dimms, discovered_ssds = EXCLUDED.discovered_ssds,
+        os_image_name = EXCLUDED.os_image_name, os_image_uuid = EXCLUDED.os_image_uuid,
+        kernel_release = EXCLUDED.kernel_release, kernel_version = EXCLUDED.kernel_version
+      WHERE csm_node.collection_time IS DISTINCT FROM EXCLUDED.collection_time;
+
+    DELETE FROM csm_processor_socket p WHERE p.node_name = name AND p.serial_number NOT IN (
+        SELECT coalesce(x ->> 'serial_number', '') FROM jsonb_array_elements(coalesce(inv -> 'processor', '[]')) x);
+    INSERT INTO csm_processor_socket (serial_number, node_name, physical_location, discovered_cores)
+    SELECT DISTINCT ON (coalesce(r.serial_number, '')) coalesce(r.serial_number, ''), name,
+           r.physical_location, r.discovered_cores
+      FROM jsonb_populate_recordset(NULL::csm_processor_socket, coalesce(inv -> 'processor', '[]')) r
+    ON CONFLICT (serial_number, node_name) DO UPDATE SET
+        physical_location = EXCLUDED.physical_location, discovered_cores = EXCLUDED.discovered_cores;
+
+    DELETE FROM csm_gpu g WHERE g.node_name = name AND g.gpu_id NOT IN (
+        SELECT (x ->> 'gpu_id')::int FROM jsonb_array_elements(coalesce(inv -> 'gpu', '[]')) x);
+    INSERT INTO csm_gpu (serial_number, node_name, gpu_id, device_name, inforom_image_version, hbm_memory,
+                         pci_bus_id, uuid, vbios)
+    SELECT coalesce(r.serial_number, ''), name, r.gpu_id, coalesce(r.device_name, ''),
+           coalesce(r.inforom_image_version, ''), r.hbm_memory, coalesce(r.pci_bus_id, ''),
+           coalesce(r.uuid, ''), coalesce(r.vbios, '')
+      FROM jsonb_populate_recordset(NULL::csm_gpu, coalesce(inv -> 'gpu', '[]')) r WHERE r.gpu_id IS NOT NULL
+    ON CONFLICT (node_name, gpu_id) DO UPDATE SET
+        serial_number = EXCLUDED.serial_number, device_name = EXCLUDED.device_name,
+        inforom_image_version = EXCLUDED.inforom_image_version, hbm_memory = EXCLUDED.hbm_memory,
+        pci_bus_id = EXCLUDED.pci_bus_id, uuid = EXCLUDED.uuid, vbios = EXCLUDED.vbios;
+
+    DELETE FROM csm_hca h WHERE h.node_name = name AND h.serial_number NOT IN (
+        SELECT coalesce(x ->> 'serial_number', '') FROM jsonb_array_elements(coalesce(inv -> 'hca', '[]')) x);
+    INSERT INTO csm_hca (serial_number, node_name, device_name, pci_bus_id, guid, part_number, fw_ver,
+                         hw_rev, board_id)
+    SELECT DISTINCT ON (coalesce(r.serial_number, '')) coalesce(r.serial_number, ''), name, r.device_name,
+           coalesce(r.pci_bus_id, ''), coalesce(r.guid, ''), r.part_number, r.fw_ver, r.hw_rev, r.board_id
+      FROM jsonb_populate_recordset(NULL::csm_hca, coalesce(inv -> 'hca', '[]')) r
+    ON CONFLICT (node_name, serial_number) DO UPDATE SET
+        device_name = EXCLUDED.device_name, pci_bus_id = EXCLUDED.pci_bus_id, guid = EXCLUDED.guid,
+        part_number = EXCLUDED.part_number, fw_ver = EXCLUDED.fw_ver, hw_rev = EXCLUDED.hw_rev,
+        board_id = EXCLUDED.board_id;
+
+    DELETE FROM csm_dimm d WHERE d.node_name = name AND d.serial_number NOT IN (
+        SELECT coalesce(x ->> 'serial_number', '') FROM jsonb_array_elements(coalesce(inv -> 'dimm', '[]')) x);
+    INSERT INTO csm_dimm (serial_number, node_name, size, physical_location)
+    SELECT DISTINCT ON (coalesce(r.serial_number, '')) coalesce(r.serial_number, ''), name,
+           coalesce(r.size, 0), coalesce(r.physical_location, '')
+      FROM jsonb_populate_recordset(NULL::csm_dimm, coalesce(inv -> 'dimm', '[]')) r
+    ON CONFLICT (serial_number, node_name) DO UPDATE SET
+        size = EXCLUDED.size, physical_location = EXCLUDED.physical_location;
+
+    DELETE FROM csm_ssd s WHERE s.node_name = name AND s.serial_number NOT IN (
+        SELECT coalesce(x ->> 'serial_number', '') FROM jsonb_array_elements(coalesce(inv -> 'ssd', '[]')) x);
+    INSERT INTO csm_ssd (serial_number, node_name, device_name, pci_bus_id, fw_ver, size, wear_lifespan_used,
+                         wear_total_bytes_written, wear_total_bytes_read, wear_percent_spares_remaining)
+    SELECT DISTINCT ON (coalesce(r.serial_number, '')) coalesce(r.serial_number, ''), name, r.device_name,
+           r.pci_bus_id, r.fw_ver, coalesce(r.size, 0), r.wear_lifespan_used, r.wear_total_bytes_written,
+           r.wear_total_bytes_read, r.wear_percent_spares_remaining
+      FROM jsonb_populate_recordset(NULL::csm_ssd, coalesce(inv -> 'ssd', '[]')) r
+    ON CONFLICT (serial_number, node_name) DO UPDATE SET
+        device_name = EXCLUDED.device_name, pci_bus_id = EXCLUDED.pci_bus_id, fw_ver = EXCLUDED.fw_ver,
+        size = EXCLUDED.size, wear_lifespan_used = EXCLUDED.wear_lifespan_used,
+        wear_total_bytes_written = EXCLUDED.wear_total_bytes_written,
+        wear_total_bytes_read = EXCLUDED.wear_total_bytes_read,
+        wear_percent_spares_remaining = EXCLUDED.wear_percent_spares_remaining;
+
+    SELECT n.state INTO state FROM csm_node n WHERE n.node_name = name;
+    RETURN state;
+END $$;
