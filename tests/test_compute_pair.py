@@ -20,6 +20,10 @@ class FakeDaemon:
 
     def __init__(self):
         self.reactor = self.clock = MemoryReactorClock()
+        self.inventory_sent = []
+
+    def send_inventory(self, link):
+        self.inventory_sent.append(link.name)
 
     def link_factory(self, owner, initiator, name=None):
         from csm.net.factory import LinkFactory
@@ -60,6 +64,7 @@ class PairTests(SynchronousTestCase):
     def test_second_link_is_secondary(self):
         self.pair._ready(self.a)
         self.pair._ready(self.b)
+        self.assertEqual(self.daemon.inventory_sent, ["aggregatorA", "aggregatorB"])  # on every link
         self.assertEqual(self.pair.primary, "aggregatorA")
         self.assertIs(self.pair.secondary(), self.b)
         self.assertEqual(self.b.words(), [])

@@ -159,13 +159,75 @@ RAS_MSG_TYPE_QUERY = Command(
         LIMIT, OFFSET,
     ))
 
+NODE_INVENTORY = Command(name="INV_get_node_inventory", cmd_id=API_IDS["INV_get_node_inventory"], cli="",
+                         description="A node's inventory, sent by its daemon.", open_input=True)
+
+NODE_STATES = ("DISCOVERED", "IN_SERVICE", "ADMIN_RESERVED", "MAINTENANCE", "SOFT_FAILURE", "OUT_OF_SERVICE",
+               "HARD_FAILURE")
+NODE_TYPES = ("management", "service", "login", "workload-manager", "launch", "compute", "utility", "aggregator")
+NODE_NAMES = Field("node_names", "list", flags=("-n", "--node_names"), help="nodes: n1,n2")
+
+
+def _node_query(name, description, fields, results_key="results", one_of=()):
+    return Command(name=name, cmd_id=API_IDS[name], description=description, fields=fields,
+                   results_key=results_key, one_of=one_of)
+
+
+NODE_COMMANDS = (
+    _node_query("node_attributes_query", "Query nodes (csm_node).", (
+        NODE_NAMES,
+        Field("state", "str", choices=NODE_STATES, flags=("-s", "--state")),
+        Field("type", "str", choices=NODE_TYPES, flags=("-t", "--type")),
+        Field("comment", "str", flags=("-c", "--comment"), help="comment (LIKE pattern)"),
+        LIMIT, OFFSET)),
+    _node_query("node_attributes_query_details", "One node with its processors, GPUs, HCAs, DIMMs and SSDs.", (
+        Field("node_name", "str", required=True, flags=("-n", "--node_name")),), results_key=None),
+    _node_query("node_attributes_query_history", "The history of a node's attributes.", (
+        Field("node_name", "str", required=True, flags=("-n", "--node_name")),
+        Field("order_by", "str", choices=("a", "d"), flags=("-O", "--order_by"),
+              help="a: oldest first, d: newest first (default)"),
+        LIMIT, OFFSET)),
+    _node_query("node_query_state_history", "A node's state changes and what caused each.", (
+        Field("node_name", "str", required=True, flags=("-n", "--node_name")),
+        Field("order_by", "str", choices=("a", "d"), flags=("-O", "--order_by")),
+        LIMIT, OFFSET)),
+    Command(name="node_attributes_update", cmd_id=API_IDS["node_attributes_update"],
+            description="Update nodes: state (checked against the transition table unless --force), "
+                        "comment, locations, features. #CSM_NULL clears a field.",
+            fields=(
+                Field("node_names", "list", required=True, flags=("-n", "--node_names")),
+                Field("state", "str", choices=NODE_STATES, flags=("-s", "--state")),
+                Field("comment", "str", nullable=True, flags=("-c", "--comment")),
+                Field("physical_frame_location", "str", nullable=True, flags=("-f", "--physical_frame_location")),
+                Field("physical_u_location", "str", nullable=True, flags=("-u", "--physical_u_location")),
+                Field("feature_1", "str", nullable=True, flags=("-1", "--feature_1")),
+                Field("feature_2", "str", nullable=True, flags=("-2", "--feature_2")),
+                Field("feature_3", "str", nullable=True, flags=("-3", "--feature_3")),
+                Field("feature_4", "str", nullable=True, flags=("-4", "--feature_4")),
+                Field("force", "bool", default=False, flags=("--force",),
+                      help="allow a state change the transition table does not"),
+            )),
+    Command(name="node_delete", cmd_id=API_IDS["node_delete"], description="Delete nodes and their inventory.",
+            fields=(Field("node_names", "list", required=True, flags=("-n", "--node_names")),)),
+    _node_query("cluster_query_state", "Every node with its state, type and allocations.", (
+        Field("state", "str", choices=NODE_STATES, flags=("-s", "--state")),
+        Field("type", "str", choices=NODE_TYPES, flags=("-t", "--type")),
+        Field("num_allocs", "int", flags=("-n", "--num_allocs"), help="only nodes with this many allocations"),
+        Field("order_by", "str", flags=("-O", "--order_by"),
+              help="a node_name, b collection_time, c update_time, d state, e type, f num_allocs "
+                   "(upper case: descending)"),
+        LIMIT, OFFSET)),
+    _node_query("node_resources_query", "The scheduler's view of some nodes.", (NODE_NAMES, LIMIT, OFFSET)),
+    _node_query("node_resources_query_all", "The scheduler's view of every node.", (LIMIT, OFFSET)),
+)
+
 RAS_COMMANDS = (RAS_EVENT_CREATE, RAS_EVENT_QUERY, RAS_EVENT_QUERY_ALLOCATION, RAS_EVENT_ACK,
                 RAS_MSG_TYPE_CREATE, RAS_MSG_TYPE_UPDATE, RAS_MSG_TYPE_DELETE, RAS_MSG_TYPE_QUERY)
 
 
 def build_registry():
     """The registry of every command this implementation knows."""
-    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO) + RAS_COMMANDS)
+    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY) + NODE_COMMANDS + RAS_COMMANDS)
 
 
 REGISTRY = build_registry()

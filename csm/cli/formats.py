@@ -84,4 +84,6 @@ def render(command, result, args):
     formatter = FORMATTERS.get(command.name)
     if formatter is not None:
         return formatter(result, args)
+    if command.results_key and isinstance(result, dict):
+        return output.records(result.get(command.results_key) or [])
     return output.document(result if result is not None else {})

@@ -76,6 +76,8 @@ def run(command, argv, out=sys.stdout):
         out.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
     else:
         out.write(render(command, result, body))
+    if command.results_key and isinstance(result, dict) and not result.get(command.results_key):
+        return ErrorCode.CSMI_NO_RESULTS
     return 0
 
 

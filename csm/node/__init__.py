@@ -1,0 +1,2 @@
+"""What runs on a node: inventory collection (``inventory``) and environmental items
+(``items``)."""

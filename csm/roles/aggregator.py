@@ -10,7 +10,7 @@ from csm.api import health
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
-from csm.roles.daemon import Daemon, DaemonLinkOwner
+from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.peers import PeerTable
 from csm.roles.upstream import UpstreamLink
 from csm.wire import Flags, InternalCommand, Message
@@ -61,11 +61,30 @@ class AggregatorDaemon(Daemon):
             self.bds.service.setServiceParent(self)
         #: the latest environmental records per node, by record type
         self.latest_env = {}
+        #: the latest inventory of each compute (not persisted, as CAST)
+        self.inventories = {}
 
     def build_handlers(self):
         handlers = super().build_handlers()
         handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
+        handlers[INVENTORY_ID] = self._compute_inventory
         return handlers
+
+    def _compute_inventory(self, ctx, body):
+        """Keep each compute's latest inventory; the master gets those of primary links."""
+        if ctx.link is None or getattr(ctx.link, "peer_role", "") != "compute":
+            return ctx.forward()
+        node = ctx.link.peer_node
+        self.inventories[node] = body
+        peer = self.computes.get(node)
+        if peer is not None and peer.primary:
+            self._forward_inventory(node)
+
+    def _forward_inventory(self, node):
+        link = self.master.current()
+        inventory = self.inventories.get(node)
+        if link is not None and inventory is not None:
+            link.send(Message.make(INVENTORY_ID, inventory, flags=Flags.INT | Flags.NOREPLY))
 
     def metric_families(self):
         """The latest environmental values per node, one gauge per record field."""
@@ -106,6 +125,10 @@ class AggregatorDaemon(Daemon):
     def _master_ready(self, link):
         self.master.ready(link)
         self._report_computes([self._entry(p) for p in self.computes.active()], full=True)
+        self.send_inventory(link)
+        for peer in self.computes.active():
+            if peer.primary:
+                self._forward_inventory(peer.node)
         if not self.compute_listener.running:
             self.compute_listener.startService()
             log.info("accepting computes on {port}", port=self.config.net.compute_listen.port)
@@ -162,6 +185,7 @@ class AggregatorDaemon(Daemon):
             return
         if word == FAILOVER:
             peer.primary = True
+            self._forward_inventory(peer.node)
         elif word == RESET:
             peer.primary = False
         elif word != RESTART:

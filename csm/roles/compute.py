@@ -75,6 +75,7 @@ class AggregatorPair:
 
     def _ready(self, link):
         self.links[link.name] = link
+        self.daemon.send_inventory(link)
         if self.current() is None:
             self._make_primary(link.name)
         else:

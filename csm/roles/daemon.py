@@ -16,8 +16,10 @@ from csm.net.factory import LinkFactory
 from csm.net.link import LinkOwner
 from csm.net.local import LocalSocketService
 from csm.net.tls import TLSContexts
-from csm.wire import Flags
+from csm.wire import Flags, Message
 from csm.wire.message import encode_body
+
+INVENTORY_ID = 52  # CAST's INV_get_node_inventory
 
 log = logs.logger("csmd")
 
@@ -74,6 +76,7 @@ class Daemon(service.MultiService):
         self.heartbeat_interval = config.net.heartbeat_interval
         self.tls = TLSContexts.from_config(config.net.ssl)
         self.started_at = None
+        self._inventory = None
         self.metrics = metrics.make_registry(self)
         self.router = Router(self, registry, self.build_handlers(), self.upstream,
                              stats=metrics.ApiStats(self.metrics))
@@ -94,6 +97,28 @@ class Daemon(service.MultiService):
     def links(self):
         """``[(name, link or None)]`` of this daemon's daemon links, for status."""
         return []
+
+    def inventory(self):
+        """This node's inventory, collected once per process off the reactor thread."""
+        if self._inventory is None:
+            from csm.node.inventory import collect_inventory_in_thread
+            self._inventory = collect_inventory_in_thread(self.node_name, self.role, reactor=self.reactor,
+                                                          timeout=120)
+            self._inventory.addErrback(self._inventory_failed)
+        result = defer.Deferred()
+        self._inventory.addCallback(lambda inventory: result.callback(inventory) or inventory)
+        return result
+
+    def _inventory_failed(self, failure):
+        log.error("inventory collection failed: {error}", error=failure.getErrorMessage())
+        self._inventory = None
+
+    def send_inventory(self, link):
+        """Send this node's inventory on ``link`` (fire and forget)."""
+        def send(inventory):
+            if link.connected:
+                link.send(Message.make(INVENTORY_ID, inventory, flags=Flags.INT | Flags.NOREPLY))
+        self.inventory().addCallback(send)
 
     def metric_families(self):
         """Role-specific Prometheus metric families (see csm.metrics)."""

@@ -7,14 +7,15 @@ from twisted.application import internet
 from twisted.internet import defer, task
 
 from csm import logs
-from csm.api import health, ras
+from csm.api import health, node, ras
+from csm.db import inventory
 from csm.db.pool import DatabasePool
 from csm.ras.actions import ActionRunner
 from csm.ras.engine import JsonLinesLog, RasEngine
 from csm.api.commands import ECHO
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
-from csm.roles.daemon import Daemon, DaemonLinkOwner
+from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.nodeset import NodeSet
 from csm.roles.peers import PeerTable
 from csm.wire import InternalCommand
@@ -64,7 +65,9 @@ class MasterDaemon(Daemon):
         handlers = super().build_handlers()
         handlers[ECHO.cmd_id] = lambda ctx, body: body
         handlers[InternalCommand.NODESET_UPDATE] = self._nodeset_update
+        handlers[INVENTORY_ID] = self._node_inventory
         handlers.update(ras.HANDLERS)
+        handlers.update(node.HANDLERS)
         return handlers
 
     def startService(self):
@@ -95,8 +98,11 @@ class MasterDaemon(Daemon):
     def _peer_lost(self, table):
         def lost(link):
             peer = table.disconnected(link)
-            if peer is not None and table is self.aggregators:
+            if peer is None:
+                return
+            if table is self.aggregators:
                 self.nodeset.aggregator_lost(peer.node)
+            self.ras_event("csm.status.down", peer.node, "%s link to the master lost" % peer.role)
         return lost
 
     def _nodeset_update(self, ctx, body):
@@ -127,6 +133,24 @@ class MasterDaemon(Daemon):
     def _primary_changed(self, view):
         rlog.info("compute {node}: primary {primary}, secondary {secondary}", node=view.node,
                   primary=view.primary, secondary=view.secondary)
+        if self.db is not None:
+            self.db.enqueue_write("inventory", inventory.set_aggregators, view.node, view.primary, view.secondary)
+
+    def _node_inventory(self, ctx, body):
+        """Store a node's inventory (queued: survives an outage); utilities and aggregators are up."""
+        if self.db is None:
+            return
+        node_data = body.get("node") if isinstance(body, dict) else None
+        if not isinstance(node_data, dict) or not node_data.get("node_name"):
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "inventory without node.node_name")
+        d = self.db.enqueue_write("inventory", inventory.upsert_node_inventory, body, want_result=True)
+
+        def stored(state):
+            log.info("inventory of {node} stored (state {state})", node=node_data["node_name"], state=state)
+            if node_data.get("type") in ("utility", "aggregator"):
+                self.ras_event("csm.status.up", node_data["node_name"])
+        d.addCallbacks(stored, lambda f: log.error("inventory of {node} not stored: {error}",
+                                                    node=node_data["node_name"], error=f.getErrorMessage()))
 
     def links(self):
         return ([("aggregator " + p.node, p.link) for p in self.aggregators]

@@ -16,6 +16,7 @@ class UtilityDaemon(Daemon):
 
     def _master_ready(self, link):
         self.master.ready(link)
+        self.send_inventory(link)
 
     def _master_lost(self, link):
         self.master.lost(link)
