@@ -160,21 +160,6 @@ class FakeNvml:
         self._gpu(handle, "nvmlDeviceGetIndex")
         return handle.index
 
-    def nvmlDeviceGetName(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetName").name
-
-    def nvmlDeviceGetSerial(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetSerial").serial
-
-    def nvmlDeviceGetUUID(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetUUID").uuid
-
-    def nvmlDeviceGetVbiosVersion(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetVbiosVersion").vbios
-
-    def nvmlDeviceGetInforomImageVersion(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetInforomImageVersion").inforom
-
     def nvmlDeviceGetPciInfo(self, handle):
         gpu = self._gpu(handle, "nvmlDeviceGetPciInfo")
         bus_id = gpu.pci_bus_id.encode()
@@ -191,12 +176,6 @@ class FakeNvml:
         if sensor != NVML_TEMPERATURE_GPU:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return gpu.temperature
-
-    def nvmlDeviceGetPowerUsage(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetPowerUsage").power_mw
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetTotalEnergyConsumption").energy_mj
 
     def nvmlDeviceGetUtilizationRates(self, handle):
         gpu = self._gpu(handle, "nvmlDeviceGetUtilizationRates")
@@ -216,16 +195,7 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return gpu.ecc[(errorType, counterType)]
 
-    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetCurrentClocksThrottleReasons").throttle
-
-    def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetCurrentClocksEventReasons").throttle
-
     # -- events
-    def nvmlDeviceGetSupportedEventTypes(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetSupportedEventTypes").supported_events
-
     def nvmlEventSetCreate(self):
         self._check()
         event_set = types.SimpleNamespace(registered={}, queue=[], freed=False)
@@ -258,6 +228,24 @@ class FakeNvml:
                     device=types.SimpleNamespace(index=index),
                     eventType=nvmlEventTypeXidCriticalError, eventData=xid,
                     gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF))
+
+
+def _getter(function, field):
+    def get(self, handle):
+        return getattr(self._gpu(handle, function), field)
+    get.__name__ = function
+    return get
+
+
+# The calls that just return one attribute of the GPU.
+for _function, _field in {
+        "nvmlDeviceGetName": "name", "nvmlDeviceGetSerial": "serial", "nvmlDeviceGetUUID": "uuid",
+        "nvmlDeviceGetVbiosVersion": "vbios", "nvmlDeviceGetInforomImageVersion": "inforom",
+        "nvmlDeviceGetPowerUsage": "power_mw", "nvmlDeviceGetTotalEnergyConsumption": "energy_mj",
+        "nvmlDeviceGetCurrentClocksThrottleReasons": "throttle",
+        "nvmlDeviceGetCurrentClocksEventReasons": "throttle",
+        "nvmlDeviceGetSupportedEventTypes": "supported_events"}.items():
+    setattr(FakeNvml, _function, _getter(_function, _field))
 
 
 def two_gpus():

@@ -139,7 +139,7 @@ class Command:
                                    "%s: missing required field %r" % (self.api_name, field.name))
                 if field.default is not None:
                     result[field.name] = field.default
-        if self.one_of and not any(result.get(name) not in (None, "", []) for name in self.one_of):
+        if self.one_of and not any(result.get(name) not in (None, "", [], False) for name in self.one_of):
             raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: needs one of %s"
                            % (self.api_name, ", ".join(self.one_of)))
         return result

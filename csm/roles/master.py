@@ -147,6 +147,9 @@ class MasterDaemon(Daemon):
 
         def stored(state):
             log.info("inventory of {node} stored (state {state})", node=node_data["node_name"], state=state)
+            view = self.nodeset.computes.get(node_data["node_name"])
+            if view is not None:
+                self._primary_changed(view)
             if node_data.get("type") in ("utility", "aggregator"):
                 self.ras_event("csm.status.up", node_data["node_name"])
         d.addCallbacks(stored, lambda f: log.error("inventory of {node} not stored: {error}",

@@ -58,3 +58,11 @@ def remove(root, rel):
         shutil.rmtree(path)
     else:
         os.remove(path)
+
+
+def capture_log(testcase, owner):
+    """Route ``owner.log`` (a module or an object) to a list for the test; the list."""
+    from twisted.logger import Logger
+    events = []
+    testcase.patch(owner, "log", Logger(namespace="csmd", observer=events.append))
+    return events
