@@ -1,9 +1,11 @@
 """``csm-demo``: a whole CSM tree on this machine, shown working.
 
-Starts master, two aggregators, a utility and N computes as real twistd
-processes with TLS (certificates made into the run directory), runs the health
-check through a compute's command line, prints it, and keeps the tree running
-until Ctrl-C (or exits at once with ``--once``).
+Starts a private PostgreSQL with the CSM database, then master, two
+aggregators, a utility and N computes as real twistd processes with TLS
+(certificates made into the run directory), runs the health check through a
+compute's command line, shows the nodes' inventory in the database, a state
+change and a RAS event, and keeps the tree running until Ctrl-C (or exits at
+once with ``--once``).
 """
 
 import argparse
@@ -51,6 +53,7 @@ def main(argv=None):
         print("csm-demo: tree up in %.1fs. Health check through %s's command line:\n"
               % (time.monotonic() - started, entry.name), flush=True)
         print(report, flush=True)
+        show_database(cluster, entry.name, args.nodes)
         print_usage(cluster, entry)
         if not args.once:
             wait_for_interrupt()
@@ -61,6 +64,22 @@ def main(argv=None):
         status = cluster.stop()
         print("csm-demo: stopped (%s)" % ", ".join("%s=%s" % item for item in sorted(status.items())))
     return 0
+
+
+def show_database(cluster, entry, computes):
+    """The master's database at work: every node's inventory, a state change, a RAS event."""
+    cluster.wait_for(lambda: cluster.cli(entry, "csm_cluster_query_state", "-t", "compute")[1]
+                     .count("node_name:") >= computes, timeout=60, what="every compute's inventory")
+    steps = [
+        ("csm_cluster_query_state", "-t", "compute"),
+        ("csm_node_attributes_update", "-n", entry, "-s", "IN_SERVICE"),
+        ("csm_ras_event_create", "-m", "admin.common.info", "-l", entry, "-k", "comment=hello from csm-demo"),
+        ("csm_ras_event_query", "-m", "admin.common.info", "-l", entry),
+        ("csm_node_query_state_history", "-n", entry),
+    ]
+    for step in steps:
+        rc, out = cluster.cli(entry, *step)
+        print("$ %s   (exit %d)\n%s" % (" ".join(step), rc, out), flush=True)
 
 
 def print_usage(cluster, entry):

@@ -6,7 +6,7 @@ KEY_WIDTH = 24
 
 
 def scalar(value):
-    """A value as CAST prints it (quoted when it has spaces or is empty)."""
+    """A value as CAST prints it (quoted only where YAML would misread it)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -14,7 +14,7 @@ def scalar(value):
     if isinstance(value, (int, float)):
         return str(value)
     text = str(value)
-    if text == "" or text != text.strip() or any(c in text for c in ":#\"'") and " " in text:
+    if text == "" or text != text.strip() or text.startswith(("#", '"', "'")) or "\n" in text:
         return json.dumps(text)
     return text
 

@@ -105,6 +105,8 @@ class GpuXidWatcher(Reporter):
     def start(self):
         """Create the event set and register each GPU for XIDs; True if any GPU is."""
         self._tried = True
+        if self.event_set is not None:
+            return True
         if not self.nvml.open():
             self.once("nvml", "gpu xid: NVML unavailable ({error})", error=self.nvml.error)
             return False
