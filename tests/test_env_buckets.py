@@ -81,3 +81,39 @@ class SinkQueueTests(SynchronousTestCase):
         self.assertEqual([line for _, line in sink.queue],
                          [b'{"data":{},"type":"b"}\n', b'{"data":{},"type":"c"}\n'])
         self.assertEqual(sink.dropped, 1)
+
+
+class XidTests(SynchronousTestCase):
+    def test_xid_raises_its_ras_event(self):
+        from csm.env.xid import XidService
+        from csm.node.items.gpu import GpuXidWatcher
+        from tests.fakenvml import FakeNvml, two_gpus
+        nvml = two_gpus()
+        raised = []
+        clock = Clock()
+        service = XidService(clock, GpuXidWatcher(nvml), lambda msg_id, **kw: raised.append((msg_id, kw)),
+                             interval=5, run_blocking=defer.maybeDeferred)
+        service.startService()
+        self.addCleanup(service.stopService)
+        nvml.inject_xid(1, 79)
+        clock.advance(5)
+        self.assertEqual([msg_id for msg_id, _ in raised], ["gpu.xid.79"])
+        self.assertIn("gpu_id=1", raised[0][1]["kvcsv"])
+        clock.advance(5)
+        self.assertEqual(len(raised), 1)  # each event once
+
+    def test_gpu_bucket_records_from_fake_nvml(self):
+        from csm.env.items import build_items
+        from tests.fakenvml import FakeNvml, two_gpus
+        clock = Clock()
+        sent = []
+        items = build_items(nvml=two_gpus())
+        service = BucketService(clock, [Bucket(10, ("gpu",))], items, sent.append,
+                                run_blocking=defer.maybeDeferred, source="c01")
+        service.startService()
+        self.addCleanup(service.stopService)
+        clock.advance(10)
+        records = sent[0]
+        self.assertEqual([(r["type"], r["data"]["gpu_id"]) for r in records],
+                         [("csm-gpu-counters", 0), ("csm-gpu-counters", 1)])
+        self.assertIn("temperature", records[0]["data"])

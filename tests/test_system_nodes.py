@@ -5,18 +5,34 @@ import os
 import signal
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import psycopg2
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.client import Client
-from csm.cluster import LocalCluster
+from csm.cluster import LocalCluster, free_port
 from csm.wire import Flags
 from tests.clusters import shared_cluster
 
 
+REST_PORT = free_port()
+
+
 def cluster_with_db():
-    return shared_cluster("nodes", computes=2, aggregators=1, utilities=1, tls=False)
+    return shared_cluster("nodes", computes=2, aggregators=1, utilities=1, tls=False,
+                          extra={"utility": {"ras.rest": {"host": "127.0.0.1", "port": REST_PORT}}})
+
+
+def post(path, data, headers=None):
+    request = urllib.request.Request("http://127.0.0.1:%d%s" % (REST_PORT, path), data=data, method="POST",
+                                     headers=dict({"Content-Type": "application/json"}, **(headers or {})))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
 
 
 class NodeTests(SynchronousTestCase):
@@ -120,6 +136,37 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual(rc, 8, out)  # CAST's CLI wants at least one filter
         rc, out = self.cli("csm_ras_msg_type_query", "-m", "csm.status.%", "--format", "json")
         self.assertEqual(len(json.loads(out)["results"]), 4)
+
+
+class RestTests(SynchronousTestCase):
+    def setUp(self):
+        self.cluster = cluster_with_db()
+
+    def test_event_over_http(self):
+        status, body = post("/csmi/V1.0/ras/event/create", json.dumps({
+            "msg_id": "admin.common.warning", "location_name": "c02", "kvcsv": "comment=from REST"}).encode())
+        self.assertEqual(status, 200, body)
+        self.assertTrue(body["stored"])
+        status, body = post("/csmi/V1.0/ras/event/query", json.dumps({"msg_id": "admin.common.warning"}).encode())
+        self.assertEqual(status, 200, body)
+        self.assertIn("c02: from REST", [e["message"] for e in body["results"]])
+        with urllib.request.urlopen("http://127.0.0.1:%d/csmi/V1.0/loopback/test" % REST_PORT, timeout=10) as r:
+            self.assertEqual(json.loads(r.read()), {"status": "ok"})
+
+    def test_bad_requests_get_4xx_with_a_reason(self):
+        status, body = post("/csmi/V1.0/ras/event/create", b"{not json")
+        self.assertEqual(status, 400)
+        self.assertIn("malformed JSON", body["error"])
+        status, body = post("/csmi/V1.0/ras/event/create", json.dumps({"location_name": "c01"}).encode())
+        self.assertEqual(status, 400)
+        self.assertIn("msg_id", body["errmsg"])
+        status, body = post("/csmi/V1.0/ras/event/create", json.dumps({"msg_id": "x", "pad": "y" * 70000}).encode())
+        self.assertEqual(status, 413)
+        status, body = post("/csmi/V1.0/ras/event/create", json.dumps({"msg_id": "no.such.type"}).encode())
+        self.assertEqual(status, 400)
+        self.assertIn("no.such.type", body["errmsg"])
+        # the tree is unharmed
+        self.assertTrue(self.cluster.complete(self.cluster.health("c01")))
 
 
 class OutageTests(SynchronousTestCase):

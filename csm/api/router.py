@@ -104,6 +104,9 @@ class Router:
             error = CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "%s daemon has no connection upstream"
                              % self.daemon.role)
             return defer.succeed(message.error_reply(error))
+        if message.flags & Flags.NOREPLY:
+            link.send(message)  # fire and forget: nothing will come back
+            return defer.succeed(message.reply())
         timeout = max(1.0, self.timeout(command) - HOP_MARGIN.get(self.daemon.role, 1.0))
         d = link.request(message, timeout)
         original = message.message_id

@@ -2,6 +2,8 @@
 
 import itertools
 
+from csm.node.items import node_items
+
 
 class DebugItem:
     """CAST's DEBUG item: a ``csm-test-env`` record with a sequence number (tests, demos)."""
@@ -14,5 +16,7 @@ class DebugItem:
 
 
 def build_items(root="/", nvml=None):
-    """``{item name: object with collect()}`` for the items this node can run."""
-    return {"debug": DebugItem()}
+    """``{item name: object with collect()}``: gpu, environmental, cpu, ssd and debug."""
+    items = node_items(root=root, nvml=nvml)
+    items["debug"] = DebugItem()
+    return items

@@ -5,6 +5,8 @@ from twisted.internet import defer
 from csm import logs
 from csm.env.buckets import BucketService
 from csm.env.items import build_items
+from csm.env.xid import XidService
+from csm.node.items.gpu import GpuXidWatcher
 from csm.roles.aggregator import FAILOVER, RESET
 from csm.roles.daemon import Daemon, DaemonLinkOwner
 from csm.roles.upstream import UpstreamLink, reconnect_policy
@@ -125,6 +127,8 @@ class ComputeDaemon(Daemon):
         self.buckets = BucketService(self.clock, config.data_collection.buckets, self.env_items(),
                                      self.send_environmental, source=self.node_name)
         self.buckets.setServiceParent(self)
+        self.xid = XidService(self.clock, GpuXidWatcher(), self.raise_ras)
+        self.xid.setServiceParent(self)
 
     def env_items(self):
         """The environmental items this node can collect, by bucket item name."""

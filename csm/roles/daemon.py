@@ -9,7 +9,7 @@ from twisted.internet import defer
 
 from csm import __version__, logs, metrics
 from csm.api import ctrl, health
-from csm.api.commands import REGISTRY
+from csm.api.commands import RAS_EVENT_CREATE, REGISTRY
 from csm.api.router import Router
 from csm.config import load_acl, load_api_timeouts
 from csm.net.factory import LinkFactory
@@ -84,6 +84,9 @@ class Daemon(service.MultiService):
         self.local.setServiceParent(self)
         if config.net.metrics_listen is not None:
             metrics.metrics_service(reactor, config.net.metrics_listen, self.metrics).setServiceParent(self)
+        if config.ras.rest is not None:
+            from csm.ras.rest import rest_service
+            rest_service(self, config.ras.rest).setServiceParent(self)
 
     # -- what roles provide ---------------------------------------------------------------
 
@@ -112,6 +115,12 @@ class Daemon(service.MultiService):
     def _inventory_failed(self, failure):
         log.error("inventory collection failed: {error}", error=failure.getErrorMessage())
         self._inventory = None
+
+    def raise_ras(self, msg_id, location_name=None, raw_data=None, kvcsv=None):
+        """Raise a RAS event from this daemon (fire and forget, through the tree to the master)."""
+        body = {"msg_id": msg_id, "location_name": location_name or self.node_name}
+        body.update({k: v for k, v in (("raw_data", raw_data), ("kvcsv", kvcsv)) if v})
+        self.router.handle(Message.make(RAS_EVENT_CREATE.cmd_id, body, flags=Flags.NOREPLY))
 
     def send_inventory(self, link):
         """Send this node's inventory on ``link`` (fire and forget)."""

@@ -43,8 +43,8 @@ def package_temperatures(tree):
             pairs = [(sockets_seen, value)] if value is not None else []
             sockets_seen += 1
         else:
-            pairs = [(int(match.group(1)), value) for label, value in readings.items()
-                     for match in [_PACKAGE_LABEL.match(label)] if match]
+            matches = ((_PACKAGE_LABEL.match(label), value) for label, value in readings.items())
+            pairs = [(int(match.group(1)), value) for match, value in matches if match]
         for processor, value in pairs:
             found[processor] = max(value, found.get(processor, value))
     return found
