@@ -16,31 +16,40 @@ CREATE TABLE csm_db_schema_version (
     create_time  timestamp NOT NULL DEFAULT now(),
     comment      text);
 
-CREATE TABLE csm_db_schema_version_history (
-    history_time         timestamp NOT NULL,
-    version              text,
-    create_time          timestamp,
-    comment              text,
-    operation            char(1) NOT NULL,
-    archive_history_time timestamp);
+CREATE TABLE csm_db_schema_version_history (LIKE csm_db_schema_version);
+ALTER TABLE csm_db_schema_version_history
+    ALTER COLUMN version DROP NOT NULL, ALTER COLUMN create_time DROP NOT NULL,
+    ADD COLUMN history_time timestamp NOT NULL,
+    ADD COLUMN operation char(1) NOT NULL,
+    ADD COLUMN archive_history_time timestamp;
 
--- One trigger function serves every plain history table: AFTER the row is inserted,
--- updated or deleted it is copied into <table>_history with the operation and time. An
--- UPDATE that changes nothing (the columns named as trigger arguments aside) writes
--- nothing. (AFTER, so that an INSERT ... ON CONFLICT DO UPDATE records one update, not an
--- insert that never happened.)
-CREATE FUNCTION fn_csm_history_dump() RETURNS trigger LANGUAGE plpgsql AS $$
+-- History: each live table X gets fn_X_history(), written here once by a generator so that
+-- the trigger itself is plain SQL (no per-row dynamic SQL): AFTER a row is inserted,
+-- updated or deleted it is appended to X_history (whose columns are X's, then
+-- history_time, operation, archive_history_time). An UPDATE that changes nothing (the
+-- columns listed as ignored aside) writes nothing. AFTER, so that an INSERT ... ON
+-- CONFLICT DO UPDATE records one update, not an insert that never happened.
+CREATE FUNCTION fn_csm_make_history_trigger(live text, ignored text[], events text) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
-    history  text := TG_TABLE_NAME || '_history';
-    ignored  text[] := coalesce(TG_ARGV, '{}');
+    same text := CASE WHEN ignored = '{}' THEN 'NEW IS NOT DISTINCT FROM OLD'
+                      ELSE format('(to_jsonb(NEW) - %L::text[]) = (to_jsonb(OLD) - %L::text[])', ignored, ignored) END;
 BEGIN
-    IF TG_OP = 'UPDATE' AND (to_jsonb(NEW) - ignored) IS NOT DISTINCT FROM (to_jsonb(OLD) - ignored) THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE format('INSERT INTO %I SELECT * FROM jsonb_populate_record(NULL::%I, $1)', history, history)
-        USING to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END)
-              || jsonb_build_object('history_time', now(), 'operation', left(TG_OP, 1));
-    RETURN NULL;
+    EXECUTE format($f$
+        CREATE FUNCTION %1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+        BEGIN
+            IF TG_OP = 'UPDATE' AND %2$s THEN
+                RETURN NULL;
+            ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO %3$I SELECT OLD.*, now(), 'D';
+            ELSE
+                INSERT INTO %3$I SELECT NEW.*, now(), left(TG_OP, 1);
+            END IF;
+            RETURN NULL;
+        END $body$
+    $f$, 'fn_' || live || '_history', same, live || '_history');
+    EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I FOR EACH ROW EXECUTE FUNCTION %I()',
+                   'tr_' || live || '_history_dump', events, live, 'fn_' || live || '_history');
 END $$;
 
 -- update_time: stamped on insert and on any real change.
@@ -52,9 +61,7 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER tr_csm_db_schema_version_history_dump
-    AFTER UPDATE OR DELETE ON csm_db_schema_version
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
+SELECT fn_csm_make_history_trigger('csm_db_schema_version', '{}', 'UPDATE OR DELETE');
 
 -- Nodes -----------------------------------------------------------------------------------
 
@@ -110,9 +117,7 @@ CREATE INDEX ix_csm_node_state_history_b ON csm_node_state_history (node_name, s
 CREATE INDEX ix_csm_node_state_history_d ON csm_node_state_history (archive_history_time);
 
 -- A change of any column but the state (which has its own history) and update_time.
-CREATE TRIGGER tr_csm_node_update
-    AFTER INSERT OR DELETE OR UPDATE ON csm_node
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump('update_time', 'state');
+SELECT fn_csm_make_history_trigger('csm_node', '{update_time,state}', 'INSERT OR UPDATE OR DELETE');
 CREATE TRIGGER tr_csm_node_update_time
     BEFORE INSERT OR UPDATE ON csm_node
     FOR EACH ROW EXECUTE FUNCTION fn_csm_stamp_update_time();
@@ -214,19 +219,11 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE TRIGGER tr_csm_processor_socket_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_processor_socket
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
-CREATE TRIGGER tr_csm_gpu_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_gpu
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
-CREATE TRIGGER tr_csm_hca_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_hca
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
-CREATE TRIGGER tr_csm_dimm_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_dimm
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
+SELECT fn_csm_make_history_trigger(child, '{}', 'INSERT OR UPDATE OR DELETE')
+  FROM unnest(ARRAY['csm_processor_socket', 'csm_gpu', 'csm_hca', 'csm_dimm']) child;
 -- SSD identity columns go to csm_ssd_history; the wear columns to csm_ssd_wear_history.
-CREATE TRIGGER tr_csm_ssd_history_dump AFTER INSERT OR UPDATE OR DELETE ON csm_ssd
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump(
-        'update_time', 'wear_lifespan_used', 'wear_total_bytes_written', 'wear_total_bytes_read',
-        'wear_percent_spares_remaining');
+SELECT fn_csm_make_history_trigger('csm_ssd', '{update_time,wear_lifespan_used,wear_total_bytes_written,'
+    'wear_total_bytes_read,wear_percent_spares_remaining}', 'INSERT OR UPDATE OR DELETE');
 
 CREATE FUNCTION fn_csm_ssd_wear() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -345,8 +342,7 @@ ALTER TABLE csm_allocation_node_history
 CREATE INDEX ix_csm_allocation_node_history_a ON csm_allocation_node_history (history_time);
 CREATE INDEX ix_csm_allocation_node_history_b ON csm_allocation_node_history (allocation_id, node_name);
 CREATE INDEX ix_csm_allocation_node_history_d ON csm_allocation_node_history (archive_history_time);
-CREATE TRIGGER tr_csm_allocation_node_change AFTER DELETE ON csm_allocation_node
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
+SELECT fn_csm_make_history_trigger('csm_allocation_node', '{}', 'DELETE');
 
 -- Steps -------------------------------------------------------------------------------------
 
@@ -402,8 +398,7 @@ ALTER TABLE csm_step_node_history
 CREATE INDEX ix_csm_step_node_history_a ON csm_step_node_history (history_time);
 CREATE INDEX ix_csm_step_node_history_b ON csm_step_node_history (allocation_id, step_id);
 CREATE INDEX ix_csm_step_node_history_d ON csm_step_node_history (archive_history_time);
-CREATE TRIGGER tr_csm_step_node_history_dump AFTER DELETE ON csm_step_node
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_history_dump();
+SELECT fn_csm_make_history_trigger('csm_step_node', '{}', 'DELETE');
 
 -- RAS -------------------------------------------------------------------------------------
 

@@ -90,7 +90,8 @@ BEGIN
            r.physical_location, r.discovered_cores
       FROM jsonb_populate_recordset(NULL::csm_processor_socket, coalesce(inv -> 'processor', '[]')) r
     ON CONFLICT (serial_number, node_name) DO UPDATE SET
-        physical_location = EXCLUDED.physical_location, discovered_cores = EXCLUDED.discovered_cores;
+        physical_location = EXCLUDED.physical_location, discovered_cores = EXCLUDED.discovered_cores
+      WHERE (csm_processor_socket.*) IS DISTINCT FROM (EXCLUDED.*);
 
     DELETE FROM csm_gpu g WHERE g.node_name = name AND g.gpu_id NOT IN (
         SELECT (x ->> 'gpu_id')::int FROM jsonb_array_elements(coalesce(inv -> 'gpu', '[]')) x);
@@ -103,7 +104,8 @@ BEGIN
     ON CONFLICT (node_name, gpu_id) DO UPDATE SET
         serial_number = EXCLUDED.serial_number, device_name = EXCLUDED.device_name,
         inforom_image_version = EXCLUDED.inforom_image_version, hbm_memory = EXCLUDED.hbm_memory,
-        pci_bus_id = EXCLUDED.pci_bus_id, uuid = EXCLUDED.uuid, vbios = EXCLUDED.vbios;
+        pci_bus_id = EXCLUDED.pci_bus_id, uuid = EXCLUDED.uuid, vbios = EXCLUDED.vbios
+      WHERE (csm_gpu.*) IS DISTINCT FROM (EXCLUDED.*);
 
     DELETE FROM csm_hca h WHERE h.node_name = name AND h.serial_number NOT IN (
         SELECT coalesce(x ->> 'serial_number', '') FROM jsonb_array_elements(coalesce(inv -> 'hca', '[]')) x);
@@ -115,7 +117,8 @@ BEGIN
     ON CONFLICT (node_name, serial_number) DO UPDATE SET
         device_name = EXCLUDED.device_name, pci_bus_id = EXCLUDED.pci_bus_id, guid = EXCLUDED.guid,
         part_number = EXCLUDED.part_number, fw_ver = EXCLUDED.fw_ver, hw_rev = EXCLUDED.hw_rev,
-        board_id = EXCLUDED.board_id;
+        board_id = EXCLUDED.board_id
+      WHERE (csm_hca.*) IS DISTINCT FROM (EXCLUDED.*);
 
     DELETE FROM csm_dimm d WHERE d.node_name = name AND d.serial_number NOT IN (
         SELECT coalesce(x ->> 'serial_number', '') FROM jsonb_array_elements(coalesce(inv -> 'dimm', '[]')) x);
@@ -124,7 +127,8 @@ BEGIN
            coalesce(r.size, 0), coalesce(r.physical_location, '')
       FROM jsonb_populate_recordset(NULL::csm_dimm, coalesce(inv -> 'dimm', '[]')) r
     ON CONFLICT (serial_number, node_name) DO UPDATE SET
-        size = EXCLUDED.size, physical_location = EXCLUDED.physical_location;
+        size = EXCLUDED.size, physical_location = EXCLUDED.physical_location
+      WHERE (csm_dimm.*) IS DISTINCT FROM (EXCLUDED.*);
 
     DELETE FROM csm_ssd s WHERE s.node_name = name AND s.serial_number NOT IN (
         SELECT coalesce(x ->> 'serial_number', '') FROM jsonb_array_elements(coalesce(inv -> 'ssd', '[]')) x);
@@ -139,8 +143,20 @@ BEGIN
         size = EXCLUDED.size, wear_lifespan_used = EXCLUDED.wear_lifespan_used,
         wear_total_bytes_written = EXCLUDED.wear_total_bytes_written,
         wear_total_bytes_read = EXCLUDED.wear_total_bytes_read,
-        wear_percent_spares_remaining = EXCLUDED.wear_percent_spares_remaining;
+        wear_percent_spares_remaining = EXCLUDED.wear_percent_spares_remaining
+      WHERE (csm_ssd.device_name, csm_ssd.pci_bus_id, csm_ssd.fw_ver, csm_ssd.size, csm_ssd.wear_lifespan_used,
+             csm_ssd.wear_total_bytes_written, csm_ssd.wear_total_bytes_read, csm_ssd.wear_percent_spares_remaining)
+            IS DISTINCT FROM
+            (EXCLUDED.device_name, EXCLUDED.pci_bus_id, EXCLUDED.fw_ver, EXCLUDED.size, EXCLUDED.wear_lifespan_used,
+             EXCLUDED.wear_total_bytes_written, EXCLUDED.wear_total_bytes_read, EXCLUDED.wear_percent_spares_remaining);
 
     SELECT n.state INTO state FROM csm_node n WHERE n.node_name = name;
     RETURN state;
 END $$;
+
+-- The children whose primary key leads with the serial number are also found by node
+-- (inventory reconciliation, node details, node delete): without these each report
+-- scanned the whole table.
+CREATE INDEX ix_csm_processor_socket_node ON csm_processor_socket (node_name);
+CREATE INDEX ix_csm_dimm_node ON csm_dimm (node_name);
+CREATE INDEX ix_csm_ssd_node ON csm_ssd (node_name);
