@@ -112,3 +112,28 @@ class SchemaCheckTests(TestCase):
     def test_master_refuses_unknown_version(self):
         error = self.assertRaises(schema.SchemaError, schema.check_version, "17.0")
         self.assertIn("17.0", str(error))
+
+
+def broken_write(cursor):
+    return cursor.execute("SELECT * FROM no_such_table")
+
+
+broken_write.safe_in_batch = True
+
+
+class BatchTests(TestCase):
+    @defer.inlineCallbacks
+    def test_a_write_that_breaks_the_transaction_fails_alone(self):
+        _, dsn = dbfixture.fresh_database(self)
+        dbfixture.connect(dsn).cursor().execute("CREATE TABLE outage_log (n serial PRIMARY KEY, kind text, text text)")
+        pool = DatabasePool(None, reactor, dsn=dsn, size=1)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        writes = [pool.enqueue_write("ras", insert_event, "a", want_result=True),
+                  pool.enqueue_write("ras", broken_write, want_result=True),
+                  pool.enqueue_write("ras", insert_event, "c", want_result=True)]
+        results = yield defer.DeferredList(writes, consumeErrors=True)
+        self.assertEqual([ok for ok, _ in results], [True, False, True])
+        self.assertEqual(results[1][1].value.errcode, ErrorCode.CSMERR_DB_ERROR)
+        rows = yield pool.runQuery("SELECT text FROM outage_log ORDER BY n")
+        self.assertEqual([r[0] for r in rows], ["a", "c"])

@@ -15,15 +15,7 @@ from csm.db.pool import DatabasePool
 from csm.errors import CSMError, ErrorCode
 from csm.ras.actions import ActionRunner
 from csm.ras.engine import JsonLinesLog, RasEngine
-from csm.ras.substitution import parse_kvcsv, substitute
 from tests import dbfixture
-
-
-class SubstitutionTests(TestCase):
-    def test_variables(self):
-        fields = dict(parse_kvcsv("rc=3, comment=fan broken,junk"), location_name="c01")
-        self.assertEqual(substitute("rc=$(rc) on $(location_name): $(comment) $(nope) $(message)", fields),
-                         "rc=3 on c01: fan broken $(nope) $(message)")
 
 
 class EngineTestCase(TestCase):
@@ -78,6 +70,24 @@ class PipelineTests(EngineTestCase):
                                     "ORDER BY rec_id"), [("WARNING",), ("FATAL",)])
         logged = [json.loads(line) for line in open(self.log_path)]
         self.assertEqual([entry["data"]["message"] for entry in logged], ["c01 v1", "c01 v2"])
+
+    @defer.inlineCallbacks
+    def test_substitution_rules(self):
+        self.add_type("t.test.sub", message="rc=$(rc) on $(location_name): $(comment) $(nope) $(message) $(rc)")
+        outcome = yield self.engine.create({"msg_id": "t.test.sub", "location_name": "c01",
+                                            "kvcsv": "rc=3, comment=fan broken,junk,=x"})
+        self.assertEqual(outcome["message"], "rc=3 on c01: fan broken $(nope) $(message) 3")
+
+    @defer.inlineCallbacks
+    def test_bad_event_in_a_batch_spoils_nothing(self):
+        self.add_type("t.test.b")
+        events = [{"msg_id": "t.test.b", "location_name": "c01", "raw_data": "1"},
+                  {"msg_id": "no.such.type", "location_name": "c01"},
+                  {"msg_id": "t.test.b", "location_name": "c01", "raw_data": "3"}]
+        results = yield defer.DeferredList([self.engine.create(e) for e in events], consumeErrors=True)
+        self.assertEqual([ok for ok, _ in results], [True, False, True])
+        self.assertEqual(self.query("SELECT raw_data FROM csm_ras_event_action WHERE msg_id = 't.test.b' "
+                                    "ORDER BY rec_id"), [("1",), ("3",)])
 
     @defer.inlineCallbacks
     def test_unknown_msg_id_named(self):

@@ -4,13 +4,8 @@ import json
 
 
 def upsert_node_inventory(cursor, inventory):
-    """Write one node's inventory (txpostgres cursor); fires with the node's state.
-
-    The commit does not wait for the disk (synchronous_commit off): an inventory
-    lost in a database crash is sent again when the node reconnects.
-    """
-    d = cursor.execute("SET LOCAL synchronous_commit = off; SELECT fn_csm_node_inventory(%s::jsonb)::text",
-                       (json.dumps(inventory, default=str),))
+    """Write one node's inventory (txpostgres cursor); fires with the node's state."""
+    d = cursor.execute("SELECT fn_csm_node_inventory(%s::jsonb)::text", (json.dumps(inventory, default=str),))
     return d.addCallback(lambda c: c.fetchone()[0])
 
 

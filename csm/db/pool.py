@@ -15,6 +15,7 @@ inventory (daemons resend it); RAS events are never dropped.
 """
 
 import collections
+import itertools
 
 import attrs
 import psycopg2
@@ -49,6 +50,53 @@ def _quote(value):
     if not text or any(c in text for c in " '\\"):
         return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
     return text
+
+
+BATCH = 200
+
+
+class _BatchAborted(Exception):
+    """A write broke the batch's transaction: it fails alone, the others are run again."""
+
+    def __init__(self, index, error):
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+def _db_error(exc):
+    return CSMError(ErrorCode.CSMERR_DB_ERROR, "Database error: %s"
+                    % (exc.pgerror or str(exc)).strip().splitlines()[0])
+
+
+@defer.inlineCallbacks
+def _run_batch(cursor, batch):
+    """Run writes in one transaction. Each has its own savepoint unless its function is
+    ``safe_in_batch`` (it never leaves the transaction broken), so one bad write does
+    not spoil the others."""
+    outcomes = []
+    for index, write in enumerate(batch):
+        safe = getattr(write.function, "safe_in_batch", False)
+        if not safe:
+            yield cursor.execute("SAVEPOINT csm_write")
+        try:
+            result = yield defer.maybeDeferred(write.function, cursor, *write.args)
+        except (psycopg2.InterfaceError, psycopg2.OperationalError):
+            raise  # the connection is gone: the whole batch waits for the database
+        except psycopg2.Error as exc:
+            if safe:
+                raise _BatchAborted(index, _db_error(exc))
+            yield cursor.execute("ROLLBACK TO SAVEPOINT csm_write")
+            outcomes.append((False, _db_error(exc)))
+        except Exception as exc:
+            if not safe:
+                yield cursor.execute("ROLLBACK TO SAVEPOINT csm_write")
+            outcomes.append((False, exc))
+        else:
+            if not safe:
+                yield cursor.execute("RELEASE SAVEPOINT csm_write")
+            outcomes.append((True, result))
+    return outcomes
 
 
 def _dead(failure):
@@ -275,30 +323,40 @@ class DatabasePool:
 
     @defer.inlineCallbacks
     def _drain(self):
+        """Write the queue in order, up to ``BATCH`` writes a transaction (one savepoint each)."""
         if self._draining:
             return
         self._draining = True
         try:
             while self.queue and self.state == CONNECTED:
-                write = self.queue[0]
+                batch = list(itertools.islice(self.queue, BATCH))
                 try:
-                    result = yield self.runInteraction(write.function, *write.args)
+                    outcomes = yield self.runInteraction(_run_batch, batch)
+                except _BatchAborted as aborted:
+                    # it fails alone; the writes before it were rolled back and run again next round
+                    failed = batch[aborted.index]
+                    self.queue.remove(failed)
+                    log.error("queued {kind} write failed and is dropped: {error}", kind=failed.kind,
+                              error=aborted.error.errmsg)
+                    failed.finish(error=aborted.error)
+                    continue
                 except CSMError as exc:
                     if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR and self.state != CONNECTED:
-                        break  # outage: keep it at the head, write it when the database is back
+                        break  # outage: the batch stays at the head, written when the database is back
+                    outcomes = [(False, exc)] * len(batch)
+                except Exception as exc:  # a bug must not block the queue
+                    outcomes = [(False, exc)] * len(batch)
+                for write, (ok, value) in zip(batch, outcomes):
+                    if self.queue and self.queue[0] is write:
+                        self.queue.popleft()
+                    if ok:
+                        self.written += 1
+                        write.finish(value)
+                        continue
                     if write.done is None:
                         log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
-                                  error=exc.errmsg)
-                    write.finish(error=exc)
-                except Exception as exc:  # a bug in the write itself must not block the queue
-                    log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
-                              error=exc)
-                    write.finish(error=exc)
-                else:
-                    self.written += 1
-                    write.finish(result)
-                if self.queue and self.queue[0] is write:
-                    self.queue.popleft()
+                                  error=getattr(value, "errmsg", value))
+                    write.finish(error=value)
         finally:
             self._draining = False
 

@@ -12,18 +12,16 @@
 6. after the commit: run the control action (and ``fatal_event`` for FATAL
    events), and append the event to the RAS event log (JSON lines for the BDS).
 
-Steps 1-5 are one transaction (``process_event``), run through the pool's write
-queue so events from daemons survive a database outage in order.
+Steps 1-5 are one stored function (``fn_csm_ras_event_create``, schema 19.1),
+called through the pool's write queue so events from daemons survive a database
+outage in order, many to a transaction.
 """
 
 import datetime
 import json
 
-from twisted.internet import defer
-
 from csm import logs
 from csm.errors import CSMError, ErrorCode
-from csm.ras.substitution import parse_kvcsv, substitute
 
 log = logs.logger("csmras")
 
@@ -35,31 +33,6 @@ ALLOWED_FROM = {
 }
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
                 "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
-
-TYPE_AND_NODE = """
-SELECT t.severity, t.message, t.control_action, t.threshold_count, t.threshold_period, t.enabled,
-       t.set_state, (SELECT max(a.msg_id_seq) FROM csm_ras_type_audit a WHERE a.msg_id = t.msg_id),
-       (SELECT n.state FROM csm_node n WHERE n.node_name = %s)
-  FROM csm_ras_type t WHERE t.msg_id = %s
-"""
-
-COUNT_THRESHOLD = """
-INSERT INTO csm_ras_threshold AS t (msg_id, location_name, window_start, count)
-VALUES (%(msg_id)s, %(location)s, now(), 1)
-ON CONFLICT (msg_id, location_name) DO UPDATE SET
-    count = CASE WHEN t.window_start + make_interval(secs => %(period)s) < now() THEN 1 ELSE t.count + 1 END,
-    window_start = CASE WHEN t.window_start + make_interval(secs => %(period)s) < now()
-                        THEN now() ELSE t.window_start END
-RETURNING count
-"""
-
-INSERT_EVENT = """
-INSERT INTO csm_ras_event_action (msg_id, msg_id_seq, time_stamp, master_time_stamp, location_name, count,
-                                  message, kvcsv, raw_data)
-VALUES (%s, %s, coalesce(%s::timestamp, now()), now(), %s, %s, %s, %s, %s)
-RETURNING rec_id, time_stamp, master_time_stamp
-"""
-
 
 def parse_time_stamp(text):
     """Validate a caller's time stamp; ``CSMError`` (invalid parameter) when unreadable."""
@@ -73,51 +46,26 @@ def parse_time_stamp(text):
     raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid time_stamp %r (use YYYY-MM-DD HH:MM:SS[.ffffff])" % text)
 
 
-@defer.inlineCallbacks
 def process_event(cursor, event):
-    """Steps 1-5 in one transaction; returns what happened as a dict."""
-    msg_id = event["msg_id"]
-    location = event.get("location_name") or ""
-    yield cursor.execute(TYPE_AND_NODE, (location, msg_id))
-    row = cursor.fetchone()
-    if row is None:
-        raise CSMError(ErrorCode.CSMERR_DB_ERROR, "invalid msg_id: %s is not a RAS type" % msg_id)
-    severity, template, action, threshold_count, threshold_period, enabled, set_state, seq, node_state = row
-    outcome = {"msg_id": msg_id, "location_name": location, "severity": severity, "stored": False,
-               "control_action": action, "set_state": set_state}
-    if not enabled:
-        return dict(outcome, suppressed="the RAS type is disabled")
-    if node_state in SUPPRESSING_STATES:
-        return dict(outcome, suppressed="%s is in %s" % (location, node_state))
-    fields = parse_kvcsv(event.get("kvcsv"))
-    fields.update({k: event.get(k) for k in ("msg_id", "location_name", "time_stamp", "raw_data", "kvcsv")
-                   if event.get(k) is not None})
-    fields.setdefault("severity", severity)
-    outcome["message"] = message = substitute(template or "", fields)
-    count = 1
-    if (threshold_count or 0) >= 2 and (threshold_period or 0) >= 1:
-        yield cursor.execute(COUNT_THRESHOLD, {"msg_id": msg_id, "location": location, "period": threshold_period})
-        count = cursor.fetchone()[0]
-        if count < threshold_count:
-            return dict(outcome, count=count, below_threshold=True)
-        yield cursor.execute("DELETE FROM csm_ras_threshold WHERE msg_id = %s AND location_name = %s",
-                             (msg_id, location))
-    yield cursor.execute(INSERT_EVENT, (msg_id, seq, event.get("time_stamp"), location, count, message,
-                                        event.get("kvcsv"), event.get("raw_data")))
-    rec_id, time_stamp, master_time_stamp = cursor.fetchone()
-    outcome.update(stored=True, rec_id=rec_id, count=count, time_stamp=str(time_stamp),
-                   master_time_stamp=str(master_time_stamp))
-    if set_state and node_state is not None:
-        yield cursor.execute("SELECT set_config('csm.alteration', 'RAS EVENT', true), "
-                             "set_config('csm.ras_rec_id', %s, true), set_config('csm.ras_msg_id', %s, true)",
-                             (str(rec_id), msg_id))
-        yield cursor.execute("UPDATE csm_node SET state = %s WHERE node_name = %s AND state = ANY(%s::compute_node_states[])",
-                             (set_state, location, list(ALLOWED_FROM.get(set_state, ()))))
-        outcome["state_changed"] = cursor.rowcount == 1
-        if cursor.rowcount != 1:
-            log.info("RAS {msg_id}: {node} stays {state} ({target} only from {allowed})", msg_id=msg_id,
-                     node=location, state=node_state, target=set_state, allowed=ALLOWED_FROM.get(set_state))
-    return outcome
+    """Steps 1-5 in one call of ``fn_csm_ras_event_create``; fires with what happened (a dict)."""
+    d = cursor.execute("SELECT fn_csm_ras_event_create(%s::jsonb)", (json.dumps(event, default=str),))
+
+    def outcome(cursor):
+        result = cursor.fetchone()[0]
+        if "error" in result:
+            raise CSMError(ErrorCode.CSMERR_DB_ERROR, result["error"])
+        result.update(msg_id=event["msg_id"], location_name=event.get("location_name") or "")
+        if result.get("stored") and result.get("set_state") and not result.get("state_changed") \
+                and result.get("node_state"):
+            log.info("RAS {msg_id}: {node} stays {state} ({target} only from {allowed})", msg_id=event["msg_id"],
+                     node=result["location_name"], state=result["node_state"], target=result["set_state"],
+                     allowed=ALLOWED_FROM.get(result["set_state"]))
+        return result
+    return d.addCallback(outcome)
+
+
+#: the function never aborts the transaction, so a batch needs no savepoint around it
+process_event.safe_in_batch = True
 
 
 class RasEngine:

@@ -160,3 +160,87 @@ END $$;
 CREATE INDEX ix_csm_processor_socket_node ON csm_processor_socket (node_name);
 CREATE INDEX ix_csm_dimm_node ON csm_dimm (node_name);
 CREATE INDEX ix_csm_ssd_node ON csm_ssd (node_name);
+
+-- A RAS event in one call (the master's pipeline, steps 1-5; see csm/ras/engine.py):
+-- type lookup, suppression, $(var) substitution from the event and its kvcsv, the
+-- threshold count, the insert bound to the type's audit version, and set_state with the
+-- allowed-from guard and the event recorded as the cause. Never raises for a bad event:
+-- the outcome says what happened ({"error": ...} for an unknown msg_id), so a batch of
+-- events in one transaction is not spoiled by one of them.
+CREATE FUNCTION fn_csm_ras_event_create(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    msg      text := event ->> 'msg_id';
+    location text := coalesce(event ->> 'location_name', '');
+    t        csm_ras_type;
+    seq      bigint;
+    node     compute_node_states;
+    fields   jsonb;
+    message  text;
+    var      text;
+    hits     int := 1;
+    rec      bigint;
+    stamp    timestamp;
+    changed  int := 0;
+    allowed  compute_node_states[];
+BEGIN
+    SELECT * INTO t FROM csm_ras_type WHERE msg_id = msg;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', format('invalid msg_id: %s is not a RAS type', msg));
+    END IF;
+    SELECT max(msg_id_seq) INTO seq FROM csm_ras_type_audit WHERE msg_id = msg;
+    SELECT state INTO node FROM csm_node WHERE node_name = location;
+    IF NOT t.enabled THEN
+        RETURN jsonb_build_object('suppressed', 'the RAS type is disabled', 'severity', t.severity);
+    END IF;
+    IF node IN ('MAINTENANCE', 'OUT_OF_SERVICE') THEN
+        RETURN jsonb_build_object('suppressed', format('%s is in %s', location, node), 'severity', t.severity);
+    END IF;
+    SELECT coalesce(jsonb_object_agg(btrim(split_part(item, '=', 1)), btrim(substr(item, strpos(item, '=') + 1))), '{}')
+      INTO fields
+      FROM unnest(string_to_array(coalesce(event ->> 'kvcsv', ''), ',')) item
+     WHERE strpos(item, '=') > 1 AND btrim(split_part(item, '=', 1)) <> '';
+    fields := fields || jsonb_strip_nulls(jsonb_build_object('msg_id', msg, 'location_name', event -> 'location_name',
+        'time_stamp', event -> 'time_stamp', 'raw_data', event -> 'raw_data', 'kvcsv', event -> 'kvcsv'));
+    IF NOT fields ? 'severity' THEN
+        fields := fields || jsonb_build_object('severity', t.severity);
+    END IF;
+    message := coalesce(t.message, '');
+    FOR var IN SELECT DISTINCT m[1] FROM regexp_matches(message, '\$\((\w+)\)', 'g') AS m LOOP
+        IF var <> 'message' AND fields ->> var IS NOT NULL THEN
+            message := replace(message, '$(' || var || ')', fields ->> var);
+        END IF;
+    END LOOP;
+    IF coalesce(t.threshold_count, 0) >= 2 AND coalesce(t.threshold_period, 0) >= 1 THEN
+        INSERT INTO csm_ras_threshold AS h (msg_id, location_name, window_start, count)
+        VALUES (msg, location, now(), 1)
+        ON CONFLICT (msg_id, location_name) DO UPDATE SET
+            count = CASE WHEN h.window_start + make_interval(secs => t.threshold_period) < now() THEN 1 ELSE h.count + 1 END,
+            window_start = CASE WHEN h.window_start + make_interval(secs => t.threshold_period) < now()
+                                THEN now() ELSE h.window_start END
+        RETURNING count INTO hits;
+        IF hits < t.threshold_count THEN
+            RETURN jsonb_build_object('below_threshold', true, 'count', hits, 'message', message,
+                                      'severity', t.severity);
+        END IF;
+        DELETE FROM csm_ras_threshold WHERE msg_id = msg AND location_name = location;
+    END IF;
+    INSERT INTO csm_ras_event_action (msg_id, msg_id_seq, time_stamp, master_time_stamp, location_name, count,
+                                      message, kvcsv, raw_data)
+    VALUES (msg, seq, coalesce((event ->> 'time_stamp')::timestamp, now()), now(), location, hits, message,
+            event ->> 'kvcsv', event ->> 'raw_data')
+    RETURNING rec_id, time_stamp INTO rec, stamp;
+    IF t.set_state IS NOT NULL AND node IS NOT NULL THEN
+        allowed := CASE t.set_state WHEN 'SOFT_FAILURE' THEN ARRAY['DISCOVERED', 'IN_SERVICE']::compute_node_states[]
+                                    WHEN 'HARD_FAILURE' THEN ARRAY['DISCOVERED', 'IN_SERVICE', 'SOFT_FAILURE']::compute_node_states[]
+                                    ELSE '{}' END;
+        PERFORM set_config('csm.alteration', 'RAS EVENT', true), set_config('csm.ras_rec_id', rec::text, true),
+                set_config('csm.ras_msg_id', msg, true);
+        UPDATE csm_node SET state = t.set_state WHERE node_name = location AND state = ANY(allowed);
+        GET DIAGNOSTICS changed = ROW_COUNT;
+        PERFORM set_config('csm.alteration', '', true), set_config('csm.ras_rec_id', '', true),
+                set_config('csm.ras_msg_id', '', true);
+    END IF;
+    RETURN jsonb_build_object('stored', true, 'rec_id', rec, 'count', hits, 'message', message,
+        'severity', t.severity, 'control_action', t.control_action, 'set_state', t.set_state,
+        'state_changed', changed = 1, 'node_state', node, 'time_stamp', stamp, 'master_time_stamp', now());
+END $$;
