@@ -143,3 +143,37 @@ class PairTests(SynchronousTestCase):
         factory.clientConnectionFailed(None, ConnectionRefusedError())
         self.assertEqual([h for h, p, *_ in reactor.tcpClients], ["127.0.0.1", "127.0.0.2"])
         self.pair.stop()
+
+
+class FailbackTests(SynchronousTestCase):
+    def setUp(self):
+        self.daemon = FakeDaemon()
+        self.pair = AggregatorPair(self.daemon, Endpoint("127.0.0.1", 9800), Endpoint("127.0.0.2", 9800),
+                                   failback_after=30)
+        self.a = FakeLink("aggregatorA", "agg-a")
+        self.b = FakeLink("aggregatorB", "agg-b")
+        self.pair._ready(self.b)  # A was down at start: B is primary
+
+    def test_fails_back_once_a_is_stable(self):
+        self.pair._ready(self.a)
+        self.daemon.clock.advance(29)
+        self.assertEqual(self.pair.primary, "aggregatorB")
+        self.daemon.clock.advance(1)
+        self.assertEqual(self.pair.primary, "aggregatorA")
+        self.assertEqual(self.b.words(), [FAILOVER, RESET])
+        self.assertEqual(self.a.words(), [FAILOVER])
+
+    def test_no_failback_when_a_flaps(self):
+        self.pair._ready(self.a)
+        self.daemon.clock.advance(20)
+        self.pair._lost(self.a)
+        self.daemon.clock.advance(20)
+        self.assertEqual(self.pair.primary, "aggregatorB")
+        self.assertEqual(self.daemon.clock.getDelayedCalls(), [])
+
+    def test_off_by_default(self):
+        pair = AggregatorPair(self.daemon, Endpoint("127.0.0.1", 9800), Endpoint("127.0.0.2", 9800))
+        pair._ready(FakeLink("aggregatorB", "agg-b"))
+        pair._ready(FakeLink("aggregatorA", "agg-a"))
+        self.daemon.clock.advance(3600)
+        self.assertEqual(pair.primary, "aggregatorB")

@@ -7,6 +7,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+import psycopg2
+
 from csm.cluster import LocalCluster
 
 HEARTBEAT = 3
@@ -33,17 +35,35 @@ class FailoverTests(SynchronousTestCase):
         return self.cluster.wait_for(lambda: self.cluster.log_text(daemon).count(text) >= times,
                                      timeout=timeout, what="%r in %s's log" % (text, daemon))
 
+    def db(self, statement, *args):
+        connection = psycopg2.connect(self.cluster.postgres.dsn_for("csmdb"))
+        try:
+            with connection.cursor() as cur:
+                cur.execute(statement, args)
+                return cur.fetchall()
+        finally:
+            connection.close()
+
     def health_from(self, compute):
         report = self.cluster.health(compute)
         return {a["node"]: a["responding"] for a in report["aggregators"]}
 
     def test_kill_primary_fail_over_and_come_back_as_secondary(self):
         self.assertEqual(self.cluster.primary_of("c01"), "agg01")
+        self.cluster.wait_for(lambda: self.db("SELECT primary_agg FROM csm_node WHERE node_name = 'c01'")
+                              == [("agg01",)], timeout=20, what="c01's inventory")
         self.agg["agg01"].kill()
         self.wait_primary("c01", "agg02", timeout=5)
         # requests from the compute keep working, through the other aggregator
         self.assertEqual(self.health_from("c01"), {"agg01": False, "agg02": True})
+        rc, out = self.cluster.cli("c01", "csm_node_attributes_query", "-n", "c01")
+        self.assertEqual(rc, 0, out)
         self.wait_log("master", "RAS csm.status.lost_redundancy on c01")
+        # the master records the new primary and the event
+        self.cluster.wait_for(lambda: self.db("SELECT primary_agg, secondary_agg FROM csm_node WHERE node_name = 'c01'")
+                              == [("agg02", None)], timeout=10, what="the new primary in csm_node")
+        self.assertTrue(self.db("SELECT 1 FROM csm_ras_event_action WHERE msg_id = 'csm.status.lost_redundancy' "
+                                "AND location_name = 'c01'"))
         self.agg["agg01"].start()
         self.wait_log("master", "RAS csm.status.full_redundancy on c01", timeout=30, times=2)
         # the returning aggregator is secondary: no switch-back while agg02 lives
@@ -78,7 +98,14 @@ class FailoverTests(SynchronousTestCase):
         self.assertIn("missed its heartbeats", self.cluster.log_text("c01"))
 
     def test_both_aggregators_gone(self):
+        self.cluster.wait_for(lambda: len(self.db("SELECT 1 FROM csm_node WHERE node_name IN ('c01', 'c02')")) == 2,
+                              timeout=20, what="the computes' inventory")
         self.agg["agg01"].kill()
         self.agg["agg02"].kill()
         self.wait_log("master", "RAS csm.status.down on c01")
         self.wait_log("master", "RAS csm.status.down on c02")
+        self.cluster.wait_for(lambda: self.db("SELECT node_name, state::text FROM csm_node WHERE type = 'compute' "
+                                              "ORDER BY 1") == [("c01", "SOFT_FAILURE"), ("c02", "SOFT_FAILURE")],
+                              timeout=10, what="SOFT_FAILURE from csm.status.down")
+        self.assertEqual(self.db("SELECT alteration, ras_msg_id FROM csm_node_state_history WHERE node_name = 'c01' "
+                                 "AND state = 'SOFT_FAILURE'"), [("RAS EVENT", "csm.status.down")])

@@ -27,8 +27,10 @@ class AggregatorPair:
     that comes back is secondary (no switch-back while the primary lives).
     """
 
-    def __init__(self, daemon, endpoint_a, endpoint_b):
+    def __init__(self, daemon, endpoint_a, endpoint_b, failback_after=0):
         self.daemon = daemon
+        self.failback_after = failback_after
+        self._failback_call = None
         self.links = {}
         self.primary = None
         self.upstreams = {}
@@ -82,11 +84,28 @@ class AggregatorPair:
             self._make_primary(link.name)
         else:
             log.info("{name} ({node}) connected as secondary", name=link.name, node=link.peer_node)
+            if link.name == "aggregatorA" and self.failback_after > 0:
+                self._cancel_failback()
+                self._failback_call = self.daemon.clock.callLater(self.failback_after, self._failback, link)
+
+    def _failback(self, link):
+        """Beyond CAST: the configured aggregator was up ``failback_after`` seconds: go back to it."""
+        self._failback_call = None
+        if self.links.get("aggregatorA") is link and self.primary != "aggregatorA":
+            log.info("aggregatorA stable for {s}s: failing back to it", s=self.failback_after)
+            self.reset()
+
+    def _cancel_failback(self):
+        if self._failback_call is not None and self._failback_call.active():
+            self._failback_call.cancel()
+        self._failback_call = None
 
     def _lost(self, link):
         if self.links.get(link.name) is not link:
             return
         self.links[link.name] = None
+        if link.name == "aggregatorA":
+            self._cancel_failback()
         if link.name == self.primary:
             self.primary = None
             other = self.secondary()
@@ -122,7 +141,8 @@ class ComputeDaemon(Daemon):
 
     def __init__(self, config, reactor=None, **kw):
         super().__init__(config, reactor, **kw)
-        self.aggregators = AggregatorPair(self, config.net.aggregatorA, config.net.aggregatorB)
+        self.aggregators = AggregatorPair(self, config.net.aggregatorA, config.net.aggregatorB,
+                                          failback_after=config.net.failback_after)
         self.env_dropped = 0
         self.buckets = BucketService(self.clock, config.data_collection.buckets, self.env_items(),
                                      self.send_environmental, source=self.node_name)
