@@ -49,6 +49,7 @@ setup(
             "%s = csm.cli.main:main" % name for name in CSM_COMMANDS
         ] + [
             "csm-demo = csm.demo:main",
+            "csm-sim = csm.sim:main",
             "csm-db = csm.db.admin:main",
         ],
     },

@@ -80,8 +80,10 @@ class Daemon(service.MultiService):
         self.metrics = metrics.make_registry(self)
         self.router = Router(self, registry, self.build_handlers(), self.upstream,
                              stats=metrics.ApiStats(self.metrics))
-        self.local = LocalSocketService(reactor, self, config.net.local_client_listen)
-        self.local.setServiceParent(self)
+        self.local = None
+        if config.net.local_client_listen.socket:  # "" runs without a local API (csm-sim's nodes)
+            self.local = LocalSocketService(reactor, self, config.net.local_client_listen)
+            self.local.setServiceParent(self)
         if config.net.metrics_listen is not None:
             metrics.metrics_service(reactor, config.net.metrics_listen, self.metrics).setServiceParent(self)
         if config.ras.rest is not None:
@@ -180,6 +182,6 @@ class Daemon(service.MultiService):
              link.state if link else "DISCONNECTED",
              "pending": len(link.pending) if link else 0}
             for name, link in self.links()
-        ], clients=len(self.local.api.clients), max_rss_kib=usage.ru_maxrss,
+        ], clients=len(self.local.api.clients) if self.local else 0, max_rss_kib=usage.ru_maxrss,
             cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2),
             log_levels=logs.levels(), time=time.strftime("%Y-%m-%d %H:%M:%S"))

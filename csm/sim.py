@@ -1,0 +1,126 @@
+"""``csm-sim``: many virtual compute nodes in one process, on real links.
+
+    csm-sim --config conf/csm_compute.cfg --nodes 1000 --aggregators 127.0.0.1:9800,127.0.0.1:9801
+
+Each virtual node is a real ``ComputeDaemon`` (its own links to a primary and a
+secondary aggregator, heartbeats, failover, inventory) with a distinct name, a
+synthetic inventory and no local socket, so a large cluster fits on one small
+machine. Nodes alternate which aggregator is their ``aggregatorA``. With
+``--record FILE`` every primary change is written there as JSON at exit
+(``{node: [[time, aggregator], ...]}``), for the failover benchmark.
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import attrs
+from twisted.application import service
+from twisted.internet import defer
+
+from csm.config import Endpoint, LocalListen, load_daemon_config
+from csm.roles.compute import ComputeDaemon
+
+
+def synthetic_inventory(node, index):
+    return {
+        "node": {"node_name": node, "machine_model": "sim-8335-GTW", "serial_number": "SIM%06d" % index,
+                 "collection_time": time.strftime("%Y-%m-%d %H:%M:%S"), "type": "compute",
+                 "kernel_release": "sim", "kernel_version": "sim", "installed_memory": 512 * 1024 * 1024,
+                 "installed_swap": 0, "discovered_sockets": 2, "discovered_cores": 44, "discovered_gpus": 6,
+                 "discovered_hcas": 2, "discovered_dimms": 16, "discovered_ssds": 1, "os_image_name": "sim"},
+        "processor": [{"serial_number": "%s-p%d" % (node, i), "discovered_cores": 22} for i in range(2)],
+        "gpu": [{"gpu_id": i, "serial_number": "%s-g%d" % (node, i), "device_name": "sim GPU",
+                 "pci_bus_id": "0000:%02x:00.0" % i, "uuid": "GPU-%s-%d" % (node, i), "vbios": "sim",
+                 "inforom_image_version": "sim", "hbm_memory": 16 * 1024 * 1024} for i in range(6)],
+        "dimm": [{"serial_number": "%s-d%d" % (node, i), "size": 32768, "physical_location": "DIMM%d" % i}
+                 for i in range(16)],
+        "hca": [{"serial_number": "%s-h%d" % (node, i), "pci_bus_id": "0000:%02x:00.0" % (8 + i),
+                 "guid": "0x%012x%04x" % (index, i)} for i in range(2)],
+        "ssd": [{"serial_number": "%s-s0" % node, "size": 1600 * 10 ** 9, "wear_lifespan_used": 1.0}],
+    }
+
+
+class SimulatedCompute(ComputeDaemon):
+    """A compute daemon with a made-up inventory and no sensors."""
+
+    index = 0
+    primaries = None
+
+    def inventory(self):
+        return defer.succeed(synthetic_inventory(self.node_name, self.index))
+
+    def env_items(self):
+        return {}
+
+
+class _Recorder:
+    """Wraps a pair's ``_make_primary`` to note each primary change."""
+
+    def __init__(self):
+        self.changes = {}
+
+    def watch(self, daemon):
+        pair = daemon.aggregators
+        original = pair._make_primary
+
+        def make_primary(name):
+            original(name)
+            link = pair.links.get(name)
+            self.changes.setdefault(daemon.node_name, []).append([time.time(), link.peer_node if link else name])
+        pair._make_primary = make_primary
+
+
+def build(config, nodes, prefix, aggregators, reactor, recorder=None):
+    """A MultiService of ``nodes`` simulated computes."""
+    top = service.MultiService()
+    for index in range(nodes):
+        first, second = (aggregators[index % len(aggregators)], aggregators[(index + 1) % len(aggregators)])
+        net = attrs.evolve(config.net, local_client_listen=LocalListen(socket=""), aggregatorA=first,
+                           aggregatorB=second if len(aggregators) > 1 else None)
+        node_config = attrs.evolve(config, node_name="%s%05d" % (prefix, index), net=net)
+        daemon = SimulatedCompute(node_config, reactor)
+        daemon.index = index
+        daemon.removeService(daemon.xid)
+        if recorder is not None:
+            recorder.watch(daemon)
+        daemon.setServiceParent(top)
+    return top
+
+
+def parse_endpoints(text):
+    result = []
+    for item in text.split(","):
+        host, _, port = item.strip().rpartition(":")
+        result.append(Endpoint(host, int(port)))
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="csm-sim", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="a compute config (links, TLS, heartbeat, ACL)")
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--prefix", default="sim")
+    parser.add_argument("--aggregators", required=True, help="host:port,host:port")
+    parser.add_argument("--record", help="write primary changes here (JSON) at exit")
+    args = parser.parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, 4 * args.nodes + 1024))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    from twisted.internet import reactor
+    config = load_daemon_config(args.config, role_override="compute")
+    recorder = _Recorder()
+    top = build(config, args.nodes, args.prefix, parse_endpoints(args.aggregators), reactor, recorder)
+    top.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    reactor.run()
+    if args.record:
+        with open(args.record, "w") as f:
+            json.dump(recorder.changes, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
