@@ -154,6 +154,7 @@ class LocalCluster:
                     "local_client_listen": {"socket": os.path.join(self.run_dir, name + ".sock"),
                                             "permissions": 777, "group": ""},
                     "ssl": dict(self.ssl)},
+            "manhole": {"socket": os.path.join(self.run_dir, name + ".manhole")},
         }}
 
     def add(self, name, role, compute_port=None, aggregators=()):

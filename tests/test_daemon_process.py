@@ -66,6 +66,13 @@ class RunningDaemonTests(SynchronousTestCase):
         rc, out = self.cluster.cli("c02", "csm_ctrl_cmd", "--log.csmnet", "info")
         self.assertEqual(rc, 0, out)
 
+    def test_manhole_status_of_a_running_daemon(self):
+        from tests.test_manhole import talk
+        out = talk(os.path.join(self.cluster.run_dir, "agg01.manhole"), b"status()['links'][0]\r", b"HAPPY")
+        self.assertIn(b"'name': 'master'", out)
+        out = talk(os.path.join(self.cluster.run_dir, "agg01.manhole"), b"status()['role']\r", b"aggregator'")
+        self.assertIn(b"'aggregator'", out)
+
     def test_ctrl_cmd_status(self):
         rc, out = self.cluster.cli("agg01", "csm_ctrl_cmd", "--status", "--format", "json")
         self.assertEqual(rc, 0, out)

@@ -86,6 +86,9 @@ class Daemon(service.MultiService):
             self.local.setServiceParent(self)
         if config.net.metrics_listen is not None:
             metrics.metrics_service(reactor, config.net.metrics_listen, self.metrics).setServiceParent(self)
+        if config.manhole.enabled:
+            from csm.manhole import makeManholeService
+            makeManholeService(config.manhole, self.manhole_namespace(), reactor).setServiceParent(self)
         if config.ras.rest is not None:
             from csm.ras.rest import rest_service
             rest_service(self, config.ras.rest).setServiceParent(self)
@@ -117,6 +120,11 @@ class Daemon(service.MultiService):
     def _inventory_failed(self, failure):
         log.error("inventory collection failed: {error}", error=failure.getErrorMessage())
         self._inventory = None
+
+    def manhole_namespace(self):
+        """What the admin shell sees."""
+        return {"daemon": self, "status": self.status, "links": self.links, "registry": self.registry,
+                "router": self.router, "config": self.config, "logs": logs, "db": getattr(self, "db", None)}
 
     def raise_ras(self, msg_id, location_name=None, raw_data=None, kvcsv=None):
         """Raise a RAS event from this daemon (fire and forget, through the tree to the master)."""

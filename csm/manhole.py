@@ -1,0 +1,144 @@
+"""The admin shell of every daemon (``csm.manhole`` in the daemon's config).
+
+A Python prompt inside the running daemon, with its services, links, command
+registry, database pool (master) and a ``status()`` helper. Off unless
+configured. On a unix socket (mode 0600, owned by root; a peer whose uid is
+neither root nor the daemon's is refused even if the mode is loosened)::
+
+    socat -,raw,echo=0 UNIX-CONNECT:/run/csmd_master.manhole
+    >>> status()
+
+and optionally over SSH on ``ssh_host:ssh_port``, public keys from
+``authorized_keys`` only (the host key is made at ``host_key`` on first use)::
+
+    ssh -p 2222 root@127.0.0.1
+"""
+
+import os
+import socket
+import struct
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.application import internet, service
+from twisted.conch import manhole, manhole_ssh
+from twisted.conch.checkers import IAuthorizedKeysDB, SSHPublicKeyChecker, readAuthorizedKeyFile
+from twisted.conch.insults import insults
+from twisted.conch.ssh import keys
+from twisted.cred import portal
+from twisted.internet import endpoints, protocol
+from zope.interface import implementer
+
+from csm import logs
+
+log = logs.logger("csmd")
+_CRED = struct.Struct("3i")
+
+
+def _session(namespace):
+    """A terminal protocol running a Python prompt in a fresh copy of ``namespace``."""
+    scope = dict(namespace, __name__="__csm_manhole__")
+    return insults.ServerProtocol(manhole.ColoredManhole, scope)
+
+
+class _CheckedServerProtocol(insults.ServerProtocol):
+    """Refuses any peer but root and the daemon's own user (SO_PEERCRED)."""
+
+    def connectionMade(self):
+        sock = self.transport.getHandle()
+        _pid, uid, _gid = _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+        if uid not in (0, os.geteuid()):
+            log.warn("manhole: refused uid {uid}", uid=uid)
+            self.transport.write(b"manhole: permission denied\r\n")
+            self.transport.loseConnection()
+            return
+        super().connectionMade()
+
+
+class _UnixFactory(protocol.ServerFactory):
+    def __init__(self, namespace):
+        self.namespace = namespace
+
+    def buildProtocol(self, addr):
+        proto = _CheckedServerProtocol(manhole.ColoredManhole, dict(self.namespace, __name__="__csm_manhole__"))
+        proto.factory = self
+        return proto
+
+
+class UnixManholeService(service.Service):
+    """The shell on a unix socket; the file is made 0600, owned by root, and removed at stop."""
+
+    def __init__(self, reactor, path, namespace, mode=0o600):
+        self.reactor = reactor
+        self.path = path
+        self.namespace = namespace
+        self.mode = mode
+        self.port = None
+
+    def startService(self):
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        self.port = self.reactor.listenUNIX(self.path, _UnixFactory(self.namespace), mode=self.mode)
+        os.chmod(self.path, self.mode)
+        if os.geteuid() == 0:
+            os.chown(self.path, 0, 0)
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+
+
+@implementer(IAuthorizedKeysDB)
+class AuthorizedKeysFile:
+    """The keys of one authorized_keys file, for any user name; read at each login."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def getAuthorizedKeys(self, username):
+        try:
+            with open(self.path, "rb") as f:
+                return list(readAuthorizedKeyFile(f))
+        except OSError:
+            log.warn("manhole: cannot read {path}", path=self.path)
+            return []
+
+
+def host_key(path):
+    """The SSH host key at ``path``, made (ed25519, mode 0600) if missing."""
+    if not os.path.exists(path):
+        key = ed25519.Ed25519PrivateKey.generate()
+        data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                 serialization.NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    return keys.Key.fromFile(path)
+
+
+def ssh_factory(namespace, authorized_keys, key_path):
+    realm = manhole_ssh.TerminalRealm()
+    realm.chainedProtocolFactory = lambda: _session(namespace)
+    factory = manhole_ssh.ConchFactory(portal.Portal(realm, [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))]))
+    key = host_key(key_path)
+    factory.publicKeys = {key.sshType(): key.public()}
+    factory.privateKeys = {key.sshType(): key}
+    return factory
+
+
+def makeManholeService(config, namespace, reactor=None, mode=0o600):
+    """The configured shells (unix socket and/or SSH) as one MultiService."""
+    if reactor is None:
+        from twisted.internet import reactor
+    top = service.MultiService()
+    if config.socket:
+        UnixManholeService(reactor, config.socket, namespace, mode).setServiceParent(top)
+    if config.ssh_port:
+        factory = ssh_factory(namespace, config.authorized_keys, config.host_key or config.socket + ".host_key")
+        endpoint = endpoints.TCP4ServerEndpoint(reactor, config.ssh_port, interface=config.ssh_host or "127.0.0.1")
+        internet.StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+    return top
