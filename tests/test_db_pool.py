@@ -137,3 +137,21 @@ class BatchTests(TestCase):
         self.assertEqual(results[1][1].value.errcode, ErrorCode.CSMERR_DB_ERROR)
         rows = yield pool.runQuery("SELECT text FROM outage_log ORDER BY n")
         self.assertEqual([r[0] for r in rows], ["a", "c"])
+
+
+class InventoryWriteTests(TestCase):
+    @defer.inlineCallbacks
+    def test_inventory_then_ssd_wear(self):
+        from csm.db.inventory import update_ssd_wear, upsert_node_inventory
+        _, dsn = dbfixture.fresh_database(self)
+        pool = DatabasePool(None, reactor, dsn=dsn, size=1)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        state = yield pool.enqueue_write("inventory", upsert_node_inventory, {
+            "node": {"node_name": "c01", "type": "compute", "collection_time": "2026-01-01 00:00:00"},
+            "ssd": [{"serial_number": "S1", "size": 100, "wear_lifespan_used": 1.0}]}, want_result=True)
+        self.assertEqual(state, "DISCOVERED")
+        yield pool.enqueue_write("env", update_ssd_wear, "c01", [{"serial_number": "S1", "wear_lifespan_used": 2.5,
+                                                                 "wear_total_bytes_written": 10}], want_result=True)
+        rows = yield pool.runQuery("SELECT wear_lifespan_used, wear_total_bytes_written FROM csm_ssd_wear_history")
+        self.assertEqual(rows, [(2.5, 10)])

@@ -221,13 +221,17 @@ NODE_COMMANDS = (
     _node_query("node_resources_query_all", "The scheduler's view of every node.", (LIMIT, OFFSET)),
 )
 
+SSD_WEAR_UPDATE = Command(name="ssd_wear_update", cmd_id=API_IDS["ssd_wear_update"], cli="",
+                          description="SSD wear counters from a node's ssd bucket.", open_input=True)
+
 RAS_COMMANDS = (RAS_EVENT_CREATE, RAS_EVENT_QUERY, RAS_EVENT_QUERY_ALLOCATION, RAS_EVENT_ACK,
                 RAS_MSG_TYPE_CREATE, RAS_MSG_TYPE_UPDATE, RAS_MSG_TYPE_DELETE, RAS_MSG_TYPE_QUERY)
 
 
 def build_registry():
     """The registry of every command this implementation knows."""
-    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY) + NODE_COMMANDS + RAS_COMMANDS)
+    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY, SSD_WEAR_UPDATE)
+                    + NODE_COMMANDS + RAS_COMMANDS)
 
 
 REGISTRY = build_registry()

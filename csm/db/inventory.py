@@ -14,3 +14,17 @@ def set_aggregators(cursor, node, primary, secondary):
     return cursor.execute("UPDATE csm_node SET primary_agg = %s, secondary_agg = %s WHERE node_name = %s "
                           "AND (primary_agg, secondary_agg) IS DISTINCT FROM (%s, %s)",
                           (primary, secondary, node, primary, secondary))
+
+
+WEAR_COLUMNS = ("wear_lifespan_used", "wear_total_bytes_written", "wear_total_bytes_read",
+                "wear_percent_spares_remaining")
+
+
+def update_ssd_wear(cursor, node, ssds):
+    """New wear counters for a node's SSDs (the wear trigger keeps their history)."""
+    rows = [dict({c: s.get(c) for c in WEAR_COLUMNS}, serial_number=s.get("serial_number") or "") for s in ssds]
+    return cursor.execute(
+        "UPDATE csm_ssd d SET " + ", ".join("%s = w.%s" % (c, c) for c in WEAR_COLUMNS) +
+        " FROM jsonb_populate_recordset(NULL::csm_ssd, %s::jsonb) w"
+        " WHERE d.node_name = %s AND d.serial_number = w.serial_number",
+        (json.dumps(rows), node))

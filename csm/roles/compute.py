@@ -14,6 +14,9 @@ from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmnet")
 
+SSD_WEAR = "csm-ssd-wear"
+SSD_WEAR_UPDATE = 64  # CAST's ssd_wear_update
+
 #: How often the missing one of two aggregators is retried while the other serves.
 SECONDARY_RETRY = 10.0
 
@@ -155,13 +158,20 @@ class ComputeDaemon(Daemon):
         return build_items()
 
     def send_environmental(self, records):
-        """Records go to the primary aggregator; without one they are counted and dropped."""
+        """Records go to the primary aggregator (SSD wear to the master's database);
+        without a primary they are counted and dropped."""
         link = self.aggregators.current()
         if link is None:
             self.env_dropped += len(records)
             return
-        link.send(Message.make(InternalCommand.ENVIRONMENTAL_DATA, {"records": records},
-                               flags=Flags.INT | Flags.NOREPLY))
+        wear = [r["data"] for r in records if r.get("type") == SSD_WEAR]
+        others = [r for r in records if r.get("type") != SSD_WEAR]
+        if wear:
+            link.send(Message.make(SSD_WEAR_UPDATE, {"node_name": self.node_name, "ssds": wear},
+                                   flags=Flags.INT | Flags.NOREPLY))
+        if others:
+            link.send(Message.make(InternalCommand.ENVIRONMENTAL_DATA, {"records": others},
+                                   flags=Flags.INT | Flags.NOREPLY))
 
     def startService(self):
         super().startService()

@@ -12,7 +12,7 @@ from csm.db import inventory
 from csm.db.pool import DatabasePool
 from csm.ras.actions import ActionRunner
 from csm.ras.engine import JsonLinesLog, RasEngine
-from csm.api.commands import ECHO
+from csm.api.commands import ECHO, SSD_WEAR_UPDATE
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
@@ -66,6 +66,7 @@ class MasterDaemon(Daemon):
         handlers[ECHO.cmd_id] = lambda ctx, body: body
         handlers[InternalCommand.NODESET_UPDATE] = self._nodeset_update
         handlers[INVENTORY_ID] = self._node_inventory
+        handlers[SSD_WEAR_UPDATE.cmd_id] = self._ssd_wear
         handlers.update(ras.HANDLERS)
         handlers.update(node.HANDLERS)
         return handlers
@@ -135,6 +136,11 @@ class MasterDaemon(Daemon):
                   primary=view.primary, secondary=view.secondary)
         if self.db is not None:
             self.db.enqueue_write("inventory", inventory.set_aggregators, view.node, view.primary, view.secondary)
+
+    def _ssd_wear(self, ctx, body):
+        """SSD wear from a node's ssd bucket: the only environmental data kept in the database."""
+        if self.db is not None and body.get("node_name") and isinstance(body.get("ssds"), list):
+            self.db.enqueue_write("env", inventory.update_ssd_wear, body["node_name"], body["ssds"])
 
     def _node_inventory(self, ctx, body):
         """Store a node's inventory (queued: survives an outage); utilities and aggregators are up."""
