@@ -146,7 +146,8 @@ def main():
         deadline = time.perf_counter() + 120
         while sink.lines < sent and time.perf_counter() < deadline:
             time.sleep(0.1)
-        rate = sink.lines / (sink.last - start)
+        forwarded, elapsed = sink.lines, sink.last - start
+        rate = forwarded / elapsed
         remaining = args.idle - (time.perf_counter() - t0)
         if remaining > 0:
             time.sleep(remaining)
@@ -156,7 +157,7 @@ def main():
         cluster.stop()
     lines = [
         "aggregator to BDS: %d of %d records from %d compute links forwarded in %.1f s: %.0f records/s"
-        % (sink.lines, sent, args.computes, sink.last - start, rate),
+        % (forwarded, sent, args.computes, elapsed, rate),
         "compute daemon with the default buckets, idle over %.0f s: %.2f%% of a core, RSS %.1f MB"
         % (max(args.idle, time.perf_counter() - t0), idle_cpu, rss / 1024.0),
     ]
