@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import psycopg2  # noqa: E402
 from twisted.internet import defer, reactor  # noqa: E402
 
-from bench.results import record  # noqa: E402
+from bench.results import record, run_reactor  # noqa: E402
 from csm.api.node import NODE_SELECT  # noqa: E402
 from csm.db import schema  # noqa: E402
 from csm.db.embedded import EmbeddedPostgres  # noqa: E402
@@ -93,12 +93,7 @@ def main():
             schema.install(cur)
         connection.close()
         out = {}
-        d = run(dsn, args.nodes, args.queries, out)
-        d.addErrback(lambda f: out.setdefault("error", f))
-        d.addBoth(lambda _: reactor.stop())
-        reactor.run()
-        if "error" in out:
-            out["error"].raiseException()
+        run_reactor(lambda: run(dsn, args.nodes, args.queries, out))
         connection = psycopg2.connect(dsn)
         with connection.cursor() as cur:
             cur.execute("SELECT (SELECT count(*) FROM csm_node), (SELECT count(*) FROM csm_dimm), "

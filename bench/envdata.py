@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import record  # noqa: E402
+from bench.results import record, run_reactor  # noqa: E402
 from csm.cluster import LocalCluster, free_port  # noqa: E402
 
 QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmenv": "warning",
@@ -56,7 +56,7 @@ class CountingSink:
 
 def flood(endpoint, computes, records):
     """``computes`` compute links sending batches of 50 records; returns the start time."""
-    from twisted.internet import defer, reactor
+    from twisted.internet import defer, reactor, task
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
     from csm.net.link import LinkOwner, LinkProtocol
@@ -70,7 +70,6 @@ def flood(endpoint, computes, records):
             return {"version": "1.8.5", "node": self.node, "role": "compute"}
 
     per_link = records // computes // 50
-    started = {}
 
     @defer.inlineCallbacks
     def run():
@@ -86,27 +85,17 @@ def flood(endpoint, computes, records):
                       "data": {"memory_used": 123456, "processor_temp": 45.5, "n": i}} for i in range(50)]
             frames.append(Message.make(InternalCommand.ENVIRONMENTAL_DATA, {"records": batch},
                                        flags=Flags.INT | Flags.NOREPLY).encode())
-        started["t"] = time.perf_counter()
+        started = time.perf_counter()
         for _ in range(per_link):
             for link, frame in zip(links, frames):
                 link.transport.write(frame)
-            yield task_sleep(reactor, 0)
-        started["sent"] = per_link * computes * 50
-        yield task_sleep(reactor, 1.0)
+            yield task.deferLater(reactor, 0, lambda: None)
+        yield task.deferLater(reactor, 1.0, lambda: None)
         for link in links:
             link.transport.loseConnection()
+        return started, per_link * computes * 50
 
-    def task_sleep(reactor, seconds):
-        from twisted.internet import task
-        return task.deferLater(reactor, seconds, lambda: None)
-
-    d = defer.ensureDeferred(run())
-    d.addErrback(lambda f: started.setdefault("error", f))
-    d.addBoth(lambda _: reactor.stop())
-    reactor.run()
-    if "error" in started:
-        started["error"].raiseException()
-    return started["t"], started["sent"]
+    return run_reactor(run)
 
 
 def proc_cpu_rss(pid):

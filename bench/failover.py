@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,18 +42,7 @@ def run(nodes, heartbeat, how):
     sim = None
     try:
         cluster.start()
-        aggs = [cluster.daemons[name].config["csm"]["net"]["compute_listen"] for name in ("agg01", "agg02")]
-        compute_cfg = os.path.join(run_dir, "sim.cfg")
-        with open(compute_cfg, "w") as f:
-            json.dump({"csm": {"role": "Compute", "api_permission_file": os.path.join(run_dir, "csm_api.acl"),
-                               "api_configuration_file": os.path.join(run_dir, "csm_api.cfg"),
-                               "log": dict(QUIET, consoleLog=False, fileLog=os.path.join(run_dir, "sim.log")),
-                               "net": {"heartbeat_interval": heartbeat,
-                                       "aggregatorA": aggs[0], "aggregatorB": aggs[1]}}}, f)
-        sim = subprocess.Popen([sys.executable, "-m", "csm.sim", "--config", compute_cfg, "--nodes", str(nodes),
-                                "--aggregators", ",".join("%s:%d" % (a["host"], a["port"]) for a in aggs),
-                                "--record", record_file], env=cluster.env(), stdin=subprocess.DEVNULL,
-                               stdout=open(os.path.join(run_dir, "sim.out"), "w"), stderr=subprocess.STDOUT)
+        sim = cluster.start_sim(nodes, record=record_file, log=QUIET)
         cluster.wait_for(lambda: primaries(cluster, "agg01") + primaries(cluster, "agg02") == nodes,
                          timeout=300, interval=0.5, what="every simulated compute connected")
         affected = primaries(cluster, "agg01")

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import psycopg2  # noqa: E402
 
-from bench.results import record  # noqa: E402
+from bench.results import record, run_reactor  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 from csm.wire import Flags, InternalCommand, Message  # noqa: E402
 
@@ -68,8 +68,6 @@ def with_replies(cluster, events, concurrency):
 
     from csm.client import connect
 
-    result = {}
-
     @defer.inlineCallbacks
     def run():
         client = yield connect(reactor, cluster.daemons["util01"].socket)
@@ -78,16 +76,10 @@ def with_replies(cluster, events, concurrency):
         yield defer.gatherResults([sem.run(client.call, "ras_event_create", {
             "msg_id": "admin.common.info", "location_name": "util01", "raw_data": "reply %d" % n})
             for n in range(events)])
-        result["elapsed"] = time.perf_counter() - start
         client.close()
+        return time.perf_counter() - start
 
-    d = defer.ensureDeferred(run())
-    d.addErrback(lambda f: result.setdefault("error", f))
-    d.addBoth(lambda _: reactor.stop())
-    reactor.run()
-    if "error" in result:
-        result["error"].raiseException()
-    return result["elapsed"]
+    return run_reactor(run)
 
 
 def main():

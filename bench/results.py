@@ -27,3 +27,17 @@ def record(name, command, lines):
                                                          platform.python_version()))
         for line in lines:
             f.write("- %s\n" % line)
+
+
+def run_reactor(function):
+    """Run ``function()`` (returning a Deferred) on the reactor until it fires; return its result."""
+    from twisted.internet import defer, reactor
+
+    outcome = {}
+    d = defer.maybeDeferred(function)
+    d.addCallbacks(lambda value: outcome.update(value=value), lambda failure: outcome.update(error=failure))
+    d.addBoth(lambda _: reactor.stop())
+    reactor.run()
+    if "error" in outcome:
+        outcome["error"].raiseException()
+    return outcome["value"]

@@ -18,7 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import percentile, record  # noqa: E402
+from bench.results import percentile, record, run_reactor  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 from csm.wire import FrameDecoder, Message  # noqa: E402
 
@@ -50,15 +50,8 @@ def round_trips(socket_path, seconds, concurrency):
         client.close()
         return elapsed
 
-    result = {}
-    d = defer.ensureDeferred(run())
-    d.addCallback(lambda elapsed: result.update(elapsed=elapsed))
-    d.addErrback(lambda f: result.setdefault("error", f))
-    d.addBoth(lambda _: reactor.stop())
-    reactor.run()
-    if "error" in result:
-        result["error"].raiseException()
-    return len(latencies) / result["elapsed"], latencies
+    elapsed = run_reactor(run)
+    return len(latencies) / elapsed, latencies
 
 
 def framing(count=100000):

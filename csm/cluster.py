@@ -183,6 +183,25 @@ class LocalCluster:
         daemon = self.daemons[name] = Daemon(self, name, role, config)
         return daemon
 
+    def start_sim(self, nodes, record=None, log=None):
+        """``csm-sim`` with ``nodes`` simulated computes on this cluster's aggregators (a Popen)."""
+        aggregators = [d.config["csm"]["net"]["compute_listen"] for d in self.by_role("aggregator")]
+        config = {"csm": {"role": "Compute",
+                          "api_permission_file": os.path.join(self.run_dir, "csm_api.acl"),
+                          "api_configuration_file": os.path.join(self.run_dir, "csm_api.cfg"),
+                          "log": dict(log or {}, consoleLog=False, fileLog=os.path.join(self.run_dir, "sim.log")),
+                          "net": {"heartbeat_interval": self.heartbeat_interval, "aggregatorA": aggregators[0],
+                                  "ssl": dict(self.ssl)}}}
+        path = os.path.join(self.run_dir, "sim.cfg")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+        cmd = [sys.executable, "-m", "csm.sim", "--config", path, "--nodes", str(nodes), "--aggregators",
+               ",".join("%s:%d" % (a["host"], a["port"]) for a in aggregators)]
+        if record:
+            cmd += ["--record", record]
+        with open(os.path.join(self.run_dir, "sim.out"), "ab") as out:
+            return subprocess.Popen(cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
     def by_role(self, role):
         return [d for d in self.daemons.values() if d.role == role]
 

@@ -1,10 +1,6 @@
 """csm-sim: simulated computes on real links register like real ones."""
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import tempfile
 
 import psycopg2
@@ -19,17 +15,7 @@ class SimTests(SynchronousTestCase):
         cluster = LocalCluster(run_dir, computes=0, aggregators=2, utilities=0, tls=True)
         self.addCleanup(cluster.stop)
         cluster.start()
-        aggs = [cluster.daemons[n].config["csm"]["net"]["compute_listen"] for n in ("agg01", "agg02")]
-        config = os.path.join(run_dir, "sim.cfg")
-        with open(config, "w") as f:
-            json.dump({"csm": {"role": "Compute", "api_permission_file": os.path.join(run_dir, "csm_api.acl"),
-                               "api_configuration_file": os.path.join(run_dir, "csm_api.cfg"),
-                               "log": {"consoleLog": False, "fileLog": os.path.join(run_dir, "sim.log")},
-                               "net": {"aggregatorA": aggs[0], "aggregatorB": aggs[1],
-                                       "ssl": cluster.ssl}}}, f)
-        sim = subprocess.Popen([sys.executable, "-m", "csm.sim", "--config", config, "--nodes", "6", "--aggregators",
-                                ",".join("%s:%d" % (a["host"], a["port"]) for a in aggs)], env=cluster.env(),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sim = cluster.start_sim(6)
         self.addCleanup(lambda: sim.poll() is None and (sim.send_signal(signal.SIGTERM), sim.wait(30)))
 
         def nodes():

@@ -4,7 +4,7 @@ from twisted.internet import defer
 
 from csm.api.commands import API_IDS
 from csm.api.ras import database
-from csm.db.queries import Select, query_dicts
+from csm.db.queries import Select, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode
 
 NODE_COLUMNS = ("node_name", "machine_model", "serial_number", "collection_time", "update_time", "state", "type",
@@ -42,7 +42,7 @@ def attributes_query(ctx, body):
              .equal("type", body.get("type"))
              .like("comment", body.get("comment"))
              .order_by(None, (), "node_name").page(body.get("limit"), body.get("offset")))
-    return query_dicts(database(ctx), *query.sql()).addCallback(lambda rows: {"results": rows})
+    return query_results(database(ctx), query)
 
 
 @defer.inlineCallbacks
@@ -65,7 +65,7 @@ def attributes_query_history(ctx, body):
              .equal("node_name", body["node_name"]))
     query.order = " ORDER BY history_time %s" % ("ASC" if body.get("order_by") == "a" else "DESC")
     query.page(body.get("limit"), body.get("offset"))
-    return query_dicts(database(ctx), *query.sql()).addCallback(lambda rows: {"results": rows})
+    return query_results(database(ctx), query)
 
 
 def query_state_history(ctx, body):
@@ -156,7 +156,7 @@ def cluster_query_state(ctx, body):
     query.order_by(body.get("order_by"), ("node_name", "collection_time", "update_time", "state", "type",
                                           "num_allocs"), "node_name")
     query.page(body.get("limit"), body.get("offset"))
-    return query_dicts(database(ctx), *query.sql()).addCallback(lambda rows: {"results": rows})
+    return query_results(database(ctx), query)
 
 
 RESOURCES = """
@@ -174,7 +174,7 @@ SELECT n.node_name, n.type AS node_type, n.state::text AS node_state, (n.state =
 def resources_query(ctx, body):
     query = (Select(RESOURCES).any_of("n.node_name", body.get("node_names"))
              .order_by(None, (), "n.node_name").page(body.get("limit"), body.get("offset")))
-    return query_dicts(database(ctx), *query.sql()).addCallback(lambda rows: {"results": rows})
+    return query_results(database(ctx), query)
 
 
 HANDLERS = {API_IDS[name]: handler for name, handler in (

@@ -5,7 +5,7 @@ import pwd
 from twisted.internet import defer
 
 from csm.api import commands
-from csm.db.queries import Select, query_dicts
+from csm.db.queries import Select, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode
 from csm.ras.engine import parse_time_stamp
 from csm.wire import Flags
@@ -54,7 +54,7 @@ def event_query(ctx, body):
     if body.get("unacknowledged"):
         query.where("ack_time IS NULL")
     query.order_by(body.get("order_by"), EVENT_COLUMNS, "rec_id").page(body.get("limit"), body.get("offset"))
-    return query_dicts(database(ctx), *query.sql()).addCallback(lambda rows: {"results": rows})
+    return query_results(database(ctx), query)
 
 
 ALLOCATION_WINDOW = """
@@ -165,7 +165,7 @@ def type_query(ctx, body):
              .like("message", body.get("message"))
              .any_of("set_state::text", body.get("set_states"))
              .order_by(None, (), "msg_id").page(body.get("limit"), body.get("offset")))
-    return query_dicts(database(ctx), *query.sql()).addCallback(lambda rows: {"results": rows})
+    return query_results(database(ctx), query)
 
 
 HANDLERS = {

@@ -82,3 +82,8 @@ def query_dicts(pool, sql, args=()):
         d = cursor.execute(sql, args)
         return d.addCallback(lambda c: rows_as_dicts(c.description, c.fetchall()))
     return pool.runInteraction(run)
+
+
+def query_results(pool, query, key="results"):
+    """Run a ``Select``; the Deferred fires with ``{key: [row dicts]}``."""
+    return query_dicts(pool, *query.sql()).addCallback(lambda rows: {key: rows})
