@@ -7,6 +7,7 @@ from setuptools import find_packages, setup
 CSM_COMMANDS = [
     "csm_infrastructure_health_check",
     "csm_ctrl_cmd",
+    "csm_aggregator_rehome",
     "csm_node_attributes_query",
     "csm_node_attributes_query_details",
     "csm_node_attributes_query_history",

@@ -1,5 +1,6 @@
 """Aggregator failover with real processes: kill -9, restart, SIGSTOP."""
 
+import json
 import os
 import signal
 import tempfile
@@ -85,6 +86,13 @@ class FailoverTests(SynchronousTestCase):
         self.agg["agg01"].start()
         self.wait_log("master", "RAS csm.status.full_redundancy on c02", timeout=30, times=2)
         self.assertEqual(self.cluster.primary_of("c02"), "agg02")
+        # beyond CAST: one command moves every compute the restarted agg01 serves as secondary onto it
+        self.assertEqual(self.cluster.primary_of("c01"), "agg02")  # c01 failed over when agg01 died
+        rc, out = self.cluster.cli("c02", "csm_aggregator_rehome", "-a", "agg01", "--format", "json")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(json.loads(out)["computes"], ["c01", "c02"])
+        self.wait_primary("c01", "agg01", timeout=5)
+        self.wait_primary("c02", "agg01", timeout=5)
 
     def test_silent_aggregator_detected_by_heartbeat(self):
         start = time.monotonic()

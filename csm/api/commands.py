@@ -221,6 +221,12 @@ NODE_COMMANDS = (
     _node_query("node_resources_query_all", "The scheduler's view of every node.", (LIMIT, OFFSET)),
 )
 
+AGGREGATOR_REHOME = Command(
+    name="aggregator_rehome", cmd_id=101,
+    description="(beyond CAST) Make an aggregator the primary again of every compute it reaches as "
+                "secondary, e.g. after it was restarted.",
+    fields=(Field("aggregator", "str", required=True, flags=("-a", "--aggregator"), help="the aggregator's node"),))
+
 SSD_WEAR_UPDATE = Command(name="ssd_wear_update", cmd_id=API_IDS["ssd_wear_update"], cli="",
                           description="SSD wear counters from a node's ssd bucket.", open_input=True)
 
@@ -230,7 +236,7 @@ RAS_COMMANDS = (RAS_EVENT_CREATE, RAS_EVENT_QUERY, RAS_EVENT_QUERY_ALLOCATION, R
 
 def build_registry():
     """The registry of every command this implementation knows."""
-    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY, SSD_WEAR_UPDATE)
+    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY, SSD_WEAR_UPDATE, AGGREGATOR_REHOME)
                     + NODE_COMMANDS + RAS_COMMANDS)
 
 

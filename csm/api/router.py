@@ -50,10 +50,11 @@ class Context:
         message = self.message if body is None else self.message.evolve(
             payload=self.daemon.encode_body(body))
         d = self.daemon.router.forward(message)
-        return d.addCallback(_unwrap)
+        return d.addCallback(reply_body)
 
 
-def _unwrap(reply):
+def reply_body(reply):
+    """The body of a reply ``Message``; an error reply raises its ``CSMError``."""
     if reply.is_error:
         raise reply.error()
     return reply.body()
@@ -117,8 +118,8 @@ class Router:
     def _call(self, handler, command, message, link):
         try:
             body = message.body()
-            if command is not None:
-                body = command.validate(body)
+            if command is not None and not message.flags & Flags.INT:
+                body = command.validate(body)  # daemon-internal messages carry their own bodies
         except ValueError:
             return defer.succeed(message.error_reply(
                 CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, "payload is not valid JSON")))

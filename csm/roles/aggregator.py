@@ -7,6 +7,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from csm import logs, metrics
 from csm.api import health
+from csm.api.commands import AGGREGATOR_REHOME
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
@@ -21,6 +22,8 @@ log = logs.logger("csmnet")
 FAILOVER = "FAIL0VER"
 RESET = "R3S3T"
 RESTART = "R3ST4RT"
+#: beyond CAST: the aggregator asks a compute to make this link its primary
+PROMOTE = "PR0M0TE"
 
 
 def _accept_compute(link, hello):
@@ -68,7 +71,21 @@ class AggregatorDaemon(Daemon):
         handlers = super().build_handlers()
         handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
         handlers[INVENTORY_ID] = self._compute_inventory
+        handlers[AGGREGATOR_REHOME.cmd_id] = self._rehome
         return handlers
+
+    def _rehome(self, ctx, body):
+        """From the master: ask the computes served here as secondary to make this their primary."""
+        if not ctx.message.flags & Flags.INT:
+            return ctx.forward()
+        wanted = set(body.get("computes") or ())
+        asked = []
+        for peer in self.computes.active():
+            if not peer.primary and peer.node in wanted:
+                peer.link.send(Message.make(InternalCommand.CONNECTION_CTRL, PROMOTE, flags=Flags.INT | Flags.NOREPLY))
+                asked.append(peer.node)
+        log.info("re-homing {n} computes to this aggregator", n=len(asked))
+        return {"aggregator": self.node_name, "computes": sorted(asked)}
 
     def _compute_inventory(self, ctx, body):
         """Keep each compute's latest inventory; the master gets those of primary links."""

@@ -7,7 +7,7 @@ from csm.env.buckets import BucketService
 from csm.env.items import build_items
 from csm.env.xid import XidService
 from csm.node.items.gpu import GpuXidWatcher
-from csm.roles.aggregator import FAILOVER, RESET
+from csm.roles.aggregator import FAILOVER, PROMOTE, RESET
 from csm.roles.daemon import Daemon, DaemonLinkOwner
 from csm.roles.upstream import UpstreamLink, reconnect_policy
 from csm.wire import Flags, InternalCommand, Message
@@ -123,6 +123,16 @@ class AggregatorPair:
         log.info("{name} ({node}) is the primary aggregator", name=name, node=link.peer_node)
         link.send(connection_ctrl(FAILOVER))
 
+    def promote(self, link):
+        """Make ``link`` (connected, now secondary) the primary: its aggregator asked (re-home)."""
+        if self.links.get(link.name) is not link or link.name == self.primary:
+            return False
+        old = self.current()
+        if old is not None:
+            old.send(connection_ctrl(RESET))
+        self._make_primary(link.name)
+        return True
+
     def reset(self):
         """Return to the configured aggregator A if it is up (csm_ctrl_cmd --agg.reset)."""
         a = self.links.get("aggregatorA")
@@ -191,6 +201,16 @@ class ComputeDaemon(Daemon):
 
     def agg_reset(self):
         return self.aggregators.reset()
+
+    def build_handlers(self):
+        handlers = super().build_handlers()
+        handlers[InternalCommand.CONNECTION_CTRL] = self._connection_ctrl
+        return handlers
+
+    def _connection_ctrl(self, ctx, body):
+        """An aggregator's request about this link (re-home: PR0M0TE)."""
+        if body == PROMOTE and ctx.link is not None:
+            self.aggregators.promote(ctx.link)
 
     def probe_report(self, ctx, body):
         report = self.info()

@@ -8,17 +8,18 @@ from twisted.internet import defer, task
 
 from csm import logs
 from csm.api import health, node, ras
+from csm.api.router import reply_body
 from csm.db import inventory
 from csm.db.pool import DatabasePool
 from csm.ras.actions import ActionRunner
 from csm.ras.engine import JsonLinesLog, RasEngine
-from csm.api.commands import ECHO, SSD_WEAR_UPDATE
+from csm.api.commands import AGGREGATOR_REHOME, ECHO, SSD_WEAR_UPDATE
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.nodeset import NodeSet
 from csm.roles.peers import PeerTable
-from csm.wire import InternalCommand
+from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmd")
 rlog = logs.logger("csmras")
@@ -67,6 +68,7 @@ class MasterDaemon(Daemon):
         handlers[InternalCommand.NODESET_UPDATE] = self._nodeset_update
         handlers[INVENTORY_ID] = self._node_inventory
         handlers[SSD_WEAR_UPDATE.cmd_id] = self._ssd_wear
+        handlers[AGGREGATOR_REHOME.cmd_id] = self._rehome
         handlers.update(ras.HANDLERS)
         handlers.update(node.HANDLERS)
         return handlers
@@ -136,6 +138,16 @@ class MasterDaemon(Daemon):
                   primary=view.primary, secondary=view.secondary)
         if self.db is not None:
             self.db.enqueue_write("inventory", inventory.set_aggregators, view.node, view.primary, view.secondary)
+
+    def _rehome(self, ctx, body):
+        """Ask an aggregator to become the primary of the computes it serves as secondary."""
+        peer = self.aggregators.get(body["aggregator"])
+        if peer is None or peer.link is None:
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "aggregator %s is not connected" % body["aggregator"])
+        computes = sorted(view.node for view in self.nodeset.computes.values()
+                          if view.aggregators.get(body["aggregator"]) is False)
+        message = Message.make(AGGREGATOR_REHOME.cmd_id, {"computes": computes}, flags=Flags.INT)
+        return peer.link.request(message, max(1.0, ctx.remaining() - 1.0)).addCallback(reply_body)
 
     def _ssd_wear(self, ctx, body):
         """SSD wear from a node's ssd bucket: the only environmental data kept in the database."""
