@@ -111,7 +111,7 @@ class _Connection(txpostgres.Connection):
     def doRead(self):
         try:
             return super().doRead()
-        except psycopg2.Error:
+        except (psycopg2.Error, ValueError):  # ValueError: the socket closed under txpostgres (fd -1)
             return failure.Failure()
 
 
