@@ -87,7 +87,7 @@ class XidTests(SynchronousTestCase):
     def test_xid_raises_its_ras_event(self):
         from csm.env.xid import XidService
         from csm.node.items.gpu import GpuXidWatcher
-        from tests.fakenvml import FakeNvml, two_gpus
+        from tests.fakenvml import two_gpus
         nvml = two_gpus()
         raised = []
         clock = Clock()
@@ -104,7 +104,7 @@ class XidTests(SynchronousTestCase):
 
     def test_gpu_bucket_records_from_fake_nvml(self):
         from csm.env.items import build_items
-        from tests.fakenvml import FakeNvml, two_gpus
+        from tests.fakenvml import two_gpus
         clock = Clock()
         sent = []
         items = build_items(nvml=two_gpus())

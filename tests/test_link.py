@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from csm import __version__
 from csm.errors import CSMError, ErrorCode
 from csm.net.link import LinkOwner, LinkProtocol, version_acceptable
-from csm.wire import Flags, InternalCommand, Message
+from csm.wire import Message
 
 
 class RecordingOwner(LinkOwner):

@@ -6,7 +6,6 @@ import stat
 import tempfile
 import time
 
-import psycopg2
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 

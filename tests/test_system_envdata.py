@@ -1,7 +1,6 @@
 """Computes -> aggregator -> a Logstash-like TCP sink that goes away and comes back."""
 
 import json
-import os
 import socket
 import tempfile
 import threading

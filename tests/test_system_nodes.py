@@ -1,7 +1,6 @@
 """Nodes and RAS through the command line of a real tree with its database."""
 
 import json
-import os
 import signal
 import tempfile
 import time

@@ -5,7 +5,7 @@ import resource
 import sys
 
 from csm import logs
-from csm.api.commands import CTRL_CMD as COMMAND
+from csm.api.commands import CTRL_CMD as COMMAND  # noqa: F401 (the command this module handles)
 from csm.errors import CSMError, ErrorCode
 
 
