@@ -135,7 +135,7 @@ class Daemon(service.MultiService):
     def send_inventory(self, link):
         """Send this node's inventory on ``link`` (fire and forget)."""
         def send(inventory):
-            if link.connected:
+            if inventory is not None and link.connected:
                 link.send(Message.make(INVENTORY_ID, inventory, flags=Flags.INT | Flags.NOREPLY))
         self.inventory().addCallback(send)
 
