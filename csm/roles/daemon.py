@@ -9,7 +9,7 @@ from twisted.internet import defer
 
 from csm import __version__, logs, metrics
 from csm.api import ctrl, health
-from csm.api.commands import RAS_EVENT_CREATE, REGISTRY
+from csm.api.commands import NODE_INVENTORY, RAS_EVENT_CREATE, REGISTRY
 from csm.api.router import Router
 from csm.config import load_acl, load_api_timeouts
 from csm.net.factory import LinkFactory
@@ -19,7 +19,7 @@ from csm.net.tls import TLSContexts
 from csm.wire import Flags, Message
 from csm.wire.message import encode_body
 
-INVENTORY_ID = 52  # CAST's INV_get_node_inventory
+INVENTORY_ID = NODE_INVENTORY.cmd_id
 
 log = logs.logger("csmd")
 
