@@ -90,6 +90,7 @@ def print_usage(cluster, entry):
           % (entry.socket, entry.name))
     print("    csm_infrastructure_health_check -v")
     print("    csm_ctrl_cmd --status")
+    print("Admin shell of a daemon (root): socat -,raw,echo=0 UNIX-CONNECT:%s/master.manhole" % cluster.run_dir)
     print("Logs: %s/<daemon>.log" % cluster.run_dir, flush=True)
 
 

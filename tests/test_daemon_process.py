@@ -50,6 +50,30 @@ class BadConfigTests(SynchronousTestCase):
         self.assertIn("%s:3:" % path, result.stderr)
 
 
+class SchemaVersionTests(SynchronousTestCase):
+    def test_master_refuses_an_old_schema_and_names_the_upgrade(self):
+        import psycopg2
+        from csm.db import schema
+        from tests import dbfixture
+        name, dsn = dbfixture.fresh_database(self, template="template0")
+        connection = psycopg2.connect(dsn)
+        with connection, connection.cursor() as cur:
+            schema.install(cur, upto="19.0")
+        connection.close()
+        directory = tempfile.mkdtemp()
+        path = os.path.join(directory, "m.cfg")
+        with open(path, "w") as f:
+            json.dump({"csm": {"role": "Master", "db": {"host": "127.0.0.1", "port": dbfixture.server().port,
+                                                         "name": name, "user": "postgres"},
+                               "net": {"local_client_listen": {"socket": os.path.join(directory, "m.sock")},
+                                       "aggregator_listen": {"host": "127.0.0.1", "port": free_port()},
+                                       "utility_listen": {"host": "127.0.0.1", "port": free_port()}}}}, f)
+        result = twistd("csm-master", "--config", path)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("schema 19.0 is older than 19.1: run 'csm-db upgrade'", result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(directory, "m.sock")))
+
+
 class RunningDaemonTests(SynchronousTestCase):
     def setUp(self):
         self.cluster = shared_cluster("tree", computes=2, aggregators=2, utilities=1, tls=True)
