@@ -97,3 +97,44 @@ def numeric_fields(data):
             yield key, float(value)
         elif isinstance(value, (int, float)):
             yield key, float(value)
+
+
+#: csm-gpu-counters fields under dcgm-exporter's names (what Grafana dashboards expect)
+DCGM_NAMES = {
+    "temperature": ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (C)"),
+    "power_usage": ("DCGM_FI_DEV_POWER_USAGE", "Power draw (W)"),
+    "energy": ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy since boot (mJ)"),
+    "gpu_utilization": ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (%)"),
+    "memory_utilization": ("DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (%)"),
+    "memory_used": ("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (bytes)"),
+    "sm_clock": ("DCGM_FI_DEV_SM_CLOCK", "SM clock (MHz)"),
+    "memory_clock": ("DCGM_FI_DEV_MEM_CLOCK", "Memory clock (MHz)"),
+    "ecc_volatile_uncorrected": ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Uncorrected ECC errors since reset"),
+    "ecc_volatile_corrected": ("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Corrected ECC errors since reset"),
+}
+
+
+def environment_families(latest):
+    """Gauges of the latest records per node: GPU counters under dcgm-exporter's names
+    (labels gpu, UUID, Hostname), everything else as ``csm_env_<type>_<field>``."""
+    families = {}
+
+    def gauge(name, help_text, labels):
+        if name not in families:
+            families[name] = GaugeMetricFamily(name, help_text, labels=list(labels))
+        return families[name]
+
+    for node, records in sorted(latest.items()):
+        for record in records.values():
+            data = record.get("data") or {}
+            if record["type"] == "csm-gpu-counters":
+                labels = [str(data.get("gpu_id", "")), str(data.get("uuid") or data.get("serial_number") or ""), node]
+                for field, value in numeric_fields(data):
+                    if field in DCGM_NAMES:
+                        name, help_text = DCGM_NAMES[field]
+                        gauge(name, help_text, ("gpu", "UUID", "Hostname")).add_metric(labels, value)
+                continue
+            for field, value in numeric_fields(data):
+                name = metric_name("csm_env", record["type"], field)
+                gauge(name, "%s %s" % (record["type"], field), ("Hostname",)).add_metric([node], value)
+    return list(families.values())

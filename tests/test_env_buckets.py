@@ -117,3 +117,25 @@ class XidTests(SynchronousTestCase):
         self.assertEqual([(r["type"], r["data"]["gpu_id"]) for r in records],
                          [("csm-gpu-counters", 0), ("csm-gpu-counters", 1)])
         self.assertIn("temperature", records[0]["data"])
+
+
+class MetricNameTests(SynchronousTestCase):
+    def test_gpu_counters_use_dcgm_exporter_names(self):
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from csm.metrics import environment_families
+
+        latest = {"c01": {
+            "csm-gpu-counters": {"type": "csm-gpu-counters", "data": {"gpu_id": 1, "uuid": "GPU-x", "temperature": 41,
+                                                                      "power_usage": 55.5, "serial_number": "s"}},
+            "csm-node-env": {"type": "csm-node-env", "data": {"memory_used": 10}}}}
+
+        class Collector:
+            def collect(self):
+                return environment_families(latest)
+        registry = CollectorRegistry()
+        registry.register(Collector())
+        text = generate_latest(registry).decode()
+        self.assertIn('DCGM_FI_DEV_GPU_TEMP{Hostname="c01",UUID="GPU-x",gpu="1"} 41.0', text)
+        self.assertIn('DCGM_FI_DEV_POWER_USAGE{Hostname="c01",UUID="GPU-x",gpu="1"} 55.5', text)
+        self.assertIn('csm_env_csm_node_env_memory_used{Hostname="c01"} 10.0', text)

@@ -104,21 +104,7 @@ class AggregatorDaemon(Daemon):
             link.send(Message.make(INVENTORY_ID, inventory, flags=Flags.INT | Flags.NOREPLY))
 
     def metric_families(self):
-        """The latest environmental values per node, one gauge per record field."""
-        families = {}
-        for node, records in self.latest_env.items():
-            for record in records.values():
-                data = record.get("data") or {}
-                gpu = data.get("gpu_id")
-                for field, value in metrics.numeric_fields(data):
-                    if field == "gpu_id":
-                        continue
-                    name = metrics.metric_name("csm_env", record["type"], field)
-                    family = families.get(name)
-                    if family is None:
-                        family = families[name] = GaugeMetricFamily(
-                            name, "%s %s" % (record["type"], field), labels=["Hostname", "gpu"])
-                    family.add_metric([node, "" if gpu is None else str(gpu)], value)
+        """The latest environmental values per node, the BDS queue, the computes by link role."""
         bds = GaugeMetricFamily("csm_bds_queued_records", "Records waiting for the BDS")
         bds.add_metric([], len(self.bds.queue) if self.bds else 0)
         computes = GaugeMetricFamily("csm_aggregator_computes", "Compute links by role",
@@ -126,7 +112,7 @@ class AggregatorDaemon(Daemon):
         active = self.computes.active()
         computes.add_metric(["PRIMARY"], sum(1 for p in active if p.primary))
         computes.add_metric(["SECONDARY"], sum(1 for p in active if not p.primary))
-        return list(families.values()) + [bds, computes]
+        return metrics.environment_families(self.latest_env) + [bds, computes]
 
     def _environmental_data(self, ctx, body):
         """Records from a compute: keep the latest, stream them all to the BDS."""

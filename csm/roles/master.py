@@ -44,6 +44,7 @@ class MasterDaemon(Daemon):
         self.utilities = PeerTable("utility")
         self.nodeset = NodeSet(self._compute_event, self._primary_changed)
         self.ras_counts = collections.Counter()
+        self.node_counts = {}
         self.db = None
         self.ras = None
         if config.db.enabled:
@@ -77,6 +78,9 @@ class MasterDaemon(Daemon):
         super().startService()
         if self.db is not None:
             self.db.start().addErrback(self._database_failed)
+            self._counter = task.LoopingCall(self._count_nodes)
+            self._counter.clock = self.clock
+            self._counter.start(5, now=False)
 
     def _database_failed(self, failure):
         log.critical("cannot use the database: {error}", error=failure.getErrorMessage())
@@ -86,6 +90,8 @@ class MasterDaemon(Daemon):
     def stopService(self):
         yield super().stopService()
         if self.db is not None:
+            if self._counter.running:
+                self._counter.stop()
             yield self._flush_writes()
             self.db.close()
 
@@ -198,7 +204,17 @@ class MasterDaemon(Daemon):
         queued.add_metric([], len(self.db.queue) if self.db is not None else 0)
         computes = GaugeMetricFamily("csm_reachable_computes", "Computes some aggregator reaches")
         computes.add_metric([], len(self.nodeset.computes))
-        return [ras_events, database, queued, computes]
+        nodes = GaugeMetricFamily("csm_nodes", "Nodes in the database by state (counted every 5 s)",
+                                  labels=["state"])
+        for state, count in sorted(self.node_counts.items()):
+            nodes.add_metric([state], count)
+        return [ras_events, database, queued, computes, nodes]
+
+    def _count_nodes(self):
+        if self.db is None or self.db.state != "connected":
+            return
+        d = self.db.runQuery("SELECT state::text, count(*) FROM csm_node GROUP BY 1")
+        d.addCallbacks(lambda rows: setattr(self, "node_counts", dict(rows)), lambda f: None)
 
     @defer.inlineCallbacks
     def cluster_report(self, ctx, body):
