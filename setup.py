@@ -17,6 +17,7 @@ CSM_COMMANDS = [
     "csm_cluster_query_state",
     "csm_node_resources_query",
     "csm_node_resources_query_all",
+    "csm_soft_failure_recovery",
     "csm_ras_event_create",
     "csm_ras_event_query",
     "csm_ras_event_query_allocation",

@@ -28,6 +28,7 @@ DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024 - 72
 DEFAULT_ACL_FILE = "/etc/ibm/csm/csm_api.acl"
 DEFAULT_API_FILE = "/etc/ibm/csm/csm_api.cfg"
 DEFAULT_INV_LOG_DIR = "/var/log/ibm/csm/inv"
+DEFAULT_RECOVERY_SCRIPT = "/opt/ibm/csm/recovery/soft_failure_recovery"
 DEFAULT_API_TIMEOUT = 30.0
 MIN_API_TIMEOUT = 5.0
 
@@ -231,6 +232,8 @@ class DaemonConfig:
     inventory: InventoryConfig = InventoryConfig()
     ufm: UFMConfig = UFMConfig()
     manhole: ManholeConfig = ManholeConfig()
+    #: the compute's soft failure recovery script (CAST's fixed path; a key here, beyond CAST)
+    recovery_script: str = DEFAULT_RECOVERY_SCRIPT
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -540,7 +543,7 @@ def load_daemon_config(path, role_override=None, warn=None):
     role = _role(reader, csm, role_override)
     top = reader.fields(csm, "csm", DaemonConfig,
                         {"node_name": str, "thread_pool_size": int, "api_permission_file": str,
-                         "api_configuration_file": str},
+                         "api_configuration_file": str, "recovery_script": str},
                         skip=("role", "log", "db", "inventory", "net", "ras", "ufm", "bds",
                               "recurring_tasks", "data_collection", "jitter_mitigation", "manhole",
                               "tuning"))
@@ -581,6 +584,7 @@ def load_daemon_config(path, role_override=None, warn=None):
         ufm=_simple(reader, csm, "ufm", UFMConfig,
                     {"rest_address": str, "rest_port": int, "ufm_ssl_file_path": str,
                      "ufm_ssl_file_name": str}),
+        recovery_script=reader.path_value(top["recovery_script"] or DEFAULT_RECOVERY_SCRIPT),
         manhole=attrs.evolve(manhole, socket=reader.path_value(manhole.socket),
                              authorized_keys=reader.path_value(manhole.authorized_keys),
                              host_key=reader.path_value(manhole.host_key)),

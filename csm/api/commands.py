@@ -227,6 +227,13 @@ AGGREGATOR_REHOME = Command(
                 "secondary, e.g. after it was restarted.",
     fields=(Field("aggregator", "str", required=True, flags=("-a", "--aggregator"), help="the aggregator's node"),))
 
+SOFT_FAILURE_RECOVERY = Command(
+    name="soft_failure_recovery", cmd_id=API_IDS["soft_failure_recovery"],
+    description="Try to return SOFT_FAILURE compute nodes without an allocation to IN_SERVICE (runs the "
+                "recovery script on each); a node that fails retry_count times goes to HARD_FAILURE.",
+    fields=(Field("retry_count", "int", flags=("-r", "--retry_count"), default=1,
+                  help="failures before a node is taken out of service (default 1)"),))
+
 SSD_WEAR_UPDATE = Command(name="ssd_wear_update", cmd_id=API_IDS["ssd_wear_update"], cli="",
                           description="SSD wear counters from a node's ssd bucket.", open_input=True)
 
@@ -236,7 +243,8 @@ RAS_COMMANDS = (RAS_EVENT_CREATE, RAS_EVENT_QUERY, RAS_EVENT_QUERY_ALLOCATION, R
 
 def build_registry():
     """The registry of every command this implementation knows."""
-    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY, SSD_WEAR_UPDATE, AGGREGATOR_REHOME)
+    return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY, SSD_WEAR_UPDATE, AGGREGATOR_REHOME,
+                     SOFT_FAILURE_RECOVERY)
                     + NODE_COMMANDS + RAS_COMMANDS)
 
 

@@ -7,7 +7,8 @@ from prometheus_client.core import GaugeMetricFamily
 
 from csm import logs, metrics
 from csm.api import health
-from csm.api.commands import AGGREGATOR_REHOME
+from csm.api import recovery
+from csm.api.commands import AGGREGATOR_REHOME, SOFT_FAILURE_RECOVERY
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
@@ -72,6 +73,7 @@ class AggregatorDaemon(Daemon):
         handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
         handlers[INVENTORY_ID] = self._compute_inventory
         handlers[AGGREGATOR_REHOME.cmd_id] = self._rehome
+        handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.aggregator_handler
         return handlers
 
     def _rehome(self, ctx, body):

@@ -3,6 +3,8 @@
 from twisted.internet import defer
 
 from csm import logs
+from csm.api import recovery
+from csm.api.commands import SOFT_FAILURE_RECOVERY
 from csm.env.buckets import BucketService
 from csm.env.items import build_items
 from csm.env.xid import XidService
@@ -205,6 +207,7 @@ class ComputeDaemon(Daemon):
     def build_handlers(self):
         handlers = super().build_handlers()
         handlers[InternalCommand.CONNECTION_CTRL] = self._connection_ctrl
+        handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.compute_handler
         return handlers
 
     def _connection_ctrl(self, ctx, body):

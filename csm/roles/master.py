@@ -7,13 +7,13 @@ from twisted.application import internet
 from twisted.internet import defer, task
 
 from csm import logs
-from csm.api import health, node, ras
+from csm.api import health, node, ras, recovery
 from csm.api.router import reply_body
 from csm.db import inventory
 from csm.db.pool import DatabasePool
 from csm.ras.actions import ActionRunner
 from csm.ras.engine import JsonLinesLog, RasEngine
-from csm.api.commands import AGGREGATOR_REHOME, ECHO, SSD_WEAR_UPDATE
+from csm.api.commands import AGGREGATOR_REHOME, ECHO, SOFT_FAILURE_RECOVERY, SSD_WEAR_UPDATE
 from csm.errors import CSMError, ErrorCode
 from csm.net.endpoints import server_endpoint
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
@@ -44,6 +44,7 @@ class MasterDaemon(Daemon):
         self.utilities = PeerTable("utility")
         self.nodeset = NodeSet(self._compute_event, self._primary_changed)
         self.ras_counts = collections.Counter()
+        self.recovery = recovery.RecoveryCounts()
         self.node_counts = {}
         self.db = None
         self.ras = None
@@ -70,6 +71,7 @@ class MasterDaemon(Daemon):
         handlers[INVENTORY_ID] = self._node_inventory
         handlers[SSD_WEAR_UPDATE.cmd_id] = self._ssd_wear
         handlers[AGGREGATOR_REHOME.cmd_id] = self._rehome
+        handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.master_handler
         handlers.update(ras.HANDLERS)
         handlers.update(node.HANDLERS)
         return handlers
@@ -81,6 +83,20 @@ class MasterDaemon(Daemon):
             self._counter = task.LoopingCall(self._count_nodes)
             self._counter.clock = self.clock
             self._counter.start(5, now=False)
+        tasks = self.config.recurring_tasks
+        self._recovery_task = None
+        if tasks.enabled and tasks.soft_fail_recovery.enabled:
+            self._recovery_task = task.LoopingCall(self._recover, tasks.soft_fail_recovery.retry)
+            self._recovery_task.clock = self.clock
+            self._recovery_task.start(tasks.soft_fail_recovery.interval, now=False)
+
+    def _recover(self, retry):
+        """The recurring soft failure recovery (csm.recurring_tasks)."""
+        message = Message.make(SOFT_FAILURE_RECOVERY.cmd_id, {"retry_count": retry})
+        d = self.router.handle(message)
+        d.addCallback(lambda reply: reply.is_error and log.warn("soft failure recovery: {error}",
+                                                                error=reply.error().errmsg))
+        return d
 
     def _database_failed(self, failure):
         log.critical("cannot use the database: {error}", error=failure.getErrorMessage())
@@ -89,6 +105,8 @@ class MasterDaemon(Daemon):
     @defer.inlineCallbacks
     def stopService(self):
         yield super().stopService()
+        if self._recovery_task is not None and self._recovery_task.running:
+            self._recovery_task.stop()
         if self.db is not None:
             if self._counter.running:
                 self._counter.stop()

@@ -1,0 +1,84 @@
+"""Multicast: the master runs one command on many computes through their aggregators.
+
+The master splits the nodes by their current primary aggregator and sends each
+aggregator one INT|MTC request; each aggregator sends the command to those of
+its computes that use it as primary, gathers their answers under the timeout
+it was given, and answers with one combined reply. Every node gets a result:
+its answer, or an error saying it failed, was not reachable, or did not answer.
+"""
+
+from twisted.internet import defer
+
+from csm.errors import CSMError, ErrorCode, NodeError
+from csm.wire import Flags, Message
+
+#: each level keeps this much of its timeout back for the level above
+LEVEL_MARGIN = 1.0
+
+
+def _result(errcode, errmsg, output=None):
+    return {"errcode": int(errcode), "errmsg": errmsg, "output": output}
+
+
+def node_errors(results):
+    """The failed nodes of a multicast as ``NodeError``s (sorted by node)."""
+    return [NodeError(node, r["errcode"], r["errmsg"]) for node, r in sorted(results.items()) if r["errcode"]]
+
+
+@defer.inlineCallbacks
+def multicast(master, command_id, nodes, body, timeout):
+    """On the master: fires with ``{node: {"errcode", "errmsg", "output"}}`` for every node."""
+    results = {}
+    calls = []
+    for aggregator, group in master.nodeset.by_primary(nodes).items():
+        peer = master.aggregators.get(aggregator) if aggregator else None
+        if peer is None or peer.link is None:
+            for node in group:
+                results[node] = _result(ErrorCode.CSMERR_SENDRCV_ERROR, "no aggregator reaches %s" % node)
+            continue
+        message = Message.make(command_id, {"nodes": group, "body": body, "timeout": timeout - LEVEL_MARGIN},
+                               flags=Flags.INT | Flags.MTC)
+        calls.append((group, peer.link.request(message, timeout)))
+    for group, call in calls:
+        try:
+            reply = yield call
+            if reply.is_error:
+                raise reply.error()
+            answered = reply.body().get("results", {})
+        except CSMError as exc:
+            answered = {}
+            error = exc
+        else:
+            error = CSMError(ErrorCode.CSMERR_TIMEOUT, "no answer")
+        for node in group:
+            results[node] = answered.get(node) or _result(error.errcode, "%s: %s" % (node, error.errmsg))
+    return results
+
+
+@defer.inlineCallbacks
+def fan_out(aggregator, ctx, body):
+    """On an aggregator: the command to each listed compute that uses it as primary."""
+    timeout = max(1.0, float(body.get("timeout") or ctx.remaining()))
+    calls = {}
+    results = {}
+    for node in body.get("nodes") or ():
+        peer = aggregator.computes.get(node)
+        if peer is None or peer.link is None or not peer.primary:
+            results[node] = _result(ErrorCode.CSMERR_SENDRCV_ERROR, "%s is not a primary compute of %s"
+                                    % (node, aggregator.node_name))
+            continue
+        message = Message.make(ctx.message.command, dict(body.get("body") or {}, timeout=timeout - LEVEL_MARGIN),
+                               flags=Flags.INT)
+        calls[node] = peer.link.request(message, timeout)
+    for node, call in calls.items():
+        try:
+            reply = yield call
+        except CSMError as exc:
+            results[node] = _result(exc.errcode, "%s: %s" % (node, exc.errmsg))
+            continue
+        if reply.is_error:
+            error = reply.error()
+            results[node] = _result(error.errcode, error.errmsg)
+        else:
+            results[node] = _result(0, "", reply.body())
+    return {"results": results}

@@ -1,0 +1,91 @@
+"""``csm_soft_failure_recovery``: the master's side and the compute's side."""
+
+import collections
+import os
+
+from twisted.internet import defer
+
+from csm.api import multicast
+from csm.api.ras import database
+from csm.db.queries import query_dicts
+from csm.errors import CSMError, ErrorCode
+from csm.node.scripts import run_script
+from csm.wire import Flags
+
+CANDIDATES = """
+SELECT node_name FROM csm_node
+ WHERE state = 'SOFT_FAILURE' AND type = 'compute'
+   AND node_name NOT IN (SELECT node_name FROM csm_allocation_node)
+ ORDER BY node_name
+"""
+RETRIES_EXCEEDED = "csm.soft_failure_recovery.retries_exceeded"
+
+
+def _back_in_service(cursor, nodes):
+    d = cursor.execute("SELECT set_config('csm.alteration', 'SOFT FAILURE RECOVERY', true)")
+    d.addCallback(lambda c: c.execute("UPDATE csm_node SET state = 'IN_SERVICE' WHERE node_name = ANY(%s) "
+                                      "AND state = 'SOFT_FAILURE'", (nodes,)))
+    return d
+
+
+class RecoveryCounts:
+    """Failed attempts per node, kept across runs (CAST rebuilt them each run, so a retry
+    count over 1 never fired); a success forgets the node."""
+
+    def __init__(self):
+        self.failures = collections.Counter()
+
+
+@defer.inlineCallbacks
+def master_handler(ctx, body):
+    master = ctx.daemon
+    db = database(ctx)
+    rows = yield query_dicts(db, CANDIDATES)
+    nodes = [row["node_name"] for row in rows]
+    if not nodes:
+        return {"recovered": [], "error_count": 0}
+    results = yield multicast.multicast(master, ctx.message.command, nodes, {}, max(2.0, ctx.remaining() - 2.0))
+    good = sorted(node for node, result in results.items() if not result["errcode"])
+    if good:
+        yield db.runInteraction(_back_in_service, good)
+    counts = master.recovery.failures
+    for node in good:
+        counts.pop(node, None)
+    retry = max(1, body.get("retry_count") or 1)
+    for node in results:
+        if results[node]["errcode"]:
+            counts[node] += 1
+            if counts[node] >= retry:
+                master.ras_event(RETRIES_EXCEEDED, node, kvcsv="retries=%d" % counts[node])
+                del counts[node]
+    errors = multicast.node_errors(results)
+    if errors:
+        raise CSMError(ErrorCode.CSMERR_SOFT_FAIL_RECOVERY_AGENT, "%d of %d nodes were not recovered (%s recovered)"
+                       % (len(errors), len(nodes), ",".join(good) or "none"), errors)
+    return {"recovered": good, "error_count": 0}
+
+
+def aggregator_handler(ctx, body):
+    if ctx.message.flags & Flags.INT and ctx.message.flags & Flags.MTC:
+        return multicast.fan_out(ctx.daemon, ctx, body)
+    return ctx.forward()
+
+
+def compute_handler(ctx, body):
+    """From the aggregator: run the recovery script; from a local caller: up to the master."""
+    if not ctx.message.flags & Flags.INT:
+        return ctx.forward()
+    daemon = ctx.daemon
+    script = daemon.config.recovery_script
+    if not os.path.exists(script):
+        return {"node": daemon.node_name, "ran": False}  # CAST ships a script that does nothing
+    timeout = max(1.0, float(body.get("timeout") or 30) - multicast.LEVEL_MARGIN)
+
+    def done(result):
+        code, output = result
+        if code:
+            raise CSMError(ErrorCode.CSMERR_SOFT_FAIL_RECOVERY_AGENT, "%s: recovery script exited %d: %s"
+                           % (daemon.node_name, code, output.strip()[-200:]))
+        return {"node": daemon.node_name, "ran": True}
+    env = dict(os.environ, CSM_NODE_NAME=daemon.node_name)
+    return run_script(daemon.reactor, script, (), timeout, env=env).addCallback(done)
