@@ -137,6 +137,37 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual(len(json.loads(out)["results"]), 4)
 
 
+class RasAllocationTests(SynchronousTestCase):
+    def test_events_of_an_allocation_only_its_nodes_and_visible_types(self):
+        cluster = cluster_with_db()
+        cluster.wait_for(lambda: cluster.cli("c01", "csm_node_attributes_query", "-n", "c01,c02")[1]
+                         .count("node_name:") == 2, timeout=30, what="c01 and c02")
+        connection = psycopg2.connect(cluster.postgres.dsn_for("csmdb"))
+        connection.autocommit = True
+        cur = connection.cursor()
+        cur.execute("INSERT INTO csm_ras_type (msg_id, severity, message, visible_to_users, enabled) VALUES "
+                    "('site.test.hidden', 'INFO', 'hidden on $(location_name)', false, true) ON CONFLICT DO NOTHING")
+        cur.execute("INSERT INTO csm_allocation (primary_job_id, launch_node_name, num_nodes, num_processors, "
+                    "num_gpus, projected_memory, state, type, job_type, user_name, user_id, user_group_id, "
+                    "user_script, begin_time, account, job_submit_time, time_limit) VALUES (77, 'c01', 1, 0, 0, 0, "
+                    "'running', 'user-managed', 'batch', 'u', 1000, 1000, '', now(), '', "
+                    "now(), 0) RETURNING allocation_id")
+        allocation = cur.fetchone()[0]
+        cur.execute("INSERT INTO csm_allocation_node (allocation_id, node_name, state) VALUES (%s, 'c01', 'running')",
+                    (allocation,))
+        connection.close()
+        for msg_id, node in (("admin.common.info", "c01"), ("admin.common.info", "c02"),
+                             ("site.test.hidden", "c01")):
+            rc, out = cluster.cli("c01", "csm_ras_event_create", "-m", msg_id, "-l", node, "-k", "comment=alloc")
+            self.assertEqual(rc, 0, out)
+        rc, out = cluster.cli("c01", "csm_ras_event_query_allocation", "-a", str(allocation), "--format", "json")
+        self.assertEqual(rc, 0, out)
+        events = json.loads(out)["events"]
+        self.assertEqual({(e["msg_id"], e["location_name"]) for e in events}, {("admin.common.info", "c01")})
+        rc, out = cluster.cli("c01", "csm_ras_event_query_allocation", "-a", "999999")
+        self.assertEqual(rc, 50, out)
+
+
 class RestTests(SynchronousTestCase):
     def setUp(self):
         self.cluster = cluster_with_db()
