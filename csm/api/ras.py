@@ -93,8 +93,7 @@ def event_ack(ctx, body):
         who = pwd.getpwuid(ctx.uid).pw_name
     except KeyError:
         who = "uid %d" % ctx.uid
-    query = Select("UPDATE csm_ras_event_action SET acked_by = %s, ack_time = now()").where("ack_time IS NULL")
-    query.args.insert(0, who)
+    query = Select("UPDATE csm_ras_event_action SET acked_by = %s, ack_time = now()", who).where("ack_time IS NULL")
     if body.get("rec_ids"):
         try:
             query.any_of("rec_id", [int(r) for r in body["rec_ids"]], "::bigint[]")

@@ -6,10 +6,10 @@ from csm.errors import CSMError, ErrorCode
 class Select:
     """``Select("SELECT ... FROM t")`` + filters -> (sql, args)."""
 
-    def __init__(self, base):
+    def __init__(self, base, *args):
         self.base = base
         self.conditions = []
-        self.args = []
+        self.args = list(args)  # the base statement's own parameters
         self.order = ""
         self.paging = ""
 
