@@ -4,7 +4,7 @@ from twisted.internet import defer
 
 from csm import logs
 from csm.api import recovery
-from csm.api.commands import SOFT_FAILURE_RECOVERY
+from csm.api.commands import SOFT_FAILURE_RECOVERY, SSD_WEAR_UPDATE
 from csm.env.buckets import BucketService
 from csm.env.items import build_items
 from csm.env.xid import XidService
@@ -17,7 +17,6 @@ from csm.wire import Flags, InternalCommand, Message
 log = logs.logger("csmnet")
 
 SSD_WEAR = "csm-ssd-wear"
-SSD_WEAR_UPDATE = 64  # CAST's ssd_wear_update
 
 #: How often the missing one of two aggregators is retried while the other serves.
 SECONDARY_RETRY = 10.0
@@ -179,7 +178,7 @@ class ComputeDaemon(Daemon):
         wear = [r["data"] for r in records if r.get("type") == SSD_WEAR]
         others = [r for r in records if r.get("type") != SSD_WEAR]
         if wear:
-            link.send(Message.make(SSD_WEAR_UPDATE, {"node_name": self.node_name, "ssds": wear},
+            link.send(Message.make(SSD_WEAR_UPDATE.cmd_id, {"node_name": self.node_name, "ssds": wear},
                                    flags=Flags.INT | Flags.NOREPLY))
         if others:
             link.send(Message.make(InternalCommand.ENVIRONMENTAL_DATA, {"records": others},
