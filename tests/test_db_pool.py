@@ -1,10 +1,12 @@
 """The master's pool against a real PostgreSQL, including a server that goes away."""
 
+import os
+import signal
 import time
 
 import psycopg2
 from twisted.internet import defer, reactor, task, threads
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from csm.db import schema
 from csm.db.embedded import EmbeddedPostgres
@@ -44,6 +46,17 @@ class PoolTests(TestCase):
         error = yield self.assertFailure(pool.runQuery("SELECT * FROM no_such_table"), CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_DB_ERROR)
         self.assertEqual(pool.state, CONNECTED)
+        version = yield pool.schema_version()
+        self.assertEqual((version, pool.status()["db_schema_version"]), (schema.SCHEMA_VERSION,) * 2)
+
+    @defer.inlineCallbacks
+    def test_stopped_pool_fails_calls(self):
+        _, dsn = dbfixture.fresh_database(self)
+        pool = DatabasePool(None, reactor, dsn=dsn, size=1)
+        yield pool.start()
+        yield pool.stop()
+        error = yield self.assertFailure(pool.runQuery("SELECT 1"), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
 
     @defer.inlineCallbacks
     def test_unreachable_database_at_start(self):
@@ -91,6 +104,46 @@ class OutageTests(TestCase):
         self.assertEqual(self.states, [CONNECTED, OUTAGE, CONNECTED])
 
     @defer.inlineCallbacks
+    def test_idle_pool_notices_the_server_going(self):
+        yield threads.deferToThread(self.pg.stop_server)
+        yield wait_until(lambda: self.pool.state == OUTAGE, timeout=2.0)  # no call made
+        yield threads.deferToThread(self.pg.start_server)
+        yield wait_until(lambda: self.pool.state == CONNECTED)
+        rows = yield self.pool.runQuery("SELECT 1")
+        self.assertEqual(rows, [(1,)])
+
+    @defer.inlineCallbacks
+    def test_stop_during_outage_leaves_nothing_pending(self):
+        yield threads.deferToThread(self.pg.stop_server)
+        yield wait_until(lambda: self.pool.state == OUTAGE, timeout=2.0)
+        yield self.pool.stop()
+        self.assertFalse([c for c in self.pool.connections if c.detector._next is not None])
+
+    @defer.inlineCallbacks
+    def test_heartbeat_declares_a_silent_server_dead(self):
+        pool = DatabasePool(None, reactor, dsn=self.pg.dsn, size=2, heartbeat=0.3, heartbeat_timeout=0.5)
+        states = []
+        pool.subscribe(states.append)
+        yield pool.start()
+        self.addCleanup(pool.stop)
+        connection = psycopg2.connect(self.pg.dsn)
+        with connection.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                        "AND pid <> pg_backend_pid()")
+            backends = [row[0] for row in cur.fetchall()]
+        connection.close()
+        for pid in backends:  # the backends go silent, the server still takes new connections
+            os.kill(pid, signal.SIGSTOP)
+            self.addCleanup(os.kill, pid, signal.SIGCONT)
+        started = time.monotonic()
+        yield wait_until(lambda: OUTAGE in states, timeout=5.0)
+        self.assertLess(time.monotonic() - started, 2.0)
+        yield wait_until(lambda: pool.state == CONNECTED, timeout=10.0)
+        rows = yield pool.runQuery("SELECT 1")
+        self.assertEqual(rows, [(1,)])
+        self.assertEqual(states, [CONNECTED, OUTAGE, CONNECTED])
+
+    @defer.inlineCallbacks
     def test_overflow_drops_environmental_data_first(self):
         self.pool.max_queue = 4
         overflows = []
@@ -106,6 +159,23 @@ class OutageTests(TestCase):
         yield wait_until(lambda: self.pool.state == CONNECTED and not self.pool.queue)
         rows = yield self.pool.runQuery("SELECT text FROM outage_log ORDER BY n")
         self.assertEqual([r[0] for r in rows], ["ras 0", "ras 1", "env 2", "ras 2"])
+
+
+class HeartbeatScheduleTests(SynchronousTestCase):
+    def test_postponed_by_successful_calls(self):
+        clock = task.Clock()
+        pool = DatabasePool(None, clock, dsn="dbname=unused", heartbeat=15.0)
+        probes = []
+        pool._call = lambda use: probes.append(use) or defer.succeed(None)
+        pool.state, pool._free, pool._last_success = CONNECTED, ["connection"], clock.seconds()
+        clock.advance(10)
+        pool._last_success = clock.seconds()  # a call succeeded
+        clock.advance(5)
+        pool._heartbeat()
+        self.assertEqual(probes, [])
+        clock.advance(10)
+        pool._heartbeat()
+        self.assertEqual(len(probes), 1)
 
 
 class SchemaCheckTests(TestCase):

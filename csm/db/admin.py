@@ -9,9 +9,9 @@
     csm-db delete-archived --older-than MINUTES
     csm-db stats                         table sizes, schema version, connections
 
-Connection options default to the ``csm.db`` block of the master's config
-(``--config``); ``--admin-user`` is the PostgreSQL superuser used for create
-and drop.
+Connection options given on the command line win over ``--dsn``, which wins
+over the ``csm.db`` block of the master's config (``--config``);
+``--admin-user`` is the PostgreSQL superuser used for create and drop.
 """
 
 import argparse
@@ -23,9 +23,10 @@ import os
 import sys
 
 import psycopg2
-import psycopg2.extras
+import psycopg2.extensions
 from psycopg2 import sql
 
+from csm.config import ConfigError, load_daemon_config
 from csm.db import schema
 
 PROJECT_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conf")
@@ -132,8 +133,8 @@ def parse_ras_types(path):
     rows = []
     with open(path, newline="") as f:
         for number, fields in enumerate(csv.reader(f), 1):
-            if not fields or fields[0].startswith("#"):
-                continue
+            if not fields or fields[0].startswith("#") or (number == 1 and fields[0].strip() == "msg_id"):
+                continue  # comments, and the header with or without its '#'
             if len(fields) != len(RAS_COLUMNS):
                 raise AdminError("%s:%d: expected %d fields, got %d" % (path, number, len(RAS_COLUMNS), len(fields)))
             row = dict(zip(RAS_COLUMNS, (field.strip() for field in fields)))
@@ -258,18 +259,39 @@ def stats(args, out):
 # -- command line --------------------------------------------------------------------------------
 
 def _config_defaults(path):
+    """Connection settings from the ``csm.db`` block of a daemon config."""
     try:
-        with open(path) as f:
-            db = json.load(f).get("csm", {}).get("db", {})
-    except (OSError, ValueError):
-        return {}
-    return {"host": db.get("host"), "port": db.get("port"), "dbname": db.get("name"), "user": db.get("user"),
-            "password": db.get("password")}
+        db = load_daemon_config(path, warn=lambda text: None).db
+    except ConfigError as exc:
+        raise AdminError(str(exc)) from None
+    return {"host": db.host, "port": db.port, "dbname": db.name, "user": db.user, "password": db.password}
+
+
+def _dsn_defaults(dsn):
+    """Connection settings from a libpq DSN (``host=... port=... dbname=... user=...``)."""
+    try:
+        parts = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError as exc:
+        raise AdminError("bad --dsn: %s" % str(exc).strip().splitlines()[0]) from None
+    return {"host": parts.get("host"), "port": parts.get("port") and int(parts["port"]),
+            "dbname": parts.get("dbname"), "user": parts.get("user"), "password": parts.get("password")}
+
+
+def _settle_connection(args):
+    """Options given > ``--dsn`` > ``--config`` > built-in defaults."""
+    settings = {"host": "127.0.0.1", "port": 5432, "dbname": "csmdb", "user": "csmdb", "password": ""}
+    for source, read in ((args.config, _config_defaults), (args.dsn, _dsn_defaults)):
+        if source:
+            settings.update({k: v for k, v in read(source).items() if v not in (None, "")})
+    for key, value in settings.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
 
 def parser():
     p = argparse.ArgumentParser(prog="csm-db", description="CSM database administration")
     p.add_argument("--config", help="take connection defaults from this master config's csm.db block")
+    p.add_argument("--dsn", help="take connection defaults from this libpq DSN")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--dbname", default=None, help="the CSM database (default csmdb)")
@@ -300,21 +322,15 @@ COMMANDS = {"create": create, "drop": drop, "upgrade": upgrade, "truncate": trun
             "stats": stats}
 
 
-def main(argv=None, out=sys.stdout):
+def main(argv=None, out=None, err=None):
+    """``csm-db``: 0 when done, 1 with one line on ``err`` (stderr) when not."""
+    out, err = out or sys.stdout, err or sys.stderr
     args = parser().parse_args(argv)
-    defaults = {"host": "127.0.0.1", "port": 5432, "dbname": "csmdb", "user": "csmdb", "password": ""}
-    if args.config:
-        defaults.update({k: v for k, v in _config_defaults(args.config).items() if v not in (None, "")})
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
     try:
+        _settle_connection(args)
         COMMANDS[args.command](args, out)
-    except (AdminError, schema.SchemaError) as exc:
-        sys.stderr.write("csm-db %s: %s\n" % (args.command, exc))
-        return 1
-    except psycopg2.Error as exc:
-        sys.stderr.write("csm-db %s: %s\n" % (args.command, str(exc).strip().splitlines()[0]))
+    except (AdminError, schema.SchemaError, psycopg2.Error) as exc:
+        err.write("csm-db %s: %s\n" % (args.command, (str(exc).strip() or type(exc).__name__).splitlines()[0]))
         return 1
     return 0
 

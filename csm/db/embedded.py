@@ -17,6 +17,9 @@ import subprocess
 import tempfile
 
 FAST_OPTIONS = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+HBA = ("# written by csm.db.embedded\n"
+       "local all all trust\n"
+       "host  all all 127.0.0.1/32 trust\n")
 
 
 class PostgresNotFound(RuntimeError):
@@ -73,12 +76,16 @@ class EmbeddedPostgres:
 
     def start(self):
         """Create the cluster if needed and start the server; returns the DSN."""
-        if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
-            self._initdb()
-        self.start_server()
         if not self._atexit:
             atexit.register(self.stop)
             self._atexit = True
+        try:
+            if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
+                self._initdb()
+            self.start_server()
+        except Exception:
+            self.stop()
+            raise
         return self.dsn
 
     def _initdb(self):
@@ -92,6 +99,9 @@ class EmbeddedPostgres:
         os.chmod(self.data, 0o700)
         self._run(initdb, "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
+        # trust, but only on the private unix socket and on IPv4 loopback
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
+            f.write(HBA)
 
     def start_server(self):
         if self.running:
@@ -100,9 +110,20 @@ class EmbeddedPostgres:
             self.port, self.directory)
         if self.fast:
             options += " " + FAST_OPTIONS
-        self._run(find_binary("pg_ctl"), "-D", self.data, "-l", self.logfile, "-w", "-t", "60",
-                  "-o", options, "start")
+        try:
+            self._run(find_binary("pg_ctl"), "-D", self.data, "-l", self.logfile, "-w", "-t", "60",
+                      "-o", options, "start")
+        except RuntimeError as exc:
+            raise RuntimeError("%s\n%s" % (exc, self.log_tail())) from None
         self.running = True
+
+    def log_tail(self, lines=20):
+        """The end of the server's log (why it would not start)."""
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
 
     def stop_server(self, mode="fast"):
         if not self.running:

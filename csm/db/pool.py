@@ -5,7 +5,8 @@ reconnects it with back-off when it dies. The pool is in **outage** while any
 connection is dead: every call then fails at once with
 ``CSMERR_DAEMON_DB_ERR`` (no hang), and the others are probed so they notice
 too. It is **connected** again when every connection has recovered, with no
-restart. An idle pool runs ``SELECT 1`` every ``heartbeat`` seconds.
+restart. A pool with no successful call for ``heartbeat`` seconds runs
+``SELECT 1``, so a server that went away is noticed even when nothing asks.
 
 Writes that daemons send without waiting for a reply (RAS events, inventory,
 environmental data) go through ``enqueue_write``: they are run in order, wait
@@ -24,6 +25,7 @@ from twisted.python import failure
 from txpostgres import reconnection, retrying, txpostgres
 
 from csm import logs
+from csm.db import schema
 from csm.errors import CSMError, ErrorCode
 
 log = logs.logger("csmdb")
@@ -99,9 +101,59 @@ def _run_batch(cursor, batch):
     return outcomes
 
 
+@defer.inlineCallbacks
+def _read_schema_version(cursor):
+    yield cursor.execute(schema.HAS_VERSION_TABLE)
+    if not cursor.fetchone()[0]:
+        return None
+    yield cursor.execute(schema.INSTALLED_VERSION)
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def _dead(failure):
     return failure.check(reconnection.ConnectionDead, psycopg2.InterfaceError,
                          psycopg2.OperationalError, txpostgres.RollbackFailed) is not None
+
+
+class _Detector(reconnection.DeadConnectionDetector):
+    """Reconnects its dead connection with capped back-off; tells the pool at once when the
+    connection dies (``on_death``); ``stop()`` ends a reconnection under way (nothing is left
+    pending in the reactor)."""
+
+    def __init__(self, reactor, on_death):
+        super().__init__(deathChecker=_dead, reactor=reactor, reconnectionIterator=lambda: (
+            retrying.simpleBackoffIterator(initialDelay=0.25, maxDelay=5.0, factor=1.7, maxRetries=0, now=True)))
+        self.on_death = on_death
+        self.stopped = False
+        self._delays = None
+        self._next = None
+
+    def startReconnecting(self, reason):
+        self._delays = self.reconnectionIterator()
+        self.on_death()
+        self._schedule()
+
+    def _schedule(self):
+        if not self.stopped:
+            self._next = self.reactor.callLater(next(self._delays), self._attempt)
+
+    def _attempt(self):
+        self._next = None
+        d = defer.maybeDeferred(self.reconnect)
+        d.addCallbacks(self._reconnected, lambda failure: self._schedule())
+
+    def _reconnected(self, _):
+        if self.stopped:
+            self.reconnectable.close()
+            return None
+        return self.connectionRecovered()
+
+    def stop(self):
+        self.stopped = True
+        if self._next is not None and self._next.active():
+            self._next.cancel()
+        self._next = None
 
 
 class _Connection(txpostgres.Connection):
@@ -134,11 +186,12 @@ class DatabasePool:
     """A fixed set of connections; fails fast during an outage and recovers by itself."""
 
     def __init__(self, db_config, reactor, dsn=None, size=None, heartbeat=15.0, max_queue=100000,
-                 on_overflow=None):
+                 on_overflow=None, heartbeat_timeout=5.0):
         self.reactor = reactor
         self.dsn = dsn or dsn_from_config(db_config)
         self.size = max(1, size or getattr(db_config, "connection_pool_size", 1) or 1)
         self.heartbeat = heartbeat
+        self.heartbeat_timeout = heartbeat_timeout
         self.max_queue = max_queue
         self.on_overflow = on_overflow
         self.state = STOPPED
@@ -146,16 +199,15 @@ class DatabasePool:
         self.queue = collections.deque()
         self.dropped = collections.Counter()
         self.written = 0
+        self.version = None  # the schema version read at start
         self._free = collections.deque()
         self._waiters = collections.deque()
         self._draining = False
         self._beat = None
+        self._last_success = None
         self.connections = []
         for _ in range(self.size):
-            detector = reconnection.DeadConnectionDetector(
-                deathChecker=_dead, reactor=reactor,
-                reconnectionIterator=lambda: retrying.simpleBackoffIterator(
-                    initialDelay=0.25, maxDelay=5.0, factor=1.7, maxRetries=0, now=True))
+            detector = _Detector(reactor, on_death=self._outage_detected)
             connection = _Connection(reactor, detector=detector)
             detector.addRecoveryHandler(self._recovered)
             self.connections.append(connection)
@@ -173,16 +225,23 @@ class DatabasePool:
                            % (self.dsn, str(exc.subFailure.value).strip())) from None
         self._free.extend(self.connections)
         self._set_state(CONNECTED)
+        self._last_success = self.reactor.seconds()
         self._beat = task.LoopingCall(self._heartbeat)
         self._beat.clock = self.reactor
         self._beat.start(self.heartbeat, now=False)
+        try:
+            self.version = yield self.schema_version()
+        except CSMError as exc:
+            log.warn("cannot read the schema version: {error}", error=exc.errmsg)
         return self
 
-    def close(self):
+    def stop(self):
+        """Close every connection and end reconnections; calls made afterwards fail."""
         if self._beat is not None and self._beat.running:
             self._beat.stop()
         self.state = STOPPED
         for connection in self.connections:
+            connection.detector.stop()
             try:
                 connection.close()
             except Exception:
@@ -190,6 +249,9 @@ class DatabasePool:
         for waiter in list(self._waiters):
             waiter.errback(CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "the database pool is closed"))
         self._waiters.clear()
+        return defer.succeed(None)
+
+    close = stop
 
     def subscribe(self, observer):
         """``observer(state)`` on every change between connected and outage."""
@@ -217,6 +279,10 @@ class DatabasePool:
     def runInteraction(self, function, *args, **kwargs):
         """``function(cursor, *args)`` in one transaction; cursor methods return Deferreds."""
         return self._call(lambda c: c.runInteraction(function, *args, **kwargs))
+
+    def schema_version(self):
+        """Fires with the installed schema version (None when there is no CSM schema)."""
+        return self.runInteraction(_read_schema_version)
 
     def _call(self, use):
         if self.state != CONNECTED:
@@ -254,6 +320,7 @@ class DatabasePool:
         d = defer.maybeDeferred(use, connection)
 
         def done(result):
+            self._last_success = self.reactor.seconds()
             self._release(connection)
             return result
 
@@ -263,8 +330,7 @@ class DatabasePool:
                 self._outage_detected()
                 return defer.fail(self._outage_error())
             if failure.check(psycopg2.Error):
-                raise CSMError(ErrorCode.CSMERR_DB_ERROR, "Database error: %s" %
-                               (failure.value.pgerror or str(failure.value)).strip().splitlines()[0])
+                raise _db_error(failure.value)
             return failure
         return d.addCallbacks(done, failed)
 
@@ -280,7 +346,7 @@ class DatabasePool:
         # make every connection find out, so that all of them reconnect
         for connection in self.connections:
             if not connection.detector.connectionIsDead:
-                connection.detector.callChecking(connection.runOperation, "SELECT 1").addErrback(lambda _: None)
+                self._probe(connection).addErrback(lambda _: None)
 
     def _recovered(self):
         if self.state == OUTAGE and not any(c.detector.connectionIsDead for c in self.connections):
@@ -288,8 +354,26 @@ class DatabasePool:
             self._drain()
 
     def _heartbeat(self):
-        if self.state == CONNECTED and self._free:
-            self.runOperation("SELECT 1").addErrback(lambda _: None)
+        """``SELECT 1`` unless a call succeeded within the last period."""
+        idle = self.reactor.seconds() - self._last_success
+        if self.state == CONNECTED and self._free and idle >= self.heartbeat * 0.99:
+            self._call(self._probe).addErrback(lambda _: None)
+
+    def _probe(self, connection):
+        """``SELECT 1`` on ``connection``; no answer within ``heartbeat_timeout`` (a server
+        that went silent) declares the connection dead, which closes and reconnects it."""
+        timer = self.reactor.callLater(self.heartbeat_timeout, self._silent, connection)
+
+        def answered(result):
+            if timer.active():
+                timer.cancel()
+            return result
+        return connection.runOperation("SELECT 1").addBoth(answered)
+
+    def _silent(self, connection):
+        log.error("the database did not answer within {t}s: connection declared dead", t=self.heartbeat_timeout)
+        connection.detector.checkForDeadConnection(failure.Failure(
+            reconnection.ConnectionDead("no answer within %gs" % self.heartbeat_timeout)))
 
     # -- the write queue ------------------------------------------------------------------
 
@@ -361,6 +445,7 @@ class DatabasePool:
             self._draining = False
 
     def status(self):
-        return {"db_state": self.state, "db_pool_size": self.size, "db_free_conn_size": len(self._free),
+        return {"db_state": self.state, "db_schema_version": self.version, "db_pool_size": self.size,
+                "db_free_conn_size": len(self._free),
                 "db_queued_writes": len(self.queue),
                 "db_dropped_writes": dict(self.dropped)}

@@ -26,12 +26,17 @@ def major(version):
     return str(version).split(".")[0]
 
 
+#: the two steps of reading the installed version (for synchronous and txpostgres cursors)
+HAS_VERSION_TABLE = "SELECT to_regclass('csm_db_schema_version') IS NOT NULL"
+INSTALLED_VERSION = "SELECT version FROM csm_db_schema_version ORDER BY create_time DESC LIMIT 1"
+
+
 def current_version(cursor):
     """The installed version, or None when the schema is not there."""
-    cursor.execute("SELECT to_regclass('csm_db_schema_version')")
-    if cursor.fetchone()[0] is None:
+    cursor.execute(HAS_VERSION_TABLE)
+    if not cursor.fetchone()[0]:
         return None
-    cursor.execute("SELECT version FROM csm_db_schema_version ORDER BY create_time DESC LIMIT 1")
+    cursor.execute(INSTALLED_VERSION)
     row = cursor.fetchone()
     return row[0] if row else None
 

@@ -400,6 +400,53 @@ CREATE INDEX ix_csm_step_node_history_b ON csm_step_node_history (allocation_id,
 CREATE INDEX ix_csm_step_node_history_d ON csm_step_node_history (archive_history_time);
 SELECT fn_csm_make_history_trigger('csm_step_node', '{}', 'DELETE');
 
+-- Moving finished work to history (the live tables have no trigger for it) ------------------
+
+-- A step ends: its nodes go to csm_step_node_history (by the delete trigger), the step to
+-- csm_step_history with the end record merged in (end_time, exit_status, error_message, the
+-- statistics, and the final status when given: CAST kept the begin status, quirk 3).
+CREATE FUNCTION fn_csm_step_history_dump(i_step_id bigint, i_allocation_id bigint, i_end jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM csm_step_node WHERE step_id = i_step_id AND allocation_id = i_allocation_id;
+    INSERT INTO csm_step_history
+    SELECT (jsonb_populate_record(NULL::csm_step_history,
+                to_jsonb(s) || jsonb_build_object('end_time', now())
+                || (jsonb_strip_nulls(coalesce(i_end, '{}'))
+                    - '{step_id,allocation_id,history_time,archive_history_time}'::text[])
+                || jsonb_build_object('history_time', now()))).*
+      FROM csm_step s WHERE s.step_id = i_step_id AND s.allocation_id = i_allocation_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'step % of allocation % does not exist', i_step_id, i_allocation_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    DELETE FROM csm_step WHERE step_id = i_step_id AND allocation_id = i_allocation_id;
+END $$;
+
+-- An allocation ends: steps still open are closed ('Removed by Allocation.'), its nodes go to
+-- csm_allocation_node_history (by the delete trigger), the allocation to csm_allocation_history
+-- with end_time, exit_status and the final state (complete or failed); the live rows go.
+CREATE FUNCTION fn_csm_allocation_history_dump(i_allocation_id bigint, i_end_time timestamp,
+                                               i_exit_status int, i_final_state text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    ended timestamp := coalesce(i_end_time, now());
+BEGIN
+    PERFORM fn_csm_step_history_dump(s.step_id, s.allocation_id, jsonb_build_object(
+                'end_time', ended, 'exit_status', 0, 'error_message', 'Removed by Allocation.'))
+       FROM csm_step s WHERE s.allocation_id = i_allocation_id;
+    DELETE FROM csm_allocation_node WHERE allocation_id = i_allocation_id;
+    INSERT INTO csm_allocation_history
+    SELECT (jsonb_populate_record(NULL::csm_allocation_history, to_jsonb(a) || jsonb_build_object(
+                'history_time', now(), 'end_time', ended, 'exit_status', i_exit_status,
+                'state', coalesce(i_final_state, a.state)))).*
+      FROM csm_allocation a WHERE a.allocation_id = i_allocation_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'allocation % does not exist', i_allocation_id USING ERRCODE = 'no_data_found';
+    END IF;
+    DELETE FROM csm_allocation WHERE allocation_id = i_allocation_id;
+END $$;
+
 -- RAS -------------------------------------------------------------------------------------
 
 CREATE TABLE csm_ras_type (

@@ -28,6 +28,29 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- A node state change with its cause, for the API handlers: nodes whose state is not
+-- new_state already (and, with allowed_from, is one of those) get it; returns the names of
+-- the nodes that changed. The cause is set for this call only.
+CREATE FUNCTION fn_csm_node_state_update(i_node_names text[], i_state compute_node_states,
+                                         i_alteration text,
+                                         i_allowed_from compute_node_states[] DEFAULT NULL,
+                                         i_ras_rec_id bigint DEFAULT NULL, i_ras_msg_id text DEFAULT NULL)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('csm.alteration', coalesce(i_alteration, ''), true),
+            set_config('csm.ras_rec_id', coalesce(i_ras_rec_id::text, ''), true),
+            set_config('csm.ras_msg_id', coalesce(i_ras_msg_id, ''), true);
+    RETURN QUERY
+        WITH changed AS (
+            UPDATE csm_node n SET state = i_state
+             WHERE n.node_name = ANY(i_node_names) AND n.state IS DISTINCT FROM i_state
+               AND (i_allowed_from IS NULL OR n.state = ANY(i_allowed_from))
+            RETURNING n.node_name)
+        SELECT node_name FROM changed ORDER BY node_name;
+    PERFORM set_config('csm.alteration', '', true), set_config('csm.ras_rec_id', '', true),
+            set_config('csm.ras_msg_id', '', true);
+END $$;
+
 ALTER TABLE csm_ras_event_action
     ADD COLUMN acked_by text,
     ADD COLUMN ack_time timestamp;
@@ -233,12 +256,8 @@ BEGIN
         allowed := CASE t.set_state WHEN 'SOFT_FAILURE' THEN ARRAY['DISCOVERED', 'IN_SERVICE']::compute_node_states[]
                                     WHEN 'HARD_FAILURE' THEN ARRAY['DISCOVERED', 'IN_SERVICE', 'SOFT_FAILURE']::compute_node_states[]
                                     ELSE '{}' END;
-        PERFORM set_config('csm.alteration', 'RAS EVENT', true), set_config('csm.ras_rec_id', rec::text, true),
-                set_config('csm.ras_msg_id', msg, true);
-        UPDATE csm_node SET state = t.set_state WHERE node_name = location AND state = ANY(allowed);
-        GET DIAGNOSTICS changed = ROW_COUNT;
-        PERFORM set_config('csm.alteration', '', true), set_config('csm.ras_rec_id', '', true),
-                set_config('csm.ras_msg_id', '', true);
+        SELECT count(*) INTO changed
+          FROM fn_csm_node_state_update(ARRAY[location], t.set_state, 'RAS EVENT', allowed, rec, msg);
     END IF;
     RETURN jsonb_build_object('stored', true, 'rec_id', rec, 'count', hits, 'message', message,
         'severity', t.severity, 'control_action', t.control_action, 'set_state', t.set_state,

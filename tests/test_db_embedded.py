@@ -1,0 +1,41 @@
+"""The private PostgreSQL of the tests and the demo."""
+
+import os
+
+import psycopg2
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm.db import embedded
+
+
+class EmbeddedTests(SynchronousTestCase):
+    def query(self, dsn, statement):
+        connection = psycopg2.connect(dsn)
+        try:
+            with connection, connection.cursor() as cur:
+                cur.execute(statement)
+                return cur.fetchall() if cur.description else None
+        finally:
+            connection.close()
+
+    def test_restart_keeps_data_and_port_and_stop_removes_the_directory(self):
+        with embedded.EmbeddedPostgres() as pg:
+            self.assertEqual(pg.dsn, "host=127.0.0.1 port=%d dbname=postgres user=postgres" % pg.port)
+            self.query(pg.dsn, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (1)")
+            port = pg.port
+            pg.stop_server()
+            self.assertRaises(psycopg2.OperationalError, psycopg2.connect, pg.dsn)
+            pg.start_server()
+            pg.restart()
+            self.assertEqual((pg.port, self.query(pg.dsn, "SELECT n FROM kept")), (port, [(1,)]))
+            self.assertEqual(self.query(pg.dsn, "SELECT setting FROM pg_settings WHERE name = 'fsync'"), [("off",)])
+            with open(os.path.join(pg.data, "pg_hba.conf")) as f:
+                hba = [line.split() for line in f if line.strip() and not line.startswith("#")]
+            self.assertEqual(hba, [["local", "all", "all", "trust"], ["host", "all", "all", "127.0.0.1/32", "trust"]])
+            directory = pg.directory
+        self.assertFalse(os.path.exists(directory))
+        pg.stop()  # twice is harmless (the atexit net calls it again)
+
+    def test_missing_binaries_name_the_package(self):
+        error = self.assertRaises(embedded.PostgresNotFound, embedded.find_binary, "no-such-postgres-tool")
+        self.assertIn("install the 'postgresql' package", str(error))
