@@ -100,11 +100,18 @@ class RasEngine:
 
 
 class JsonLinesLog:
-    """Append-only JSON lines (the RAS event log shipped to the BDS)."""
+    """Append-only JSON lines (the RAS event log shipped to the BDS); the file stays open."""
 
     def __init__(self, path):
         self.path = path
+        self._file = None
 
     def write(self, record):
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+        if self._file is None:
+            self._file = open(self.path, "a", buffering=1)  # line-buffered: each event reaches the file
+        self._file.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -112,6 +112,8 @@ class MasterDaemon(Daemon):
                 self._counter.stop()
             yield self._flush_writes()
             self.db.close()
+            if self.ras.event_log is not None:
+                self.ras.event_log.close()
 
     @defer.inlineCallbacks
     def _flush_writes(self, timeout=3.0):
