@@ -26,6 +26,20 @@ CSM_COMMANDS = [
     "csm_ras_msg_type_update",
     "csm_ras_msg_type_delete",
     "csm_ras_msg_type_query",
+    "csm_allocation_create",
+    "csm_allocation_delete",
+    "csm_allocation_update_state",
+    "csm_allocation_query",
+    "csm_allocation_query_active_all",
+    "csm_allocation_query_details",
+    "csm_allocation_resources_query",
+    "csm_allocation_update_history",
+    "csm_node_find_job",
+    "csm_allocation_step_begin",
+    "csm_allocation_step_end",
+    "csm_allocation_step_query",
+    "csm_allocation_step_query_active_all",
+    "csm_allocation_step_query_details",
 ]
 
 setup(

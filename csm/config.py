@@ -29,6 +29,9 @@ DEFAULT_ACL_FILE = "/etc/ibm/csm/csm_api.acl"
 DEFAULT_API_FILE = "/etc/ibm/csm/csm_api.cfg"
 DEFAULT_INV_LOG_DIR = "/var/log/ibm/csm/inv"
 DEFAULT_RECOVERY_SCRIPT = "/opt/ibm/csm/recovery/soft_failure_recovery"
+DEFAULT_PROLOG = "/opt/ibm/csm/prologs/privileged_prolog"
+DEFAULT_EPILOG = "/opt/ibm/csm/prologs/privileged_epilog"
+DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup/csm"
 DEFAULT_API_TIMEOUT = 30.0
 MIN_API_TIMEOUT = 5.0
 
@@ -234,6 +237,11 @@ class DaemonConfig:
     manhole: ManholeConfig = ManholeConfig()
     #: the compute's soft failure recovery script (CAST's fixed path; a key here, beyond CAST)
     recovery_script: str = DEFAULT_RECOVERY_SCRIPT
+    #: the compute's privileged prolog and epilog ("none": run nothing), and where its
+    #: allocation cgroups go (cgroup v2; "none": no cgroups): keys here, beyond CAST
+    prolog: str = DEFAULT_PROLOG
+    epilog: str = DEFAULT_EPILOG
+    cgroup_root: str = DEFAULT_CGROUP_ROOT
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -543,7 +551,8 @@ def load_daemon_config(path, role_override=None, warn=None):
     role = _role(reader, csm, role_override)
     top = reader.fields(csm, "csm", DaemonConfig,
                         {"node_name": str, "thread_pool_size": int, "api_permission_file": str,
-                         "api_configuration_file": str, "recovery_script": str},
+                         "api_configuration_file": str, "recovery_script": str, "prolog": str,
+                         "epilog": str, "cgroup_root": str},
                         skip=("role", "log", "db", "inventory", "net", "ras", "ufm", "bds",
                               "recurring_tasks", "data_collection", "jitter_mitigation", "manhole",
                               "tuning"))
@@ -585,10 +594,22 @@ def load_daemon_config(path, role_override=None, warn=None):
                     {"rest_address": str, "rest_port": int, "ufm_ssl_file_path": str,
                      "ufm_ssl_file_name": str}),
         recovery_script=reader.path_value(top["recovery_script"] or DEFAULT_RECOVERY_SCRIPT),
+        prolog=_script_path(reader, top["prolog"], DEFAULT_PROLOG),
+        epilog=_script_path(reader, top["epilog"], DEFAULT_EPILOG),
+        cgroup_root=_script_path(reader, top["cgroup_root"], DEFAULT_CGROUP_ROOT),
         manhole=attrs.evolve(manhole, socket=reader.path_value(manhole.socket),
                              authorized_keys=reader.path_value(manhole.authorized_keys),
                              host_key=reader.path_value(manhole.host_key)),
     )
+
+
+def _script_path(reader, value, default):
+    """A path key where ``none`` turns the feature off (kept as ``""``)."""
+    if value is None or value == "":
+        return default
+    if str(value).strip().lower() == "none":
+        return ""
+    return reader.path_value(value)
 
 
 # -- csm_api.acl ------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The daemon's log outputs from the ``csm.log`` block: levels, file log with rotation."""
 
+import json
+import os
 import time
 
 from twisted.logger import formatEvent, globalLogPublisher
@@ -57,3 +59,28 @@ def install_file_log(log_config, publisher=globalLogPublisher):
     observer = CastFormatObserver(logfile, log_config.format)
     publisher.addObserver(observer)
     return observer
+
+
+class JsonLines:
+    """Append-only JSON lines (transaction and allocation metrics logs), rotated by size.
+
+    ``rotate_bytes`` <= 0 never rotates; rotated files are ``<path>.1``, ``.2``...
+    (Twisted's ``LogFile``). The file is opened on the first record.
+    """
+
+    def __init__(self, path, rotate_bytes=-1):
+        self.path = path
+        self.rotate_bytes = rotate_bytes if rotate_bytes and rotate_bytes > 0 else None
+        self._file = None
+
+    def write(self, record):
+        if self._file is None:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            self._file = LogFile(os.path.basename(self.path), directory, rotateLength=self.rotate_bytes)
+        self._file.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None

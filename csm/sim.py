@@ -12,6 +12,7 @@ machine. Nodes alternate which aggregator is their ``aggregatorA``. With
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -21,6 +22,7 @@ from twisted.application import service
 from twisted.internet import defer
 
 from csm.config import Endpoint, LocalListen, load_daemon_config
+from csm.node.allocation import AllocationAgent
 from csm.roles.compute import ComputeDaemon
 
 
@@ -43,11 +45,33 @@ def synthetic_inventory(node, index):
     }
 
 
+class SimulatedAgent(AllocationAgent):
+    """Prolog and epilog as configured (a no-op when the script is not there), no cgroups,
+    made-up counters: nothing blocks, so nothing goes to a thread."""
+
+    started = time.time()
+
+    def off_reactor(self, function, *args):
+        return defer.maybeDeferred(function, *args)
+
+    def read_counters(self, allocation_id):
+        busy = int((time.time() - self.started) * 1e9)
+        counters = {"cpu_usage": busy, "memory_usage_max": 1 << 30, "energy": busy // 10 ** 7,
+                    "gpu_usage": busy // 1000, "gpu_energy": busy // 10 ** 8, "ib_rx": -1, "ib_tx": -1,
+                    "gpfs_read": -1, "gpfs_write": -1, "power_cap_hit": -1}
+        return {"counters": counters, "cpus": {}, "gpus": []}
+
+
 class SimulatedCompute(ComputeDaemon):
     """A compute daemon with a made-up inventory and no sensors."""
 
     index = 0
     primaries = None
+
+    def make_agent(self):
+        config = self.config
+        scripts = [path if path and os.access(path, os.X_OK) else "" for path in (config.prolog, config.epilog)]
+        return SimulatedAgent(self.reactor, self.node_name, scripts[0], scripts[1], "")
 
     def inventory(self):
         return defer.succeed(synthetic_inventory(self.node_name, self.index))

@@ -82,3 +82,11 @@ def fan_out(aggregator, ctx, body):
         else:
             results[node] = _result(0, "", reply.body())
     return {"results": results}
+
+
+def aggregator_handler(ctx, body):
+    """On an aggregator, for every multicast API: the master's multicast fans out, a
+    compute's own request climbs to the master."""
+    if ctx.message.flags & Flags.INT and ctx.message.flags & Flags.MTC:
+        return fan_out(ctx.daemon, ctx, body)
+    return ctx.forward()

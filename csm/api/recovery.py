@@ -65,12 +65,6 @@ def master_handler(ctx, body):
     return {"recovered": good, "error_count": 0}
 
 
-def aggregator_handler(ctx, body):
-    if ctx.message.flags & Flags.INT and ctx.message.flags & Flags.MTC:
-        return multicast.fan_out(ctx.daemon, ctx, body)
-    return ctx.forward()
-
-
 def compute_handler(ctx, body):
     """From the aggregator: run the recovery script; from a local caller: up to the master."""
     if not ctx.message.flags & Flags.INT:

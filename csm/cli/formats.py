@@ -74,8 +74,44 @@ def health_check(result, verbose=False):
     return "\n".join(lines) + "\n"
 
 
+def allocation_create(result, args):
+    """CAST's create output: the id, the nodes, the user, the state."""
+    lines = ["---", "allocation_id: %s" % result.get("allocation_id"), "num_nodes: %s" % result.get("num_nodes")]
+    lines.extend("- compute_nodes: %s" % node for node in result.get("compute_nodes") or ())
+    for key in ("user_name", "user_id", "state", "type", "job_submit_time"):
+        lines.append("%s: %s" % (key, output.scalar(result.get(key))))
+    return "\n".join(lines + ["..."]) + "\n"
+
+
+def allocation_query(result, args):
+    """num_allocations, then each allocation's key fields (and its history block when ended)."""
+    lines = ["---", "num_allocations: %d" % result.get("num_allocations", 0)]
+    for allocation in result.get("allocations") or ():
+        lines.append("  - allocation_id:    %s" % allocation.get("allocation_id"))
+        for key in ("primary_job_id", "secondary_job_id", "begin_time", "state", "num_nodes", "user_name"):
+            lines.append("    %s %s" % ((key + ":").ljust(17), output.scalar(allocation.get(key))))
+        lines.append("    compute_nodes:")
+        lines.extend("     - %s" % node for node in allocation.get("compute_nodes") or ())
+        history = allocation.get("history")
+        if history:
+            lines.append("    history:")
+            lines.append("     end_time:     %s" % output.scalar(history.get("end_time")))
+            lines.append("     exit_status:  %s" % output.scalar(history.get("exit_status")))
+    return "\n".join(lines + ["..."]) + "\n"
+
+
+def _message(text):
+    return lambda result, args: "---\n# %s\n...\n" % text.format(**dict(args, **(result or {})))
+
+
 #: command name -> function(result, args) -> text
 FORMATTERS = {
+    "allocation_create": allocation_create,
+    "allocation_query": allocation_query,
+    "allocation_delete": _message("Allocation ID: {allocation_id} successfully deleted"),
+    "allocation_update_state": _message("Allocation ID {allocation_id} was updated to {state} successfully"),
+    "allocation_step_begin": _message("Step {step_id} of allocation {allocation_id} began"),
+    "allocation_step_end": _message("Step {step_id} of allocation {allocation_id} ended"),
     "infrastructure_health_check": lambda result, args: health_check(result, args.get("verbose_health")),
 }
 

@@ -7,7 +7,8 @@ from prometheus_client.core import GaugeMetricFamily
 
 from csm import logs, metrics
 from csm.api import health
-from csm.api import recovery
+from csm.api import multicast
+from csm.api.wm_commands import MULTICAST_COMMANDS
 from csm.api.commands import AGGREGATOR_REHOME, SOFT_FAILURE_RECOVERY
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
@@ -73,7 +74,8 @@ class AggregatorDaemon(Daemon):
         handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
         handlers[INVENTORY_ID] = self._compute_inventory
         handlers[AGGREGATOR_REHOME.cmd_id] = self._rehome
-        handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.aggregator_handler
+        for command in MULTICAST_COMMANDS + (SOFT_FAILURE_RECOVERY,):
+            handlers[command.cmd_id] = multicast.aggregator_handler
         return handlers
 
     def _rehome(self, ctx, body):

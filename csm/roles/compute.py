@@ -5,9 +5,11 @@ from twisted.internet import defer
 from csm import logs
 from csm.api import recovery
 from csm.api.commands import SOFT_FAILURE_RECOVERY, SSD_WEAR_UPDATE
+from csm.api.wm_commands import MULTICAST_COMMANDS
 from csm.env.buckets import BucketService
 from csm.env.items import build_items
 from csm.env.xid import XidService
+from csm.node.allocation import AllocationAgent
 from csm.node.items.gpu import GpuXidWatcher
 from csm.roles.aggregator import FAILOVER, PROMOTE, RESET
 from csm.roles.daemon import Daemon, DaemonLinkOwner
@@ -163,6 +165,13 @@ class ComputeDaemon(Daemon):
         self.buckets.setServiceParent(self)
         self.xid = XidService(self.clock, GpuXidWatcher(), self.raise_ras)
         self.xid.setServiceParent(self)
+        self.agent = self.make_agent()
+
+    def make_agent(self):
+        """The prolog/epilog runner of this node."""
+        config = self.config
+        return AllocationAgent(self.reactor, self.node_name, config.prolog, config.epilog,
+                               config.cgroup_root.replace("{node}", self.node_name))
 
     def env_items(self):
         """The environmental items this node can collect, by bucket item name."""
@@ -190,6 +199,7 @@ class ComputeDaemon(Daemon):
 
     @defer.inlineCallbacks
     def stopService(self):
+        self.agent.stop()
         yield self.aggregators.stop()
         yield super().stopService()
 
@@ -207,7 +217,15 @@ class ComputeDaemon(Daemon):
         handlers = super().build_handlers()
         handlers[InternalCommand.CONNECTION_CTRL] = self._connection_ctrl
         handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.compute_handler
+        for command in MULTICAST_COMMANDS:
+            handlers[command.cmd_id] = self._allocation
         return handlers
+
+    def _allocation(self, ctx, body):
+        """The master's multicast runs the prolog or epilog here; a local caller's request climbs."""
+        if not ctx.message.flags & Flags.INT:
+            return ctx.forward()
+        return self.agent.handle(body)
 
     def _connection_ctrl(self, ctx, body):
         """An aggregator's request about this link (re-home: PR0M0TE)."""

@@ -7,7 +7,8 @@ from twisted.application import internet
 from twisted.internet import defer, task
 
 from csm import logs
-from csm.api import health, node, ras, recovery
+from csm.api import allocation, allocation_query, health, node, ras, recovery, step
+from csm.api.joblogs import JobLogs
 from csm.api.router import reply_body
 from csm.db import inventory
 from csm.db.pool import DatabasePool
@@ -45,6 +46,8 @@ class MasterDaemon(Daemon):
         self.nodeset = NodeSet(self._compute_event, self._primary_changed)
         self.ras_counts = collections.Counter()
         self.recovery = recovery.RecoveryCounts()
+        self.allocation_locks = allocation.AllocationLocks()
+        self.job_logs = JobLogs(config.log)
         self.node_counts = {}
         self.db = None
         self.ras = None
@@ -74,6 +77,8 @@ class MasterDaemon(Daemon):
         handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.master_handler
         handlers.update(ras.HANDLERS)
         handlers.update(node.HANDLERS)
+        for table in (allocation.HANDLERS, allocation_query.HANDLERS, step.HANDLERS):
+            handlers.update(table)
         return handlers
 
     def startService(self):
@@ -114,6 +119,7 @@ class MasterDaemon(Daemon):
             self.db.close()
             if self.ras.event_log is not None:
                 self.ras.event_log.close()
+        self.job_logs.close()
 
     @defer.inlineCallbacks
     def _flush_writes(self, timeout=3.0):
@@ -140,11 +146,12 @@ class MasterDaemon(Daemon):
         self.nodeset.update(ctx.link.peer_node, body.get("computes") or [], full=bool(body.get("full")))
 
     def ras_event(self, msg_id, location_name, raw_data="", kvcsv=None):
-        """Raise a RAS event from the master itself (queued: nothing lost in a database outage)."""
+        """Raise a RAS event from the master itself (queued: nothing lost in a database outage);
+        the Deferred fires (with None) once it is stored or has failed."""
         rlog.info("RAS {msg_id} on {location}: {raw}", msg_id=msg_id, location=location_name, raw=raw_data)
         if self.ras is not None:
             event = {"msg_id": msg_id, "location_name": location_name, "raw_data": raw_data, "kvcsv": kvcsv}
-            self.ras.create(event).addErrback(
+            return self.ras.create(event).addErrback(
                 lambda f: rlog.error("RAS {msg_id} on {location} not stored: {error}", msg_id=msg_id,
                                      location=location_name, error=f.getErrorMessage()))
 

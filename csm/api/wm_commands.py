@@ -1,0 +1,177 @@
+"""The workload-management commands: allocations, steps and ``csm_node_find_job``.
+
+Flags follow CAST's command-line tools (``csmi/src/wm/cmd``); states, types and
+error codes follow ``csm-apis-db.md`` section 7.2.
+"""
+
+from csm.api.commands import API_IDS, LIMIT, OFFSET
+from csm.api.registry import Command, Field
+
+#: csmi_state_t, in CAST's order.
+ALLOCATION_STATES = ("staging-in", "to-running", "running", "to-staging-out", "staging-out", "to-complete",
+                     "complete", "to-failed", "failed", "deleting", "deleting-mcast", "running-failed",
+                     "staging-out-failed")
+ALLOCATION_TYPES = ("user-managed", "jsm", "jsm-cgroup-step", "diagnostics", "cgroup-step")
+JOB_TYPES = ("batch", "interactive")
+STEP_STATUSES = ("running", "completed", "killed")
+
+ALLOCATION_ID = Field("allocation_id", "int", flags=("-a", "--allocation_id"), help="the allocation")
+REQUIRED_ALLOCATION_ID = Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id"),
+                               help="the allocation")
+PRIMARY_JOB_ID = Field("primary_job_id", "int", flags=("-j", "--primary_job_id"), help="the scheduler's job id")
+SECONDARY_JOB_ID = Field("secondary_job_id", "int", flags=("-J", "--secondary_job_id"),
+                         help="the scheduler's secondary job id (default 0)")
+
+
+def _command(name, description, fields, **kw):
+    return Command(name=name, cmd_id=API_IDS[name], description=description, fields=tuple(fields), **kw)
+
+
+ALLOCATION_CREATE = _command(
+    "allocation_create",
+    "Reserve compute nodes for a job; in state running (not diagnostics) the privileged prolog runs on "
+    "every node first.",
+    multicast=True,
+    fields=(
+        Field("primary_job_id", "int", required=True, flags=("-j", "--primary_job_id"),
+              help="the scheduler's job id"),
+        SECONDARY_JOB_ID,
+        Field("compute_nodes", "list", required=True, flags=("-n", "--node_range"), help="nodes: n1,n2"),
+        Field("state", "str", choices=("running", "staging-in"), default="running", flags=("-s", "--state"),
+              help="running (default) or staging-in"),
+        Field("type", "str", choices=ALLOCATION_TYPES, default="user-managed", flags=("-t", "--type")),
+        Field("job_type", "str", choices=JOB_TYPES, default="batch"),
+        Field("user_name", "str", flags=("-u", "--user_name"), help="default: the caller"),
+        Field("user_id", "int", flags=("-U", "--user_id"), help="default: the caller"),
+        Field("user_group_id", "int"),
+        Field("user_group_name", "str"),
+        Field("launch_node_name", "str", flags=("-l", "--launch_node_name"), help="default: the first node"),
+        Field("isolated_cores", "int", default=0, flags=("-c", "--isolated_cores"),
+              help="cores per node kept for the system, 0-4"),
+        Field("shared", "bool", default=False, flags=("-S", "--shared"), help="share the nodes"),
+        Field("smt_mode", "int", default=0, flags=("-m", "--smt_mode")),
+        Field("core_blink", "bool", default=False),
+        Field("user_flags", "str", flags=("-A", "--user_flags"), help="flags for the prolog (alphanumeric)"),
+        Field("system_flags", "str", flags=("-a", "--system_flags"), help="flags for the prolog (alphanumeric)"),
+        Field("ssd_min", "int"), Field("ssd_max", "int"), Field("ssd_file_system_name", "str"),
+        Field("num_processors", "int", default=0), Field("num_gpus", "int", default=0),
+        Field("projected_memory", "int", default=0), Field("time_limit", "int", default=0),
+        Field("account", "str", default=""), Field("comment", "str"), Field("job_name", "str"),
+        Field("queue", "str"), Field("requeue", "str"), Field("wc_key", "str"), Field("reservation", "str"),
+        Field("user_script", "str", default=""), Field("job_submit_time", "str"),
+    ))
+
+ALLOCATION_DELETE = _command(
+    "allocation_delete",
+    "End an allocation: the epilog runs on its nodes (unless it is staging in or out), then it moves to "
+    "history with the nodes' usage.",
+    multicast=True, one_of=("allocation_id", "primary_job_id"),
+    fields=(ALLOCATION_ID, PRIMARY_JOB_ID, SECONDARY_JOB_ID,
+            Field("exit_status", "int", default=0, flags=("-e", "--exit_status"),
+                  help="the job's exit status (default 0)")))
+
+ALLOCATION_UPDATE_STATE = _command(
+    "allocation_update_state",
+    "Move an allocation from staging-in to running (the prolog runs) or to staging-out (the epilog runs).",
+    multicast=True,
+    fields=(REQUIRED_ALLOCATION_ID,
+            Field("new_state", "str", required=True, choices=("running", "staging-out"), flags=("-s", "--state")),
+            Field("exit_status", "int", flags=("-e", "--exit_status"))))
+
+ALLOCATION_QUERY = _command(
+    "allocation_query", "One allocation, active or in history, by id or by job id.",
+    one_of=("allocation_id", "primary_job_id"), fields=(ALLOCATION_ID, PRIMARY_JOB_ID, SECONDARY_JOB_ID))
+
+ALLOCATION_QUERY_ACTIVE_ALL = _command(
+    "allocation_query_active_all", "Every active allocation.", results_key="allocations",
+    fields=(Field("format", "list", flags=("-f", "--format"), help="only these fields: f1,f2"), LIMIT, OFFSET))
+
+ALLOCATION_QUERY_DETAILS = _command(
+    "allocation_query_details", "An allocation with its steps, per-node accounting and state changes.",
+    fields=(REQUIRED_ALLOCATION_ID,))
+
+ALLOCATION_RESOURCES_QUERY = _command(
+    "allocation_resources_query", "The nodes of an allocation and whether each is ready.", results_key="results",
+    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET))
+
+ALLOCATION_UPDATE_HISTORY = _command(
+    "allocation_update_history", "Correct the accounting fields of an allocation in history.",
+    fields=(REQUIRED_ALLOCATION_ID,
+            Field("user_name", "str", flags=("-u", "--user_name")),
+            Field("user_id", "int", flags=("-U", "--user_id")),
+            Field("user_group_id", "int", flags=("-g", "--user_group_id")),
+            Field("account", "str", flags=("-A", "--account")),
+            Field("comment", "str", flags=("-c", "--comment")),
+            Field("job_name", "str", flags=("-j", "--job_name")),
+            Field("reservation", "str", flags=("-r", "--reservation"))))
+
+NODE_FIND_JOB = _command(
+    "node_find_job", "The allocations (active and in history) that ran on some nodes.", results_key="results",
+    fields=(Field("node_names", "list", required=True, flags=("-n", "--node_names")),
+            Field("begin_time_search_begin", "str", flags=("-b", "--begin_time_search_begin")),
+            Field("begin_time_search_end", "str", flags=("-B", "--begin_time_search_end")),
+            Field("end_time_search_begin", "str", flags=("-e", "--end_time_search_begin")),
+            Field("end_time_search_end", "str", flags=("-E", "--end_time_search_end")),
+            Field("midpoint", "str", flags=("-m", "--midpoint"), help="active at this time"),
+            Field("midpoint_interval", "str", flags=("-M", "--midpoint_interval"),
+                  help="widen the midpoint by this PostgreSQL interval"),
+            Field("search_range_begin", "str", flags=("-s", "--search_range_begin")),
+            Field("search_range_end", "str", flags=("-S", "--search_range_end")),
+            Field("user_name", "str", flags=("-u", "--user_name")),
+            Field("order_by", "str", flags=("-O", "--order_by"),
+                  help="a/b node_name, allocation_id; c/d allocation_id; e/f primary_job_id; g/h user_name; "
+                       "i/j num_nodes; k/l begin_time; m/n end_time (second letter: descending)"),
+            LIMIT, OFFSET))
+
+STEP_BEGIN = _command(
+    "allocation_step_begin", "Record a step of an allocation (the step prolog runs when user flags are set).",
+    multicast=True,
+    fields=(REQUIRED_ALLOCATION_ID,
+            Field("step_id", "int", required=True, flags=("-S", "--step_id")),
+            Field("compute_nodes", "list", required=True, flags=("-c", "--compute_nodes"), help="nodes: n1,n2"),
+            Field("executable", "str", default="", flags=("-x", "--executable")),
+            Field("working_directory", "str", default="", flags=("-w", "--working_directory")),
+            Field("argument", "str", default="", flags=("-r", "--argument")),
+            Field("environment_variable", "str", default="", flags=("-e", "--environment_variable")),
+            Field("num_processors", "int", default=0, flags=("-p", "--num_processors")),
+            Field("num_gpus", "int", default=0, flags=("-g", "--num_gpus")),
+            Field("projected_memory", "int", default=0, flags=("-m", "--projected_memory")),
+            Field("num_tasks", "int", default=0, flags=("-t", "--num_tasks")),
+            Field("status", "str", choices=STEP_STATUSES, default="running"),
+            Field("user_flags", "str", flags=("-u", "--user_flags"), help="flags for the step prolog")))
+
+STEP_END = _command(
+    "allocation_step_end", "End a step: it moves to history with its statistics.", multicast=True,
+    fields=(REQUIRED_ALLOCATION_ID,
+            Field("step_id", "int", required=True, flags=("-s", "--step_id")),
+            Field("status", "str", choices=STEP_STATUSES, default="completed", flags=("-S", "--status")),
+            Field("exit_status", "int", default=0, flags=("-e", "--exit_status")),
+            Field("error_message", "str", flags=("-E", "--error_message")),
+            Field("cpu_stats", "str", flags=("-c", "--cpu_stats")),
+            Field("gpu_stats", "str", flags=("-G", "--gpu_stats")),
+            Field("io_stats", "str", flags=("-i", "--io_stats")),
+            Field("memory_stats", "str", flags=("-m", "--memory_stats")),
+            Field("max_memory", "int", flags=("-M", "--max_memory")),
+            Field("omp_thread_limit", "str", flags=("-n", "--omp_thread_limit")),
+            Field("total_u_time", "float", flags=("-t", "--total_u_time")),
+            Field("total_s_time", "float", flags=("-T", "--total_s_time"))))
+
+STEP_QUERY = _command(
+    "allocation_step_query", "Steps of an allocation, active and in history.", results_key="steps",
+    fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id")), LIMIT, OFFSET))
+
+STEP_QUERY_ACTIVE_ALL = _command(
+    "allocation_step_query_active_all", "The active steps of an allocation.", results_key="steps",
+    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET))
+
+STEP_QUERY_DETAILS = _command(
+    "allocation_step_query_details", "A step with its nodes.", results_key="steps",
+    fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", required=True, flags=("-s", "--step_id"))))
+
+WM_COMMANDS = (ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION_UPDATE_STATE, ALLOCATION_QUERY,
+               ALLOCATION_QUERY_ACTIVE_ALL, ALLOCATION_QUERY_DETAILS, ALLOCATION_RESOURCES_QUERY,
+               ALLOCATION_UPDATE_HISTORY, NODE_FIND_JOB, STEP_BEGIN, STEP_END, STEP_QUERY, STEP_QUERY_ACTIVE_ALL,
+               STEP_QUERY_DETAILS)
+
+#: The commands a compute runs for the master (the agent side of a multicast).
+MULTICAST_COMMANDS = (ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION_UPDATE_STATE, STEP_BEGIN, STEP_END)
