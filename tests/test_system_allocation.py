@@ -8,6 +8,8 @@ import atexit
 import json
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 
 import psycopg2
@@ -22,6 +24,8 @@ marks=%(marks)s
 kind=$(basename "$0")
 echo "$kind $* user=$CSM_USER_NAME job=$CSM_PRIMARY_JOB_ID.$CSM_SECONDARY_JOB_ID step=$CSM_STEP_ID" \\
     > "$marks/$CSM_NODE_NAME.$CSM_ALLOCATION_ID.$kind${CSM_STEP_ID:+.step$CSM_STEP_ID}"
+echo "$CSM_NODE_NAME $CSM_ALLOCATION_ID $kind" >> "$marks/runs"
+[ -e "$marks/slow-$kind-$CSM_NODE_NAME" ] && sleep 3
 [ -e "$marks/fail-$kind-$CSM_NODE_NAME" ] && { echo "no scratch space"; exit 3; }
 [ -e "$marks/hang-$kind-$CSM_NODE_NAME" ] && sleep 120
 exit 0
@@ -228,7 +232,7 @@ class AllocationSystemTests(SynchronousTestCase):
         self.cli_json("csm_allocation_delete", "-a", str(allocation_id))
         self.assertIsNone(self.marker("c02", allocation_id, "epilog"))  # it ran at staging-out, not again
 
-    def _failed_create(self, kind_of_failure, errcode, msg_id):
+    def _failed_create(self, kind_of_failure, errcode, msg_id, epilog_where_failed):
         open(os.path.join(self.marks, "%s-privileged_prolog-c03" % kind_of_failure), "w").close()
         failed = self.cli_json("csm_allocation_create", "-j", "3001", "-n", ",".join(NODES), expect=34)
         self.assertEqual([(e["source"], e["errcode"]) for e in failed["node_errors"]], [("c03", errcode)])
@@ -238,7 +242,8 @@ class AllocationSystemTests(SynchronousTestCase):
         self.assertEqual(state, "failed")
         for node in ("c01", "c02", "c04"):  # rolled back where the prolog had run
             self.assertIsNotNone(self.marker(node, allocation_id, "epilog"), node)
-        self.assertIsNone(self.marker("c03", allocation_id, "epilog"))
+        # c03's prolog failed and it cleaned up; a killed prolog gets the epilog too
+        self.assertEqual(self.marker("c03", allocation_id, "epilog") is not None, epilog_where_failed)
         self.assertEqual(self.query("SELECT count(*) FROM csm_allocation WHERE primary_job_id = 3001")[0][0], 0)
         states = self.states()
         self.assertEqual(states["c03"], "SOFT_FAILURE")
@@ -248,10 +253,10 @@ class AllocationSystemTests(SynchronousTestCase):
         self.assertEqual(events, [(msg_id,)])
 
     def test_prolog_fails_on_one_node(self):
-        self._failed_create("fail", 17, "csm.api.allocation_prolog_failure")
+        self._failed_create("fail", 17, "csm.api.allocation_prolog_failure", False)
 
     def test_prolog_hangs_on_one_node(self):
-        self._failed_create("hang", 5, "csm.api.allocation_timeout")
+        self._failed_create("hang", 5, "csm.api.allocation_timeout", True)
         self.assertEqual(_processes(b"sleep\x00120\x00"), 0)  # killed with its whole process group
 
     def test_node_checks(self):
@@ -265,3 +270,51 @@ class AllocationSystemTests(SynchronousTestCase):
         missing = self.cli_json("csm_allocation_delete", "-a", "999999", expect=50)
         self.assertIn("999999", missing["errmsg"])
         self.assertEqual(self.query("SELECT count(*) FROM csm_allocation WHERE primary_job_id > 4000")[0][0], 0)
+
+    def runs(self, node, kind):
+        with open(os.path.join(self.marks, "runs")) as f:
+            return sum(1 for line in f if line.split()[0] == node and line.split()[2] == "privileged_" + kind)
+
+    def background(self, command, *args):
+        """A csm_* command started now (a Popen); its output is JSON."""
+        env = self.cluster.env()
+        env["CSM_SOCKET"] = self.cluster.daemons["util01"].socket
+        return subprocess.Popen([sys.executable, "-c", "import sys; from csm.cli.main import main; "
+                                 "sys.argv[0] = %r; sys.exit(main())" % command] + list(args) + ["--format", "json"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def test_delete_racing_create(self):
+        open(os.path.join(self.marks, "slow-privileged_prolog-c02"), "w").close()
+        creating = self.background("csm_allocation_create", "-j", "5001", "-n", "c01,c02")
+        self.cluster.wait_for(lambda: self.query("SELECT state FROM csm_allocation WHERE primary_job_id = 5001"),
+                              timeout=10, interval=0.05, what="the create to reserve the nodes")
+        deleted = self.cli_json("csm_allocation_delete", "-j", "5001")  # waits for the create to finish
+        output, _ = creating.communicate(timeout=30)
+        self.assertEqual(creating.returncode, 0, output)
+        allocation_id = json.loads(output)["allocation_id"]
+        self.assertEqual(deleted, {"allocation_id": allocation_id, "state": "complete"})
+        self.assertEqual(self.runs("c02", "prolog"), 1)
+        self.assertEqual(self.runs("c02", "epilog"), 1)
+        self.assertEqual(self.query("SELECT state FROM csm_allocation_history WHERE allocation_id = %s",
+                                    (allocation_id,)), [("complete",)])
+
+    def test_aggregator_fails_during_the_prolog(self):
+        """The master sends the prolog again through the compute's new primary; it joins the running one."""
+        primary = self.cluster.primary_of("c01")
+        open(os.path.join(self.marks, "slow-privileged_prolog-c01"), "w").close()
+        creating = self.background("csm_allocation_create", "-j", "6001", "-n", ",".join(NODES))
+        self.cluster.wait_for(lambda: os.path.exists(os.path.join(self.marks, "runs"))
+                              and self.runs("c01", "prolog") == 1, timeout=10, interval=0.05,
+                              what="c01's prolog to start")
+        self.cluster.daemons[primary].kill()
+        try:
+            output, _ = creating.communicate(timeout=30)
+        finally:
+            self.cluster.daemons[primary].start()
+            self.cluster.wait_complete("c01", timeout=60)
+        self.assertEqual(creating.returncode, 0, output)
+        allocation_id = json.loads(output)["allocation_id"]
+        self.assertEqual(self.runs("c01", "prolog"), 1)  # joined, not run twice
+        self.assertEqual(self.query("SELECT state FROM csm_allocation WHERE allocation_id = %s", (allocation_id,)),
+                         [("running",)])
+        self.assertEqual(set(self.states().values()), {"IN_SERVICE"})

@@ -49,6 +49,13 @@ NODE_EVENTS = {
 }
 
 
+#: answers saying the node's prolog did not (or not fully) run and it cleaned up itself;
+#: every other node (success, or no answer: state unknown) gets the rollback epilog
+DEFINITE_FAILURES = (ErrorCode.CSMERR_SCRIPT_FAILURE, ErrorCode.CSMERR_CGROUP_FAIL,
+                     ErrorCode.CSMERR_EPILOG_PROLOG_COLLISION, ErrorCode.CSMERR_PROLOG_EPILOG_COLLISION,
+                     ErrorCode.CSMERR_PROLOG_PROLOG_COLLISION, ErrorCode.CSMERR_EPILOG_EPILOG_COLLISION)
+
+
 class AllocationLocks:
     """One ``DeferredLock`` per allocation with work in flight."""
 
@@ -200,12 +207,12 @@ def _roll_back(ctx, row, results):
     """After a failed prolog: epilog where the prolog ran, the allocation to history as failed,
     RAS events for the failed nodes."""
     allocation_id = row["allocation_id"]
-    ran = sorted(node for node, result in results.items() if not result["errcode"])
+    ran = sorted(node for node, result in results.items() if result["errcode"] not in DEFINITE_FAILURES)
     if ran:
         undone = yield multicast.multicast(ctx.daemon, ALLOCATION_DELETE.cmd_id, ran, script_body(row, "epilog"),
                                            budget(ctx))
         for node, result in undone.items():
-            if result["errcode"]:
+            if result["errcode"] and not results[node]["errcode"]:
                 results[node] = dict(result, errmsg="%s (rollback epilog)" % result["errmsg"])
     yield database(ctx).runInteraction(allocations.to_history, allocation_id, None, "failed")
     yield raise_node_events(ctx, results, "prolog", allocation_id)

@@ -7,7 +7,7 @@ it was given, and answers with one combined reply. Every node gets a result:
 its answer, or an error saying it failed, was not reachable, or did not answer.
 """
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from csm.errors import CSMError, ErrorCode, NodeError
 from csm.wire import Flags, Message
@@ -25,14 +25,57 @@ def node_errors(results):
     return [NodeError(node, r["errcode"], r["errmsg"]) for node, r in sorted(results.items()) if r["errcode"]]
 
 
+#: how long a multicast waits for unreachable nodes to find a new primary aggregator
+RESEND_WAIT = 5.0
+RESEND_POLL = 0.2
+
+
 @defer.inlineCallbacks
 def multicast(master, command_id, nodes, body, timeout):
-    """On the master: fires with ``{node: {"errcode", "errmsg", "output"}}`` for every node."""
+    """On the master: fires with ``{node: {"errcode", "errmsg", "output"}}`` for every node.
+
+    Nodes that could not be reached (their aggregator went away during the call,
+    or they had just moved to another) are sent the command once more when the
+    node set shows them on a connected aggregator again, within the timeout.
+    The compute side joins a repeated script for the same allocation.
+    """
+    deadline = master.clock.seconds() + timeout
+    results = yield _send(master, command_id, nodes, body, timeout)
+    unreachable = sorted(node for node, r in results.items() if r["errcode"] == ErrorCode.CSMERR_SENDRCV_ERROR)
+    if unreachable:
+        waited = yield _wait_for_primaries(master, unreachable, min(RESEND_WAIT, deadline - master.clock.seconds()
+                                                                    - LEVEL_MARGIN))
+        if waited:
+            again = yield _send(master, command_id, waited, body, deadline - master.clock.seconds())
+            results.update(again)
+    return results
+
+
+def _reachable(master, node):
+    aggregator = master.nodeset.primary_of(node)
+    peer = master.aggregators.get(aggregator) if aggregator else None
+    return peer is not None and peer.link is not None and peer.link.usable
+
+
+@defer.inlineCallbacks
+def _wait_for_primaries(master, nodes, most):
+    """The nodes that have a connected primary aggregator within ``most`` seconds."""
+    waited = 0.0
+    while waited < most:
+        if all(_reachable(master, node) for node in nodes):
+            break
+        yield task.deferLater(master.clock, RESEND_POLL, lambda: None)
+        waited += RESEND_POLL
+    return [node for node in nodes if _reachable(master, node)] if most > 1.0 else []
+
+
+@defer.inlineCallbacks
+def _send(master, command_id, nodes, body, timeout):
     results = {}
     calls = []
     for aggregator, group in master.nodeset.by_primary(nodes).items():
         peer = master.aggregators.get(aggregator) if aggregator else None
-        if peer is None or peer.link is None:
+        if peer is None or peer.link is None or not peer.link.usable:
             for node in group:
                 results[node] = _result(ErrorCode.CSMERR_SENDRCV_ERROR, "no aggregator reaches %s" % node)
             continue

@@ -57,6 +57,11 @@ def _quote(value):
 BATCH = 200
 
 
+#: deadlock detected, serialization failure: the transaction is run again
+TRANSIENT = ("40P01", "40001")
+TRANSIENT_ATTEMPTS = 3
+
+
 class _BatchAborted(Exception):
     """A write broke the batch's transaction: it fails alone, the others are run again."""
 
@@ -284,11 +289,11 @@ class DatabasePool:
         """Fires with the installed schema version (None when there is no CSM schema)."""
         return self.runInteraction(_read_schema_version)
 
-    def _call(self, use):
+    def _call(self, use, attempt=1):
         if self.state != CONNECTED:
             return defer.fail(self._outage_error())
         d = self._acquire()
-        d.addCallback(self._use, use)
+        d.addCallback(self._use, use, attempt)
         return d
 
     def _outage_error(self):
@@ -316,7 +321,7 @@ class DatabasePool:
         else:
             self._free.append(connection)
 
-    def _use(self, connection, use):
+    def _use(self, connection, use, attempt=1):
         d = defer.maybeDeferred(use, connection)
 
         def done(result):
@@ -330,6 +335,9 @@ class DatabasePool:
                 self._outage_detected()
                 return defer.fail(self._outage_error())
             if failure.check(psycopg2.Error):
+                if getattr(failure.value, "pgcode", None) in TRANSIENT and attempt < TRANSIENT_ATTEMPTS:
+                    log.info("database {error}: transaction retried", error=failure.value.pgcode)
+                    return self._call(use, attempt + 1)  # it was rolled back whole: run it again
                 raise _db_error(failure.value)
             return failure
         return d.addCallbacks(done, failed)

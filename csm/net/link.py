@@ -109,6 +109,11 @@ class LinkProtocol(Protocol):
             return "DISCONNECTED"
         return self.heartbeat.state.value if self.heartbeat else HeartbeatState.HAPPY.value
 
+    @property
+    def usable(self):
+        """Requests can go out on this link now."""
+        return bool(self.connected and self.verified and not self._closing)
+
     def when_ready(self):
         """A Deferred that fires with this link once the handshake is done."""
         if self.verified:
@@ -130,7 +135,7 @@ class LinkProtocol(Protocol):
         Error replies are returned, not raised. A timeout or a lost link fails the
         Deferred with ``CSMError`` (CSMERR_TIMEOUT / CSMERR_SENDRCV_ERROR).
         """
-        if not (self.connected and self.verified) or self._closing:
+        if not self.usable:
             return defer.fail(CSMError(ErrorCode.CSMERR_SENDRCV_ERROR,
                                        "no connection to %s" % self.describe()))
         self._next_id = (self._next_id + 1) & 0xFFFFFFFFFFFFFFFF

@@ -7,15 +7,19 @@ allocation. A prolog creates the allocation's cgroup, runs the privileged prolog
 environment) and answers with the baseline counters; an epilog reads the final
 counters, runs the privileged epilog and removes the cgroup. A script that
 exits non-zero fails the node (``CSMERR_SCRIPT_FAILURE``), one still running at
-the timeout is killed with its process group (``CSMERR_TIMEOUT``). A script
-arriving while another runs for the same allocation (or step) is refused with
-CAST's collision codes (51-54).
+the timeout is killed with its process group (``CSMERR_TIMEOUT``). An epilog
+arriving while the prolog of the same allocation (or step) runs, or the other
+way round, is refused with CAST's collision codes (52, 53); the same script
+sent again (the master resends after a failover) joins the running one instead
+of colliding (CAST's 51 and 54), and a prolog sent again after it finished
+answers with the same baseline.
 """
 
 import os
 import time
 
 from twisted.internet import defer, task, threads
+from twisted.python.failure import Failure
 
 from csm import logs
 from csm.errors import CSMError, ErrorCode
@@ -108,9 +112,14 @@ class AllocationAgent:
         key = (int(body["allocation_id"]), body.get("step_id") if kind == "step" else None)
         running = self.running.get(key)
         if running is not None:
-            raise CSMError(COLLISIONS[(script, running)], "%s: %s of %s %s arrived while its %s runs"
-                           % (self.node_name, script, kind, _name(key), running))
-        self.running[key] = script
+            if running[0] == script:  # the master sent it again (e.g. after a failover): share the answer
+                log.info("{script} of {kind} {name} sent again: joining the running one", script=script,
+                         kind=kind, name=_name(key))
+                return _share(running[1])
+            raise CSMError(COLLISIONS[(script, running[0])], "%s: %s of %s %s arrived while its %s runs"
+                           % (self.node_name, script, kind, _name(key), running[0]))
+        if kind == "allocation" and script == "prolog" and key[0] in self.active:
+            return {"node": self.node_name, "counters": self.active[key[0]]["counters"], "again": True}
         timeout = max(1.0, float(body.get("timeout") or 30.0) - SCRIPT_MARGIN)
         if kind == "step":
             d = self._run(script, body, timeout).addCallback(lambda _: {"node": self.node_name})
@@ -118,6 +127,9 @@ class AllocationAgent:
             d = self._prolog(key[0], body, timeout)
         else:
             d = self._epilog(key[0], body, timeout)
+        if d.called:
+            return d
+        self.running[key] = (script, d)
 
         def finished(result):
             self.running.pop(key, None)
@@ -170,14 +182,14 @@ class AllocationAgent:
         final = yield self.off_reactor(self.read_counters, allocation_id)
         baseline = self.active.pop(allocation_id, None)
         self._stop_sampling()
-        failure = None
+        script_error = None
         try:
             yield self._run("epilog", body, timeout)
         except CSMError as exc:
-            failure = exc
+            script_error = exc
         removed = yield self._remove_cgroup(allocation_id)
-        if failure is not None:
-            raise failure
+        if script_error is not None:
+            raise script_error
         if isinstance(removed, CSMError):
             raise removed
         return {"node": self.node_name, "counters": final["counters"], "cpus": _deltas(baseline, final, "cpus"),
@@ -187,10 +199,24 @@ class AllocationAgent:
         if not self.cgroups.available:
             return defer.succeed(False)
 
-        def failed(failure):
-            failure.trap(CgroupError)
-            return CSMError(ErrorCode.CSMERR_CGROUP_DEL_ERROR, "%s: %s" % (self.node_name, failure.value))
+        def failed(reason):
+            reason.trap(CgroupError)
+            return CSMError(ErrorCode.CSMERR_CGROUP_DEL_ERROR, "%s: %s" % (self.node_name, reason.value))
         return self.off_reactor(self.cgroups.remove, allocation_id).addErrback(failed)
+
+
+def _share(d):
+    """A Deferred firing with ``d``'s result, leaving ``d``'s own chain as it is."""
+    copy = defer.Deferred()
+
+    def fire(result):
+        if isinstance(result, Failure):
+            copy.errback(result)
+        else:
+            copy.callback(result)
+        return result
+    d.addBoth(fire)
+    return copy
 
 
 def _name(key):
