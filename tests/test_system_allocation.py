@@ -318,3 +318,37 @@ class AllocationSystemTests(SynchronousTestCase):
         self.assertEqual(self.query("SELECT state FROM csm_allocation WHERE allocation_id = %s", (allocation_id,)),
                          [("running",)])
         self.assertEqual(set(self.states().values()), {"IN_SERVICE"})
+
+    def test_private_check_and_queries(self):
+        mine = self.cli_json("csm_allocation_create", "-j", "7001", "-n", "c01", "-u", "nobody")
+        theirs = self.cli_json("csm_allocation_create", "-j", "7002", "-n", "c02", "-u", "root")
+        self.assertEqual(mine["user_name"], "nobody")
+        rc, out = self.cluster.cli("util01", "csm_allocation_delete", "-a", str(theirs["allocation_id"]),
+                                   user="nobody")
+        self.assertEqual(rc, 16, out)  # root's allocation: not for nobody
+        rc, out = self.cluster.cli("util01", "csm_allocation_query_details", "-a", str(theirs["allocation_id"]),
+                                   user="nobody")
+        self.assertEqual(rc, 16, out)
+        rc, out = self.cluster.cli("util01", "csm_allocation_query_active_all", "-f", "allocation_id,user_name",
+                                   "--format", "json", user="nobody")  # public
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(json.loads(out)["allocations"],
+                         [{"allocation_id": mine["allocation_id"], "user_name": "nobody"},
+                          {"allocation_id": theirs["allocation_id"], "user_name": "root"}])
+        ready = self.cli_json("csm_allocation_resources_query", "-a", str(mine["allocation_id"]))["results"]
+        self.assertEqual(ready, [{"node_name": "c01", "ready": True}])
+        rc, out = self.cluster.cli("util01", "csm_allocation_delete", "-a", str(mine["allocation_id"]), user="nobody")
+        self.assertEqual(rc, 0, out)  # the owner may
+        self.assertIn("successfully deleted", out)
+        self.cli_json("csm_allocation_update_history", "-a", str(mine["allocation_id"]), "-A", "physics",
+                      "-r", "maint-window")
+        self.assertEqual(self.query("SELECT account, reservation FROM csm_allocation_history "
+                                    "WHERE allocation_id = %s", (mine["allocation_id"],)),
+                         [("physics", "maint-window")])
+        active = self.cli_json("csm_allocation_update_history", "-a", str(theirs["allocation_id"]), "-A", "x",
+                               expect=50)
+        self.assertIn("not in history", active["errmsg"])
+        rc, out = self.cluster.cli("util01", "csm_allocation_query", "-j", "7001")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("num_allocations: 1", out)
+        self.assertIn("history:", out)

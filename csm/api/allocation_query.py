@@ -55,10 +55,10 @@ def query(ctx, body):
 def query_active_all(ctx, body):
     query = Select(LIVE).order_by(None, (), "allocation_id").page(body.get("limit"), body.get("offset"))
     rows = yield query_dicts(database(ctx), *query.sql())
-    wanted = body.get("format")
+    wanted = body.get("fields")
     unknown = sorted(set(wanted or ()) - set(rows[0] if rows else ()) - {"history"}) if rows else []
     if unknown:
-        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "unknown fields in --format: %s" % ", ".join(unknown))
+        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "unknown fields in --fields: %s" % ", ".join(unknown))
     rows = [_nest_history(row) for row in rows]
     for row in rows:
         row.pop("history")

@@ -84,7 +84,7 @@ ALLOCATION_QUERY = _command(
 
 ALLOCATION_QUERY_ACTIVE_ALL = _command(
     "allocation_query_active_all", "Every active allocation.", results_key="allocations",
-    fields=(Field("format", "list", flags=("-f", "--format"), help="only these fields: f1,f2"), LIMIT, OFFSET))
+    fields=(Field("fields", "list", flags=("-f", "--fields"), help="only these fields: f1,f2 (CAST: -f/--format)"), LIMIT, OFFSET))
 
 ALLOCATION_QUERY_DETAILS = _command(
     "allocation_query_details", "An allocation with its steps, per-node accounting and state changes.",

@@ -1,0 +1,114 @@
+"""csm.db.allocations against a real PostgreSQL: node checks, reservation, counters, history."""
+
+import psycopg2
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+
+from csm.db import allocations
+from csm.db.pool import DatabasePool
+from csm.errors import CSMError, ErrorCode
+from tests import dbfixture
+
+NODES = ("n01", "n02", "n03")
+
+
+def allocation(job, **changes):
+    values = {"primary_job_id": job, "secondary_job_id": 0, "launch_node_name": "n01", "num_processors": 0,
+              "num_gpus": 0, "projected_memory": 0, "state": "running", "type": "user-managed", "job_type": "batch",
+              "user_name": "root", "user_id": 0, "user_group_id": 0, "user_script": "", "account": "",
+              "begin_time": "2026-11-24 10:00:00", "job_submit_time": "2026-11-24 09:59:00", "time_limit": 0}
+    values.update(changes)
+    return values
+
+
+class AllocationStoreTests(TestCase):
+    @defer.inlineCallbacks
+    def setUp(self):
+        _, self.dsn = dbfixture.fresh_database(self)
+        connection = psycopg2.connect(self.dsn)
+        with connection, connection.cursor() as cur:
+            for node in NODES:
+                cur.execute("INSERT INTO csm_node (node_name, type, state) VALUES (%s, 'compute', 'IN_SERVICE')",
+                            (node,))
+            cur.execute("INSERT INTO csm_node (node_name, type, state) VALUES ('s01', 'service', 'IN_SERVICE')")
+        connection.close()
+        self.pool = DatabasePool(None, reactor, dsn=self.dsn, size=3)
+        yield self.pool.start()
+        self.addCleanup(self.pool.close)
+
+    def reserve(self, job, nodes, shared=False, state="running", **changes):
+        return self.pool.runInteraction(allocations.reserve, allocation(job, **changes), list(nodes), shared, state)
+
+    @defer.inlineCallbacks
+    def test_node_checks(self):
+        error = yield self.assertFailure(self.reserve(1, ["n01", "x9"]), CSMError)
+        self.assertEqual((error.errcode, [e.source for e in error.node_errors]),
+                         (ErrorCode.CSMERR_ALLOC_INVALID_NODES, ["x9"]))
+        error = yield self.assertFailure(self.reserve(1, ["n01", "s01"]), CSMError)
+        self.assertEqual((error.errcode, [e.source for e in error.node_errors]),
+                         (ErrorCode.CSMERR_ALLOC_UNAVAIL_NODES, ["s01"]))
+        self.assertIn("service", error.node_errors[0].errmsg)
+        rows = yield self.pool.runQuery("SELECT count(*) FROM csm_allocation")
+        self.assertEqual(rows, [(0,)])  # nothing half-written
+
+    @defer.inlineCallbacks
+    def test_exclusive_and_shared(self):
+        first = yield self.reserve(1, ["n01", "n02"], shared=True)
+        self.assertEqual((first["state"], first["num_nodes"]), ("running", 2))
+        second = yield self.reserve(2, ["n02", "n03"], shared=True)  # shared with shared: fine
+        error = yield self.assertFailure(self.reserve(3, ["n03"]), CSMError)  # exclusive over a shared one
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES)
+        self.assertIn("allocation %d" % second["allocation_id"], error.node_errors[0].errmsg)
+        # staging-in allocations do not make a node busy
+        yield self.pool.runInteraction(allocations.set_state, first["allocation_id"], "staging-out")
+        yield self.pool.runInteraction(allocations.set_state, second["allocation_id"], "staging-in")
+        yield self.reserve(4, ["n01", "n02", "n03"])
+
+    @defer.inlineCallbacks
+    def test_concurrent_reservations_of_one_node(self):
+        """Row locks make the second create see the first: exactly one wins."""
+        outcomes = yield defer.DeferredList([self.reserve(job, ["n03", "n01"]) for job in (1, 2, 3)],
+                                            consumeErrors=True)
+        won = [ok for ok, _ in outcomes]
+        self.assertEqual(won.count(True), 1)
+        for ok, result in outcomes:
+            if not ok:
+                self.assertEqual(result.value.errcode, ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES)
+
+    @defer.inlineCallbacks
+    def test_counters_become_deltas(self):
+        row = yield self.reserve(1, NODES)
+        allocation_id = row["allocation_id"]
+        yield self.pool.runInteraction(allocations.store_counters, allocation_id, {
+            "n01": {"cpu_usage": 1000, "energy": 50, "memory_usage_max": 0, "gpu_usage": -1},
+            "n02": {"cpu_usage": 1000, "energy": 50}}, False)
+        yield self.pool.runInteraction(allocations.store_counters, allocation_id, {
+            "n01": {"cpu_usage": 4000, "energy": 20, "memory_usage_max": 7 << 20, "gpu_usage": 5},
+            "n02": {"cpu_usage": 1500, "energy": 80}}, True)  # n03 did not answer
+        rows = yield self.pool.runQuery("SELECT node_name, cpu_usage, energy, memory_usage_max, gpu_usage "
+                                        "FROM csm_allocation_node WHERE allocation_id = %s ORDER BY 1",
+                                        (allocation_id,))
+        self.assertEqual(rows, [("n01", 3000, -2, 7 << 20, -1),  # energy went backwards; no GPU baseline
+                                ("n02", 500, 30, -1, -1),
+                                ("n03", -1, -1, -1, -1)])
+
+    @defer.inlineCallbacks
+    def test_history_and_open_steps(self):
+        row = yield self.reserve(1, NODES)
+        allocation_id = row["allocation_id"]
+        yield self.pool.runOperation(
+            "INSERT INTO csm_step (step_id, allocation_id, begin_time, status, executable, working_directory, "
+            "argument, environment_variable, num_nodes, num_processors, num_gpus, projected_memory, num_tasks) "
+            "VALUES (1, %s, now(), 'running', 'a.out', '/', '', '', 1, 1, 0, 0, 1)", (allocation_id,))
+        history = yield self.pool.runInteraction(allocations.to_history, allocation_id, 3, "complete")
+        self.assertEqual((history["state"], history["exit_status"]), ("complete", 3))
+        rows = yield self.pool.runQuery("SELECT error_message FROM csm_step_history WHERE allocation_id = %s",
+                                        (allocation_id,))
+        self.assertEqual(rows, [("Removed by Allocation.",)])
+        rows = yield self.pool.runQuery("SELECT count(*) FROM csm_allocation_node_history WHERE allocation_id = %s",
+                                        (allocation_id,))
+        self.assertEqual(rows, [(3,)])
+        gone = yield self.pool.runInteraction(allocations.find_active, allocation_id)
+        self.assertEqual(gone, [])
+        # the nodes are free for the next one
+        yield self.reserve(2, NODES)

@@ -1,0 +1,176 @@
+"""The compute's allocation agent with real prolog/epilog processes; usage counters; cgroups."""
+
+import os
+import stat
+
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from csm.errors import CSMError, ErrorCode
+from csm.node import usage
+from csm.node.allocation import AllocationAgent, script_environment
+from csm.node.cgroup import AllocationCgroups, format_cpus, parse_cpus
+from tests.fakenvml import FakeGpu, FakeNvml
+
+SCRIPT = """#!/bin/sh
+echo "$@|$CSM_ALLOCATION_ID|$CSM_PRIMARY_JOB_ID|$CSM_SECONDARY_JOB_ID|$CSM_USER_NAME|$CSM_STEP_ID" >> %(log)s
+case "$CSM_ALLOCATION_ID" in
+  13) echo "bad node" >&2; exit 4;;
+  14) sleep 30 & sleep 30;;
+  15) sleep 1;;
+esac
+exit 0
+"""
+
+
+def body(allocation_id, script, **more):
+    return dict({"script": script, "kind": "allocation", "allocation_id": allocation_id, "primary_job_id": 77,
+                 "secondary_job_id": 1, "user_name": "alice", "user_flags": "u1 u2", "system_flags": "s1",
+                 "timeout": 30}, **more)
+
+
+class AgentTests(TestCase):
+    def setUp(self):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.log = os.path.join(self.dir, "calls")
+        paths = []
+        for name in ("privileged_prolog", "privileged_epilog"):
+            path = os.path.join(self.dir, name)
+            with open(path, "w") as f:
+                f.write(SCRIPT % {"log": self.log})
+            os.chmod(path, stat.S_IRWXU)
+            paths.append(path)
+        self.agent = AllocationAgent(reactor, "n01", paths[0], paths[1], "", nvml=FakeNvml([FakeGpu()]))
+        self.addCleanup(self.agent.stop)
+
+    def calls(self):
+        with open(self.log) as f:
+            return [line.strip() for line in f]
+
+    @defer.inlineCallbacks
+    def test_prolog_and_epilog(self):
+        answer = yield self.agent.handle(body(12, "prolog"))
+        self.assertEqual(self.calls(), ["--type allocation --user_flags u1 u2 --sys_flags s1|12|77|1|alice|"])
+        counters = answer["counters"]
+        self.assertEqual(sorted(counters), sorted(usage.COUNTERS))
+        self.assertGreater(counters["cpu_usage"], 0)  # node-wide busy time: no cgroup here
+        self.assertEqual(counters["gpu_energy"], 123456)  # the fake GPU's mJ as J
+        self.assertIn(12, self.agent.active)
+        again = yield self.agent.handle(body(12, "prolog"))  # sent again after it finished
+        self.assertEqual((again["counters"], len(self.calls())), (counters, 1))
+        final = yield self.agent.handle(body(12, "epilog"))
+        self.assertEqual(self.agent.active, {})
+        self.assertEqual([g["gpu_id"] for g in final["gpus"]], [0])
+        self.assertTrue(all(name.startswith("cpu_") for name in final["cpus"]))
+
+    @defer.inlineCallbacks
+    def test_failing_prolog(self):
+        error = yield self.assertFailure(self.agent.handle(body(13, "prolog")), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_SCRIPT_FAILURE)
+        self.assertIn("exited 4: bad node", error.errmsg)
+        self.assertEqual(self.agent.active, {})
+
+    @defer.inlineCallbacks
+    def test_hanging_prolog_is_killed_with_its_children(self):
+        started = reactor.seconds()
+        error = yield self.assertFailure(self.agent.handle(body(14, "prolog", timeout=3.5)), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_TIMEOUT)
+        self.assertLess(reactor.seconds() - started, 5)  # the background sleep did not hold the pipe open
+
+    @defer.inlineCallbacks
+    def test_collisions_and_joins(self):
+        first = self.agent.handle(body(15, "prolog"))
+        same = self.agent.handle(body(15, "prolog"))  # a resend joins
+        error = yield self.assertFailure(defer.maybeDeferred(self.agent.handle, body(15, "epilog")), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_EPILOG_PROLOG_COLLISION)
+        results = yield defer.gatherResults([first, same])
+        self.assertEqual(results[0], results[1])
+        self.assertEqual(len(self.calls()), 1)
+        ending = self.agent.handle(body(15, "epilog"))
+        error = yield self.assertFailure(defer.maybeDeferred(self.agent.handle, body(15, "prolog")), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_PROLOG_EPILOG_COLLISION)
+        yield ending
+
+    @defer.inlineCallbacks
+    def test_step_scripts_and_no_script(self):
+        yield self.agent.handle({"script": "prolog", "kind": "step", "allocation_id": 12, "step_id": 3,
+                                 "user_flags": "trace", "timeout": 30})
+        self.assertEqual(self.calls(), ["--type step --user_flags trace|12||||3"])
+        quiet = AllocationAgent(reactor, "n02", "", "", "")
+        answer = yield quiet.handle(body(16, "prolog"))
+        self.assertIn("counters", answer)
+        yield quiet.handle(body(16, "epilog"))
+
+    @defer.inlineCallbacks
+    def test_missing_script(self):
+        agent = AllocationAgent(reactor, "n03", os.path.join(self.dir, "nothing"), "", "")
+        error = yield self.assertFailure(defer.maybeDeferred(self.agent.handle, body(13, "bogus")), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_INVALID_PARAM)
+        error = yield self.assertFailure(agent.handle(body(17, "prolog")), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_SCRIPT_FAILURE)
+        self.assertIn("missing or not executable", error.errmsg)
+
+
+class EnvironmentTests(SynchronousTestCase):
+    def test_allocation_and_step_variables(self):
+        env = script_environment(body(5, "prolog"), "n01")
+        self.assertEqual((env["CSM_ALLOCATION_ID"], env["CSM_PRIMARY_JOB_ID"], env["CSM_SECONDARY_JOB_ID"],
+                          env["CSM_USER_NAME"]), ("5", "77", "1", "alice"))
+        step = script_environment({"kind": "step", "allocation_id": 5, "step_id": 2}, "n01")
+        self.assertEqual(step["CSM_STEP_ID"], "2")
+        self.assertNotIn("CSM_USER_NAME", step)
+
+
+class UsageTests(SynchronousTestCase):
+    def tree(self):
+        root = self.mktemp()
+        for path, text in {
+                "proc/stat": "cpu  100 0 50 1000 10 0 0 0 0 0\ncpu0 60 0 20 500 5 0 0 0\ncpu1 40 0 30 500 5 0 0 0\n",
+                "sys/class/powercap/intel-rapl:0/energy_uj": "5000000\n",
+                "sys/class/powercap/intel-rapl:0:0/energy_uj": "7000000\n",
+                "sys/class/powercap/intel-rapl:1/energy_uj": "3000000\n",
+                "sys/class/infiniband/mlx5_0/ports/1/counters/port_rcv_data": "100\n",
+                "sys/class/infiniband/mlx5_0/ports/1/counters/port_xmit_data": "25\n"}.items():
+            os.makedirs(os.path.dirname(os.path.join(root, path)), exist_ok=True)
+            with open(os.path.join(root, path), "w") as f:
+                f.write(text)
+        return root
+
+    def test_node_counters(self):
+        root = self.tree()
+        tick = usage.CLOCK_TICK_NS
+        self.assertEqual(usage.cpu_times(root), {"cpu": 150 * tick, "cpu_0": 80 * tick, "cpu_1": 70 * tick})
+        values = usage.counters(root=root)
+        self.assertEqual((values["energy"], values["ib_rx"], values["ib_tx"]), (8, 400, 100))
+        self.assertEqual((values["cpu_usage"], values["memory_usage_max"], values["gpu_usage"]), (150 * tick, -1, -1))
+        values = usage.counters({"cpu_usage": 42, "memory_usage_max": 9}, root=root)
+        self.assertEqual((values["cpu_usage"], values["memory_usage_max"]), (42, 9))
+
+    def test_unreadable_counters(self):
+        values = usage.counters(root=self.mktemp(), gpus=usage.GpuUsageMeter(FakeNvml(init_error=9)))
+        self.assertEqual(set(values.values()), {-1})
+
+    def test_gpu_busy_time_and_memory(self):
+        gpus = usage.GpuUsageMeter(FakeNvml([FakeGpu(gpu_util=50, memory_used=100)]))
+        gpus.sample(10.0)
+        gpus.sample(12.0)
+        self.assertEqual(gpus.per_gpu(), [{"gpu_id": 0, "gpu_usage": 1000000, "max_gpu_memory": 100}])
+        gpus.pause()
+        gpus.sample(100.0)  # a new interval: the idle time between is not counted
+        self.assertEqual(gpus.per_gpu()[0]["gpu_usage"], 1000000)
+
+
+class CgroupTests(SynchronousTestCase):
+    def test_cpu_lists(self):
+        self.assertEqual(parse_cpus("0-3,8,10-11"), [0, 1, 2, 3, 8, 10, 11])
+        self.assertEqual(format_cpus([4, 5]), "4,5")
+
+    def test_skipped_where_not_cgroup2(self):
+        cgroups = AllocationCgroups(self.mktemp())
+        self.assertFalse(cgroups.available)
+        self.assertIn("not on a cgroup v2", cgroups.why_not)
+        self.assertEqual(cgroups.create(1, 2), {})
+        self.assertEqual(cgroups.usage(1), {"cpu_usage": -1, "memory_usage_max": -1})
+        self.assertFalse(cgroups.remove(1))
+        self.assertIn("off", AllocationCgroups("").why_not)
