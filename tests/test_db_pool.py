@@ -225,3 +225,29 @@ class InventoryWriteTests(TestCase):
                                                                  "wear_total_bytes_written": 10}], want_result=True)
         rows = yield pool.runQuery("SELECT wear_lifespan_used, wear_total_bytes_written FROM csm_ssd_wear_history")
         self.assertEqual(rows, [(2.5, 10)])
+
+
+class DeadlockTests(TestCase):
+    @defer.inlineCallbacks
+    def test_deadlock_is_retried_not_an_outage(self):
+        """Two transactions locking two rows in opposite order: PostgreSQL aborts one, the pool
+        runs it again, and nobody calls it an outage."""
+        _, dsn = dbfixture.fresh_database(self)
+        pool = DatabasePool(None, reactor, dsn=dsn, size=2)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        yield pool.runOperation("CREATE TABLE pair (id int PRIMARY KEY, n int)")
+        yield pool.runOperation("INSERT INTO pair VALUES (1, 0), (2, 0)")
+        runs = []
+
+        @defer.inlineCallbacks
+        def cross(cursor, first, second):
+            runs.append(first)
+            yield cursor.execute("UPDATE pair SET n = n + 1 WHERE id = %s", (first,))
+            yield cursor.execute("SELECT pg_sleep(0.3)")
+            yield cursor.execute("UPDATE pair SET n = n + 1 WHERE id = %s", (second,))
+        yield defer.gatherResults([pool.runInteraction(cross, 1, 2), pool.runInteraction(cross, 2, 1)])
+        self.assertEqual(pool.state, CONNECTED)
+        self.assertEqual(len(runs), 3)  # one of them ran twice
+        rows = yield pool.runQuery("SELECT n FROM pair ORDER BY id")
+        self.assertEqual(rows, [(2,), (2,)])

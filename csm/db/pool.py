@@ -89,7 +89,7 @@ def _run_batch(cursor, batch):
         try:
             result = yield defer.maybeDeferred(write.function, cursor, *write.args)
         except (psycopg2.InterfaceError, psycopg2.OperationalError):
-            raise  # the connection is gone: the whole batch waits for the database
+            raise  # the connection is gone (or a deadlock): the whole batch waits, or is run again
         except psycopg2.Error as exc:
             if safe:
                 raise _BatchAborted(index, _db_error(exc))
@@ -117,6 +117,10 @@ def _read_schema_version(cursor):
 
 
 def _dead(failure):
+    """The connection is gone (not: the server refused one statement, e.g. a deadlock)."""
+    code = getattr(failure.value, "pgcode", None)
+    if code and not code.startswith(("08", "57P")):  # the server answered: it is there
+        return False
     return failure.check(reconnection.ConnectionDead, psycopg2.InterfaceError,
                          psycopg2.OperationalError, txpostgres.RollbackFailed) is not None
 
