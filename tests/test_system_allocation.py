@@ -352,3 +352,27 @@ class AllocationSystemTests(SynchronousTestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("num_allocations: 1", out)
         self.assertIn("history:", out)
+
+    def test_prolog_fails_at_running_and_in_a_step(self):
+        created = self.cli_json("csm_allocation_create", "-j", "8001", "-n", "c01,c02", "-s", "staging-in",
+                                daemon="c01")  # through a compute: it forwards to its aggregator
+        allocation_id = created["allocation_id"]
+        open(os.path.join(self.marks, "fail-privileged_prolog-c02"), "w").close()
+        failed = self.cli_json("csm_allocation_update_state", "-a", str(allocation_id), "-s", "running", expect=34)
+        self.assertEqual([e["source"] for e in failed["node_errors"]], ["c02"])
+        self.assertEqual(self.query("SELECT state FROM csm_allocation WHERE allocation_id = %s", (allocation_id,)),
+                         [("running-failed",)])
+        self.assertEqual(self.states()["c02"], "SOFT_FAILURE")
+        self.cli_json("csm_allocation_delete", "-a", str(allocation_id), daemon="c02")
+        self.assertEqual(self.runs("c01", "epilog") + self.runs("c02", "epilog"), 2)  # everywhere
+        # a step prolog that fails removes the step again
+        self.cli_json("csm_node_attributes_update", "-n", "c02", "-s", "IN_SERVICE")
+        os.unlink(os.path.join(self.marks, "fail-privileged_prolog-c02"))
+        allocation_id = self.cli_json("csm_allocation_create", "-j", "8002", "-n", "c01,c02")["allocation_id"]
+        open(os.path.join(self.marks, "fail-privileged_prolog-c01"), "w").close()
+        step = self.cli_json("csm_allocation_step_begin", "-a", str(allocation_id), "-S", "4", "-c", "c01,c02",
+                             "-u", "profile", expect=34)
+        self.assertEqual([e["source"] for e in step["node_errors"]], ["c01"])
+        steps = self.cli_json("csm_allocation_step_query", "-a", str(allocation_id))["steps"]
+        self.assertEqual([(s["step_id"], s["status"], s["history"]["error_message"]) for s in steps],
+                         [(4, "killed", "step prolog failed")])
