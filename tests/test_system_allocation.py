@@ -12,11 +12,11 @@ import subprocess
 import sys
 import tempfile
 
-import psycopg2
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.cluster import LocalCluster
-from csm.node.cgroup import _is_cgroup2
+from csm.node.cgroup import is_cgroup2
+from tests.clusters import sql
 
 NODES = ("c01", "c02", "c03", "c04")
 SCRIPT = """#!/bin/sh
@@ -35,7 +35,7 @@ exit 0
 def _cgroup_parent():
     """A writable cgroup v2 directory on this machine, or None."""
     for candidate in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        if _is_cgroup2(candidate) and os.access(candidate, os.W_OK):
+        if is_cgroup2(candidate) and os.access(candidate, os.W_OK):
             return candidate
     return None
 
@@ -103,14 +103,8 @@ class _Tree:
             for directory, _, _ in sorted(os.walk(self.cgroup_parent), reverse=True):
                 os.rmdir(directory)
 
-    def query(self, sql, args=()):
-        connection = psycopg2.connect(self.cluster.postgres.dsn_for("csmdb"))
-        try:
-            with connection.cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall()
-        finally:
-            connection.close()
+    def query(self, statement, args=()):
+        return sql(self.cluster, statement, args)
 
     def states(self):
         return dict(self.query("SELECT node_name, state::text FROM csm_node WHERE type = 'compute'"))

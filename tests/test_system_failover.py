@@ -8,9 +8,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-import psycopg2
-
 from csm.cluster import LocalCluster
+from tests.clusters import sql
 
 HEARTBEAT = 3
 
@@ -37,13 +36,7 @@ class FailoverTests(SynchronousTestCase):
                                      timeout=timeout, what="%r in %s's log" % (text, daemon))
 
     def db(self, statement, *args):
-        connection = psycopg2.connect(self.cluster.postgres.dsn_for("csmdb"))
-        try:
-            with connection.cursor() as cur:
-                cur.execute(statement, args)
-                return cur.fetchall()
-        finally:
-            connection.close()
+        return sql(self.cluster, statement, args)
 
     def health_from(self, compute):
         report = self.cluster.health(compute)

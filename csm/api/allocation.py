@@ -88,9 +88,14 @@ def script_body(row, script, kind="allocation"):
             "type": row.get("type")}
 
 
-@defer.inlineCallbacks
+#: the longest an answer waits for the failed nodes' RAS events to be stored (they stay
+#: queued beyond it, e.g. in a database outage)
+RAS_WAIT = 5.0
+
+
 def raise_node_events(ctx, results, script, allocation_id):
-    """The RAS event of every failed node (the event sets SOFT_FAILURE); waits until stored."""
+    """The RAS event of every failed node (the event sets SOFT_FAILURE); fires once they are
+    stored, or after ``RAS_WAIT`` seconds."""
     master = ctx.daemon
     calls = []
     for node, result in sorted(results.items()):
@@ -100,7 +105,17 @@ def raise_node_events(ctx, results, script, allocation_id):
         msg_id = NODE_EVENTS.get(code, "csm.api.allocation_%s_failure" % script)
         calls.append(master.ras_event(msg_id, node, raw_data=result["errmsg"][:1000],
                                       kvcsv="rc=%d,allocation_id=%d,script=%s" % (code, allocation_id, script)))
-    yield defer.DeferredList([d for d in calls if d is not None])
+    stored = defer.DeferredList([d for d in calls if d is not None])
+    done = defer.Deferred()
+    timer = master.clock.callLater(RAS_WAIT, lambda: done.called or done.callback(None))
+
+    def fire(_):
+        if timer.active():
+            timer.cancel()
+        if not done.called:
+            done.callback(None)
+    stored.addBoth(fire)
+    return done
 
 
 def multi_error(results, what):
@@ -258,14 +273,20 @@ NEEDS_EPILOG = ("to-running", "running", "to-staging-out", "running-failed", "st
 
 
 @defer.inlineCallbacks
-def _delete_locked(ctx, allocation_id, exit_status):
-    master = ctx.daemon
-    db = database(ctx)
+def _active(db, allocation_id):
+    """The live allocation row (read again once the allocation's lock is held)."""
     rows = yield db.runInteraction(allocations.find_active, allocation_id)
     if not rows:
         raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not active (deleted meanwhile?)"
                        % allocation_id)
-    row = rows[0]
+    return rows[0]
+
+
+@defer.inlineCallbacks
+def _delete_locked(ctx, allocation_id, exit_status):
+    master = ctx.daemon
+    db = database(ctx)
+    row = yield _active(db, allocation_id)
     nodes = yield db.runInteraction(allocations.nodes_of, allocation_id)
     results = {}
     if row["state"] in NEEDS_EPILOG:
@@ -308,10 +329,7 @@ def update_state(ctx, body):
 def _update_locked(ctx, allocation_id, new_state):
     master = ctx.daemon
     db = database(ctx)
-    rows = yield db.runInteraction(allocations.find_active, allocation_id)
-    if not rows:
-        raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not active" % allocation_id)
-    row = rows[0]
+    row = yield _active(db, allocation_id)
     current = row["state"]
     if current == new_state:
         raise CSMError(ErrorCode.CSM_SAME_STATE_TRANSITION, "allocation %d is already %s" % (allocation_id, current))

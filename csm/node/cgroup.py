@@ -19,7 +19,7 @@ import time
 CGROUP2_MAGIC = 0x63677270
 
 
-def _is_cgroup2(path):
+def is_cgroup2(path):
     """The nearest existing ancestor of ``path`` is on a cgroup2 file system."""
     while path and not os.path.exists(path):
         path = os.path.dirname(path)
@@ -76,7 +76,7 @@ class AllocationCgroups:
     def __init__(self, root, log=None):
         self.root = root
         self.log = log
-        self.available = bool(root) and _is_cgroup2(root)
+        self.available = bool(root) and is_cgroup2(root)
         self.why_not = ("cgroups are off (cgroup_root none)" if not root else
                         "" if self.available else "%s is not on a cgroup v2 file system" % root)
 
