@@ -178,6 +178,10 @@ class LocalCluster:
                 net[key] = dict(agg.config["csm"]["net"]["compute_listen"])
             if len(aggregators) < 2:
                 net["aggregatorB"] = {"host": "NONE", "port": 0}
+            # the shipped sample prolog/epilog; no cgroups (one machine, many computes)
+            config["csm"].update(prolog=os.path.join(PROJECT, "conf", "prologs", "privileged_prolog"),
+                                 epilog=os.path.join(PROJECT, "conf", "prologs", "privileged_epilog"),
+                                 cgroup_root="none")
         for path, value in self.extra.get(role, {}).items():
             _set(config["csm"], path, value)
         daemon = self.daemons[name] = Daemon(self, name, role, config)
