@@ -196,7 +196,7 @@ class AllocationSystemTests(SynchronousTestCase):
                                     (allocation_id,))[0][0], 0)
         details = self.cli_json("csm_allocation_query_details", "-a", str(allocation_id))
         self.assertEqual([t["state"] for t in details["state_transitions"]], ["to-running", "running",
-                                                                               "deleting-mcast"])
+                                                                               "deleting-mcast", "complete"])
         self.assertEqual(details["num_steps"], 1)
         found = self.cli_json("csm_node_find_job", "-n", "c02")["results"]
         self.assertIn(allocation_id, [r["allocation_id"] for r in found])

@@ -149,9 +149,12 @@ def store_counters(cursor, allocation_id, readings, deltas):
 
 @defer.inlineCallbacks
 def to_history(cursor, allocation_id, exit_status, final_state):
-    """The allocation, its nodes and open steps go to history; fires with the history row."""
+    """The allocation, its nodes and open steps go to history; fires with the history row.
+    The final state (complete or failed) ends the allocation's state history."""
     yield cursor.execute("SELECT fn_csm_allocation_history_dump(%s, now()::timestamp, %s, %s)",
                          (allocation_id, exit_status, final_state))
+    yield cursor.execute("INSERT INTO csm_allocation_state_history (history_time, allocation_id, exit_status, "
+                         "state) VALUES (now(), %s, %s, %s)", (allocation_id, exit_status, final_state))
     rows = yield fetch(cursor, "SELECT * FROM csm_allocation_history WHERE allocation_id = %s "
                                "ORDER BY history_time DESC LIMIT 1", (allocation_id,))
     return rows[0] if rows else None
