@@ -22,10 +22,8 @@ RETRIES_EXCEEDED = "csm.soft_failure_recovery.retries_exceeded"
 
 
 def _back_in_service(cursor, nodes):
-    d = cursor.execute("SELECT set_config('csm.alteration', 'SOFT FAILURE RECOVERY', true)")
-    d.addCallback(lambda c: c.execute("UPDATE csm_node SET state = 'IN_SERVICE' WHERE node_name = ANY(%s) "
-                                      "AND state = 'SOFT_FAILURE'", (nodes,)))
-    return d
+    return cursor.execute("SELECT fn_csm_node_state_update(%s, 'IN_SERVICE', 'SOFT FAILURE RECOVERY', "
+                          "ARRAY['SOFT_FAILURE']::compute_node_states[])", (nodes,))
 
 
 class RecoveryCounts:
