@@ -72,5 +72,9 @@ class PrometheusTests(SynchronousTestCase):
         self.assertGreater(float(env[0]["value"][1]), 0)
         nodes = series('csm_nodes{state="DISCOVERED"}', 1)
         self.assertGreaterEqual(float(nodes[0]["value"][1]), 2)  # c01 and agg01
+        rc, out = cluster.cli("c01", "csm_allocation_create", "-j", "5", "-n", "c01", "-s", "staging-in",
+                              "-t", "diagnostics")  # diagnostics: c01 may be DISCOVERED
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(series('csm_allocations{state="staging-in"}', 1)[0]["value"][1], "1")
         self.assertEqual(series("csm_database_up", 1)[0]["value"][1], "1")
         self.assertTrue(series('csm_link_up{link="master"}', 1))

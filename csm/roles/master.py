@@ -49,6 +49,7 @@ class MasterDaemon(Daemon):
         self.allocation_locks = allocation.AllocationLocks()
         self.job_logs = JobLogs(config.log)
         self.node_counts = {}
+        self.allocation_counts = {}
         self.db = None
         self.ras = None
         if config.db.enabled:
@@ -235,13 +236,22 @@ class MasterDaemon(Daemon):
                                   labels=["state"])
         for state, count in sorted(self.node_counts.items()):
             nodes.add_metric([state], count)
-        return [ras_events, database, queued, computes, nodes]
+        allocations = GaugeMetricFamily("csm_allocations", "Active allocations by state (counted every 5 s)",
+                                        labels=["state"])
+        for state, count in sorted(self.allocation_counts.items()):
+            allocations.add_metric([state], count)
+        return [ras_events, database, queued, computes, nodes, allocations]
 
     def _count_nodes(self):
         if self.db is None or self.db.state != "connected":
             return
-        d = self.db.runQuery("SELECT state::text, count(*) FROM csm_node GROUP BY 1")
-        d.addCallbacks(lambda rows: setattr(self, "node_counts", dict(rows)), lambda f: None)
+        d = self.db.runQuery("SELECT 'node', state::text, count(*) FROM csm_node GROUP BY 2 UNION ALL "
+                             "SELECT 'allocation', state, count(*) FROM csm_allocation GROUP BY 2")
+
+        def counted(rows):
+            self.node_counts = {state: count for kind, state, count in rows if kind == "node"}
+            self.allocation_counts = {state: count for kind, state, count in rows if kind == "allocation"}
+        d.addCallbacks(counted, lambda f: None)
 
     @defer.inlineCallbacks
     def cluster_report(self, ctx, body):
