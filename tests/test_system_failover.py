@@ -98,6 +98,31 @@ class FailoverTests(SynchronousTestCase):
         self.assertLess(elapsed, 5.0 * HEARTBEAT)
         self.assertIn("missed its heartbeats", self.cluster.log_text("c01"))
 
+    def test_master_restart_computes_come_back(self):
+        master = self.agg["master"]
+        self.wait_log("master", "inventory of c02 stored")
+        self.assertEqual(master.stop(timeout=30), 0)
+        # without the master the aggregators drop their computes and refuse new ones (as CAST)
+        self.wait_log("agg01", "master link to master master is down")
+        self.cluster.wait_for(lambda: self.cluster.primary_of("c01") is None, timeout=10,
+                              what="c01 to lose its primary")
+        master.start()  # its log file starts anew
+        master.wait_socket()
+        # the aggregators listen again and every compute is back, through both links, and registered anew
+        self.cluster.wait_complete("c01", timeout=30)
+        self.wait_log("master", "inventory of c01 stored")
+        self.wait_log("master", "inventory of c02 stored")
+
+        def links():
+            report = self.cluster.health("c01")
+            return sorted((c["node"], c["link"]) for a in report["aggregators"] for c in a["computes"]
+                          if c["responding"])
+        # the second link of each comes back at its next retry (10 s while the other serves)
+        self.cluster.wait_for(lambda: links() == [("c01", "PRIMARY"), ("c01", "SECONDARY"), ("c02", "PRIMARY"),
+                                                  ("c02", "SECONDARY")], timeout=30, what="both links of each")
+        rc, out = self.cluster.cli("c01", "csm_node_attributes_query", "-n", "c02")
+        self.assertEqual(rc, 0, out)
+
     def test_both_aggregators_gone(self):
         self.cluster.wait_for(lambda: len(self.db("SELECT 1 FROM csm_node WHERE node_name IN ('c01', 'c02')")) == 2,
                               timeout=20, what="the computes' inventory")

@@ -26,6 +26,8 @@ RESET = "R3S3T"
 RESTART = "R3ST4RT"
 #: beyond CAST: the aggregator asks a compute to make this link its primary
 PROMOTE = "PR0M0TE"
+#: Seconds between attempts to open the compute port when it is refused.
+LISTEN_RETRY = 1.0
 
 
 def _accept_compute(link, hello):
@@ -53,13 +55,12 @@ class AggregatorDaemon(Daemon):
                                 on_lost=self._master_lost)
         self.master = UpstreamLink(self, config.net.master, owner, "master")
         self.master.service.setServiceParent(self)
-        compute_owner = ComputeLinkOwner(self, "compute", on_ready=self._compute_ready,
-                                         on_lost=self._compute_lost, accept=_accept_compute)
-        # Not a child service: computes are only accepted while the master is reachable.
-        self.compute_listener = internet.StreamServerEndpointService(
-            server_endpoint(self.reactor, config.net.compute_listen, self.tls),
-            self.link_factory(compute_owner, False))
-        self.compute_listener._raiseSynchronously = True
+        self._compute_factory = self.link_factory(
+            ComputeLinkOwner(self, "compute", on_ready=self._compute_ready, on_lost=self._compute_lost,
+                             accept=_accept_compute), False)
+        #: Not a child service: computes are only accepted while the master is reachable.
+        self.compute_listener = None
+        self._listen_retry = None
         self.bds = None
         if config.bds.host:
             self.bds = BdsSink(self.reactor, config.bds)
@@ -136,21 +137,42 @@ class AggregatorDaemon(Daemon):
         for peer in self.computes.active():
             if peer.primary:
                 self._forward_inventory(peer.node)
-        if not self.compute_listener.running:
-            self.compute_listener.startService()
-            log.info("accepting computes on {port}", port=self.config.net.compute_listen.port)
+        self._listen_computes()
+
+    def _listen_computes(self):
+        """Open the compute port (a new listening service each time the master is back)."""
+        self._listen_retry = None
+        if self.compute_listener is not None or self.master.current() is None or not self.running:
+            return
+        listener = internet.StreamServerEndpointService(
+            server_endpoint(self.reactor, self.config.net.compute_listen, self.tls), self._compute_factory)
+        listener._raiseSynchronously = True
+        try:
+            listener.startService()
+        except Exception as exc:  # e.g. the port is still held: try again shortly
+            log.error("cannot listen for computes on {port}: {exc}; retrying in {s}s",
+                      port=self.config.net.compute_listen.port, exc=exc, s=LISTEN_RETRY)
+            self._listen_retry = self.clock.callLater(LISTEN_RETRY, self._listen_computes)
+            return
+        self.compute_listener = listener
+        log.info("accepting computes on {port}", port=self.config.net.compute_listen.port)
+
+    def _stop_listening(self):
+        if self._listen_retry is not None and self._listen_retry.active():
+            self._listen_retry.cancel()
+        self._listen_retry = None
+        listener, self.compute_listener = self.compute_listener, None
+        return listener.stopService() if listener is not None else defer.succeed(None)
 
     def _master_lost(self, link):
         """As CAST: without the master, drop every compute so they fail over."""
         self.master.lost(link)
-        if self.compute_listener.running:
-            self.compute_listener.stopService()
+        self._stop_listening()
         for compute in self.computes.links():
             compute.close("master connection lost")
 
     def stopService(self):
-        if self.compute_listener.running:
-            self.compute_listener.stopService()
+        self._stop_listening()
         return super().stopService()
 
     def _compute_ready(self, link):
