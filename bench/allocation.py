@@ -64,7 +64,7 @@ def run(nodes, runs):
     creates, deletes = [], []
     try:
         cluster.start()
-        sim = cluster.start_sim(nodes, log=QUIET)
+        sim = cluster.start_sim(nodes, settings=QUIET)
         cluster.wait_for(lambda: _sql(cluster, "SELECT count(*) FROM csm_node WHERE type = 'compute'")[0][0] == nodes,
                          timeout=600, interval=1.0, what="every simulated node's inventory")
         cluster.wait_for(lambda: _primaries(cluster) == nodes, timeout=120, interval=1.0,

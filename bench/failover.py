@@ -42,7 +42,7 @@ def run(nodes, heartbeat, how):
     sim = None
     try:
         cluster.start()
-        sim = cluster.start_sim(nodes, record=record_file, log=QUIET)
+        sim = cluster.start_sim(nodes, record=record_file, settings=QUIET)
         cluster.wait_for(lambda: primaries(cluster, "agg01") + primaries(cluster, "agg02") == nodes,
                          timeout=300, interval=0.5, what="every simulated compute connected")
         affected = primaries(cluster, "agg01")

@@ -98,7 +98,9 @@ class LocalCluster:
     """Master, aggregators, utilities and computes on loopback in ``run_dir``."""
 
     def __init__(self, run_dir, computes=2, aggregators=2, utilities=1, tls=True,
-                 heartbeat_interval=15, extra=None, db=True):
+                 heartbeat_interval=15, extra=None, db=True, simulated=0):
+        self.simulated = simulated
+        self.sim = None
         self.run_dir = os.path.abspath(run_dir)
         os.makedirs(self.run_dir, exist_ok=True)
         os.chmod(self.run_dir, 0o755)  # the postgres user and other users' commands reach into it
@@ -187,24 +189,47 @@ class LocalCluster:
         daemon = self.daemons[name] = Daemon(self, name, role, config)
         return daemon
 
-    def start_sim(self, nodes, record=None, log=None):
-        """``csm-sim`` with ``nodes`` simulated computes on this cluster's aggregators (a Popen)."""
+    def sim_names(self, nodes=None, prefix="sim"):
+        """The names ``csm-sim`` gives its nodes."""
+        return ["%s%05d" % (prefix, index) for index in range(self.simulated if nodes is None else nodes)]
+
+    def compute_names(self):
+        """Every compute of the tree: the daemons, then the simulated nodes."""
+        return [d.name for d in self.by_role("compute")] + self.sim_names()
+
+    def start_sim(self, nodes, record=None, settings=None, prefix="sim"):
+        """``csm-sim`` with ``nodes`` simulated computes on this cluster's aggregators (a Popen).
+
+        ``settings`` are config paths and values, as ``extra`` (``{"log.csmnet": "warning"}``)."""
         aggregators = [d.config["csm"]["net"]["compute_listen"] for d in self.by_role("aggregator")]
         config = {"csm": {"role": "Compute",
                           "api_permission_file": os.path.join(self.run_dir, "csm_api.acl"),
                           "api_configuration_file": os.path.join(self.run_dir, "csm_api.cfg"),
-                          "log": dict(log or {}, consoleLog=False, fileLog=os.path.join(self.run_dir, "sim.log")),
+                          "log": {"consoleLog": False, "fileLog": os.path.join(self.run_dir, "sim.log")},
                           "net": {"heartbeat_interval": self.heartbeat_interval, "aggregatorA": aggregators[0],
                                   "ssl": dict(self.ssl)}}}
+        for path, value in (settings or {}).items():
+            _set(config["csm"], path, value)
         path = os.path.join(self.run_dir, "sim.cfg")
         with open(path, "w") as f:
             json.dump(config, f, indent=2)
-        cmd = [sys.executable, "-m", "csm.sim", "--config", path, "--nodes", str(nodes), "--aggregators",
-               ",".join("%s:%d" % (a["host"], a["port"]) for a in aggregators)]
+        cmd = [sys.executable, "-m", "csm.sim", "--config", path, "--nodes", str(nodes), "--prefix", prefix,
+               "--aggregators", ",".join("%s:%d" % (a["host"], a["port"]) for a in aggregators)]
         if record:
             cmd += ["--record", record]
         with open(os.path.join(self.run_dir, "sim.out"), "ab") as out:
             return subprocess.Popen(cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
+    @staticmethod
+    def stop_sim(sim, timeout=60.0):
+        """SIGTERM a ``csm-sim`` process (SIGKILL after ``timeout``); its exit status."""
+        if sim.poll() is None:
+            sim.send_signal(signal.SIGTERM)
+            try:
+                return sim.wait(timeout)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+        return sim.wait()
 
     def by_role(self, role):
         return [d for d in self.daemons.values() if d.role == role]
@@ -229,6 +254,8 @@ class LocalCluster:
                 if role in ("aggregator", "utility"):
                     self.wait_for(lambda: self._upstream_up(daemon.name), timeout=timeout,
                                   interval=0.05, what="%s to reach the master" % daemon.name)
+        if self.simulated and self.sim is None:
+            self.sim = self.start_sim(self.simulated, settings=self.extra.get("compute"))
         return self
 
     def _upstream_up(self, name):
@@ -238,6 +265,9 @@ class LocalCluster:
     def stop(self):
         """SIGTERM every daemon, children first; returns {name: exit status}."""
         status = {}
+        if self.sim is not None:
+            status["csm-sim"] = self.stop_sim(self.sim)
+            self.sim = None
         for role in ("compute", "utility", "aggregator", "master"):
             for daemon in self.by_role(role):
                 status[daemon.name] = daemon.stop()
@@ -291,7 +321,7 @@ class LocalCluster:
                      if c.get("responding") and c.get("link") == "PRIMARY"}
         return (len(aggregators) == len(self.by_role("aggregator"))
                 and len(utilities) == len(self.by_role("utility"))
-                and primaries == {d.name for d in self.by_role("compute")})
+                and primaries == set(self.compute_names()))
 
     def wait_complete(self, daemon, timeout=60.0):
         """Wait until the health check through ``daemon`` shows the whole tree."""

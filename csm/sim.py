@@ -20,8 +20,11 @@ import time
 import attrs
 from twisted.application import service
 from twisted.internet import defer
+from twisted.logger import globalLogBeginner
 
-from csm.config import Endpoint, LocalListen, load_daemon_config
+from csm import logfile
+from csm.config import ConfigError, Endpoint, LocalListen, load_daemon_config
+from csm.net.tls import TLSContexts
 from csm.node.allocation import AllocationAgent
 from csm.roles.compute import ComputeDaemon
 
@@ -98,14 +101,15 @@ class _Recorder:
 
 
 def build(config, nodes, prefix, aggregators, reactor, recorder=None):
-    """A MultiService of ``nodes`` simulated computes."""
+    """A MultiService of ``nodes`` simulated computes (one set of certificates loaded for all)."""
     top = service.MultiService()
+    tls = TLSContexts.from_config(config.net.ssl)
     for index in range(nodes):
         first, second = (aggregators[index % len(aggregators)], aggregators[(index + 1) % len(aggregators)])
         net = attrs.evolve(config.net, local_client_listen=LocalListen(socket=""), aggregatorA=first,
                            aggregatorB=second if len(aggregators) > 1 else None)
         node_config = attrs.evolve(config, node_name="%s%05d" % (prefix, index), net=net)
-        daemon = SimulatedCompute(node_config, reactor)
+        daemon = SimulatedCompute(node_config, reactor, tls=tls)
         daemon.index = index
         daemon.removeService(daemon.xid)
         if recorder is not None:
@@ -128,13 +132,23 @@ def main(argv=None):
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--prefix", default="sim")
     parser.add_argument("--aggregators", required=True, help="host:port,host:port")
+    parser.add_argument("--prolog", help="the nodes' prolog (default: the config's; a no-op when not there)")
+    parser.add_argument("--epilog", help="the nodes' epilog (default: the config's)")
     parser.add_argument("--record", help="write primary changes here (JSON) at exit")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = min(hard, max(soft, 4 * args.nodes + 1024))
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     from twisted.internet import reactor
-    config = load_daemon_config(args.config, role_override="compute")
+    try:
+        config = load_daemon_config(args.config, role_override="compute")
+    except ConfigError as exc:
+        parser.exit(1, "csm-sim: %s\n" % exc)
+    config = attrs.evolve(config, prolog=config.prolog if args.prolog is None else args.prolog,
+                          epilog=config.epilog if args.epilog is None else args.epilog)
+    logfile.apply_levels(config.log)
+    logfile.install_file_log(config.log)
+    globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)  # no buffering
     recorder = _Recorder()
     top = build(config, args.nodes, args.prefix, parse_endpoints(args.aggregators), reactor, recorder)
     top.startService()

@@ -15,6 +15,7 @@ class TLSContexts:
             self.ca = ssl.Certificate.loadPEM(f.read())
         with open(cred_pem, "rb") as f:
             self.cred = ssl.PrivateCertificate.loadPEM(f.read())
+        self._client = {}
 
     @classmethod
     def from_config(cls, ssl_config):
@@ -27,4 +28,9 @@ class TLSContexts:
         return self.cred.options(self.ca)
 
     def client_options(self, hostname):
-        return ssl.optionsForClientTLS(hostname, trustRoot=self.ca, clientCertificate=self.cred)
+        """One client context per server name, shared by every link to it."""
+        options = self._client.get(hostname)
+        if options is None:
+            options = self._client[hostname] = ssl.optionsForClientTLS(hostname, trustRoot=self.ca,
+                                                                       clientCertificate=self.cred)
+        return options

@@ -61,7 +61,7 @@ class Daemon(service.MultiService):
 
     role = None
 
-    def __init__(self, config, reactor=None, registry=REGISTRY):
+    def __init__(self, config, reactor=None, registry=REGISTRY, tls=None):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
@@ -74,7 +74,7 @@ class Daemon(service.MultiService):
         self.api_timeouts = load_api_timeouts(config.api_configuration_file)
         self.max_payload = config.net.max_message_size
         self.heartbeat_interval = config.net.heartbeat_interval
-        self.tls = TLSContexts.from_config(config.net.ssl)
+        self.tls = tls if tls is not None else TLSContexts.from_config(config.net.ssl)
         self.started_at = None
         self._inventory = None
         self.metrics = metrics.make_registry(self)
