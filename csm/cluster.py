@@ -109,7 +109,7 @@ class LocalCluster:
         if db:
             self.postgres = EmbeddedPostgres(os.path.join(self.run_dir, "postgres"))
             self.db = {"host": "127.0.0.1", "port": self.postgres.port, "name": "csmdb", "user": "csmdb",
-                       "password": "", "connection_pool_size": 4}
+                       "password": "", "connection_pool_size": 10}
         self.tls = tls
         self.heartbeat_interval = heartbeat_interval
         self.extra = extra or {}

@@ -33,9 +33,15 @@ class ApiStats:
                                  ["api"], registry=registry,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
 
+        self._children = {}
+
     def observe(self, api, seconds, ok):
-        self.calls.labels(api, "ok" if ok else "error").inc()
-        self.latency.labels(api).observe(seconds)
+        children = self._children.get(api)
+        if children is None:  # labels() takes a lock and builds a key: once per API
+            children = self._children[api] = (self.calls.labels(api, "ok"), self.calls.labels(api, "error"),
+                                               self.latency.labels(api))
+        children[0 if ok else 1].inc()
+        children[2].observe(seconds)
 
 
 class DaemonCollector:

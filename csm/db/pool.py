@@ -175,6 +175,15 @@ class _Connection(txpostgres.Connection):
         except (psycopg2.Error, ValueError):  # ValueError: the socket closed under txpostgres (fd -1)
             return failure.Failure()
 
+    def runSelect(self, sql, args=None):
+        """One statement on its own (autocommit: no BEGIN and COMMIT round trips);
+        fires with ``(cursor description, rows)``."""
+        return self._doit(self._runSelect, sql, args)
+
+    def _runSelect(self, sql, args):
+        d = self.cursor().execute(sql, args)
+        return d.addCallback(lambda cursor: (cursor.description, cursor.fetchall()))
+
 
 @attrs.define
 class _Write:
@@ -284,6 +293,10 @@ class DatabasePool:
 
     def runOperation(self, sql, args=None):
         return self._call(lambda c: c.runOperation(sql, args))
+
+    def runSelect(self, sql, args=None):
+        """One read-only statement: fires with ``(cursor description, rows)``."""
+        return self._call(lambda c: c.runSelect(sql, args))
 
     def runInteraction(self, function, *args, **kwargs):
         """``function(cursor, *args)`` in one transaction; cursor methods return Deferreds."""

@@ -65,23 +65,29 @@ class Select:
         return self.base + where + self.order + self.paging, tuple(self.args)
 
 
+#: PostgreSQL type ids whose values come back as date/time objects: date, time, timestamp,
+#: timestamptz, timetz. They travel as text.
+_TIME_TYPES = frozenset((1082, 1083, 1114, 1184, 1266))
+
+
 def rows_as_dicts(cursor_description, rows):
     names = [column[0] for column in cursor_description]
-    return [{name: _plain(value) for name, value in zip(names, row)} for row in rows]
-
-
-def _plain(value):
-    if hasattr(value, "isoformat"):
-        return str(value)
-    return value
+    times = [index for index, column in enumerate(cursor_description) if column[1] in _TIME_TYPES]
+    if not times:
+        return [dict(zip(names, row)) for row in rows]
+    result = []
+    for row in rows:
+        row = list(row)
+        for index in times:
+            if row[index] is not None:
+                row[index] = str(row[index])
+        result.append(dict(zip(names, row)))
+    return result
 
 
 def query_dicts(pool, sql, args=()):
-    """Run a SELECT through the pool; the Deferred fires with a list of dicts."""
-    def run(cursor):
-        d = cursor.execute(sql, args)
-        return d.addCallback(lambda c: rows_as_dicts(c.description, c.fetchall()))
-    return pool.runInteraction(run)
+    """Run a SELECT through the pool (one statement, one round trip); fires with a list of dicts."""
+    return pool.runSelect(sql, args).addCallback(lambda result: rows_as_dicts(*result))
 
 
 def query_results(pool, query, key="results"):

@@ -6,8 +6,19 @@ its whole u32 words, and the 1-3 trailing payload bytes as ``v = (v << 8) + byte
 zero marks "no checksum".
 """
 
+import struct
+
 ZERO_SUBSTITUTE = 0x2EB0C114
 _MASK32 = 0xFFFFFFFF
+_HEADER_WORDS = struct.Struct("<8I")
+#: the header's checksum word (bytes 20-23) is left out of its own sum
+_CHECKSUM_WORD = 5
+
+
+def header_words(data, offset=0):
+    """XOR of a 32-byte header's u32 words, its checksum word left out."""
+    words = _HEADER_WORDS.unpack_from(data, offset)
+    return (words[0] ^ words[1] ^ words[2] ^ words[3] ^ words[4] ^ words[6] ^ words[7])
 
 
 def xor_words(data):

@@ -42,8 +42,7 @@ class FrameDecoder:
                 if end > size:
                     break
                 payload = bytes(buffer[offset + HEADER_SIZE:end])
-                header_bytes = bytes(buffer[offset:offset + HEADER_SIZE])
-                messages.append(self._build(fields, header_bytes, payload))
+                messages.append(self._build(fields, checksum.header_words(buffer, offset), payload))
                 offset = end
         except FrameError:
             self._failed = True
@@ -74,11 +73,10 @@ class FrameDecoder:
             raise FrameError("invalid uid/gid")
 
     @staticmethod
-    def _build(fields, header_bytes, payload):
+    def _build(fields, header_sum, payload):
         version, command, flags, priority, reserved, mid, _length, csum, uid, gid = fields
-        zeroed = header_bytes[:20] + b"\0\0\0\0" + header_bytes[24:]
         payload_sum = checksum.xor_words(payload)
-        expected = checksum.finish(checksum.xor_words(zeroed) ^ payload_sum)
+        expected = checksum.finish(header_sum ^ payload_sum)
         if expected != csum:
             raise FrameError("bad checksum 0x%08x (expected 0x%08x)" % (csum, expected))
         return Message(command=command, flags=flags, message_id=mid, payload=payload,

@@ -20,8 +20,12 @@ DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024 - HEADER_SIZE - 40
 MAX_U32 = 0xFFFFFFFF
 
 
-class Flags(enum.IntFlag):
-    """Header flag bits. 0x01-0x40 are CAST's; NOREPLY is this implementation's."""
+class Flags:
+    """Header flag bits. 0x01-0x40 are CAST's; NOREPLY is this implementation's.
+
+    Plain ints, not an ``enum.IntFlag``: every frame tests several of them, and an
+    enum makes each ``&`` a Python-level call and a new enum member.
+    """
 
     NONE = 0
     ACK = 0x01

@@ -70,12 +70,15 @@ class Message:
             return CSMError.from_json(None)
 
     def evolve(self, **changes):
-        """A copy with some header fields changed; the payload's checksum share is kept."""
-        if "payload" not in changes:
-            changes.setdefault("payload_sum", self.payload_sum)
-        else:
-            changes["payload_sum"] = None
-        return attrs.evolve(self, **changes)
+        """A copy with some header fields changed; the payload's checksum share is kept.
+
+        Written out rather than ``attrs.evolve``: every forwarded message is copied."""
+        get = changes.get
+        payload = get("payload", self.payload)
+        return Message(get("command", self.command), get("flags", self.flags), get("message_id", self.message_id),
+                       payload, get("priority", self.priority), get("reserved", self.reserved),
+                       get("uid", self.uid), get("gid", self.gid),
+                       self.payload_sum if payload is self.payload else None)
 
     def reply(self, body=None, flags=Flags.NONE):
         """A response to this request, same id and command."""
@@ -94,7 +97,7 @@ class Message:
     def checksum(self, version=PROTOCOL_VERSION):
         if self.payload_sum is None:
             self.payload_sum = checksum.xor_words(self.payload)
-        head = checksum.xor_words(HEADER.pack(*self.header_fields(version)))
+        head = checksum.header_words(HEADER.pack(*self.header_fields(version)))
         return checksum.finish(head ^ self.payload_sum)
 
     def encode(self, version=PROTOCOL_VERSION):
