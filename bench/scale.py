@@ -1,0 +1,234 @@
+"""Summit scale on one machine: cold start, footprint, query load, master restart.
+
+    .venv/bin/python bench/scale.py [--nodes 4608] [--clients 100] [--seconds 20] [--no-tls] [--record]
+
+Starts a master with its private PostgreSQL, one aggregator per 288 nodes (16
+at 4,608), a utility (real twistd processes, TLS between them as in the demo)
+and ``--nodes`` computes in csm-sim (real links, heartbeats, inventory). Then:
+
+1. cold start: the time from starting csm-sim until every node's inventory is in
+   the database, every node answers the health check through its primary, and
+   every node also has its secondary link (full redundancy);
+2. idle: CPU and RSS of the master, the aggregators and csm-sim over
+   ``--seconds``;
+3. load: ``--clients`` concurrent clients on the utility's socket send
+   ``csm_node_attributes_query`` for one random node each, in a loop, for
+   ``--seconds`` (bench/queryload.py); calls/s, latency p50/p99/max, and the
+   daemons' CPU and RSS meanwhile;
+4. master restart (reconnect storm): SIGTERM the master, start it again; the
+   aggregators drop their computes while the master is away (as CAST), so every
+   node reconnects and re-registers. Time until every node's inventory is written
+   again and every node answers the health check.
+
+Targets: every node registered within 60 s of a master restart; master RSS
+under 1 GB; node query p99 under 50 ms at 100 clients.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import psycopg2  # noqa: E402
+
+from bench.results import record  # noqa: E402
+from csm.cluster import LocalCluster  # noqa: E402
+
+QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmras": "warning",
+         "log.csmapi": "warning", "log.csmdb": "warning", "log.csmenv": "warning"}
+NODES_PER_AGGREGATOR = 288
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def sql(cluster, statement, args=()):
+    connection = psycopg2.connect(cluster.postgres.dsn_for("csmdb"))
+    try:
+        with connection, connection.cursor() as cur:
+            cur.execute(statement, args)
+            return cur.fetchall()
+    finally:
+        connection.close()
+
+
+def registered_since(cluster, stamp):
+    """Computes whose inventory the master wrote with a collection time at or after ``stamp``."""
+    return sql(cluster, "SELECT count(*) FROM csm_node WHERE type = 'compute' AND collection_time >= %s",
+               (stamp,))[0][0]
+
+
+def links(cluster):
+    """(computes answering through their primary, computes with a secondary link) by the health check."""
+    report = cluster.health("util01")
+    computes = [c for a in report.get("aggregators", []) if a.get("responding") for c in a.get("computes", [])
+                if c.get("responding")]
+    return (sum(1 for c in computes if c.get("link") == "PRIMARY"),
+            sum(1 for c in computes if c.get("link") != "PRIMARY"))
+
+
+def cpu_rss(pid):
+    """(CPU seconds used, RSS in MB) of a process."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    with open("/proc/%d/status" % pid) as f:
+        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, rss / 1024.0
+
+
+class Footprint:
+    """CPU share and peak RSS of named processes over a window, sampled every second."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.start = {name: cpu_rss(pid)[0] for name, pid in pids.items()}
+        self.peak = {name: 0.0 for name in pids}
+        self.began = time.monotonic()
+
+    def sample(self):
+        for name, pid in self.pids.items():
+            self.peak[name] = max(self.peak[name], cpu_rss(pid)[1])
+
+    def during(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.sample()
+            time.sleep(1.0)
+        return self
+
+    def finish(self):
+        self.sample()
+        wall = time.monotonic() - self.began
+        return {name: (100.0 * (cpu_rss(pid)[0] - self.start[name]) / wall, self.peak[name])
+                for name, pid in self.pids.items()}
+
+
+def describe(usage):
+    """One line: master, aggregators (mean and max), csm-sim."""
+    aggregators = [value for name, value in usage.items() if name.startswith("agg")]
+    master, sim = usage["master"], usage["csm-sim"]
+    return ("master %.1f%% CPU, RSS %.0f MB; %d aggregators %.1f%% CPU each (max %.1f%%), RSS %.0f MB each "
+            "(max %.0f MB); csm-sim %.1f%% CPU, RSS %.0f MB"
+            % (master[0], master[1], len(aggregators), sum(a[0] for a in aggregators) / len(aggregators),
+               max(a[0] for a in aggregators), sum(a[1] for a in aggregators) / len(aggregators),
+               max(a[1] for a in aggregators), sim[0], sim[1]))
+
+
+def wait_registered(cluster, nodes, stamp, started, timeout):
+    """Seconds from ``started`` until every node is written since ``stamp``, answers, and has both links."""
+    times = {}
+    deadline = time.monotonic() + timeout
+    written = primary = secondary = 0
+    while len(times) < 3 and time.monotonic() < deadline:
+        written = registered_since(cluster, stamp)
+        if "inventory" not in times and written >= nodes:
+            times["inventory"] = time.monotonic() - started
+        try:
+            primary, secondary = links(cluster)
+        except Exception:  # the master is not up yet, or a probe timed out
+            primary = secondary = 0
+        if "health" not in times and primary >= nodes:
+            times["health"] = time.monotonic() - started
+        if "redundancy" not in times and primary >= nodes and secondary >= nodes:
+            times["redundancy"] = time.monotonic() - started
+        time.sleep(0.5)
+    missing = {"inventory", "health", "redundancy"} - set(times)
+    if missing:
+        raise RuntimeError("not reached within %ds: %s (%d of %d inventories written, %d primary and %d secondary "
+                           "links answering)" % (timeout, ", ".join(sorted(missing)), written, nodes, primary,
+                                                 secondary))
+    return times
+
+
+def query_load(cluster, clients, seconds, names):
+    path = os.path.join(cluster.run_dir, "nodes.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(names))
+    out = subprocess.run([sys.executable, os.path.join(HERE, "queryload.py"), "--socket",
+                          cluster.daemons["util01"].socket, "--clients", str(clients), "--seconds", str(seconds),
+                          "--nodes-file", path, "--json"], stdout=subprocess.PIPE, text=True, check=False,
+                         timeout=seconds + 120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def restart_master(cluster):
+    master = cluster.daemons["master"]
+    master.stop(timeout=30)
+    master.start()
+    master.wait_socket(30)
+
+
+def run(nodes, clients, seconds, tls):
+    aggregators = max(2, math.ceil(nodes / NODES_PER_AGGREGATOR))
+    cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-bench-scale-"), computes=0, aggregators=aggregators,
+                           utilities=1, tls=tls,
+                           extra={role: QUIET for role in ("master", "aggregator", "utility", "compute")})
+    lines = []
+    try:
+        cluster.start()
+        cluster.simulated = nodes
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        started = time.monotonic()
+        cluster.sim = cluster.start_sim(nodes, settings=QUIET)
+        times = wait_registered(cluster, nodes, stamp, started, timeout=600)
+        lines.append("cold start, %d nodes on %d aggregators (%s): every inventory in the database after %.1f s, "
+                     "every node answering the health check after %.1f s, every secondary link up after %.1f s"
+                     % (nodes, aggregators, "TLS" if tls else "plain TCP", times["inventory"], times["health"],
+                        times["redundancy"]))
+        print(lines[-1], flush=True)
+
+        def pids():
+            found = {d.name: d.process.pid for d in cluster.daemons.values() if d.role in ("master", "aggregator")}
+            found["csm-sim"] = cluster.sim.pid
+            return found
+
+        idle = Footprint(pids()).during(seconds).finish()
+        lines.append("idle over %ds: %s" % (seconds, describe(idle)))
+        print(lines[-1], flush=True)
+
+        load = Footprint(pids())
+        result = query_load(cluster, clients, seconds, cluster.sim_names())
+        usage = load.finish()
+        lines.append("node queries, %(clients)d concurrent clients on the utility for %(seconds).0f s: "
+                     "%(calls)d calls, %(errors)d errors, %(per_second).0f/s; p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, "
+                     "max %(max_ms).1f ms" % result)
+        lines.append("under that load: %s" % describe(usage))
+        print("\n".join(lines[-2:]), flush=True)
+
+        time.sleep(1.0)  # the collection times of the restart's inventories are later than the stamp
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        started = time.monotonic()
+        restart_master(cluster)
+        times = wait_registered(cluster, nodes, stamp, started, timeout=300)
+        after = Footprint(pids()).finish()
+        lines.append("master restart: every node re-registered (inventory written again) after %.1f s, answering "
+                     "the health check after %.1f s, both links up after %.1f s; master RSS then %.0f MB"
+                     % (times["inventory"], times["health"], times["redundancy"], after["master"][1]))
+        print(lines[-1], flush=True)
+    finally:
+        cluster.stop()
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=4608)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--no-tls", action="store_true")
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    lines = run(args.nodes, args.clients, args.seconds, not args.no_tls)
+    if args.record:
+        lines.append("targets: every node registered within 60 s of a master restart; master RSS under 1 GB; "
+                     "node query p99 under 50 ms at 100 clients")
+        record("scale", " ".join(["python", "bench/scale.py"] + sys.argv[1:]), lines)
+
+
+if __name__ == "__main__":
+    main()
