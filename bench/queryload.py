@@ -37,6 +37,17 @@ def summary(latencies, errors, seconds, clients):
             "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else float("nan")}
 
 
+def slowest_second(results):
+    """The whole second of the run with the highest p99, as text."""
+    seconds = {}
+    for finished, latency in zip(results.finished, results.latencies):
+        seconds.setdefault(int(finished - results.first), []).append(latency * 1000.0)
+    if not seconds:
+        return "none"
+    second, values = max(seconds.items(), key=lambda item: percentile(item[1], 99))
+    return "at %d s, %d calls, p99 %.1f ms" % (second, len(values), percentile(values, 99))
+
+
 def node_list(path):
     """Every node the master knows (one query)."""
     from csm.client import Client
@@ -79,6 +90,7 @@ class QueryClient(Protocol):
                     self.results.errors += 1
                 else:
                     self.results.latencies.append(finished - self.started)
+                    self.results.finished.append(finished)
                     self.results.last = finished
                 self.next()
 
@@ -96,12 +108,13 @@ class QueryClient(Protocol):
 class Results:
     def __init__(self):
         self.latencies = []
+        self.finished = []
         self.errors = 0
         self.first = self.last = 0.0
 
 
 def load(reactor, path, clients, seconds, command, nodes):
-    """Fires with (latencies, errors, seconds measured) after ``seconds`` of calls from ``clients``."""
+    """Fires with the ``Results`` after ``seconds`` of calls from ``clients`` connections."""
     from twisted.internet import defer, task
     from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 
@@ -121,7 +134,7 @@ def load(reactor, path, clients, seconds, command, nodes):
             done.append(client.done)
             yield task.deferLater(reactor, 0.01, lambda: None)
         yield defer.gatherResults(done)
-        return results.latencies, results.errors, results.last - results.first
+        return results
 
     return run()
 
@@ -135,6 +148,7 @@ def main(argv=None):
     parser.add_argument("--nodes", help="node names, comma-separated")
     parser.add_argument("--nodes-file", help="node names, one a line")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--trace", help="write each call's completion time and latency here (JSON)")
     args = parser.parse_args(argv)
     if args.nodes_file:
         with open(args.nodes_file) as f:
@@ -143,15 +157,19 @@ def main(argv=None):
         nodes = args.nodes.split(",") if args.nodes else node_list(args.socket)
     from twisted.internet import reactor
 
-    latencies, errors, seconds = run_reactor(lambda: load(reactor, args.socket, args.clients, args.seconds,
-                                                          args.command, nodes))
-    result = summary(latencies, errors, seconds, args.clients)
+    results = run_reactor(lambda: load(reactor, args.socket, args.clients, args.seconds, args.command, nodes))
+    result = summary(results.latencies, results.errors, results.last - results.first, args.clients)
+    result["slowest_second"] = slowest_second(results)
+    if args.trace:
+        with open(args.trace, "w") as f:
+            json.dump([[t - results.first, latency] for t, latency in zip(results.finished, results.latencies)], f)
     if args.json:
         print(json.dumps(result))
     else:
         print("%(clients)d clients, %(calls)d calls in %(seconds).1f s (%(errors)d errors): %(per_second).0f/s; "
-              "p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, max %(max_ms).1f ms" % result)
-    return 1 if errors else 0
+              "p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, max %(max_ms).1f ms; slowest second: %(slowest_second)s"
+              % result)
+    return 1 if results.errors else 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Receiving costs one attribute store; the timer reschedules itself lazily.
 """
 
 import enum
+import random
 
 
 class HeartbeatState(enum.Enum):
@@ -27,9 +28,13 @@ class Heartbeat:
     ``on_dead()`` once when the peer is declared dead.
     """
 
-    def __init__(self, clock, interval, send_probe, on_dead):
+    def __init__(self, clock, interval, send_probe, on_dead, jitter=0.0, uniform=random.random):
         self.clock = clock
         self.interval = interval
+        #: a check after traffic comes up to this fraction of an interval early, so that
+        #: links whose timers fired together (a busy daemon) drift apart again
+        self.jitter = jitter
+        self._uniform = uniform
         self.state = HeartbeatState.HAPPY
         self._send_probe = send_probe
         self._on_dead = on_dead
@@ -41,9 +46,14 @@ class Heartbeat:
     def last_received(self):
         return self._last
 
-    def start(self):
+    def start(self, phase=1.0):
+        """Start timing; the first check comes after ``phase`` intervals (0 < phase <= 1).
+
+        Links made in one burst (a reconnect storm) would otherwise probe in step
+        for ever: a random phase spreads their heartbeats over the interval.
+        """
         self._last = self.clock.seconds()
-        self._schedule(self._last + self.interval)
+        self._schedule(self._last + self.interval * phase)
 
     def stop(self):
         if self._call is not None and self._call.active():
@@ -74,7 +84,7 @@ class Heartbeat:
         if self._fresh:
             self._fresh = False
             self.state = HeartbeatState.HAPPY
-            self._schedule(max(now, self._last + self.interval))
+            self._schedule(max(now, self._last + self.interval * (1.0 - self.jitter * self._uniform())))
             return
         if self.state is HeartbeatState.HAPPY:
             self.state = HeartbeatState.UNSURE

@@ -18,6 +18,8 @@ from csm.wire import DEFAULT_MAX_PAYLOAD, Flags, FrameDecoder, FrameError, Inter
 log = logs.logger("csmnet")
 
 HELLO_TIMEOUT = 10.0
+#: Heartbeat checks after traffic come up to this fraction of an interval early (see Heartbeat).
+HEARTBEAT_JITTER = 0.2
 _HELLO_FLAGS = Flags.INT
 _HEARTBEAT_FLAGS = Flags.INT | Flags.CBK
 
@@ -71,6 +73,11 @@ class LinkOwner:
 
 class LinkProtocol(Protocol):
     """Framing, handshake, heartbeat and request correlation for one connection."""
+
+    @staticmethod
+    def heartbeat_phase():
+        """When the first heartbeat check comes, in intervals: random in [0.5, 1]."""
+        return random.uniform(0.5, 1.0)
 
     def __init__(self, owner, clock, initiator, max_payload=DEFAULT_MAX_PAYLOAD,
                  heartbeat_interval=15, exact_version=False, name=None):
@@ -165,8 +172,8 @@ class LinkProtocol(Protocol):
         self._decoder = FrameDecoder(self.max_payload)
         if self.heartbeat_interval:
             self.heartbeat = Heartbeat(self.clock, self.heartbeat_interval, self._send_heartbeat,
-                                       self._peer_dead)
-            self.heartbeat.start()
+                                       self._peer_dead, jitter=HEARTBEAT_JITTER)
+            self.heartbeat.start(self.heartbeat_phase())
         self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._hello_timed_out)
         if self.initiator:
             self._send_hello(Flags.NONE, self.owner.hello(self))
