@@ -3,13 +3,14 @@
 import os
 import stat
 
-from twisted.internet import defer, reactor
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.internet import defer, reactor, task
+from twisted.internet.protocol import ProcessProtocol
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from csm.errors import CSMError, ErrorCode
 from csm.node import usage
 from csm.node.allocation import AllocationAgent, script_environment
-from csm.node.cgroup import AllocationCgroups, format_cpus, parse_cpus
+from csm.node.cgroup import AllocationCgroups, format_cpus, is_cgroup2, parse_cpus
 from tests.fakenvml import FakeGpu, FakeNvml
 
 SCRIPT = """#!/bin/sh
@@ -159,6 +160,49 @@ class UsageTests(SynchronousTestCase):
         gpus.pause()
         gpus.sample(100.0)  # a new interval: the idle time between is not counted
         self.assertEqual(gpus.per_gpu()[0]["gpu_usage"], 1000000)
+
+
+def writable_cgroup2():
+    """A cgroup v2 directory this test may make children in, or None (a v1-only or read-only host)."""
+    for path in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        if is_cgroup2(path) and os.access(os.path.join(path, "cgroup.procs"), os.W_OK):
+            return path
+    return None
+
+
+class RealCgroupTests(TestCase):
+    """The agent makes and removes the allocation's cgroup on the host's cgroup v2 tree."""
+
+    def setUp(self):
+        parent = writable_cgroup2()
+        if parent is None:
+            raise SkipTest("no writable cgroup v2 file system on this host")
+        self.root = os.path.join(parent, "csm-test-%d" % os.getpid())
+        self.addCleanup(lambda: os.path.isdir(self.root) and os.rmdir(self.root))
+        self.agent = AllocationAgent(reactor, "n01", "", "", self.root, nvml=FakeNvml([]))
+        self.addCleanup(self.agent.stop)
+
+    @defer.inlineCallbacks
+    def test_prolog_makes_and_epilog_removes_the_cgroup(self):
+        self.assertTrue(self.agent.cgroups.available, self.agent.cgroups.why_not)
+        answer = yield self.agent.handle(body(21, "prolog"))
+        path = os.path.join(self.root, "allocation_21")
+        self.assertEqual(answer["cgroup"]["path"], path)
+        self.assertTrue(os.path.isdir(path))
+        # a job's process in the cgroup: its CPU time is the allocation's, and the epilog ends it
+        job = reactor.spawnProcess(ProcessProtocol(), "/bin/sh", ["sh", "-c", "while :; do :; done"])
+        self.addCleanup(lambda: job.pid and os.kill(job.pid, 9))
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(job.pid))
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        self.assertGreater(self.agent.cgroups.usage(21)["cpu_usage"], 0)
+        yield self.agent.handle(body(21, "epilog"))
+        self.assertFalse(os.path.exists(path))
+        for _ in range(50):  # cgroup.kill: the job is gone
+            if job.pid is None:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertIsNone(job.pid)
 
 
 class CgroupTests(SynchronousTestCase):
