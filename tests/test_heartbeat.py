@@ -64,21 +64,6 @@ class HeartbeatTests(SynchronousTestCase):
         self.clock.advance(18.75)  # then 1.25 intervals apart, as always
         self.assertEqual(probes, [7.5, 26.25])
 
-    def test_jitter_brings_checks_after_traffic_forward(self):
-        self.hb.stop()
-        probes = []
-        jittery = Heartbeat(self.clock, 10, lambda: probes.append(self.clock.seconds()), lambda: None,
-                            jitter=0.2, uniform=lambda: 0.5)
-        jittery.start()
-        self.clock.advance(5)
-        jittery.received()
-        self.clock.advance(5)  # the check at 10 finds traffic: the next comes at 5 + 10 * 0.9
-        self.assertEqual(probes, [])
-        self.clock.advance(3.9)
-        self.assertEqual(probes, [])
-        self.clock.advance(0.1)
-        self.assertEqual(probes, [14.0])
-
     def test_stop_cancels(self):
         self.hb.stop()
         self.clock.advance(100)

@@ -6,7 +6,6 @@ Receiving costs one attribute store; the timer reschedules itself lazily.
 """
 
 import enum
-import random
 
 
 class HeartbeatState(enum.Enum):
@@ -28,13 +27,9 @@ class Heartbeat:
     ``on_dead()`` once when the peer is declared dead.
     """
 
-    def __init__(self, clock, interval, send_probe, on_dead, jitter=0.0, uniform=random.random):
+    def __init__(self, clock, interval, send_probe, on_dead):
         self.clock = clock
         self.interval = interval
-        #: a check after traffic comes up to this fraction of an interval early, so that
-        #: links whose timers fired together (a busy daemon) drift apart again
-        self.jitter = jitter
-        self._uniform = uniform
         self.state = HeartbeatState.HAPPY
         self._send_probe = send_probe
         self._on_dead = on_dead
@@ -84,7 +79,7 @@ class Heartbeat:
         if self._fresh:
             self._fresh = False
             self.state = HeartbeatState.HAPPY
-            self._schedule(max(now, self._last + self.interval * (1.0 - self.jitter * self._uniform())))
+            self._schedule(max(now, self._last + self.interval))
             return
         if self.state is HeartbeatState.HAPPY:
             self.state = HeartbeatState.UNSURE

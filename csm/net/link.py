@@ -18,8 +18,6 @@ from csm.wire import DEFAULT_MAX_PAYLOAD, Flags, FrameDecoder, FrameError, Inter
 log = logs.logger("csmnet")
 
 HELLO_TIMEOUT = 10.0
-#: Heartbeat checks after traffic come up to this fraction of an interval early (see Heartbeat).
-HEARTBEAT_JITTER = 0.2
 _HELLO_FLAGS = Flags.INT
 _HEARTBEAT_FLAGS = Flags.INT | Flags.CBK
 
@@ -172,7 +170,7 @@ class LinkProtocol(Protocol):
         self._decoder = FrameDecoder(self.max_payload)
         if self.heartbeat_interval:
             self.heartbeat = Heartbeat(self.clock, self.heartbeat_interval, self._send_heartbeat,
-                                       self._peer_dead, jitter=HEARTBEAT_JITTER)
+                                       self._peer_dead)
             self.heartbeat.start(self.heartbeat_phase())
         self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._hello_timed_out)
         if self.initiator:
