@@ -9,6 +9,7 @@ once with ``--once``).
 """
 
 import argparse
+import math
 import os
 import shutil
 import signal
@@ -17,10 +18,19 @@ import time
 
 from csm.cluster import LocalCluster
 
+#: Up to this many computes the demo starts one twistd each; beyond, two daemons and csm-sim.
+DAEMON_COMPUTES = 16
+#: Computes per aggregator in a large demo (Summit: 4,608 nodes, 16 aggregators).
+NODES_PER_AGGREGATOR = 288
+#: Lines of a command's output shown before the rest is counted.
+SHOWN_LINES = 24
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="csm-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=4, help="compute daemons to start (default 4)")
+    parser.add_argument("--nodes", type=int, default=4,
+                        help="computes (default 4); beyond %d, two are daemons and the rest csm-sim nodes"
+                        % DAEMON_COMPUTES)
     parser.add_argument("--run-dir", default=os.path.abspath("run"),
                         help="where configs, certificates, sockets and logs go (default ./run)")
     parser.add_argument("--once", action="store_true", help="print the health check and stop")
@@ -28,10 +38,17 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def wait_healthy(cluster, entry, timeout=60.0):
+def plan(nodes):
+    """(compute daemons, simulated computes, aggregators) for ``nodes`` computes."""
+    if nodes <= DAEMON_COMPUTES:
+        return nodes, 0, 2
+    return 2, nodes - 2, max(2, math.ceil(nodes / NODES_PER_AGGREGATOR))
+
+
+def wait_healthy(cluster, entry, timeout=60.0, verbose=True):
     """Wait until the whole tree answers, then run the health check through the CLI."""
     cluster.wait_complete(entry, timeout)
-    rc, out = cluster.cli(entry, "csm_infrastructure_health_check", "-v")
+    rc, out = cluster.cli(entry, "csm_infrastructure_health_check", *(["-v"] if verbose else []), timeout=timeout)
     if rc != 0:
         raise RuntimeError("health check failed (exit %d):\n%s" % (rc, out))
     return out
@@ -41,17 +58,19 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if os.path.exists(args.run_dir):
         shutil.rmtree(args.run_dir)
-    print("csm-demo: starting master, 2 aggregators, 1 utility and %d computes in %s"
-          % (args.nodes, args.run_dir), flush=True)
-    cluster = LocalCluster(args.run_dir, computes=args.nodes, aggregators=2, utilities=1,
-                           tls=not args.no_tls)
+    daemons, simulated, aggregators = plan(args.nodes)
+    print("csm-demo: starting master, %d aggregators, 1 utility and %d computes%s in %s"
+          % (aggregators, args.nodes, " (%d of them simulated by csm-sim)" % simulated if simulated else "",
+             args.run_dir), flush=True)
+    cluster = LocalCluster(args.run_dir, computes=daemons, aggregators=aggregators, utilities=1,
+                           tls=not args.no_tls, simulated=simulated)
     started = time.monotonic()
     try:
         cluster.start()
         entry = cluster.by_role("compute")[0]
-        report = wait_healthy(cluster, entry.name)
-        print("csm-demo: tree up in %.1fs. Health check through %s's command line:\n"
-              % (time.monotonic() - started, entry.name), flush=True)
+        report = wait_healthy(cluster, entry.name, timeout=60.0 + args.nodes / 20.0, verbose=not simulated)
+        print("csm-demo: tree up in %.1fs. Health check%s through %s's command line:\n"
+              % (time.monotonic() - started, " summary" if simulated else "", entry.name), flush=True)
         print(report, flush=True)
         show_database(cluster, entry.name, args.nodes)
         print_usage(cluster, entry)
@@ -69,7 +88,8 @@ def main(argv=None):
 def show_database(cluster, entry, computes):
     """The master's database at work: every node's inventory, a state change, a RAS event."""
     cluster.wait_for(lambda: cluster.cli(entry, "csm_cluster_query_state", "-t", "compute")[1]
-                     .count("node_name:") >= computes, timeout=60, what="every compute's inventory")
+                     .count("node_name:") >= computes, timeout=60 + computes / 20.0, interval=1.0,
+                     what="every compute's inventory")
     steps = [
         ("csm_cluster_query_state", "-t", "compute"),
         ("csm_node_attributes_update", "-n", entry, "-s", "IN_SERVICE"),
@@ -79,7 +99,15 @@ def show_database(cluster, entry, computes):
     ]
     for step in steps:
         rc, out = cluster.cli(entry, *step)
-        print("$ %s   (exit %d)\n%s" % (" ".join(step), rc, out), flush=True)
+        print("$ %s   (exit %d)\n%s" % (" ".join(step), rc, shorten(out)), flush=True)
+
+
+def shorten(text, shown=SHOWN_LINES):
+    """The first ``shown`` lines of ``text``, and how many more there were."""
+    lines = text.splitlines()
+    if len(lines) <= shown:
+        return text
+    return "\n".join(lines[:shown] + ["... (%d more lines)" % (len(lines) - shown), ""])
 
 
 def print_usage(cluster, entry):
