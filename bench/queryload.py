@@ -1,12 +1,14 @@
 """Node query load: many concurrent clients on one daemon's local socket.
 
-    .venv/bin/python bench/queryload.py --socket run/util01.sock [--clients 100] [--seconds 20]
+    .venv/bin/python bench/queryload.py --socket run/util01.sock [--clients 100] [--seconds 20] [--rate R]
         [--command node_attributes_query] [--nodes c01,c02 | --nodes-file FILE] [--json]
 
 Opens ``--clients`` connections (one reactor, frames encoded beforehand so the
 generator costs little CPU), and each sends ``csm_node_attributes_query`` for
 one node at a time (a random node of ``--nodes``; the master's node list when
-none is given) for ``--seconds``.
+none is given) for ``--seconds``: each as soon as the last is answered
+(saturation), or ``--rate`` calls a second per client (latency counted from
+when each call was due).
 Prints the calls per second and latency percentiles; with ``--json``, one JSON
 object (for bench/scale.py). Runs against any running tree, ``make demo`` too.
 """
@@ -30,9 +32,9 @@ from csm.api.commands import REGISTRY  # noqa: E402
 from csm.wire import Flags, FrameDecoder, InternalCommand, Message  # noqa: E402
 
 
-def summary(latencies, errors, seconds, clients):
+def summary(latencies, errors, seconds, clients, rate=0.0):
     ms = [value * 1000.0 for value in latencies]
-    return {"clients": clients, "seconds": seconds, "calls": len(ms), "errors": errors,
+    return {"clients": clients, "seconds": seconds, "calls": len(ms), "errors": errors, "rate": rate,
             "per_second": len(ms) / seconds if seconds else 0.0,
             "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else float("nan")}
 
@@ -63,7 +65,10 @@ class QueryClient(Protocol):
     reply beyond the frame check) so that the generator leaves the CPUs to the daemons.
     """
 
-    def __init__(self, frames, deadline, results):
+    def __init__(self, frames, deadline, results, reactor=None, rate=0.0):
+        self.reactor = reactor
+        self.period = 1.0 / rate if rate else 0.0
+        self.due = None
         self.frames = frames
         self.deadline = deadline
         self.results = results
@@ -98,7 +103,18 @@ class QueryClient(Protocol):
         if time.monotonic() >= self.deadline:
             self.transport.loseConnection()
             return
-        self.started = time.perf_counter()
+        now = time.perf_counter()
+        if self.period:  # paced: the latency counts from when the call was due, late or not
+            self.due = now + random.uniform(0, self.period) if self.due is None else self.due + self.period
+            if self.due > now:
+                self.reactor.callLater(self.due - now, self._send, self.due)
+                return
+            self._send(self.due)
+        else:
+            self._send(now)
+
+    def _send(self, due):
+        self.started = due
         self.transport.write(random.choice(self.frames))
 
     def connectionLost(self, reason):
@@ -113,7 +129,7 @@ class Results:
         self.first = self.last = 0.0
 
 
-def load(reactor, path, clients, seconds, command, nodes):
+def load(reactor, path, clients, seconds, command, nodes, rate=0.0):
     """Fires with the ``Results`` after ``seconds`` of calls from ``clients`` connections."""
     from twisted.internet import defer, task
     from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
@@ -129,7 +145,7 @@ def load(reactor, path, clients, seconds, command, nodes):
         deadline = time.monotonic() + seconds
         results.first = time.perf_counter()
         for _ in range(clients):  # connect in small steps, as users arrive, not in one burst
-            client = QueryClient(frames, deadline, results)
+            client = QueryClient(frames, deadline, results, reactor, rate)
             yield connectProtocol(UNIXClientEndpoint(reactor, path), client)
             done.append(client.done)
             yield task.deferLater(reactor, 0.01, lambda: None)
@@ -143,6 +159,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True)
     parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="calls per second per client (default 0: each client's next call as soon as "
+                             "its last is answered)")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--command", default="node_attributes_query")
     parser.add_argument("--nodes", help="node names, comma-separated")
@@ -157,8 +176,9 @@ def main(argv=None):
         nodes = args.nodes.split(",") if args.nodes else node_list(args.socket)
     from twisted.internet import reactor
 
-    results = run_reactor(lambda: load(reactor, args.socket, args.clients, args.seconds, args.command, nodes))
-    result = summary(results.latencies, results.errors, results.last - results.first, args.clients)
+    results = run_reactor(lambda: load(reactor, args.socket, args.clients, args.seconds, args.command, nodes,
+                                       args.rate))
+    result = summary(results.latencies, results.errors, results.last - results.first, args.clients, args.rate)
     result["slowest_second"] = slowest_second(results)
     if args.trace:
         with open(args.trace, "w") as f:

@@ -12,9 +12,11 @@ and ``--nodes`` computes in csm-sim (real links, heartbeats, inventory). Then:
 2. idle: CPU and RSS of the master, the aggregators and csm-sim over
    ``--seconds``;
 3. load: ``--clients`` concurrent clients on the utility's socket send
-   ``csm_node_attributes_query`` for one random node each, in a loop, for
-   ``--seconds`` (bench/queryload.py); calls/s, latency p50/p99/max, and the
-   daemons' CPU and RSS meanwhile;
+   ``csm_node_attributes_query`` for one random node each for ``--seconds``
+   (bench/queryload.py): first each call as soon as the last is answered
+   (saturation: calls/s, latency p50/p99/max, the daemons' CPU and RSS
+   meanwhile), then paced at half that throughput (latency from when each call
+   was due);
 4. master restart (reconnect storm): SIGTERM the master, start it again; the
    aggregators drop their computes while the master is away (as CAST), so every
    node reconnects and re-registers. Time until every node's inventory is written
@@ -44,6 +46,8 @@ from csm.cluster import LocalCluster  # noqa: E402
 QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmras": "warning",
          "log.csmapi": "warning", "log.csmdb": "warning", "log.csmenv": "warning"}
 NODES_PER_AGGREGATOR = 288
+#: The paced query run asks for this share of the throughput the saturated run reached.
+PACED_SHARE = 0.5
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -109,14 +113,14 @@ class Footprint:
 
 
 def describe(usage):
-    """One line: master, aggregators (mean and max), csm-sim."""
+    """One line: master, utility, aggregators (mean and max), csm-sim."""
     aggregators = [value for name, value in usage.items() if name.startswith("agg")]
-    master, sim = usage["master"], usage["csm-sim"]
-    return ("master %.1f%% CPU, RSS %.0f MB; %d aggregators %.1f%% CPU each (max %.1f%%), RSS %.0f MB each "
-            "(max %.0f MB); csm-sim %.1f%% CPU, RSS %.0f MB"
-            % (master[0], master[1], len(aggregators), sum(a[0] for a in aggregators) / len(aggregators),
-               max(a[0] for a in aggregators), sum(a[1] for a in aggregators) / len(aggregators),
-               max(a[1] for a in aggregators), sim[0], sim[1]))
+    master, utility, sim = usage["master"], usage["util01"], usage["csm-sim"]
+    return ("master %.1f%% CPU, RSS %.0f MB; utility %.1f%% CPU, RSS %.0f MB; %d aggregators %.1f%% CPU each "
+            "(max %.1f%%), RSS %.0f MB each (max %.0f MB); csm-sim %.1f%% CPU, RSS %.0f MB"
+            % (master[0], master[1], utility[0], utility[1], len(aggregators),
+               sum(a[0] for a in aggregators) / len(aggregators), max(a[0] for a in aggregators),
+               sum(a[1] for a in aggregators) / len(aggregators), max(a[1] for a in aggregators), sim[0], sim[1]))
 
 
 def wait_registered(cluster, nodes, stamp, started, timeout):
@@ -145,13 +149,14 @@ def wait_registered(cluster, nodes, stamp, started, timeout):
     return times
 
 
-def query_load(cluster, clients, seconds, names):
+def query_load(cluster, clients, seconds, names, rate=0.0):
     path = os.path.join(cluster.run_dir, "nodes.txt")
     with open(path, "w") as f:
         f.write("\n".join(names))
     out = subprocess.run([sys.executable, os.path.join(HERE, "queryload.py"), "--socket",
                           cluster.daemons["util01"].socket, "--clients", str(clients), "--seconds", str(seconds),
-                          "--nodes-file", path, "--json"], stdout=subprocess.PIPE, text=True, check=False,
+                          "--nodes-file", path, "--rate", str(rate), "--json"], stdout=subprocess.PIPE, text=True,
+                         check=False,
                          timeout=seconds + 120)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -183,10 +188,11 @@ def run(nodes, clients, seconds, tls):
         print(lines[-1], flush=True)
 
         def pids():
-            found = {d.name: d.process.pid for d in cluster.daemons.values() if d.role in ("master", "aggregator")}
+            found = {d.name: d.process.pid for d in cluster.daemons.values() if d.role != "compute"}
             found["csm-sim"] = cluster.sim.pid
             return found
 
+        time.sleep(10)  # the master writes the last link events
         idle = Footprint(pids()).during(seconds).finish()
         lines.append("idle over %ds: %s" % (seconds, describe(idle)))
         print(lines[-1], flush=True)
@@ -194,11 +200,18 @@ def run(nodes, clients, seconds, tls):
         load = Footprint(pids())
         result = query_load(cluster, clients, seconds, cluster.sim_names())
         usage = load.finish()
-        lines.append("node queries, %(clients)d concurrent clients on the utility for %(seconds).0f s: "
-                     "%(calls)d calls, %(errors)d errors, %(per_second).0f/s; p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, "
-                     "max %(max_ms).1f ms" % result)
+        lines.append("node queries, %(clients)d concurrent clients on the utility, each call as soon as the last "
+                     "is answered, %(seconds).0f s: %(calls)d calls, %(errors)d errors, %(per_second).0f/s; "
+                     "p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, max %(max_ms).1f ms" % result)
         lines.append("under that load: %s" % describe(usage))
         print("\n".join(lines[-2:]), flush=True)
+        rate = PACED_SHARE * result["per_second"] / clients
+        result = query_load(cluster, clients, seconds, cluster.sim_names(), rate=rate)
+        lines.append("node queries, %d concurrent clients on the utility, %.1f calls/s each (%d%% of that "
+                     "throughput), %.0f s: %d calls, %d errors; p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+                     % (clients, rate, PACED_SHARE * 100, result["seconds"], result["calls"], result["errors"],
+                        result["p50_ms"], result["p99_ms"], result["max_ms"]))
+        print(lines[-1], flush=True)
 
         time.sleep(1.0)  # the collection times of the restart's inventories are later than the stamp
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
