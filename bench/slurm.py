@@ -1,0 +1,313 @@
+"""Slurm comparison: one node allocated and queried through Slurm 22.05 and through CSM, side by side.
+
+    .venv/bin/python bench/slurm.py [--runs 20] [--record]
+
+Slurm (Debian's slurmctld, slurmd, slurm-client and munge; installed with
+apt-get when missing and run as root): munged with a fresh key, slurmctld -D and
+slurmd -D in a temp dir on loopback ports, one node (this machine's CPUs) in
+one partition, auth/munge, select/cons_tres, proctrack/linuxproc, task/none, no
+accounting, no prolog script, PrologFlags=Alloc (the node's slurmd takes part in
+each allocation, as a CSM compute does). CSM: a master with its private
+PostgreSQL, one aggregator, a utility and one compute (c01) as real twistd
+processes with TLS, the compute with no prolog or epilog ("none"); c01 is set
+IN_SERVICE. Both systems run at once and the runs alternate between them.
+
+Each of ``--runs`` times (after one untimed warm-up of each command):
+``salloc -N1 true`` against ``csm_allocation_create -j N -n c01`` then
+``csm_allocation_delete -a ID`` (the real csm_* programs, through the utility's
+socket, as a scheduler on a login node calls them; the allocation reaches
+running), and ``scontrol show node c01`` against ``csm_node_attributes_query -n
+c01``; the same CSM APIs through an in-process csm.client.Client too. After
+salloc returns, the run waits (untimed) until the node is idle again. Prints
+p50, p99 and max of each, the ratios csm / slurm, and the idle RSS (VmRSS) of
+slurmd and of the csm-compute daemon after the runs.
+"""
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bench.results import percentile, record  # noqa: E402
+from csm.client import Client  # noqa: E402
+from csm.cluster import LocalCluster, free_port  # noqa: E402
+
+QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmras": "warning",
+         "log.csmapi": "warning", "log.csmdb": "warning"}
+NODE = "c01"
+PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
+TOOLS = ("slurmctld", "slurmd", "salloc", "scontrol", "sinfo", "munged")
+BIN = os.path.dirname(sys.executable)  # the virtualenv's csm_* programs
+
+
+def _which(name):
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
+def ensure_slurm():
+    """Install Slurm and munge when missing (as root); exit with a message when that cannot be done."""
+    missing = [tool for tool in TOOLS if not _which(tool)]
+    if missing and os.geteuid() == 0:
+        print("installing %s (missing: %s)" % (" ".join(PACKAGES), " ".join(missing)), flush=True)
+        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends"] + list(PACKAGES),
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdin=subprocess.DEVNULL)
+        missing = [tool for tool in TOOLS if not _which(tool)]
+    if missing:
+        sys.exit("bench/slurm.py: Slurm is not installed (no %s) and could not be installed; as root: "
+                 "apt-get install %s" % (", ".join(missing), " ".join(PACKAGES)))
+
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024.0
+
+
+def timed(cmd, env=None, expect=0):
+    """Run ``cmd``; (seconds, output). Fails unless it exits ``expect``."""
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=120)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != expect:
+        raise RuntimeError("%s exited %d: %s" % (" ".join(cmd), proc.returncode, proc.stdout.strip()[-500:]))
+    return elapsed, proc.stdout
+
+
+def _stop(proc, timeout=10):
+    """SIGTERM the process group ``proc`` leads, SIGKILL after ``timeout``."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class Slurm:
+    """munged, slurmctld and slurmd for one node, all files in ``run_dir``."""
+
+    def __init__(self, run_dir):
+        self.dir = run_dir
+        self.conf = os.path.join(run_dir, "slurm.conf")
+        self.env = dict(os.environ, SLURM_CONF=self.conf)
+        self.procs = {}
+
+    def _spawn(self, name, cmd):
+        with open(os.path.join(self.dir, name + ".out"), "ab") as out:
+            self.procs[name] = subprocess.Popen(cmd, env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
+                                                stdout=out, stderr=out, start_new_session=True)
+
+    def _write_conf(self):
+        hardware = subprocess.run([_which("slurmd"), "-C"], stdout=subprocess.PIPE, text=True).stdout
+        cpus = " ".join(re.findall(r"\b(?:CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=\d+",
+                                   hardware)) or "CPUs=%d" % os.cpu_count()
+        path = lambda name: os.path.join(self.dir, name)  # noqa: E731
+        settings = [
+            ("ClusterName", "csmbench"), ("SlurmctldHost", "localhost(127.0.0.1)"),
+            ("SlurmctldPort", free_port()), ("SlurmdPort", free_port()),
+            ("AuthType", "auth/munge"), ("CredType", "cred/munge"), ("AuthInfo", "socket=" + path("munge.sock")),
+            ("SlurmUser", "root"), ("SlurmdUser", "root"),
+            ("StateSaveLocation", path("state")), ("SlurmdSpoolDir", path("spool")),
+            ("SlurmctldPidFile", path("slurmctld.pid")), ("SlurmdPidFile", path("slurmd.pid")),
+            ("SlurmctldLogFile", path("slurmctld.log")), ("SlurmdLogFile", path("slurmd.log")),
+            ("SelectType", "select/cons_tres"), ("SelectTypeParameters", "CR_Core"),
+            ("ProctrackType", "proctrack/linuxproc"), ("TaskPlugin", "task/none"), ("MpiDefault", "none"),
+            ("JobAcctGatherType", "jobacct_gather/none"), ("AccountingStorageType", "accounting_storage/none"),
+            ("JobCompType", "jobcomp/none"), ("PrologFlags", "Alloc"), ("MailProg", "/bin/true"),
+            ("ReturnToService", 2),
+            ("NodeName", "%s NodeAddr=127.0.0.1 %s State=UNKNOWN" % (NODE, cpus)),
+            ("PartitionName", "bench Nodes=%s Default=YES MaxTime=INFINITE State=UP" % NODE),
+        ]
+        for sub in ("state", "spool"):
+            os.makedirs(path(sub))
+        with open(self.conf, "w") as f:
+            f.writelines("%s=%s\n" % setting for setting in settings)
+
+    def start(self):
+        key = os.path.join(self.dir, "munge.key")
+        with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+            f.write(os.urandom(1024))
+        self._write_conf()
+        self._spawn("munged", [_which("munged"), "-F", "--key-file=" + key] + [
+            "--%s=%s" % (option, os.path.join(self.dir, name)) for option, name in (
+                ("socket", "munge.sock"), ("pid-file", "munged.pid"), ("log-file", "munged.log"),
+                ("seed-file", "munged.seed"))])
+        self._wait(lambda: os.path.exists(os.path.join(self.dir, "munge.sock")), "munged's socket")
+        self._spawn("slurmctld", [_which("slurmctld"), "-D", "-f", self.conf])
+        self._spawn("slurmd", [_which("slurmd"), "-D", "-N", NODE, "-f", self.conf])
+        self._wait(self.idle, "sinfo to show %s idle" % NODE)
+        return self
+
+    def idle(self):
+        out = subprocess.run(["sinfo", "-h", "-N", "-n", NODE, "-o", "%T"], env=self.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout
+        return out.strip() == "idle"
+
+    def _wait(self, predicate, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            dead = [name for name, proc in self.procs.items() if proc.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError("Slurm: %s while waiting for %s; see %s" % (
+                    "%s exited" % ", ".join(dead) if dead else "timed out", what, self.dir))
+            time.sleep(0.02)
+
+    def salloc(self):
+        elapsed, _ = timed(["salloc", "-N1", "true"], env=self.env)
+        self._wait(self.idle, "%s idle after the job" % NODE)  # the job's end on the node, untimed
+        return elapsed
+
+    def show_node(self):
+        elapsed, out = timed(["scontrol", "show", "node", NODE], env=self.env)
+        assert "NodeName=%s " % NODE in out, out
+        return elapsed
+
+    def stop(self):
+        for name in ("slurmd", "slurmctld", "munged"):
+            if name in self.procs:
+                _stop(self.procs[name])
+
+
+class CSM:
+    """The CSM tree for one compute node; the csm_* programs and a Client on the utility's socket."""
+
+    def __init__(self, run_dir):
+        quiet = {role: dict(QUIET) for role in ("master", "aggregator", "utility", "compute")}
+        quiet["compute"].update(prolog="none", epilog="none")
+        self.cluster = LocalCluster(run_dir, computes=1, aggregators=1, utilities=1, tls=True, extra=quiet)
+        self.env = dict(self.cluster.env(), CSM_SOCKET=self.cluster.daemons["util01"].socket)
+        self.client = None
+        self.job = 1000
+
+    def start(self):
+        self.cluster.start()
+        self.client = Client(self.cluster.daemons["util01"].socket)
+        self.cluster.wait_for(lambda: self.client.call("node_attributes_query", {"node_names": [NODE]})["results"],
+                              timeout=60, what="%s's inventory" % NODE)
+        self.client.call("node_attributes_update", {"node_names": [NODE], "state": "IN_SERVICE"})
+        return self
+
+    def cli(self, command, *args):
+        return timed([os.path.join(BIN, command)] + list(args), env=self.env)
+
+    def allocation_cli(self):
+        self.job += 1
+        create, out = self.cli("csm_allocation_create", "-j", str(self.job), "-n", NODE)
+        assert re.search(r"^state: running$", out, re.M), out
+        delete, _ = self.cli("csm_allocation_delete", "-a", re.search(r"^allocation_id: (\d+)$", out, re.M).group(1))
+        return create, delete
+
+    def allocation_client(self):
+        self.job += 1
+        started = time.perf_counter()
+        created = self.client.call("allocation_create", {"primary_job_id": self.job, "compute_nodes": [NODE]})
+        self.client.call("allocation_delete", {"allocation_id": created["allocation_id"]})
+        assert created["state"] == "running", created
+        return time.perf_counter() - started
+
+    def query_cli(self):
+        elapsed, out = self.cli("csm_node_attributes_query", "-n", NODE)
+        assert re.search(r"^\s*node_name:\s+%s$" % NODE, out, re.M), out
+        return elapsed
+
+    def query_client(self):
+        started = time.perf_counter()
+        assert self.client.call("node_attributes_query", {"node_names": [NODE]})["results"]
+        return time.perf_counter() - started
+
+    def stop(self):
+        if self.client is not None:
+            self.client.close()
+        self.cluster.stop()
+
+
+def _stats(values):
+    return percentile(values, 50), percentile(values, 99), max(values)
+
+
+def _ms(values):
+    return "p50 %.1f ms, p99 %.1f ms, max %.1f ms" % tuple(v * 1e3 for v in _stats(values))
+
+
+def _ratio(csm, slurm):
+    return "csm/slurm p50 %.1fx, p99 %.1fx, max %.1fx" % tuple(c / s for c, s in zip(_stats(csm), _stats(slurm)))
+
+
+def run(runs, run_dir):
+    slurm, csm = Slurm(os.path.join(run_dir, "slurm")), CSM(os.path.join(run_dir, "csm"))
+    os.makedirs(slurm.dir)
+    t = collections.defaultdict(list)
+    try:
+        slurm.start()
+        csm.start()
+        for warm_up in (slurm.salloc, slurm.show_node, csm.allocation_cli, csm.query_cli, csm.allocation_client,
+                        csm.query_client):
+            warm_up()  # untimed
+        for _ in range(runs):  # alternating, so that a busy moment of the machine hits both
+            t["salloc"].append(slurm.salloc())
+            create, delete = csm.allocation_cli()
+            t["create"].append(create)
+            t["delete"].append(delete)
+            t["alloc_cli"].append(create + delete)
+            t["alloc_client"].append(csm.allocation_client())
+            t["scontrol"].append(slurm.show_node())
+            t["query_cli"].append(csm.query_cli())
+            t["query_client"].append(csm.query_client())
+        time.sleep(2)  # let both settle: idle RSS
+        rss = {"slurmd": rss_mb(slurm.procs["slurmd"].pid),
+               "csm-compute": rss_mb(csm.cluster.daemons[NODE].process.pid)}
+    finally:
+        csm.stop()
+        slurm.stop()
+    return t, rss
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    ensure_slurm()
+    run_dir = tempfile.mkdtemp(prefix="csm-bench-slurm-")
+    os.chmod(run_dir, 0o755)  # postgres (another user) and munged's checks look into it
+    try:
+        t, rss = run(args.runs, run_dir)
+    except Exception:
+        print("bench/slurm.py: failed; logs are in %s" % run_dir, file=sys.stderr)
+        raise
+    shutil.rmtree(run_dir, ignore_errors=True)
+    version = subprocess.run([_which("slurmd"), "-V"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    lines = [
+        "%s and CSM on one machine, one node: Slurm slurmctld + slurmd (auth/munge, PrologFlags=Alloc, no prolog "
+        "script); CSM master + 1 aggregator + utility + compute (TLS, prolog and epilog none)" % version,
+        "allocate and release one node, %d runs: Slurm `salloc -N1 true` %s; CSM `csm_allocation_create` + "
+        "`csm_allocation_delete` %s (create p50 %.1f ms, delete p50 %.1f ms); %s"
+        % (args.runs, _ms(t["salloc"]), _ms(t["alloc_cli"]), percentile(t["create"], 50) * 1e3,
+           percentile(t["delete"], 50) * 1e3, _ratio(t["alloc_cli"], t["salloc"])),
+        "the same through an in-process csm.client.Client (no process start): %s; %s"
+        % (_ms(t["alloc_client"]), _ratio(t["alloc_client"], t["salloc"])),
+        "query one node, %d runs: Slurm `scontrol show node %s` %s; CSM `csm_node_attributes_query -n %s` %s; %s"
+        % (args.runs, NODE, _ms(t["scontrol"]), NODE, _ms(t["query_cli"]), _ratio(t["query_cli"], t["scontrol"])),
+        "the same through an in-process csm.client.Client: %s; %s"
+        % (_ms(t["query_client"]), _ratio(t["query_client"], t["scontrol"])),
+        "idle RSS after the runs: slurmd %.1f MB, csm-compute %.1f MB; csm/slurm %.1fx"
+        % (rss["slurmd"], rss["csm-compute"], rss["csm-compute"] / rss["slurmd"]),
+    ]
+    for line in lines:
+        print(line, flush=True)
+    if args.record:
+        record("slurm", "python bench/slurm.py --runs %d --record" % args.runs, lines)
+
+
+if __name__ == "__main__":
+    main()
