@@ -313,20 +313,27 @@ class LocalCluster:
         with open(self.daemons[daemon].log, errors="replace") as f:
             return f.read()
 
-    def complete(self, report):
-        """Every daemon of this cluster answers in ``report``, each compute with a primary."""
+    def complete(self, report, redundant=False):
+        """Every daemon of this cluster answers in ``report``, each compute with a primary
+        (and, with ``redundant``, a secondary too where there are two aggregators)."""
         aggregators = [a for a in report.get("aggregators", []) if a.get("responding")]
         utilities = [u for u in report.get("utilities", []) if u.get("responding")]
-        primaries = {c["node"] for a in aggregators for c in a.get("computes", [])
-                     if c.get("responding") and c.get("link") == "PRIMARY"}
+        links = {}
+        for aggregator in aggregators:
+            for compute in aggregator.get("computes", []):
+                if compute.get("responding"):
+                    links.setdefault(compute.get("link"), set()).add(compute["node"])
+        computes = set(self.compute_names())
         return (len(aggregators) == len(self.by_role("aggregator"))
                 and len(utilities) == len(self.by_role("utility"))
-                and primaries == set(self.compute_names()))
+                and links.get("PRIMARY", set()) == computes
+                and (not redundant or len(aggregators) < 2 or links.get("SECONDARY", set()) == computes))
 
-    def wait_complete(self, daemon, timeout=60.0):
+    def wait_complete(self, daemon, timeout=60.0, redundant=False):
         """Wait until the health check through ``daemon`` shows the whole tree."""
-        return self.wait_for(lambda: (lambda r: r if self.complete(r) else None)(self.health(daemon)),
-                             timeout=timeout, interval=0.3, what="the whole tree to answer")
+        return self.wait_for(lambda: (lambda r: r if self.complete(r, redundant) else None)(self.health(daemon)),
+                             timeout=timeout, interval=0.3,
+                             what="the whole tree to answer%s" % (" through both links" if redundant else ""))
 
     def wait_for(self, predicate, timeout=30.0, interval=0.2, what="condition"):
         deadline = time.monotonic() + timeout
