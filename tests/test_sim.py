@@ -1,12 +1,16 @@
 """csm-sim: simulated computes on real links register like real ones."""
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import tempfile
 
 import psycopg2
 from twisted.trial.unittest import SynchronousTestCase
 
-from csm.cluster import LocalCluster
+from csm.cluster import PROJECT, LocalCluster
 
 
 class SimTests(SynchronousTestCase):
@@ -32,3 +36,17 @@ class SimTests(SynchronousTestCase):
         self.assertEqual([r[0] for r in rows], ["sim%05d" % i for i in range(6)])
         self.assertEqual({r[1] for r in rows}, {"agg01", "agg02"})
         self.assertEqual({r[2] for r in rows}, {6})
+
+    def test_bad_config_is_one_line_naming_the_key(self):
+        path = os.path.join(tempfile.mkdtemp(), "sim.cfg")
+        with open(path, "w") as f:
+            json.dump({"csm": {"role": "Compute", "net": {"heartbeat_interval": "often",
+                                                          "aggregatorA": {"host": "127.0.0.1", "port": 1}}}}, f)
+        proc = subprocess.run([sys.executable, "-m", "csm.sim", "--config", path, "--nodes", "2",
+                               "--aggregators", "127.0.0.1:1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=60, env=dict(os.environ, PYTHONPATH=PROJECT))
+        self.assertEqual(proc.returncode, 1)
+        lines = proc.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, proc.stderr)
+        self.assertTrue(lines[0].startswith("csm-sim: %s: csm.net.heartbeat_interval: expected an integer" % path),
+                        lines[0])
