@@ -32,7 +32,6 @@ class ApiStats:
         self.latency = Histogram("csm_api_request_seconds", "API request latency",
                                  ["api"], registry=registry,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
-
         self._children = {}
 
     def observe(self, api, seconds, ok):
