@@ -49,10 +49,6 @@ def synthetic_inventory(node, index):
     }
 
 
-#: Seconds after start when the heap is frozen (the nodes have connected by then).
-FREEZE_AFTER = 60.0
-
-
 class SimulatedAgent(AllocationAgent):
     """Prolog and epilog as configured (a no-op when the script is not there), no cgroups,
     made-up counters: nothing blocks, so nothing goes to a thread."""
@@ -124,7 +120,7 @@ def build(config, nodes, prefix, aggregators, reactor, recorder=None):
 
 
 def freeze_heap():
-    """Collect once, then keep the nodes' long-lived objects out of later collections.
+    """Collect once, then keep the nodes' objects (built, not yet started) out of later collections.
 
     Thousands of nodes make a heap of millions of objects, and a full collection of
     it stalls every node at once for most of a second; their heartbeats then go out
@@ -167,8 +163,8 @@ def main(argv=None):
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)  # no buffering
     recorder = _Recorder()
     top = build(config, args.nodes, args.prefix, parse_endpoints(args.aggregators), reactor, recorder)
+    freeze_heap()
     top.startService()
-    reactor.callLater(FREEZE_AFTER, freeze_heap)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     reactor.run()
     if args.record:
