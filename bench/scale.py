@@ -161,8 +161,7 @@ def query_load(cluster, clients, seconds, names, rate=0.0):
     out = subprocess.run([sys.executable, os.path.join(HERE, "queryload.py"), "--socket",
                           cluster.daemons["util01"].socket, "--clients", str(clients), "--seconds", str(seconds),
                           "--nodes-file", path, "--rate", str(rate), "--json"], stdout=subprocess.PIPE, text=True,
-                         check=False,
-                         timeout=seconds + 120)
+                         check=False, timeout=seconds + 120)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -186,7 +185,7 @@ def run(nodes, clients, seconds, tls):
     lines = []
     try:
         cluster.start()
-        cluster.simulated = nodes
+        cluster.simulated = nodes  # started here rather than by start(), to time it
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         started = time.monotonic()
         cluster.sim = cluster.start_sim(nodes, settings=QUIET)
