@@ -24,28 +24,20 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import psycopg2  # noqa: E402
 
-from bench.results import percentile, record  # noqa: E402
+from bench.results import QUIET, percentile, record  # noqa: E402
 from csm.client import Client  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 
-QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmras": "warning",
-         "log.csmapi": "warning", "log.csmdb": "warning"}
 NODES_PER_AGGREGATOR = 288
 
 
 def _sql(cluster, statement, args=(), attempts=5):
-    connection = psycopg2.connect(cluster.postgres.dsn_for("csmdb"))
-    try:
-        for attempt in range(attempts):
-            try:
-                with connection, connection.cursor() as cur:
-                    cur.execute(statement, args)
-                    return cur.fetchall() if cur.description else None
-            except psycopg2.errors.DeadlockDetected:
-                if attempt == attempts - 1:
-                    raise  # the master is still writing the nodes' aggregators: try again
-    finally:
-        connection.close()
+    for attempt in range(attempts):
+        try:
+            return cluster.sql(statement, args)
+        except psycopg2.errors.DeadlockDetected:
+            if attempt == attempts - 1:
+                raise  # the master is still writing the nodes' aggregators: try again
 
 
 def _primaries(cluster):

@@ -23,11 +23,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import record, run_reactor  # noqa: E402
+from bench.results import QUIET, cpu_rss, record, run_reactor  # noqa: E402
 from csm.cluster import LocalCluster, free_port  # noqa: E402
 
-QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmenv": "warning",
-         "log.csmapi": "warning", "log.csmras": "warning"}
 
 
 class CountingSink:
@@ -98,15 +96,6 @@ def flood(endpoint, computes, records):
     return run_reactor(run)
 
 
-def proc_cpu_rss(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    with open("/proc/%d/status" % pid) as f:
-        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    return ticks / os.sysconf("SC_CLK_TCK"), rss
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--computes", type=int, default=1000)
@@ -128,7 +117,7 @@ def main():
         cluster.start()
         cluster.wait_complete("c01")
         compute = cluster.daemons["c01"].process.pid
-        cpu0, _ = proc_cpu_rss(compute)
+        cpu0, _ = cpu_rss(compute)
         t0 = time.perf_counter()
         endpoint = cluster.daemons["agg01"].config["csm"]["net"]["compute_listen"]
         start, sent = flood(endpoint, args.computes, args.records)
@@ -140,7 +129,7 @@ def main():
         remaining = args.idle - (time.perf_counter() - t0)
         if remaining > 0:
             time.sleep(remaining)
-        cpu1, rss = proc_cpu_rss(compute)
+        cpu1, rss = cpu_rss(compute)
         idle_cpu = (cpu1 - cpu0) / (time.perf_counter() - t0) * 100
     finally:
         cluster.stop()
@@ -148,7 +137,7 @@ def main():
         "aggregator to BDS: %d of %d records from %d compute links forwarded in %.1f s: %.0f records/s"
         % (forwarded, sent, args.computes, elapsed, rate),
         "compute daemon with the default buckets, idle over %.0f s: %.2f%% of a core, RSS %.1f MB"
-        % (max(args.idle, time.perf_counter() - t0), idle_cpu, rss / 1024.0),
+        % (max(args.idle, time.perf_counter() - t0), idle_cpu, rss),
     ]
     print("\n".join(lines))
     if args.record:

@@ -21,11 +21,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import percentile, record  # noqa: E402
+from bench.results import QUIET, percentile, record  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 
-QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmras": "warning",
-         "log.csmapi": "warning"}
 
 
 def primaries(cluster, aggregator):

@@ -7,6 +7,20 @@ import time
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 
 
+#: Config settings that quiet every subcomponent's log to warnings (for ``LocalCluster`` extra).
+QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmras": "warning",
+         "log.csmapi": "warning", "log.csmdb": "warning", "log.csmenv": "warning"}
+
+
+def cpu_rss(pid):
+    """(CPU seconds used, RSS in MB) of a process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    with open("/proc/%d/status" % pid) as f:
+        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), rss / 1024.0
+
+
 def percentile(values, pct):
     if not values:
         return float("nan")

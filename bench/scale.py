@@ -40,35 +40,20 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import psycopg2  # noqa: E402
-
-from bench.results import record  # noqa: E402
+from bench.results import QUIET, cpu_rss, record  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 
-QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmras": "warning",
-         "log.csmapi": "warning", "log.csmdb": "warning", "log.csmenv": "warning"}
 NODES_PER_AGGREGATOR = 288
 #: The paced query runs ask for this share of the throughput the saturated run reached.
 PACED_SHARE = 0.5
 #: csm-sim and the aggregators stand for 4,624 machines of their own: in the second paced
 #: run they yield the CPUs to the master, the utility and PostgreSQL.
 OTHERS_NICE = 10
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def sql(cluster, statement, args=()):
-    connection = psycopg2.connect(cluster.postgres.dsn_for("csmdb"))
-    try:
-        with connection, connection.cursor() as cur:
-            cur.execute(statement, args)
-            return cur.fetchall()
-    finally:
-        connection.close()
 
 
 def registered_since(cluster, stamp):
     """Computes whose inventory the master wrote with a collection time at or after ``stamp``."""
-    return sql(cluster, "SELECT count(*) FROM csm_node WHERE type = 'compute' AND collection_time >= %s",
+    return cluster.sql("SELECT count(*) FROM csm_node WHERE type = 'compute' AND collection_time >= %s",
                (stamp,))[0][0]
 
 
@@ -79,15 +64,6 @@ def links(cluster):
                 if c.get("responding")]
     return (sum(1 for c in computes if c.get("link") == "PRIMARY"),
             sum(1 for c in computes if c.get("link") != "PRIMARY"))
-
-
-def cpu_rss(pid):
-    """(CPU seconds used, RSS in MB) of a process."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rpartition(")")[2].split()
-    with open("/proc/%d/status" % pid) as f:
-        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, rss / 1024.0
 
 
 class Footprint:

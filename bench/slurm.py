@@ -37,12 +37,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import percentile, record  # noqa: E402
+from bench.results import QUIET, cpu_rss, percentile, record  # noqa: E402
 from csm.client import Client  # noqa: E402
 from csm.cluster import LocalCluster, free_port  # noqa: E402
 
-QUIET = {"log.default_sev": "warning", "log.csmnet": "warning", "log.csmd": "warning", "log.csmras": "warning",
-         "log.csmapi": "warning", "log.csmdb": "warning"}
 NODE = "c01"
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 TOOLS = ("slurmctld", "slurmd", "salloc", "scontrol", "sinfo", "munged")
@@ -64,11 +62,6 @@ def ensure_slurm():
     if missing:
         sys.exit("bench/slurm.py: Slurm is not installed (no %s) and could not be installed; as root: "
                  "apt-get install %s" % (", ".join(missing), " ".join(PACKAGES)))
-
-
-def rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024.0
 
 
 def timed(cmd, env=None, expect=0):
@@ -264,8 +257,8 @@ def run(runs, run_dir):
             t["query_cli"].append(csm.query_cli())
             t["query_client"].append(csm.query_client())
         time.sleep(2)  # let both settle: idle RSS
-        rss = {"slurmd": rss_mb(slurm.procs["slurmd"].pid),
-               "csm-compute": rss_mb(csm.cluster.daemons[NODE].process.pid)}
+        rss = {"slurmd": cpu_rss(slurm.procs["slurmd"].pid)[1],
+               "csm-compute": cpu_rss(csm.cluster.daemons[NODE].process.pid)[1]}
     finally:
         csm.stop()
         slurm.stop()

@@ -290,6 +290,17 @@ class LocalCluster:
                               stdin=subprocess.DEVNULL, timeout=timeout, text=True)
         return proc.returncode, proc.stdout
 
+    def sql(self, statement, args=()):
+        """Rows of ``statement`` on this cluster's database (psycopg2, autocommitted; None if it returns none)."""
+        import psycopg2
+        connection = psycopg2.connect(self.postgres.dsn_for("csmdb"))
+        try:
+            with connection, connection.cursor() as cur:
+                cur.execute(statement, args)
+                return cur.fetchall() if cur.description else None
+        finally:
+            connection.close()
+
     def health(self, daemon):
         """The health check report (a dict) through ``daemon``'s socket."""
         from csm.client import Client

@@ -33,11 +33,4 @@ def shared_cluster(name, **options):
 
 def sql(cluster, statement, args=()):
     """Rows of ``statement`` run on ``cluster``'s database (psycopg2, autocommitted)."""
-    import psycopg2
-    connection = psycopg2.connect(cluster.postgres.dsn_for("csmdb"))
-    try:
-        with connection, connection.cursor() as cur:
-            cur.execute(statement, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        connection.close()
+    return cluster.sql(statement, args)
