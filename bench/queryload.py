@@ -23,7 +23,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from twisted.internet.defer import Deferred  # noqa: E402
+from twisted.internet import defer, task  # noqa: E402
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol  # noqa: E402
 from twisted.internet.protocol import Protocol  # noqa: E402
 
 from bench.results import percentile, run_reactor  # noqa: E402
@@ -75,7 +76,7 @@ class QueryClient(Protocol):
         self.decoder = FrameDecoder()
         self.ready = False
         self.started = 0.0
-        self.done = Deferred()
+        self.done = defer.Deferred()
 
     def connectionMade(self):
         hello = Message.make(InternalCommand.STATUS, {"version": __version__, "role": "client"}, flags=Flags.INT)
@@ -131,9 +132,6 @@ class Results:
 
 def load(reactor, path, clients, seconds, command, nodes, rate=0.0):
     """Fires with the ``Results`` after ``seconds`` of calls from ``clients`` connections."""
-    from twisted.internet import defer, task
-    from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-
     cmd_id = REGISTRY.get(command).cmd_id
     frames = [Message.make(cmd_id, {"node_names": [node]}, message_id=index + 1).encode()
               for index, node in enumerate(nodes)]

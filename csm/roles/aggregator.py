@@ -172,8 +172,7 @@ class AggregatorDaemon(Daemon):
             compute.close("master connection lost")
 
     def stopService(self):
-        self._stop_listening()
-        return super().stopService()
+        return defer.gatherResults([self._stop_listening(), defer.maybeDeferred(super().stopService)])
 
     def _compute_ready(self, link):
         peer = self.computes.connected(link)
