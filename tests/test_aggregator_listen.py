@@ -1,0 +1,72 @@
+"""The aggregator's compute port: open only while the master link is up, anew each time."""
+
+import json
+import os
+
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm.cluster import PROJECT
+from csm.config import load_daemon_config
+from csm.roles.aggregator import LISTEN_RETRY, AggregatorDaemon
+
+
+class RefusingReactor(MemoryReactorClock):
+    """Refuses the first ``refusals`` listens (the port is still held), then listens."""
+
+    refusals = 0
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if self.refusals:
+            self.refusals -= 1
+            raise CannotListenError(interface, port, OSError("Address already in use"))
+        return super().listenTCP(port, factory, backlog, interface)
+
+
+class ComputePortTests(SynchronousTestCase):
+    def setUp(self):
+        conf = os.path.join(PROJECT, "conf")
+        path = self.mktemp()
+        with open(path, "w") as f:
+            json.dump({"csm": {"role": "Aggregator", "node_name": "agg01",
+                               "api_permission_file": os.path.join(conf, "csm_api.acl"),
+                               "api_configuration_file": os.path.join(conf, "csm_api.cfg"),
+                               "net": {"master": {"host": "127.0.0.1", "port": 9801},
+                                       "compute_listen": {"host": "127.0.0.1", "port": 9815},
+                                       "local_client_listen": {"socket": ""}},
+                               "bds": {"host": "NONE", "port": 0}}}, f)
+        self.reactor = RefusingReactor()
+        self.daemon = AggregatorDaemon(load_daemon_config(path), self.reactor)
+        self.daemon.startService()
+        self.addCleanup(self.daemon.stopService)
+        self.master = object()
+        self.daemon.master.current = lambda: self.master if self.master_up else None
+        self.master_up = False
+
+    def compute_ports(self):
+        return [port for port, *_ in self.reactor.tcpServers if port == 9815]
+
+    def test_listens_while_the_master_is_up_and_again_after_it_returns(self):
+        self.assertEqual(self.compute_ports(), [])  # no master yet: no computes
+        self.master_up = True
+        self.daemon._listen_computes()
+        self.assertEqual(self.compute_ports(), [9815])
+        self.master_up = False
+        self.daemon._master_lost(self.master)
+        self.assertIsNone(self.daemon.compute_listener)
+        self.master_up = True  # the master restarted: a new listening port
+        self.daemon._listen_computes()
+        self.assertEqual(self.compute_ports(), [9815, 9815])
+        self.assertIsNotNone(self.daemon.compute_listener)
+
+    def test_a_refused_port_is_tried_again(self):
+        self.reactor.refusals = 2
+        self.master_up = True
+        self.daemon._listen_computes()
+        self.assertEqual(self.compute_ports(), [])
+        self.reactor.advance(LISTEN_RETRY)
+        self.assertEqual(self.compute_ports(), [])
+        self.reactor.advance(LISTEN_RETRY)
+        self.assertEqual(self.compute_ports(), [9815])
+        self.assertIsNone(self.daemon._listen_retry)
