@@ -4,7 +4,7 @@ from twisted.internet import defer
 
 from csm.api.commands import API_IDS
 from csm.api.ras import database
-from csm.db.queries import Select, query_dicts, query_results
+from csm.db.queries import Select, keyed_results, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode
 
 NODE_COLUMNS = ("node_name", "machine_model", "serial_number", "collection_time", "update_time", "state", "type",
@@ -37,12 +37,14 @@ ADMIN_TRANSITIONS = {
 
 def attributes_query(ctx, body):
     query = (Select(NODE_SELECT)
-             .any_of("node_name", body.get("node_names"))
              .equal("state::text", body.get("state"))
              .equal("type", body.get("type"))
              .like("comment", body.get("comment"))
              .order_by(None, (), "node_name").page(body.get("limit"), body.get("offset")))
-    return query_results(database(ctx), query)
+    names = body.get("node_names")
+    if names and not query.paging:  # many schedulers asking for a node or a few: one statement a turn
+        return keyed_results(database(ctx), query, "node_name", names)
+    return query_results(database(ctx), query.any_of("node_name", names))
 
 
 @defer.inlineCallbacks

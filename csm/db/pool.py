@@ -26,6 +26,7 @@ from txpostgres import reconnection, retrying, txpostgres
 
 from csm import logs
 from csm.db import schema
+from csm.db.batch import SelectBatcher
 from csm.errors import CSMError, ErrorCode
 
 log = logs.logger("csmdb")
@@ -217,6 +218,8 @@ class DatabasePool:
         self.queue = collections.deque()
         self.dropped = collections.Counter()
         self.written = 0
+        #: merges concurrent keyed SELECTs (``csm.db.queries.keyed_results``)
+        self.batcher = SelectBatcher(self, reactor)
         self.version = None  # the schema version read at start
         self._free = collections.deque()
         self._waiters = collections.deque()

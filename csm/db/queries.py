@@ -13,6 +13,12 @@ class Select:
         self.order = ""
         self.paging = ""
 
+    def copy(self):
+        other = Select(self.base)
+        other.conditions, other.args = list(self.conditions), list(self.args)
+        other.order, other.paging = self.order, self.paging
+        return other
+
     def where(self, condition, *args):
         self.conditions.append(condition)
         self.args.extend(args)
@@ -93,3 +99,11 @@ def query_dicts(pool, sql, args=()):
 def query_results(pool, query, key="results"):
     """Run a ``Select``; the Deferred fires with ``{key: [row dicts]}``."""
     return query_dicts(pool, *query.sql()).addCallback(lambda rows: {key: rows})
+
+
+def keyed_results(pool, query, column, keys, key="results"):
+    """``query`` (no paging) for the rows whose ``column`` is one of ``keys``, merged with
+    the same query from other callers in this reactor turn (``pool.batcher``); fires
+    with ``{key: [row dicts]}``."""
+    d = pool.batcher.select(query, column, keys)
+    return d.addCallback(lambda result: {key: rows_as_dicts(*result)})
