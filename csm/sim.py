@@ -11,7 +11,6 @@ machine. Nodes alternate which aggregator is their ``aggregatorA``. With
 """
 
 import argparse
-import gc
 import json
 import os
 import resource
@@ -23,7 +22,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import globalLogBeginner
 
-from csm import logfile
+from csm import heap, logfile
 from csm.config import ConfigError, Endpoint, LocalListen, load_daemon_config
 from csm.net.tls import TLSContexts
 from csm.node.allocation import AllocationAgent
@@ -119,17 +118,6 @@ def build(config, nodes, prefix, aggregators, reactor, recorder=None):
     return top
 
 
-def freeze_heap():
-    """Collect once, then keep the nodes' objects (built, not yet started) out of later collections.
-
-    Thousands of nodes make a heap of millions of objects, and a full collection of
-    it stalls every node at once for most of a second; their heartbeats then go out
-    in one burst. Real nodes each have a heap of their own.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def parse_endpoints(text):
     result = []
     for item in text.split(","):
@@ -163,7 +151,10 @@ def main(argv=None):
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)  # no buffering
     recorder = _Recorder()
     top = build(config, args.nodes, args.prefix, parse_endpoints(args.aggregators), reactor, recorder)
-    freeze_heap()
+    # Thousands of nodes make a heap of millions of objects, and a full collection of it
+    # stalls every node for most of a second (their heartbeats then go out in one burst):
+    # freeze the built nodes once, and never refresh (real nodes each have a heap of their own).
+    heap.freeze()
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     reactor.run()

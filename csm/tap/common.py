@@ -8,6 +8,7 @@ from twisted.python import usage
 
 from csm import logfile
 from csm.config import ConfigError, load_daemon_config
+from csm.heap import HeapFreezer
 from csm.roles import daemon_class
 
 
@@ -41,9 +42,16 @@ def make_daemon(options, plugin_role, reactor=None):
             raise SystemExit(1)
     if reactor is None:
         from twisted.internet import reactor
+    return process_service(daemon_class(config.role)(config, reactor), reactor)
+
+
+def process_service(daemon, reactor):
+    """What one daemon process runs: the daemon, a clean exit on SIGTERM, the heap freezer
+    (one per process, not per daemon: csm-sim runs thousands of daemons in one)."""
     top = service.MultiService()
-    daemon_class(config.role)(config, reactor).setServiceParent(top)
+    daemon.setServiceParent(top)
     CleanExitOnTerm(reactor).setServiceParent(top)
+    HeapFreezer(reactor).setServiceParent(top)
     return top
 
 

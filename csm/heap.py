@@ -1,0 +1,65 @@
+"""Short garbage collections in long-running processes: ``gc.freeze`` the settled heap.
+
+A daemon under load promotes the objects of its requests in flight into the
+oldest generation, so CPython runs a full collection about twice a second, and
+each one walks every long-lived object (the master's: links, node tables,
+modules): tens of milliseconds during which every request waits. Frozen
+objects are left out of collections; objects that die are still freed by
+their reference counts. ``HeapFreezer`` freezes the heap once the daemon has
+settled and refreshes it now and then (unfreeze, one full collection, freeze):
+at twice the last delay while the daemon's state builds up (30 s, 60 s,
+120 s, ...), then every ``period``, so cyclic garbage among frozen objects is
+reclaimed within one period.
+"""
+
+import gc
+
+from twisted.application import service
+
+#: seconds after start before the first freeze (links up, nodes registered)
+SETTLE = 30.0
+#: seconds between refreshes: one full collection each
+PERIOD = 600.0
+
+
+def freeze():
+    """Collect once, then keep every live object out of later collections."""
+    gc.collect()
+    gc.freeze()
+
+
+def refreeze():
+    """Put the frozen objects back, collect everything once, freeze what lives."""
+    gc.unfreeze()
+    freeze()
+
+
+class HeapFreezer(service.Service):
+    """Freezes the heap ``settle`` seconds after start, then after twice that delay each
+    time up to ``period``."""
+
+    def __init__(self, clock, settle=SETTLE, period=PERIOD):
+        self.clock = clock
+        self.settle = settle
+        self.period = period
+        self.freezes = 0
+        self._delay = settle
+        self._call = None
+
+    def startService(self):
+        super().startService()
+        self._delay = self.settle
+        self._call = self.clock.callLater(self._delay, self._freeze)
+
+    def stopService(self):
+        super().stopService()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _freeze(self):
+        if gc.isenabled():
+            refreeze()
+            self.freezes += 1
+        self._delay = min(self.period, self._delay * 2)
+        self._call = self.clock.callLater(self._delay, self._freeze)

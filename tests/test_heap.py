@@ -1,0 +1,74 @@
+"""The daemons' heap freezer: short collections, and frozen cyclic garbage reclaimed at the next refresh."""
+
+import gc
+import weakref
+
+from twisted.application import service
+from twisted.internet import task
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm import heap
+from csm.tap.common import CleanExitOnTerm, process_service
+
+
+class Node:
+    """A cyclic structure (as a link and its transport are)."""
+
+    def __init__(self):
+        self.me = self
+
+
+class HeapFreezerTests(SynchronousTestCase):
+    def setUp(self):
+        self.addCleanup(gc.unfreeze)
+        self.clock = task.Clock()
+        self.freezer = heap.HeapFreezer(self.clock, settle=30, period=600)
+
+    def test_freezes_after_settling_then_at_doubling_delays_up_to_the_period(self):
+        self.freezer.startService()
+        self.clock.advance(29)
+        self.assertEqual((self.freezer.freezes, gc.get_freeze_count()), (0, 0))
+        kept = Node()
+        self.clock.advance(1)
+        self.assertEqual(self.freezer.freezes, 1)
+        self.assertGreater(gc.get_freeze_count(), 0)
+        self.assertNotIn(kept, gc.get_objects(2))  # out of the collector's generations
+        times = []
+        for _ in range(6):
+            delay = self.clock.getDelayedCalls()[0].getTime() - self.clock.seconds()
+            times.append(delay)
+            self.clock.advance(delay)
+        self.assertEqual(times, [60, 120, 240, 480, 600, 600])
+        self.assertEqual(self.freezer.freezes, 7)
+
+    def test_frozen_cyclic_garbage_is_reclaimed_at_the_next_refresh(self):
+        self.freezer.startService()
+        node = Node()
+        alive = weakref.ref(node)
+        self.clock.advance(30)
+        del node  # garbage now, but frozen: collections leave it
+        gc.collect()
+        self.assertIsNotNone(alive())
+        self.clock.advance(60)
+        self.assertIsNone(alive())
+
+    def test_stop_leaves_nothing_scheduled(self):
+        self.freezer.startService()
+        self.clock.advance(30)
+        self.freezer.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_disabled_collector_is_left_alone(self):
+        gc.disable()
+        self.addCleanup(gc.enable)
+        self.freezer.startService()
+        self.clock.advance(30)
+        self.assertEqual((self.freezer.freezes, gc.get_freeze_count()), (0, 0))
+        self.freezer.stopService()
+
+
+class DaemonProcessTests(SynchronousTestCase):
+    def test_each_daemon_process_has_one_freezer(self):
+        daemon = service.Service()
+        top = process_service(daemon, task.Clock())
+        self.assertEqual([type(s) for s in top], [service.Service, CleanExitOnTerm, heap.HeapFreezer])
