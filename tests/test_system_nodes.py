@@ -1,6 +1,7 @@
 """Nodes and RAS through the command line of a real tree with its database."""
 
 import json
+import os
 import signal
 import tempfile
 import time
@@ -14,6 +15,7 @@ from csm.client import Client
 from csm.cluster import LocalCluster, free_port
 from csm.wire import Flags
 from tests.clusters import shared_cluster
+from tests.test_manhole import talk
 
 
 REST_PORT = free_port()
@@ -41,6 +43,11 @@ class NodeTests(SynchronousTestCase):
 
     def cli(self, *args, **kw):
         return self.cluster.cli("c01", *args, **kw)
+
+    def test_master_shell_sees_its_database_pool(self):
+        out = talk(os.path.join(self.cluster.run_dir, "master.manhole"),
+                   b"print('pool', type(db).__name__, db.state)\r", b"pool DatabasePool connected")
+        self.assertIn(b"pool DatabasePool connected", out)
 
     def nodes(self):
         rc, out = self.cli("csm_node_attributes_query", "--format", "json")

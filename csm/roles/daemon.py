@@ -86,9 +86,11 @@ class Daemon(service.MultiService):
             self.local.setServiceParent(self)
         if config.net.metrics_listen is not None:
             metrics.metrics_service(reactor, config.net.metrics_listen, self.metrics).setServiceParent(self)
+        #: what the admin shell sees: filled at start, once the role has built everything
+        self.shell_namespace = {}
         if config.manhole.enabled:
             from csm.manhole import makeManholeService
-            makeManholeService(config.manhole, self.manhole_namespace(), reactor).setServiceParent(self)
+            makeManholeService(config.manhole, self.shell_namespace, reactor).setServiceParent(self)
         if config.ras.rest is not None:
             from csm.ras.rest import rest_service
             rest_service(self, config.ras.rest).setServiceParent(self)
@@ -170,6 +172,7 @@ class Daemon(service.MultiService):
 
     def startService(self):
         self.started_at = self.clock.seconds()
+        self.shell_namespace.update(self.manhole_namespace())
         log.info("{role} daemon {node} starting (csm {version}, pid {pid})", role=self.role,
                  node=self.node_name, version=__version__, pid=os.getpid())
         super().startService()
