@@ -64,6 +64,43 @@ class HeartbeatTests(SynchronousTestCase):
         self.clock.advance(18.75)  # then 1.25 intervals apart, as always
         self.assertEqual(probes, [7.5, 26.25])
 
+    def test_check_after_traffic_comes_up_to_the_jitter_late(self):
+        for draw, probe in ((0.0, 20.0), (1.0, 21.5)):
+            clock, probes = Clock(), []
+            hb = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, random=lambda: draw)
+            hb.start()
+            clock.advance(5)
+            hb.received()
+            clock.pump([0.25] * 100)
+            self.assertEqual(probes[0], probe)
+            hb.stop()
+
+    def pairs_probe_times(self, jitter, pairs=200, cycles=12):
+        """Probe times in the last interval of ``pairs`` links made at one instant whose probes are
+        answered at once (both ends hear each other at the same moment, as after a burst)."""
+        clock, probes = Clock(), []
+        for _ in range(pairs):
+            ends = []
+
+            def probe(index, ends=ends):
+                probes.append(clock.seconds())
+                ends[1 - index].received()  # the peer hears the probe and answers at once
+                ends[index].received()
+            ends.extend(Heartbeat(clock, 15, lambda i=i, probe=probe: probe(i), lambda: None, jitter=jitter)
+                        for i in (0, 1))
+            for end in ends:
+                end.start()
+        clock.pump([0.05] * int(cycles * 15 / 0.05))
+        end = clock.seconds()
+        return [t for t in probes if t > end - 15]
+
+    def test_links_in_step_drift_apart(self):
+        in_step = self.pairs_probe_times(jitter=0.0)
+        self.assertLess(max(in_step) - min(in_step), 0.1)  # without jitter: one clump for ever
+        spread = self.pairs_probe_times(jitter=0.1)
+        self.assertGreater(max(spread) - min(spread), 4.0)
+        self.assertLess(len(spread), 200 * 1.05)  # still one probe a link per interval, no more
+
     def test_stop_cancels(self):
         self.hb.stop()
         self.clock.advance(100)

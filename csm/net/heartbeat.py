@@ -2,10 +2,12 @@
 
 With interval I, a link that hears nothing is probed at I and again 1.25 I later,
 and declared dead 1.25 I after that: about 3.5 I after the last message, as CAST.
-Receiving costs one attribute store; the timer reschedules itself lazily.
+Receiving costs one attribute store; the timer reschedules itself lazily, to a
+random point up to ``JITTER`` I past the interval, so links do not stay in step.
 """
 
 import enum
+import random
 
 
 class HeartbeatState(enum.Enum):
@@ -18,6 +20,11 @@ class HeartbeatState(enum.Enum):
 MIN_INTERVAL = 3
 MAX_INTERVAL = 3600
 _GRACE = 1.25
+#: After traffic the next check comes between I and (1 + JITTER) I. Links that one
+#: busy process answered together (an aggregator with its 288 computes, after a burst)
+#: would otherwise keep the same period and phase, and the bursts absorb the links
+#: behind them: heartbeats go out in a few large clumps per interval.
+JITTER = 0.1
 
 
 class Heartbeat:
@@ -27,9 +34,11 @@ class Heartbeat:
     ``on_dead()`` once when the peer is declared dead.
     """
 
-    def __init__(self, clock, interval, send_probe, on_dead):
+    def __init__(self, clock, interval, send_probe, on_dead, jitter=JITTER, random=random.random):
         self.clock = clock
         self.interval = interval
+        self.jitter = jitter
+        self._random = random
         self.state = HeartbeatState.HAPPY
         self._send_probe = send_probe
         self._on_dead = on_dead
@@ -79,7 +88,7 @@ class Heartbeat:
         if self._fresh:
             self._fresh = False
             self.state = HeartbeatState.HAPPY
-            self._schedule(max(now, self._last + self.interval))
+            self._schedule(max(now, self._last + self.interval * (1.0 + self.jitter * self._random())))
             return
         if self.state is HeartbeatState.HAPPY:
             self.state = HeartbeatState.UNSURE
