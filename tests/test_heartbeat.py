@@ -12,7 +12,7 @@ class HeartbeatTests(SynchronousTestCase):
         self.probes = []
         self.dead = []
         self.hb = Heartbeat(self.clock, 15, lambda: self.probes.append(self.clock.seconds()),
-                            lambda: self.dead.append(self.clock.seconds()))
+                            lambda: self.dead.append(self.clock.seconds()), grain=0)  # exact times
         self.hb.start()
 
     def test_silent_peer_dies_after_three_and_a_half_intervals(self):
@@ -57,7 +57,7 @@ class HeartbeatTests(SynchronousTestCase):
     def test_first_check_after_the_phase(self):
         self.hb.stop()
         probes = []
-        early = Heartbeat(self.clock, 15, lambda: probes.append(self.clock.seconds()), lambda: None)
+        early = Heartbeat(self.clock, 15, lambda: probes.append(self.clock.seconds()), lambda: None, grain=0)
         early.start(phase=0.5)
         self.clock.advance(7.5)
         self.assertEqual(probes, [7.5])
@@ -100,6 +100,14 @@ class HeartbeatTests(SynchronousTestCase):
         spread = self.pairs_probe_times(jitter=0.1)
         self.assertGreater(max(spread) - min(spread), 4.0)
         self.assertLess(len(spread), 200 * 1.05)  # still one probe a link per interval, no more
+
+    def test_checks_of_many_links_fall_on_one_tick_of_the_grid(self):
+        clock = Clock()
+        clock.advance(1000.03)
+        links = [Heartbeat(clock, 15, lambda: None, lambda: None, grain=0.1) for _ in range(50)]
+        for index, link in enumerate(links):
+            link.start(phase=0.5 + index * 0.00005)  # due between 1007.53 and 1007.57
+        self.assertEqual({round(call.getTime(), 6) for call in clock.getDelayedCalls()}, {1007.6})
 
     def test_stop_cancels(self):
         self.hb.stop()
