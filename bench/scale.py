@@ -141,6 +141,12 @@ def query_load(cluster, clients, seconds, names, rate=0.0):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def merged(cluster):
+    """(node queries, statements) the master's SelectBatcher has run so far."""
+    master = cluster.health("util01").get("master") or {}
+    return master.get("db_merged_queries", 0), master.get("db_merged_statements", 0)
+
+
 def renice(pids, niceness):
     for pid in pids:
         os.setpriority(os.PRIO_PROCESS, pid, niceness)
@@ -183,12 +189,15 @@ def run(nodes, clients, seconds, tls):
         print(lines[-1], flush=True)
 
         load = Footprint(pids())
+        before = merged(cluster)
         result = query_load(cluster, clients, seconds, cluster.sim_names())
         usage = load.finish()
+        queries, statements = (now - then for now, then in zip(merged(cluster), before))
         lines.append("node queries, %(clients)d concurrent clients on the utility, each call as soon as the last "
                      "is answered, %(seconds).0f s: %(calls)d calls, %(errors)d errors, %(per_second).0f/s; "
                      "p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, max %(max_ms).1f ms" % result)
-        lines.append("under that load: %s" % describe(usage))
+        lines.append("under that load: %s; the master ran the %d queries as %d SELECTs (%.1f a statement)"
+                     % (describe(usage), queries, statements, queries / max(1, statements)))
         print("\n".join(lines[-2:]), flush=True)
         rate = PACED_SHARE * result["per_second"] / clients
         others = [cluster.sim.pid] + [d.process.pid for d in cluster.by_role("aggregator")]

@@ -43,7 +43,8 @@ class BatcherTests(TestCase):
         self.assertEqual(len(self.statements), 1)
         self.assertEqual(sorted(self.statements[0][-1]), sorted(["n03", "n01", "n02", "n12", "nosuch", "n05"]))
         self.assertEqual(results[0]["results"][0]["state"], "IN_SERVICE")  # whole rows, as query_results gives
-        self.assertEqual((self.pool.batcher.calls, self.pool.batcher.statements), (5, 1))
+        status = self.pool.status()
+        self.assertEqual((status["db_merged_queries"], status["db_merged_statements"]), (5, 1))
 
     @defer.inlineCallbacks
     def test_other_filters_are_other_statements(self):

@@ -476,4 +476,5 @@ class DatabasePool:
         return {"db_state": self.state, "db_schema_version": self.version, "db_pool_size": self.size,
                 "db_free_conn_size": len(self._free),
                 "db_queued_writes": len(self.queue),
+                "db_merged_queries": self.batcher.calls, "db_merged_statements": self.batcher.statements,
                 "db_dropped_writes": dict(self.dropped)}
