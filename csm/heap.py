@@ -9,10 +9,13 @@ their reference counts. ``HeapFreezer`` freezes the heap once the daemon has
 settled and refreshes it now and then (unfreeze, one full collection, freeze):
 at twice the last delay while the daemon's state builds up (30 s, 60 s,
 120 s, ...), then every ``period``, so cyclic garbage among frozen objects is
-reclaimed within one period.
+reclaimed within one period. Each delay is stretched by a random factor of up
+to ``SPREAD``: daemons started together (16 aggregators, the master and a
+utility: 10-20 ms each) would otherwise all collect in the same moment.
 """
 
 import gc
+import random
 
 from twisted.application import service
 
@@ -20,6 +23,8 @@ from twisted.application import service
 SETTLE = 30.0
 #: seconds between refreshes: one full collection each
 PERIOD = 600.0
+#: each delay is stretched by a random factor between 1 and 1 + SPREAD
+SPREAD = 0.5
 
 
 def freeze():
@@ -36,12 +41,14 @@ def refreeze():
 
 class HeapFreezer(service.Service):
     """Freezes the heap ``settle`` seconds after start, then after twice that delay each
-    time up to ``period``."""
+    time up to ``period`` (each stretched by up to ``spread``)."""
 
-    def __init__(self, clock, settle=SETTLE, period=PERIOD):
+    def __init__(self, clock, settle=SETTLE, period=PERIOD, spread=SPREAD, random=random.random):
         self.clock = clock
         self.settle = settle
         self.period = period
+        self.spread = spread
+        self._random = random
         self.freezes = 0
         self._delay = settle
         self._call = None
@@ -49,7 +56,7 @@ class HeapFreezer(service.Service):
     def startService(self):
         super().startService()
         self._delay = self.settle
-        self._call = self.clock.callLater(self._delay, self._freeze)
+        self._call = self.clock.callLater(self._stretched(), self._freeze)
 
     def stopService(self):
         super().stopService()
@@ -62,4 +69,7 @@ class HeapFreezer(service.Service):
             refreeze()
             self.freezes += 1
         self._delay = min(self.period, self._delay * 2)
-        self._call = self.clock.callLater(self._delay, self._freeze)
+        self._call = self.clock.callLater(self._stretched(), self._freeze)
+
+    def _stretched(self):
+        return self._delay * (1.0 + self.spread * self._random())

@@ -22,7 +22,7 @@ class HeapFreezerTests(SynchronousTestCase):
     def setUp(self):
         self.addCleanup(gc.unfreeze)
         self.clock = task.Clock()
-        self.freezer = heap.HeapFreezer(self.clock, settle=30, period=600)
+        self.freezer = heap.HeapFreezer(self.clock, settle=30, period=600, spread=0)
 
     def test_freezes_after_settling_then_at_doubling_delays_up_to_the_period(self):
         self.freezer.startService()
@@ -40,6 +40,18 @@ class HeapFreezerTests(SynchronousTestCase):
             self.clock.advance(delay)
         self.assertEqual(times, [60, 120, 240, 480, 600, 600])
         self.assertEqual(self.freezer.freezes, 7)
+
+    def test_daemons_started_together_do_not_collect_together(self):
+        times = []
+        for draw in (0.0, 0.5, 1.0):
+            clock = task.Clock()
+            freezer = heap.HeapFreezer(clock, settle=30, period=600, spread=0.5, random=lambda: draw)
+            freezer.startService()
+            times.append(clock.getDelayedCalls()[0].getTime())
+            clock.advance(times[-1])
+            times.append(clock.getDelayedCalls()[0].getTime() - clock.seconds())
+            freezer.stopService()
+        self.assertEqual(times, [30, 60, 37.5, 75, 45, 90])
 
     def test_frozen_cyclic_garbage_is_reclaimed_at_the_next_refresh(self):
         self.freezer.startService()
