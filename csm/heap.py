@@ -33,6 +33,13 @@ def freeze():
     gc.freeze()
 
 
+def freeze_survivors():
+    """Collect the young generations, then freeze everything: no full collection, so no
+    stall however large the heap; cyclic garbage already in the oldest generation stays."""
+    gc.collect(1)
+    gc.freeze()
+
+
 def refreeze():
     """Put the frozen objects back, collect everything once, freeze what lives."""
     gc.unfreeze()
@@ -43,8 +50,10 @@ class HeapFreezer(service.Service):
     """Freezes the heap ``settle`` seconds after start, then after twice that delay each
     time up to ``period`` (each stretched by up to ``spread``)."""
 
-    def __init__(self, clock, settle=SETTLE, period=PERIOD, spread=SPREAD, random=random.random):
+    def __init__(self, clock, settle=SETTLE, period=PERIOD, spread=SPREAD, random=random.random, full=True):
         self.clock = clock
+        #: refresh with a full collection (``refreeze``), or freeze the survivors only
+        self.full = full
         self.settle = settle
         self.period = period
         self.spread = spread
@@ -66,7 +75,7 @@ class HeapFreezer(service.Service):
 
     def _freeze(self):
         if gc.isenabled():
-            refreeze()
+            (refreeze if self.full else freeze_survivors)()
             self.freezes += 1
         self._delay = min(self.period, self._delay * 2)
         self._call = self.clock.callLater(self._stretched(), self._freeze)

@@ -64,6 +64,24 @@ class HeapFreezerTests(SynchronousTestCase):
         self.clock.advance(60)
         self.assertIsNone(alive())
 
+    def test_survivors_only_never_collects_in_full(self):
+        collected = []
+        callback = lambda phase, info: collected.append(info["generation"]) if phase == "start" else None
+        gc.callbacks.append(callback)
+        self.addCleanup(gc.callbacks.remove, callback)
+        freezer = heap.HeapFreezer(self.clock, settle=15, period=60, spread=0, full=False)
+        freezer.startService()
+        self.addCleanup(freezer.stopService)
+        kept, young = Node(), Node()
+        dropped = weakref.ref(young)
+        del young  # cyclic garbage in the young generations: collected before the freeze
+        self.clock.advance(15)
+        self.assertIsNone(dropped())
+        self.assertNotIn(kept, gc.get_objects(2))
+        self.assertGreater(gc.get_freeze_count(), 0)
+        self.assertNotIn(2, collected)
+        self.assertEqual(self.clock.getDelayedCalls()[0].getTime(), 45)
+
     def test_stop_leaves_nothing_scheduled(self):
         self.freezer.startService()
         self.clock.advance(30)

@@ -27,12 +27,12 @@ class HeartbeatTests(SynchronousTestCase):
         self.assertEqual(self.hb.state, HeartbeatState.DEAD)
         self.assertEqual(self.dead, [52.5])
 
-    def test_traffic_keeps_it_happy_without_probes(self):
+    def test_traffic_keeps_it_happy_without_probes_after_the_first(self):
         for _ in range(20):
             self.clock.advance(5)
             self.hb.received()
         self.assertEqual(self.hb.state, HeartbeatState.HAPPY)
-        self.assertEqual(self.probes, [])
+        self.assertEqual(self.probes, [15])  # the first check probes: its answer sets the link's phase
 
     def test_answer_to_probe_restores_happy(self):
         self.clock.advance(15)
@@ -54,6 +54,30 @@ class HeartbeatTests(SynchronousTestCase):
         self.hb.peer_interval(1)
         self.assertEqual(self.hb.interval, 15)
 
+    def test_first_check_probes_even_after_the_hello(self):
+        self.hb.stop()
+        clock, probes = Clock(), []
+        link = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, grain=0, jitter=0)
+        link.start(phase=0.2)
+        clock.advance(0.5)
+        link.received()  # the hello
+        clock.advance(2.5)
+        self.assertEqual(probes, [3.0])
+        link.received()  # its answer
+        clock.pump([0.25] * 140)
+        self.assertEqual(probes, [3.0, 21.75])  # then 1.25 I after its probe (a peer checking at I comes first)
+
+    def test_a_smaller_peer_interval_keeps_the_first_probes_phase(self):
+        self.hb.stop()
+        clock, probes = Clock(), []
+        link = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, grain=0, jitter=0)
+        link.start(phase=0.4)  # first probe due at 6
+        clock.advance(1)
+        link.peer_interval(10)  # 5 s were left of 15: 10/15 of that
+        clock.advance(10 / 3.0)
+        self.assertEqual(len(probes), 1)
+        self.assertAlmostEqual(probes[0], 1 + 10 / 3.0)
+
     def test_first_check_after_the_phase(self):
         self.hb.stop()
         probes = []
@@ -65,14 +89,15 @@ class HeartbeatTests(SynchronousTestCase):
         self.assertEqual(probes, [7.5, 26.25])
 
     def test_check_after_traffic_comes_up_to_the_jitter_late(self):
-        for draw, probe in ((0.0, 20.0), (1.0, 21.5)):
+        for draw, probe in ((0.0, 35.0), (1.0, 36.5)):
             clock, probes = Clock(), []
             hb = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, random=lambda: draw)
             hb.start()
+            clock.advance(15)  # the first probe
             clock.advance(5)
-            hb.received()
+            hb.received()  # its answer, late
             clock.pump([0.25] * 100)
-            self.assertEqual(probes[0], probe)
+            self.assertEqual(probes, [15, probe])
             hb.stop()
 
     def pairs_probe_times(self, jitter, pairs=200, cycles=12):

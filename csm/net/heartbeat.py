@@ -50,6 +50,7 @@ class Heartbeat:
         self._on_dead = on_dead
         self._last = None
         self._fresh = False
+        self._probe_next = False
         self._call = None
 
     @property
@@ -57,12 +58,14 @@ class Heartbeat:
         return self._last
 
     def start(self, phase=1.0):
-        """Start timing; the first check comes after ``phase`` intervals (0 < phase <= 1).
+        """Start timing; the first check comes after ``phase`` intervals (0 < phase <= 1) and
+        probes even if the peer's hello came meanwhile: its answer sets the link's phase.
 
         Links made in one burst (a reconnect storm) would otherwise probe in step
         for ever: a random phase spreads their heartbeats over the interval.
         """
         self._last = self.clock.seconds()
+        self._probe_next = True
         self._schedule(self._last + self.interval * phase)
 
     def stop(self):
@@ -80,8 +83,11 @@ class Heartbeat:
     def peer_interval(self, interval):
         """The pair uses the smaller of the two intervals."""
         if MIN_INTERVAL <= interval < self.interval:
-            self.interval = interval
-            if self.state is HeartbeatState.HAPPY and self._last is not None:
+            old, self.interval = self.interval, interval
+            if self._probe_next and self._call is not None:  # keep the first probe's phase
+                now = self.clock.seconds()
+                self._schedule(now + (self._call.getTime() - now) * interval / old)
+            elif self.state is HeartbeatState.HAPPY and self._last is not None:
                 self._schedule(self._last + interval)
 
     def _schedule(self, when):
@@ -93,11 +99,12 @@ class Heartbeat:
     def _fire(self):
         self._call = None
         now = self.clock.seconds()
-        if self._fresh:
+        if self._fresh and not self._probe_next:
             self._fresh = False
             self.state = HeartbeatState.HAPPY
             self._schedule(max(now, self._last + self.interval * (1.0 + self.jitter * self._random())))
             return
+        self._fresh = self._probe_next = False
         if self.state is HeartbeatState.HAPPY:
             self.state = HeartbeatState.UNSURE
         elif self.state is HeartbeatState.UNSURE:

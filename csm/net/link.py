@@ -74,8 +74,8 @@ class LinkProtocol(Protocol):
 
     @staticmethod
     def heartbeat_phase():
-        """When the first heartbeat check comes, in intervals: random in [0.5, 1]."""
-        return random.uniform(0.5, 1.0)
+        """When the first heartbeat check (a probe) comes, in intervals: random in [0.1, 1]."""
+        return random.uniform(0.1, 1.0)
 
     def __init__(self, owner, clock, initiator, max_payload=DEFAULT_MAX_PAYLOAD,
                  heartbeat_interval=15, exact_version=False, name=None):
