@@ -79,9 +79,20 @@ class BatcherTests(TestCase):
             error = yield self.assertFailure(call, CSMError)
             self.assertEqual(error.errcode, ErrorCode.CSMERR_DB_ERROR)
             self.assertIn("no_such_column", error.errmsg)
-        self.assertEqual(len(self.statements), 1)
+        self.assertEqual(len(self.statements), 4)  # merged, then each alone (each fails for itself)
         rows = yield keyed_results(self.pool, self.query(), "node_name", ["n04"])  # the pool is fine after
         self.assertEqual(names(rows), ["n04"])
+
+    @defer.inlineCallbacks
+    def test_a_key_postgresql_refuses_fails_its_call_alone(self):
+        calls = [keyed_results(self.pool, self.query(), "node_name", keys)
+                 for keys in (["n01"], ["n02\x00"], ["n03", "n04"])]
+        first = yield calls[0]
+        error = yield self.assertFailure(calls[1], Exception)
+        third = yield calls[2]
+        self.assertEqual((names(first), names(third)), (["n01"], ["n03", "n04"]))
+        self.assertIn("NUL", str(error))
+        self.assertEqual(self.pool.batcher.statements, 4)  # the merged one, then each alone
 
     @defer.inlineCallbacks
     def test_a_closed_pool_fails_every_call(self):
@@ -90,3 +101,4 @@ class BatcherTests(TestCase):
         for call in calls:
             error = yield self.assertFailure(call, CSMError)
             self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
+        self.assertEqual(len(self.statements), 1)  # an outage is not tried again call by call

@@ -136,6 +136,12 @@ class LocalAPITests(TestCase):
         self.assertIn("limit", error.errmsg)
         error = yield self.assertFailure(client.call("node_attributes_query", {"bogus": 1}), CSMError)
         self.assertIn("bogus", error.errmsg)
+        error = yield self.assertFailure(client.call("node_attributes_query", {"node_names": ["c01", "c\x0002"]}),
+                                         CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_INVALID_PARAM)
+        self.assertIn("NUL", error.errmsg)
+        error = self.assertRaises(CSMError, Field("comment").convert, "a\x00b")  # PostgreSQL's text cannot hold it
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_INVALID_PARAM)
         error = yield self.assertFailure(client.call("node_delete", {}), CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_MISSING_PARAM)
 

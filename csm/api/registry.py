@@ -32,17 +32,24 @@ def _to_bool(value):
     raise ValueError("expected true or false")
 
 
+def _to_str(value):
+    text = str(value)
+    if "\x00" in text:
+        raise ValueError("text cannot hold a NUL character")  # nor can PostgreSQL's
+    return text
+
+
 def _to_list(value):
     if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
+        return [_to_str(item.strip()) for item in value.split(",") if item.strip()]
     if isinstance(value, (list, tuple)):
-        return [str(item) for item in value]
+        return [_to_str(item) for item in value]
     raise ValueError("expected a list")
 
 
 #: Field kinds: name -> converter from a JSON or command-line value.
 KINDS = {
-    "str": str,
+    "str": _to_str,
     "int": _to_int,
     "float": float,
     "bool": _to_bool,

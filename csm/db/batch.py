@@ -6,10 +6,15 @@ a ``Select`` (with every filter but the keys), a key column and the caller's
 keys; the calls made in one reactor turn with the same statement are run as
 one ``column = ANY(all their keys)`` at the start of the next turn, and each
 caller gets the rows whose key is one of its own, in the statement's order:
-what it would have got alone. A call alone in its turn runs as it is.
+what it would have got alone. A call alone in its turn runs as it is. When a
+merged statement fails for any reason but a database outage (a key PostgreSQL
+refuses, say), each of its callers is run alone again, so that one bad request
+fails by itself and spoils no other.
 """
 
 from twisted.internet import defer
+
+from csm.errors import CSMError, ErrorCode
 
 #: The most keys one merged statement carries; more go in further statements.
 MAX_KEYS = 1000
@@ -63,7 +68,7 @@ class SelectBatcher:
         self.statements += 1
         d = self.pool.runSelect(*query.copy().any_of(column, keys).sql())
         d.addCallback(self._split, column, group)
-        d.addErrback(self._fail, group)
+        d.addErrback(self._fail, query, column, group)
 
     @staticmethod
     def _split(result, column, group):
@@ -76,8 +81,12 @@ class SelectBatcher:
             wanted = frozenset(call_keys)
             d.callback((description, [row for row in rows if row[index] in wanted]))
 
-    @staticmethod
-    def _fail(failure, group):
-        for _, d in group:
-            if not d.called:
-                d.errback(failure)
+    def _fail(self, failure, query, column, group):
+        waiting = [call for call in group if not call[1].called]
+        outage = failure.check(CSMError) and failure.value.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR
+        if len(waiting) > 1 and not outage:
+            for call in waiting:
+                self._run(query, column, [call])
+            return
+        for _, d in waiting:
+            d.errback(failure)
