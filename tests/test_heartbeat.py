@@ -88,10 +88,11 @@ class HeartbeatTests(SynchronousTestCase):
         self.clock.advance(18.75)  # then 1.25 intervals apart, as always
         self.assertEqual(probes, [7.5, 26.25])
 
-    def test_check_after_traffic_comes_up_to_the_jitter_late(self):
-        for draw, probe in ((0.0, 35.0), (1.0, 36.5)):
+    def test_check_after_traffic_comes_within_half_the_jitter_of_the_interval(self):
+        for draw, probe in ((0.0, 34.25), (0.5, 35.0), (1.0, 35.75)):
             clock, probes = Clock(), []
-            hb = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, random=lambda: draw)
+            hb = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, random=lambda: draw,
+                           grain=0)
             hb.start()
             clock.advance(15)  # the first probe
             clock.advance(5)

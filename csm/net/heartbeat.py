@@ -3,7 +3,7 @@
 With interval I, a link that hears nothing is probed at I and again 1.25 I later,
 and declared dead 1.25 I after that: about 3.5 I after the last message, as CAST.
 Receiving costs one attribute store; the timer reschedules itself lazily, to a
-random point up to ``JITTER`` I past the interval, so links do not stay in step,
+random point within ``JITTER``/2 I of the interval, so links do not stay in step,
 and rounded up to a ``GRAIN`` grid, so a process with thousands of links wakes
 for their checks in a few batches a second instead of once per link.
 """
@@ -23,7 +23,7 @@ class HeartbeatState(enum.Enum):
 MIN_INTERVAL = 3
 MAX_INTERVAL = 3600
 _GRACE = 1.25
-#: After traffic the next check comes between I and (1 + JITTER) I. Links that one
+#: After traffic the next check comes between (1 - JITTER/2) I and (1 + JITTER/2) I. Links that one
 #: busy process answered together (an aggregator with its 288 computes, after a burst)
 #: would otherwise keep the same period and phase, and the bursts absorb the links
 #: behind them: heartbeats go out in a few large clumps per interval.
@@ -102,7 +102,7 @@ class Heartbeat:
         if self._fresh and not self._probe_next:
             self._fresh = False
             self.state = HeartbeatState.HAPPY
-            self._schedule(max(now, self._last + self.interval * (1.0 + self.jitter * self._random())))
+            self._schedule(max(now, self._last + self.interval * (1.0 + self.jitter * (self._random() - 0.5))))
             return
         self._fresh = self._probe_next = False
         if self.state is HeartbeatState.HAPPY:
