@@ -195,7 +195,8 @@ def run(nodes, clients, seconds, tls):
         queries, statements = (now - then for now, then in zip(merged(cluster), before))
         lines.append("node queries, %(clients)d concurrent clients on the utility, each call as soon as the last "
                      "is answered, %(seconds).0f s: %(calls)d calls, %(errors)d errors, %(per_second).0f/s; "
-                     "p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, max %(max_ms).1f ms" % result)
+                     "p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, max %(max_ms).1f ms (slowest second: %(slowest_second)s)"
+                     % result)
         lines.append("under that load: %s; the master ran the %d queries as %d SELECTs (%.1f a statement)"
                      % (describe(usage), queries, statements, queries / max(1, statements)))
         print("\n".join(lines[-2:]), flush=True)
@@ -206,9 +207,10 @@ def run(nodes, clients, seconds, tls):
             renice(others, niceness)
             result = query_load(cluster, clients, seconds, cluster.sim_names(), rate=rate)
             lines.append("node queries, %d concurrent clients on the utility, %.1f calls/s each (half that "
-                         "throughput), %.0f s, %s: %d calls, %d errors; p50 %.1f ms, p99 %.1f ms, max %.1f ms"
-                         % (clients, rate, result["seconds"], how, result["calls"], result["errors"],
-                            result["p50_ms"], result["p99_ms"], result["max_ms"]))
+                         "throughput), %.0f s, %s: %d calls, %d errors; p50 %.1f ms, p99 %.1f ms, max %.1f ms (slowest "
+                         "second: %s)" % (clients, rate, result["seconds"], how, result["calls"], result["errors"],
+                                          result["p50_ms"], result["p99_ms"], result["max_ms"],
+                                          result["slowest_second"]))
             print(lines[-1], flush=True)
         renice(others, 0)
 
