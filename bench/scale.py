@@ -195,8 +195,8 @@ def run(nodes, clients, seconds, tls):
         queries, statements = (now - then for now, then in zip(merged(cluster), before))
         lines.append("node queries, %(clients)d concurrent clients on the utility, each call as soon as the last "
                      "is answered, %(seconds).0f s: %(calls)d calls, %(errors)d errors, %(per_second).0f/s; "
-                     "p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, max %(max_ms).1f ms (slowest second: %(slowest_second)s)"
-                     % result)
+                     "p50 %(p50_ms).1f ms, p99 %(p99_ms).1f ms, max %(max_ms).1f ms "
+                     "(slowest second: %(slowest_second)s)" % result)
         lines.append("under that load: %s; the master ran the %d queries as %d SELECTs (%.1f a statement)"
                      % (describe(usage), queries, statements, queries / max(1, statements)))
         print("\n".join(lines[-2:]), flush=True)
