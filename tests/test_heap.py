@@ -20,6 +20,7 @@ class Node:
 
 class HeapFreezerTests(SynchronousTestCase):
     def setUp(self):
+        gc.unfreeze()  # whatever froze before in this process
         self.addCleanup(gc.unfreeze)
         self.clock = task.Clock()
         self.freezer = heap.HeapFreezer(self.clock, settle=30, period=600, spread=0)
