@@ -291,15 +291,8 @@ class LocalCluster:
         return proc.returncode, proc.stdout
 
     def sql(self, statement, args=()):
-        """Rows of ``statement`` on this cluster's database (psycopg2, autocommitted; None if it returns none)."""
-        import psycopg2
-        connection = psycopg2.connect(self.postgres.dsn_for("csmdb"))
-        try:
-            with connection, connection.cursor() as cur:
-                cur.execute(statement, args)
-                return cur.fetchall() if cur.description else None
-        finally:
-            connection.close()
+        """Rows of ``statement`` on this cluster's database (autocommitted; None if it returns none)."""
+        return self.postgres.query(statement, args, dbname="csmdb")
 
     def health(self, daemon):
         """The health check report (a dict) through ``daemon``'s socket."""

@@ -42,12 +42,7 @@ def server():
 
 
 def admin_execute(statement):
-    connection = psycopg2.connect(server().dsn)
-    connection.autocommit = True
-    try:
-        connection.cursor().execute(statement)
-    finally:
-        connection.close()
+    server().query(statement)
 
 
 def fresh_database(testcase, template=TEMPLATE):

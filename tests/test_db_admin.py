@@ -32,13 +32,7 @@ class AdminTests(SynchronousTestCase):
         self.assertIn(text, lines[0])
 
     def query(self, statement, *args):
-        connection = psycopg2.connect(self.server.dsn_for(self.dbname))
-        try:
-            with connection, connection.cursor() as cur:
-                cur.execute(statement, args)
-                return cur.fetchall() if cur.description else None
-        finally:
-            connection.close()
+        return self.server.query(statement, args, dbname=self.dbname)
 
     def test_create_installs_schema_and_ras_types(self):
         rc, out = self.run_cli("create")

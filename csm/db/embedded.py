@@ -64,6 +64,20 @@ class EmbeddedPostgres:
     def dsn_for(self, dbname, user="postgres"):
         return "host=127.0.0.1 port=%d dbname=%s user=%s" % (self.port, dbname, user)
 
+    def query(self, statement, args=(), dbname="postgres"):
+        """Rows of one ``statement`` on ``dbname`` (autocommitted, so DDL such as CREATE
+        DATABASE works too; None if it returns no rows)."""
+        import psycopg2
+
+        connection = psycopg2.connect(self.dsn_for(dbname))
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cur:
+                cur.execute(statement, args)
+                return cur.fetchall() if cur.description else None
+        finally:
+            connection.close()
+
     def _run(self, *cmd):
         if self._as_postgres:
             cmd = ("runuser", "-u", "postgres", "--") + cmd
