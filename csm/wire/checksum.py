@@ -11,8 +11,9 @@ import struct
 ZERO_SUBSTITUTE = 0x2EB0C114
 _MASK32 = 0xFFFFFFFF
 _HEADER_WORDS = struct.Struct("<8I")
-#: the header's checksum word (bytes 20-23) is left out of its own sum
-_CHECKSUM_WORD = 5
+#: where the header's checksum word sits (u32, bytes 20-23); it is left out of its own sum
+CHECKSUM_OFFSET = 20
+CHECKSUM_WORD = struct.Struct("<I")
 
 
 def header_words(data, offset=0):

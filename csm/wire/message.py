@@ -94,14 +94,14 @@ class Message:
         return (version, self.command, self.flags, self.priority, self.reserved,
                 self.message_id, len(self.payload), 0, self.uid, self.gid)
 
-    def checksum(self, version=PROTOCOL_VERSION):
+    def _checksum(self, header):
+        """The frame's checksum, ``header`` packed with a zero checksum word."""
         if self.payload_sum is None:
             self.payload_sum = checksum.xor_words(self.payload)
-        head = checksum.header_words(HEADER.pack(*self.header_fields(version)))
-        return checksum.finish(head ^ self.payload_sum)
+        return checksum.finish(checksum.header_words(header) ^ self.payload_sum)
 
     def encode(self, version=PROTOCOL_VERSION):
-        """The frame: header then payload."""
-        fields = list(self.header_fields(version))
-        fields[7] = self.checksum(version)
-        return HEADER.pack(*fields) + self.payload
+        """The frame: header (packed once, its checksum word filled in) then payload."""
+        header = bytearray(HEADER.pack(*self.header_fields(version)))
+        checksum.CHECKSUM_WORD.pack_into(header, checksum.CHECKSUM_OFFSET, self._checksum(header))
+        return bytes(header) + self.payload
