@@ -27,7 +27,6 @@ from bench.results import QUIET, cpu_rss, record, run_reactor  # noqa: E402
 from csm.cluster import LocalCluster, free_port  # noqa: E402
 
 
-
 class CountingSink:
     def __init__(self, port):
         self.lines = 0

@@ -25,7 +25,6 @@ from bench.results import QUIET, percentile, record  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 
 
-
 def primaries(cluster, aggregator):
     status = cluster.status(aggregator)
     return sum(1 for link in status["links"] if link["name"].endswith("(PRIMARY)") and link["state"] == "HAPPY")
