@@ -1,0 +1,1 @@
+"""CAST compatibility: its commands' flags, output and exit codes, and its basic regression buckets."""
