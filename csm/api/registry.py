@@ -15,10 +15,23 @@ MASTER = frozenset({"master"})
 EVERYWHERE = frozenset(ROLES)
 
 
-def _to_int(value):
+#: Integer fields stored in narrower columns than bigint (by column name, as CAST names
+#: fields after their columns); every other integer field is checked against bigint.
+COLUMN_BITS = {name: 32 for name in (
+    "secondary_job_id", "isolated_cores", "num_processors", "num_gpus", "projected_memory",
+    "num_tasks", "user_id", "user_group_id", "exit_status", "threshold_count", "threshold_period",
+    "num_allocs")}
+COLUMN_BITS["smt_mode"] = 16
+
+
+def _to_int(value, bits=64):
     if isinstance(value, bool):
         raise ValueError("a boolean is not an integer")
-    return int(value)
+    number = int(value)
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if not low <= number <= high:
+        raise ValueError("out of range %d..%d" % (low, high))
+    return number
 
 
 def _to_bool(value):
@@ -36,6 +49,10 @@ def _to_str(value):
     text = str(value)
     if "\x00" in text:
         raise ValueError("text cannot hold a NUL character")  # nor can PostgreSQL's
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding on a command line (surrogateescape)
+        raise ValueError("not UTF-8 text") from None
     return text
 
 
@@ -70,12 +87,17 @@ class Field:
     default: object = None
     #: Value ``#CSM_NULL`` passes through for nullable update fields.
     nullable: bool = False
+    #: Width of an integer field's column (default: ``COLUMN_BITS`` by name, else bigint).
+    bits: int = None
 
     def convert(self, value):
         if self.nullable and value == "#CSM_NULL":
             return value
         try:
-            converted = KINDS[self.kind](value)
+            if self.kind == "int":
+                converted = _to_int(value, self.bits or COLUMN_BITS.get(self.name, 64))
+            else:
+                converted = KINDS[self.kind](value)
         except (TypeError, ValueError) as exc:
             raise CSMError(ErrorCode.CSMERR_INVALID_PARAM,
                            "invalid value %r for %s: %s" % (value, self.name, exc)) from None
@@ -139,6 +161,8 @@ class Command:
                                "%s: unknown field %r" % (self.api_name, key))
             if value is not None:
                 result[key] = field.convert(value)
+                if field.required and result[key] == []:  # -n "" or ",,": as if not given
+                    del result[key]
         for field in self.fields:
             if field.name not in result:
                 if field.required:

@@ -92,6 +92,9 @@ def _failed(command, error, fmt, out):
 
 def main(argv=None):
     argv = sys.argv if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):  # an argument that is not UTF-8 is echoed, not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     name = os.path.basename(argv[0])
     command = REGISTRY.by_cli.get(name)
     if command is None:
