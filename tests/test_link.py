@@ -184,3 +184,25 @@ class VersionTests(SynchronousTestCase):
         self.assertFalse(version_acceptable("1.8.5", "junk"))
         self.assertTrue(version_acceptable("1.8.5", "1.8.5", exact=True))
         self.assertFalse(version_acceptable("1.8.5", "1.8.4", exact=True))
+
+
+class HelloReplyIdTests(SynchronousTestCase):
+    def answer_to(self, hello, refuse=None):
+        from twisted.internet.testing import StringTransport
+        from csm.wire import FrameDecoder
+        link = LinkProtocol(RecordingOwner("master", refuse=refuse), Clock(), initiator=False, heartbeat_interval=0)
+        transport = StringTransport()
+        link.makeConnection(transport)
+        link.dataReceived(hello.encode())
+        [answer] = FrameDecoder(1 << 20).feed(transport.value())
+        return answer
+
+    def test_the_answer_carries_the_hello_id(self):
+        """docs/protocol.rst: a response carries its request's id (the hello answer carried 0)."""
+        from csm.wire import Flags, InternalCommand
+        hello = Message.make(InternalCommand.STATUS, {"version": __version__, "node": "a", "role": "aggregator"},
+                             flags=Flags.INT, message_id=0x1234567)
+        answer = self.answer_to(hello)
+        self.assertEqual((answer.message_id, answer.flags & Flags.RESP), (0x1234567, Flags.RESP))
+        refusal = self.answer_to(hello, refuse="go away")
+        self.assertEqual((refusal.message_id, refusal.flags & Flags.ERR), (0x1234567, Flags.ERR))

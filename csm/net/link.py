@@ -243,8 +243,8 @@ class LinkProtocol(Protocol):
         if entry is not None and entry[1].active():
             entry[1].cancel()
 
-    def _send_hello(self, flags, body):
-        self.send(Message.make(InternalCommand.STATUS, body, flags=_HELLO_FLAGS | flags,
+    def _send_hello(self, flags, body, message_id=0):
+        self.send(Message.make(InternalCommand.STATUS, body, flags=_HELLO_FLAGS | flags, message_id=message_id,
                                reserved=int(self.heartbeat_interval or 0)))
 
     def _handshake(self, message):
@@ -280,7 +280,7 @@ class LinkProtocol(Protocol):
             self.send(message.error_reply(exc).evolve(flags=int(_HELLO_FLAGS | Flags.RESP | Flags.ERR)))
             self.close()
             return
-        self._send_hello(Flags.RESP, self.owner.hello(self))
+        self._send_hello(Flags.RESP, self.owner.hello(self), message.message_id)
         self._verified(hello, message.reserved)
 
     def _verified(self, hello, interval):
