@@ -104,6 +104,24 @@ class OutageTests(TestCase):
         self.assertEqual(self.states, [CONNECTED, OUTAGE, CONNECTED])
 
     @defer.inlineCallbacks
+    def test_server_gone_under_a_running_transaction(self):
+        """The connection drops while a transaction runs: its call fails with 24 and nothing is
+        logged as an unhandled error (txpostgres rolled back on the closed cursor and logged
+        ``cursor already closed``)."""
+        d = self.pool.runInteraction(lambda cursor: cursor.execute("SELECT pg_sleep(60)"))
+        yield wait_until(lambda: self.pg.query("SELECT count(*) FROM pg_stat_activity "
+                                               "WHERE query = 'SELECT pg_sleep(60)'")[0][0])
+        yield threads.deferToThread(self.pg.stop_server, "immediate")
+        error = yield self.assertFailure(d, CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        yield threads.deferToThread(self.pg.start_server)
+        yield wait_until(lambda: self.pool.state == CONNECTED)
+        rows = yield self.pool.runInteraction(lambda cursor: cursor.execute("SELECT 1").addCallback(
+            lambda cursor: cursor.fetchall()))
+        self.assertEqual(rows, [(1,)])
+
+    @defer.inlineCallbacks
     def test_idle_pool_notices_the_server_going(self):
         yield threads.deferToThread(self.pg.stop_server)
         yield wait_until(lambda: self.pool.state == OUTAGE, timeout=2.0)  # no call made

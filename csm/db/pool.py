@@ -176,6 +176,27 @@ class _Connection(txpostgres.Connection):
         except (psycopg2.Error, ValueError):  # ValueError: the socket closed under txpostgres (fd -1)
             return failure.Failure()
 
+    def _runInteraction(self, interaction, *args, **kwargs):
+        """txpostgres's transaction, but a connection that is gone is not rolled back: the
+        server ended the transaction with it, and txpostgres's rollback on the closed cursor
+        logged ``cursor already closed`` as an unhandled error. The first failure goes on."""
+        cursor = self.cursor()
+        d = cursor.execute("begin")
+        d.addCallback(interaction, *args, **kwargs)
+        d.addCallback(lambda result: cursor.execute("commit").addCallback(lambda _: result))
+        return d.addErrback(self._rollback, cursor)
+
+    def _rollback(self, reason, cursor):
+        if self._connection.closed:
+            return reason
+
+        def failed(error):
+            log.warn("rollback failed ({error}): the connection is closed and made anew",
+                     error=str(error.value).strip())
+            return failure.Failure(txpostgres.RollbackFailed(self, reason))
+        d = defer.maybeDeferred(cursor.execute, "rollback")
+        return d.addCallbacks(lambda _: reason, failed)
+
     def runSelect(self, sql, args=None):
         """One statement on its own (autocommit: no BEGIN and COMMIT round trips);
         fires with ``(cursor description, rows)``."""
