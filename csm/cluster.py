@@ -98,7 +98,8 @@ class LocalCluster:
     """Master, aggregators, utilities and computes on loopback in ``run_dir``."""
 
     def __init__(self, run_dir, computes=2, aggregators=2, utilities=1, tls=True,
-                 heartbeat_interval=15, extra=None, db=True, simulated=0):
+                 heartbeat_interval=15, extra=None, db=True, simulated=0, fast_db=False):
+        """``fast_db`` runs PostgreSQL without fsync (the test suite only: not durable)."""
         self.simulated = simulated
         self.sim = None
         self.run_dir = os.path.abspath(run_dir)
@@ -107,7 +108,7 @@ class LocalCluster:
         self.postgres = None
         self.db = {"host": "NONE"}
         if db:
-            self.postgres = EmbeddedPostgres(os.path.join(self.run_dir, "postgres"))
+            self.postgres = EmbeddedPostgres(os.path.join(self.run_dir, "postgres"), fast=fast_db)
             self.db = {"host": "127.0.0.1", "port": self.postgres.port, "name": "csmdb", "user": "csmdb",
                        "password": "", "connection_pool_size": 10}
         self.tls = tls

@@ -19,6 +19,7 @@ def shared_cluster(name, **options):
     if cluster is None:
         run_dir = tempfile.mkdtemp(prefix="csm-%s-" % name)
         os.chmod(run_dir, 0o755)
+        options.setdefault("fast_db", True)  # throw-away data: speed over durability
         cluster = LocalCluster(run_dir, **options)
         try:
             cluster.start()

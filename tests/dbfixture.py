@@ -27,7 +27,7 @@ def server():
     """The process's server (started on first use, stopped at exit)."""
     global _server
     if _server is None:
-        _server = EmbeddedPostgres()
+        _server = EmbeddedPostgres(fast=True)  # throw-away data: speed over durability
         _server.start()
         admin = psycopg2.connect(_server.dsn)
         admin.autocommit = True

@@ -28,13 +28,35 @@ class EmbeddedTests(SynchronousTestCase):
             pg.start_server()
             pg.restart()
             self.assertEqual((pg.port, self.query(pg.dsn, "SELECT n FROM kept")), (port, [(1,)]))
-            self.assertEqual(self.query(pg.dsn, "SELECT setting FROM pg_settings WHERE name = 'fsync'"), [("off",)])
             with open(os.path.join(pg.data, "pg_hba.conf")) as f:
                 hba = [line.split() for line in f if line.strip() and not line.startswith("#")]
             self.assertEqual(hba, [["local", "all", "all", "trust"], ["host", "all", "all", "127.0.0.1/32", "trust"]])
             directory = pg.directory
         self.assertFalse(os.path.exists(directory))
         pg.stop()  # twice is harmless (the atexit net calls it again)
+
+    def settings(self, pg):
+        return dict(self.query(pg.dsn, "SELECT name, setting FROM pg_settings WHERE name IN "
+                                       "('fsync', 'synchronous_commit', 'full_page_writes')"))
+
+    def test_durable_by_default_an_acknowledged_write_survives_a_crash(self):
+        with embedded.EmbeddedPostgres() as pg:
+            self.assertEqual(self.settings(pg), {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"})
+            self.query(pg.dsn, "CREATE TABLE events (n int)")
+            self.query(pg.dsn, "INSERT INTO events VALUES (1)")
+            pg.stop_server(mode="immediate")  # the server dies (SIGQUIT): no checkpoint, no WAL flush
+            pg.start_server()
+            self.assertEqual(self.query(pg.dsn, "SELECT n FROM events"), [(1,)])
+
+    def test_only_an_explicit_choice_trades_durability_for_speed(self):
+        from csm.cluster import LocalCluster
+        self.assertFalse(embedded.EmbeddedPostgres().fast)
+        self.assertFalse(LocalCluster(self.mktemp(), computes=0, aggregators=0, utilities=0, tls=False).postgres.fast)
+        self.assertTrue(LocalCluster(self.mktemp(), computes=0, aggregators=0, utilities=0, tls=False,
+                                     fast_db=True).postgres.fast)
+        with embedded.EmbeddedPostgres(fast=True) as pg:
+            self.assertEqual(self.settings(pg), {"fsync": "off", "synchronous_commit": "off",
+                                                 "full_page_writes": "off"})
 
     def test_missing_binaries_name_the_package(self):
         error = self.assertRaises(embedded.PostgresNotFound, embedded.find_binary, "no-such-postgres-tool")

@@ -46,3 +46,6 @@ class DemoTests(SynchronousTestCase):
         self.assertIn("$ csm_ras_event_query -m admin.common.info -l c01   (exit 0)", out)
         self.assertIn("csm-sim=0", out)
         self.assertIn("master=0", out)
+        # the demo's database is durable: the server ran without the test suite's fast options
+        with open(os.path.join(run_dir, "postgres", "data", "postmaster.opts")) as f:
+            self.assertNotIn("fsync=off", f.read())

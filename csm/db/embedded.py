@@ -5,6 +5,9 @@ user when we are root, since initdb refuses root), listens on a free loopback
 port with a unix socket inside the directory, and returns a DSN. ``stop()``
 stops the server and removes the directory it made. Synchronous: it is used
 by command-line tools and tests, never inside the reactor.
+
+The server is durable (``fsync`` and ``synchronous_commit`` on): an acknowledged
+write survives a crash. ``fast=True`` trades that for speed, for the test suite only.
 """
 
 import atexit
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 
+#: Only for throw-away servers (the test suite): a crash may lose acknowledged writes.
 FAST_OPTIONS = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
 HBA = ("# written by csm.db.embedded\n"
        "local all all trust\n"
@@ -46,7 +50,7 @@ def free_port():
 class EmbeddedPostgres:
     """One private server: ``start()`` -> DSN, ``stop_server()``/``start_server()``, ``stop()``."""
 
-    def __init__(self, directory=None, fast=True, port=None):
+    def __init__(self, directory=None, fast=False, port=None):
         self._made_directory = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="csm-pg-")
         self.data = os.path.join(self.directory, "data")
@@ -112,7 +116,7 @@ class EmbeddedPostgres:
                 os.chown(path, owner.pw_uid, owner.pw_gid)
         os.chmod(self.data, 0o700)
         self._run(initdb, "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                  "--locale=C", "--no-sync")
+                  "--locale=C", *(("--no-sync",) if self.fast else ()))
         # trust, but only on the private unix socket and on IPv4 loopback
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
             f.write(HBA)
