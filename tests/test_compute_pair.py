@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from csm.roles.aggregator import FAILOVER, RESET
 from csm.roles.compute import SECONDARY_RETRY, AggregatorPair
-from csm.roles.upstream import reconnect_policy
+from csm.roles.upstream import Backoff, reconnect_policy
 from csm.wire import InternalCommand
 
 
@@ -128,12 +128,19 @@ class PairTests(SynchronousTestCase):
         self.assertEqual(self.pair.reset()["changed"], False)
 
     def test_retry_policy(self):
-        policy_b = self.pair._policy_for("aggregatorB")
-        self.assertEqual(policy_b(3), reconnect_policy(3))
+        policy_b = self.pair._policy_for("aggregatorB")(Backoff())
+        self.assertEqual([policy_b(n) for n in (1, 2, 3)], [reconnect_policy(n) for n in (1, 2, 3)])
         self.pair._ready(self.a)
-        self.assertEqual(policy_b(3), SECONDARY_RETRY)
+        self.assertEqual(policy_b(4), SECONDARY_RETRY)
         self.assertLessEqual(reconnect_policy(100), 1.25)
         self.assertAlmostEqual(reconnect_policy(0), 0.05)
+
+    def test_a_ready_link_resets_its_back_off(self):
+        backoff = self.pair.upstreams["aggregatorA"].backoff
+        for attempt in range(1, 8):
+            backoff(attempt)
+        self.pair._ready(self.a)
+        self.assertEqual(backoff(1), reconnect_policy(1))
 
     def test_b_tried_only_after_a_first_attempt(self):
         reactor = self.daemon.reactor

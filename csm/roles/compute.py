@@ -3,7 +3,8 @@
 from twisted.internet import defer
 
 from csm import logs
-from csm.api import recovery
+from csm.api import diag, recovery
+from csm.api.diag_commands import DIAG_CHECK
 from csm.api.commands import SOFT_FAILURE_RECOVERY, SSD_WEAR_UPDATE
 from csm.api.wm_commands import MULTICAST_COMMANDS
 from csm.env.buckets import BucketService
@@ -13,7 +14,7 @@ from csm.node.allocation import AllocationAgent
 from csm.node.items.gpu import GpuXidWatcher
 from csm.roles.aggregator import FAILOVER, PROMOTE, RESET
 from csm.roles.daemon import Daemon, DaemonLinkOwner
-from csm.roles.upstream import UpstreamLink, reconnect_policy
+from csm.roles.upstream import UpstreamLink
 from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmnet")
@@ -49,11 +50,14 @@ class AggregatorPair:
             self.links[name] = None
 
     def _policy_for(self, name):
-        def policy(attempt):
-            if self.primary is not None and self.primary != name:
-                return SECONDARY_RETRY
-            return reconnect_policy(attempt)
-        return policy
+        """The link's back-off, or ``SECONDARY_RETRY`` while the other link is primary."""
+        def wrap(backoff):
+            def policy(attempt):
+                if self.primary is not None and self.primary != name:
+                    return SECONDARY_RETRY
+                return backoff(attempt)
+            return policy
+        return wrap
 
     def start(self):
         a = self.upstreams["aggregatorA"].service
@@ -85,6 +89,7 @@ class AggregatorPair:
 
     def _ready(self, link):
         self.links[link.name] = link
+        self.upstreams[link.name].backoff.reset()
         self.daemon.send_inventory(link)
         if self.current() is None:
             self._make_primary(link.name)
@@ -217,6 +222,7 @@ class ComputeDaemon(Daemon):
         handlers = super().build_handlers()
         handlers[InternalCommand.CONNECTION_CTRL] = self._connection_ctrl
         handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.compute_handler
+        handlers[DIAG_CHECK.cmd_id] = diag.check_compute
         for command in MULTICAST_COMMANDS:
             handlers[command.cmd_id] = self._allocation
         return handlers

@@ -1,28 +1,80 @@
-"""The link to the master, for aggregators and utilities: reconnects by itself."""
+"""The link to a parent daemon: reconnects by itself, backing off while attempts fail."""
+
+import random
 
 from twisted.application.internet import ClientService
 
 from csm.net.endpoints import client_endpoint
 
+#: CAST's quick retries (50 ms x (n + 1)^2, up to 1.25 s) for this many failures in a row.
+QUICK_RETRIES = 4
+#: Past them the delay doubles with each failure up to this many seconds.
+MAX_RETRY_DELAY = 30.0
+
 
 def reconnect_policy(attempt):
-    """CAST's back-off: 50 ms x n^2, at most 1.25 s."""
+    """CAST's back-off: 50 ms x (n + 1)^2, at most 1.25 s."""
     return min(0.05 * (attempt + 1) ** 2, 1.25)
 
 
-class UpstreamLink:
-    """One reconnecting link to a parent daemon."""
+def retry_delay(failures, draw=random.random, cap=MAX_RETRY_DELAY):
+    """Seconds before the next attempt after ``failures`` failed ones in a row (1 or more).
 
-    def __init__(self, daemon, endpoint, owner, name, policy=reconnect_policy):
+    The first ``QUICK_RETRIES`` are CAST's; then the delay doubles per failure up to
+    ``cap``, and is drawn at random between half of it and all of it, so that thousands
+    of nodes failing together (a reconnect storm) spread out instead of coming back in step.
+    """
+    if failures <= QUICK_RETRIES:
+        return reconnect_policy(failures)
+    ceiling = min(cap, reconnect_policy(QUICK_RETRIES) * 2.0 ** min(failures - QUICK_RETRIES, 64))
+    return ceiling * (0.5 + 0.5 * draw())
+
+
+class Backoff:
+    """A ``ClientService`` retry policy that counts failures until a link is *ready*.
+
+    ClientService counts attempts only until a connection is made, so a connection
+    that never gets its hello answered (an aggregator too busy to shake hands) would
+    be retried quickly for ever. Here only ``reset()`` (called when the link's
+    handshake is done) starts the count again.
+    """
+
+    def __init__(self, draw=random.random, cap=MAX_RETRY_DELAY):
+        self.failures = 0
+        self.draw = draw
+        self.cap = cap
+
+    def __call__(self, attempt):
+        self.failures += 1
+        return retry_delay(self.failures, self.draw, self.cap)
+
+    def reset(self):
+        self.failures = 0
+
+
+class UpstreamLink:
+    """One reconnecting link to a parent daemon.
+
+    ``policy(backoff)`` may wrap the back-off (the compute's secondary waits longer).
+    A daemon's ``connect_gate`` (csm-sim's), when set, paces the attempts.
+    """
+
+    def __init__(self, daemon, endpoint, owner, name, policy=None):
         self.endpoint = endpoint
         self.name = name
         self.link = None
+        self.backoff = Backoff()
         factory = daemon.link_factory(owner, True, name=name)
-        self.service = ClientService(client_endpoint(daemon.reactor, endpoint, daemon.tls),
-                                     factory, retryPolicy=policy, clock=daemon.clock)
+        connector = client_endpoint(daemon.reactor, endpoint, daemon.tls)
+        gate = getattr(daemon, "connect_gate", None)
+        if gate is not None:
+            connector = gate.endpoint(connector, (endpoint.host, endpoint.port))
+        self.service = ClientService(connector, factory, clock=daemon.clock,
+                                     retryPolicy=self.backoff if policy is None else policy(self.backoff))
 
     def ready(self, link):
         self.link = link
+        self.backoff.reset()
 
     def lost(self, link):
         if self.link is link:
