@@ -8,7 +8,10 @@ business: the owner gets ``link_ready``, ``message_received`` and ``link_lost``.
 import random
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from zope.interface import implementer
 
 from csm import __version__, logs
 from csm.errors import CSMError, ErrorCode
@@ -17,7 +20,11 @@ from csm.wire import DEFAULT_MAX_PAYLOAD, Flags, FrameDecoder, FrameError, Inter
 
 log = logs.logger("csmnet")
 
+#: Seconds from a connection (its TLS handshake done) to the peer's hello.
 HELLO_TIMEOUT = 10.0
+#: Seconds a TLS handshake may take; the hello deadline starts when it is done, so time
+#: spent queued behind other handshakes at a busy peer is not counted against the hello.
+TLS_HANDSHAKE_TIMEOUT = 30.0
 _HELLO_FLAGS = Flags.INT
 _HEARTBEAT_FLAGS = Flags.INT | Flags.CBK
 
@@ -69,6 +76,7 @@ class LinkOwner:
         pass
 
 
+@implementer(IHandshakeListener)
 class LinkProtocol(Protocol):
     """Framing, handshake, heartbeat and request correlation for one connection."""
 
@@ -172,9 +180,18 @@ class LinkProtocol(Protocol):
             self.heartbeat = Heartbeat(self.clock, self.heartbeat_interval, self._send_heartbeat,
                                        self._peer_dead)
             self.heartbeat.start(self.heartbeat_phase())
-        self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._hello_timed_out)
+        if isinstance(self.transport, TLSMemoryBIOProtocol):
+            self._hello_timer = self.clock.callLater(TLS_HANDSHAKE_TIMEOUT, self._handshake_timed_out)
+        else:
+            self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._hello_timed_out)
         if self.initiator:
             self._send_hello(Flags.NONE, self.owner.hello(self))
+
+    def handshakeCompleted(self):
+        """TLS is up: the peer has ``HELLO_TIMEOUT`` from now to say hello."""
+        self._cancel_hello_timer()
+        if self.connected and not self.verified and not self._closing:
+            self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._hello_timed_out)
 
     def dataReceived(self, data):
         try:
@@ -320,6 +337,11 @@ class LinkProtocol(Protocol):
         self._hello_timer = None
         if not self.verified:
             self._protocol_error("no hello within %gs" % HELLO_TIMEOUT)
+
+    def _handshake_timed_out(self):
+        self._hello_timer = None
+        if not self.verified:
+            self._protocol_error("no TLS handshake within %gs" % TLS_HANDSHAKE_TIMEOUT)
 
     def _cancel_hello_timer(self):
         if self._hello_timer is not None and self._hello_timer.active():
