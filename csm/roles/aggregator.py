@@ -1,6 +1,5 @@
 """The aggregator: computes connect to it; it connects to the master."""
 
-from twisted.application import internet
 from twisted.internet import defer
 
 from prometheus_client.core import GaugeMetricFamily
@@ -10,8 +9,10 @@ from csm.api import health
 from csm.api import multicast
 from csm.api.wm_commands import MULTICAST_COMMANDS
 from csm.api.commands import AGGREGATOR_REHOME, SOFT_FAILURE_RECOVERY
+from csm.api.diag_commands import DIAG_CHECK
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
+from csm.net.admission import HandshakeLimit
 from csm.net.endpoints import server_endpoint
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.peers import PeerTable
@@ -58,8 +59,10 @@ class AggregatorDaemon(Daemon):
         self._compute_factory = self.link_factory(
             ComputeLinkOwner(self, "compute", on_ready=self._compute_ready, on_lost=self._compute_lost,
                              accept=_accept_compute), False)
-        #: Not a child service: computes are only accepted while the master is reachable.
+        #: The compute port (not a child service: computes are only accepted while the master
+        #: is reachable), behind admission control (``self.admission``).
         self.compute_listener = None
+        self.admission = None
         self._listen_retry = None
         self.bds = None
         if config.bds.host:
@@ -75,7 +78,7 @@ class AggregatorDaemon(Daemon):
         handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
         handlers[INVENTORY_ID] = self._compute_inventory
         handlers[AGGREGATOR_REHOME.cmd_id] = self._rehome
-        for command in MULTICAST_COMMANDS + (SOFT_FAILURE_RECOVERY,):
+        for command in MULTICAST_COMMANDS + (SOFT_FAILURE_RECOVERY, DIAG_CHECK):
             handlers[command.cmd_id] = multicast.aggregator_handler
         return handlers
 
@@ -140,29 +143,34 @@ class AggregatorDaemon(Daemon):
         self._listen_computes()
 
     def _listen_computes(self):
-        """Open the compute port (a new listening service each time the master is back)."""
+        """Open the compute port (a new listening port each time the master is back)."""
         self._listen_retry = None
         if self.compute_listener is not None or self.master.current() is None or not self.running:
             return
-        listener = internet.StreamServerEndpointService(
-            server_endpoint(self.reactor, self.config.net.compute_listen, self.tls), self._compute_factory)
-        listener._raiseSynchronously = True
-        try:
-            listener.startService()
-        except Exception as exc:  # e.g. the port is still held: try again shortly
-            log.error("cannot listen for computes on {port}: {exc}; retrying in {s}s",
-                      port=self.config.net.compute_listen.port, exc=exc, s=LISTEN_RETRY)
-            self._listen_retry = self.clock.callLater(LISTEN_RETRY, self._listen_computes)
-            return
-        self.compute_listener = listener
+        admission = HandshakeLimit(self._compute_factory)
+        listening = server_endpoint(self.reactor, self.config.net.compute_listen, self.tls).listen(admission)
+        listening.addCallbacks(lambda port: self._listening(port, admission), self._listen_failed)
+
+    def _listening(self, port, admission):
+        self.compute_listener = admission.listening(port)
+        self.admission = admission
         log.info("accepting computes on {port}", port=self.config.net.compute_listen.port)
+
+    def _listen_failed(self, failure):
+        """E.g. the port is still held: try again shortly."""
+        log.error("cannot listen for computes on {port}: {exc}; retrying in {s}s",
+                  port=self.config.net.compute_listen.port, exc=failure.getErrorMessage(), s=LISTEN_RETRY)
+        self._listen_retry = self.clock.callLater(LISTEN_RETRY, self._listen_computes)
 
     def _stop_listening(self):
         if self._listen_retry is not None and self._listen_retry.active():
             self._listen_retry.cancel()
         self._listen_retry = None
         listener, self.compute_listener = self.compute_listener, None
-        return listener.stopService() if listener is not None else defer.succeed(None)
+        if self.admission is not None:
+            self.admission.listening(None)
+            self.admission = None
+        return defer.maybeDeferred(listener.stopListening) if listener is not None else defer.succeed(None)
 
     def _master_lost(self, link):
         """As CAST: without the master, drop every compute so they fail over."""
