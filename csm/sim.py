@@ -8,6 +8,12 @@ synthetic inventory and no local socket, so a large cluster fits on one small
 machine. Nodes alternate which aggregator is their ``aggregatorA``. With
 ``--record FILE`` every primary change is written there as JSON at exit
 (``{node: [[time, aggregator], ...]}``), for the failover benchmark.
+
+One process does the handshakes of thousands of machines, so it paces them: at
+most ``--connecting`` attempts per aggregator are in progress at a time (the
+rest wait their turn, their deadlines not running). SIGTERM stops it within
+``STOP_GRACE`` seconds whatever its load: links still closing then are left to
+the exit.
 """
 
 import argparse
@@ -24,9 +30,13 @@ from twisted.logger import globalLogBeginner
 
 from csm import heap, logfile
 from csm.config import ConfigError, Endpoint, LocalListen, load_daemon_config
+from csm.net.pacing import MAX_CONNECTING, ConnectGate
 from csm.net.tls import TLSContexts
 from csm.node.allocation import AllocationAgent
 from csm.roles.compute import ComputeDaemon
+
+#: Seconds csm-sim waits for its links to close when told to stop.
+STOP_GRACE = 5.0
 
 
 def synthetic_inventory(node, index):
@@ -71,6 +81,10 @@ class SimulatedCompute(ComputeDaemon):
     index = 0
     primaries = None
 
+    def __init__(self, config, reactor=None, gate=None, **kw):
+        self.connect_gate = gate  # before the links are built
+        super().__init__(config, reactor, **kw)
+
     def make_agent(self):
         config = self.config
         scripts = [path if path and os.access(path, os.X_OK) else "" for path in (config.prolog, config.epilog)]
@@ -100,22 +114,40 @@ class _Recorder:
         pair._make_primary = make_primary
 
 
-def build(config, nodes, prefix, aggregators, reactor, recorder=None):
-    """A MultiService of ``nodes`` simulated computes (one set of certificates loaded for all)."""
+def build(config, nodes, prefix, aggregators, reactor, recorder=None, connecting=MAX_CONNECTING):
+    """A MultiService of ``nodes`` simulated computes (one set of certificates loaded for all,
+    at most ``connecting`` connection attempts per aggregator at a time)."""
     top = service.MultiService()
     tls = TLSContexts.from_config(config.net.ssl)
+    gate = ConnectGate(connecting) if connecting > 0 else None
     for index in range(nodes):
         first, second = (aggregators[index % len(aggregators)], aggregators[(index + 1) % len(aggregators)])
         net = attrs.evolve(config.net, local_client_listen=LocalListen(socket=""), aggregatorA=first,
                            aggregatorB=second if len(aggregators) > 1 else None)
         node_config = attrs.evolve(config, node_name="%s%05d" % (prefix, index), net=net)
-        daemon = SimulatedCompute(node_config, reactor, tls=tls)
+        daemon = SimulatedCompute(node_config, reactor, gate=gate, tls=tls)
         daemon.index = index
         daemon.removeService(daemon.xid)
         if recorder is not None:
             recorder.watch(daemon)
         daemon.setServiceParent(top)
     return top
+
+
+def stop_within(top, clock, grace=STOP_GRACE):
+    """Stop ``top``; the Deferred fires when it has stopped or after ``grace`` seconds."""
+    done = defer.Deferred()
+
+    def finish(_=None):
+        if not done.called:
+            done.callback(None)
+
+    timer = clock.callLater(grace, finish)
+    stopping = defer.maybeDeferred(top.stopService)
+    stopping.addErrback(lambda failure: sys.stderr.write("csm-sim: stopping: %s\n" % failure.getErrorMessage()))
+    stopping.addBoth(lambda _: timer.cancel() if timer.active() else None)
+    stopping.addBoth(finish)
+    return done
 
 
 def parse_endpoints(text):
@@ -135,6 +167,8 @@ def main(argv=None):
     parser.add_argument("--prolog", help="the nodes' prolog (default: the config's; a no-op when not there)")
     parser.add_argument("--epilog", help="the nodes' epilog (default: the config's)")
     parser.add_argument("--record", help="write primary changes here (JSON) at exit")
+    parser.add_argument("--connecting", type=int, default=MAX_CONNECTING,
+                        help="connection attempts in progress per aggregator, at most (0: no limit)")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = min(hard, max(soft, 4 * args.nodes + 1024))
@@ -150,7 +184,8 @@ def main(argv=None):
     logfile.install_file_log(config.log)
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)  # no buffering
     recorder = _Recorder()
-    top = build(config, args.nodes, args.prefix, parse_endpoints(args.aggregators), reactor, recorder)
+    top = build(config, args.nodes, args.prefix, parse_endpoints(args.aggregators), reactor, recorder,
+                connecting=args.connecting)
     # Thousands of nodes make a heap of millions of objects, and a full collection of it
     # takes a core for up to a second (measured: 40 ms growing to 380 ms during a cold start
     # of 4,608 nodes), stalling every node and the daemons beside it: freeze the built nodes,
@@ -159,7 +194,7 @@ def main(argv=None):
     heap.freeze()
     heap.HeapFreezer(reactor, settle=15, period=60, full=False).setServiceParent(top)
     top.startService()
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    reactor.addSystemEventTrigger("before", "shutdown", stop_within, top, reactor)
     reactor.run()
     if args.record:
         with open(args.record, "w") as f:
