@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import psycopg2  # noqa: E402
 
-from bench.results import QUIET, percentile, record  # noqa: E402
+from bench.results import QUIET, percentile, record, stop_on_signals  # noqa: E402
 from csm.client import Client  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 
@@ -84,6 +84,7 @@ def run(nodes, runs):
 
 
 def main():
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", default="64,1024,4608", help="node counts, comma-separated")
     parser.add_argument("--runs", type=int, default=5)

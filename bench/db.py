@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import psycopg2  # noqa: E402
 from twisted.internet import defer, reactor  # noqa: E402
 
-from bench.results import record, run_reactor  # noqa: E402
+from bench.results import record, run_reactor, stop_on_signals  # noqa: E402
 from csm.api.node import NODE_SELECT  # noqa: E402
 from csm.db import schema  # noqa: E402
 from csm.db.embedded import EmbeddedPostgres  # noqa: E402
@@ -95,6 +95,7 @@ def run(dsn, nodes, queries, out):
 
 
 def main():
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=4608)
     parser.add_argument("--queries", type=int, default=20000)

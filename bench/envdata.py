@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import QUIET, cpu_rss, record, run_reactor  # noqa: E402
+from bench.results import QUIET, cpu_rss, record, run_reactor, stop_on_signals  # noqa: E402
 from csm.cluster import LocalCluster, free_port  # noqa: E402
 
 
@@ -96,6 +96,7 @@ def flood(endpoint, computes, records):
 
 
 def main():
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--computes", type=int, default=1000)
     parser.add_argument("--records", type=int, default=500000)

@@ -21,7 +21,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import QUIET, percentile, record  # noqa: E402
+from bench.results import QUIET, percentile, record, stop_on_signals  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 
 
@@ -65,6 +65,7 @@ def run(nodes, heartbeat, how):
 
 
 def main():
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--heartbeat", type=int, default=3, help="heartbeat interval (s) for the silent case")

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import psycopg2  # noqa: E402
 
-from bench.results import record, run_reactor  # noqa: E402
+from bench.results import record, run_reactor, stop_on_signals  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 from csm.wire import Flags, InternalCommand, Message  # noqa: E402
 
@@ -83,6 +83,7 @@ def with_replies(cluster, events, concurrency):
 
 
 def main():
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--record", action="store_true")

@@ -2,6 +2,7 @@
 
 import os
 import platform
+import signal
 import time
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
@@ -43,15 +44,35 @@ def record(name, command, lines):
             f.write("- %s\n" % line)
 
 
+def stop_on_signals():
+    """SIGTERM and SIGINT raise ``SystemExit``, so that a benchmark's ``finally`` stops the
+    cluster it started (by default SIGTERM ends Python at once); more of them while it
+    stops are ignored."""
+    def interrupted(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+
+
 def run_reactor(function):
-    """Run ``function()`` (returning a Deferred) on the reactor until it fires; return its result."""
+    """Run ``function()`` (returning a Deferred) on the reactor until it fires; return its result.
+
+    A signal stops the reactor (its own handlers, meanwhile) and raises ``SystemExit`` here."""
     from twisted.internet import defer, reactor
 
     outcome = {}
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     d = defer.maybeDeferred(function)
     d.addCallbacks(lambda value: outcome.update(value=value), lambda failure: outcome.update(error=failure))
     d.addBoth(lambda _: reactor.stop())
     reactor.run()
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
     if "error" in outcome:
         outcome["error"].raiseException()
+    if "value" not in outcome:
+        raise SystemExit("interrupted")
     return outcome["value"]

@@ -40,7 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import QUIET, cpu_rss, record  # noqa: E402
+from bench.results import QUIET, cpu_rss, record, stop_on_signals  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 
 NODES_PER_AGGREGATOR = 288
@@ -230,6 +230,7 @@ def run(nodes, clients, seconds, tls):
 
 
 def main():
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=4608)
     parser.add_argument("--clients", type=int, default=100)

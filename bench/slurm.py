@@ -37,7 +37,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import QUIET, cpu_rss, percentile, record  # noqa: E402
+from bench.results import QUIET, cpu_rss, percentile, record, stop_on_signals  # noqa: E402
 from csm.client import Client  # noqa: E402
 from csm.cluster import LocalCluster, free_port  # noqa: E402
 
@@ -266,6 +266,7 @@ def run(runs, run_dir):
 
 
 def main():
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--record", action="store_true")

@@ -18,7 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import percentile, record, run_reactor  # noqa: E402
+from bench.results import percentile, record, run_reactor, stop_on_signals  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 from csm.wire import FrameDecoder, Message  # noqa: E402
 
@@ -69,6 +69,7 @@ def framing(count=100000):
 
 
 def main():
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=64)
