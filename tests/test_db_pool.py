@@ -6,6 +6,7 @@ import time
 
 import psycopg2
 from twisted.internet import defer, reactor, task, threads
+from twisted.python import failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from csm.db import schema
@@ -122,6 +123,38 @@ class OutageTests(TestCase):
         self.assertEqual(rows, [(1,)])
 
     @defer.inlineCallbacks
+    def test_reconnect_to_a_server_that_answers_late(self):
+        """The pool's backends end while the postmaster is stopped (SIGSTOP): the server takes
+        TCP connections and answers none. Attempts give up after ``heartbeat_timeout`` and try
+        again, the reactor stays free, writes wait in the queue; once the postmaster goes on,
+        the pool is back and writes them."""
+        pool = DatabasePool(None, reactor, dsn=self.pg.dsn, size=3, heartbeat_timeout=1.0)
+        yield pool.start()
+        self.addCleanup(pool.stop)
+        admin = dbfixture.connect(self.pg.dsn)
+        self.addCleanup(admin.close)
+        with open(os.path.join(self.pg.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        os.kill(postmaster, signal.SIGSTOP)
+        self.addCleanup(os.kill, postmaster, signal.SIGCONT)
+        yield threads.deferToThread(admin.cursor().execute, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+        yield wait_until(lambda: pool.state == OUTAGE, timeout=10.0)
+        ticks = []
+        ticker = task.LoopingCall(lambda: ticks.append(time.monotonic()))
+        ticker.start(0.02)
+        pool.enqueue_write("ras", insert_event, "late")
+        yield task.deferLater(reactor, 2.5, lambda: None)
+        self.assertEqual(pool.state, OUTAGE)
+        self.assertGreaterEqual(pool.reconnect_attempts, 2)  # a silent attempt is given up
+        os.kill(postmaster, signal.SIGCONT)
+        yield wait_until(lambda: pool.state == CONNECTED and not pool.queue, timeout=10.0)
+        ticker.stop()
+        self.assertLess(max(b - a for a, b in zip(ticks, ticks[1:])), 0.5)
+        rows = yield pool.runQuery("SELECT text FROM outage_log")
+        self.assertEqual(rows, [("late",)])
+
+    @defer.inlineCallbacks
     def test_idle_pool_notices_the_server_going(self):
         yield threads.deferToThread(self.pg.stop_server)
         yield wait_until(lambda: self.pool.state == OUTAGE, timeout=2.0)  # no call made
@@ -135,7 +168,7 @@ class OutageTests(TestCase):
         yield threads.deferToThread(self.pg.stop_server)
         yield wait_until(lambda: self.pool.state == OUTAGE, timeout=2.0)
         yield self.pool.stop()
-        self.assertFalse([c for c in self.pool.connections if c.detector._next is not None])
+        self.assertIsNone(self.pool._round)
 
     @defer.inlineCallbacks
     def test_heartbeat_declares_a_silent_server_dead(self):
@@ -194,6 +227,72 @@ class HeartbeatScheduleTests(SynchronousTestCase):
         clock.advance(10)
         pool._heartbeat()
         self.assertEqual(len(probes), 1)
+
+
+class ReconnectScheduleTests(SynchronousTestCase):
+    """The rounds of reconnection, on a Clock; the server's answer is made at txpostgres's
+    reconnect (a real server is in OutageTests)."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.pool = DatabasePool(None, self.clock, dsn="dbname=unused", size=3)
+        self.attempts, self.up = [], False
+        for index, connection in enumerate(self.pool.connections):
+            connection.detector.reconnect = lambda index=index: self.attempt(index)
+        self.pool.state = CONNECTED
+
+    def attempt(self, index):
+        self.attempts.append((self.clock.seconds(), index))
+        return defer.succeed(None) if self.up else defer.fail(psycopg2.OperationalError("refused"))
+
+    def server_goes(self):
+        for connection in self.pool.connections[1:]:
+            connection.detector.connectionIsDead = True
+        self.pool.connections[0].detector.checkForDeadConnection(failure.Failure(psycopg2.OperationalError("gone")))
+
+    def advance(self, until):
+        """Run the clock to ``until``, stopping at each call due on the way."""
+        while True:
+            due = [call.getTime() for call in self.clock.getDelayedCalls() if call.getTime() <= until]
+            if not due:
+                break
+            self.clock.advance(min(due) - self.clock.seconds())
+        self.clock.advance(until - self.clock.seconds())
+
+    def test_one_connection_tries_a_second_apart_at_most_then_all(self):
+        self.server_goes()
+        self.clock.advance(0)
+        self.assertEqual(self.pool.state, OUTAGE)
+        self.advance(60.0)
+        times = [t for t, _ in self.attempts]
+        self.assertEqual(times[0], 0.0)
+        self.assertEqual({index for _, index in self.attempts}, {0})  # the others wait for it
+        self.assertLessEqual(max(b - a for a, b in zip(times, times[1:])), 1.0 + 1e-6)
+        self.assertLess(len(times), 70)  # ~1 a second once backed off
+        self.up = True
+        self.advance(61.0)
+        tries = [(t, index) for t, index in self.attempts if t >= 60.0]
+        self.assertEqual(sorted(index for _, index in tries), [0, 1, 2])
+        self.assertEqual(len({t for t, _ in tries}), 1)  # the others at once after the first
+        self.assertEqual(self.pool.state, CONNECTED)
+
+    def test_a_server_that_keeps_failing_keeps_the_back_off(self):
+        """Connected for a moment and gone again (a crash loop): each outage waits longer
+        than the last, up to a second; after 10 s connected the back-off starts afresh."""
+        self.up = True
+        waits = []
+        for flap in range(7):
+            gone = self.clock.seconds()
+            self.server_goes()
+            self.advance(gone + 1.05)
+            self.assertEqual(self.pool.state, CONNECTED)
+            waits.append(round(self.attempts[-1][0] - gone, 2))
+            self.advance(gone + 2.0)
+        self.assertEqual(waits, [0.0, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+        self.advance(self.clock.seconds() + 10.0)
+        self.server_goes()
+        self.clock.advance(0)
+        self.assertEqual(self.attempts[-1][0], self.clock.seconds())
 
 
 class SchemaCheckTests(TestCase):

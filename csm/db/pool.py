@@ -1,10 +1,13 @@
 """The master's database pool on txpostgres, with outage detection and a write queue.
 
 Each pooled ``txpostgres.Connection`` has a ``DeadConnectionDetector`` that
-reconnects it with back-off when it dies. The pool is in **outage** while any
-connection is dead: every call then fails at once with
-``CSMERR_DAEMON_DB_ERR`` (no hang), and the others are probed so they notice
-too. It is **connected** again when every connection has recovered, with no
+tells the pool when it dies. The pool is in **outage** while any connection is
+dead: every call then fails at once with ``CSMERR_DAEMON_DB_ERR`` (no hang),
+and the others are probed so they notice too. The pool reconnects in rounds,
+at once and then at most a second apart: one connection tries, and when it gets
+through the others follow at once, so a server that is back is used within
+about a second while one that keeps failing sees one attempt at a time. The
+pool is **connected** again when every connection has recovered, with no
 restart. A pool with no successful call for ``heartbeat`` seconds runs
 ``SELECT 1``, so a server that went away is noticed even when nothing asks.
 
@@ -22,7 +25,7 @@ import attrs
 import psycopg2
 from twisted.internet import defer, task
 from twisted.python import failure
-from txpostgres import reconnection, retrying, txpostgres
+from txpostgres import reconnection, txpostgres
 
 from csm import logs
 from csm.db import schema
@@ -37,6 +40,10 @@ STOPPED = "stopped"
 
 #: how long a call may wait for a free connection before it fails (CAST: 2 s)
 ACQUIRE_TIMEOUT = 2.0
+#: the longest pause between two attempts to reach a server that went away
+RECONNECT_MAX_DELAY = 1.0
+#: an outage sooner than this after the last one ended goes on with its back-off
+STABLE = 10.0
 DROP_ORDER = ("env", "inventory")
 
 
@@ -127,48 +134,29 @@ def _dead(failure):
 
 
 class _Detector(reconnection.DeadConnectionDetector):
-    """Reconnects its dead connection with capped back-off; tells the pool at once when the
-    connection dies (``on_death``); ``stop()`` ends a reconnection under way (nothing is left
-    pending in the reactor)."""
+    """Marks its connection dead and tells the pool (``on_death``), which reconnects it:
+    the pool paces the attempts of all its connections together."""
 
     def __init__(self, reactor, on_death):
-        super().__init__(deathChecker=_dead, reactor=reactor, reconnectionIterator=lambda: (
-            retrying.simpleBackoffIterator(initialDelay=0.25, maxDelay=5.0, factor=1.7, maxRetries=0, now=True)))
+        super().__init__(deathChecker=_dead, reactor=reactor)
         self.on_death = on_death
-        self.stopped = False
-        self._delays = None
-        self._next = None
 
     def startReconnecting(self, reason):
-        self._delays = self.reconnectionIterator()
         self.on_death()
-        self._schedule()
 
-    def _schedule(self):
-        if not self.stopped:
-            self._next = self.reactor.callLater(next(self._delays), self._attempt)
 
-    def _attempt(self):
-        self._next = None
-        d = defer.maybeDeferred(self.reconnect)
-        d.addCallbacks(self._reconnected, lambda failure: self._schedule())
-
-    def _reconnected(self, _):
-        if self.stopped:
-            self.reconnectable.close()
-            return None
-        return self.connectionRecovered()
-
-    def stop(self):
-        self.stopped = True
-        if self._next is not None and self._next.active():
-            self._next.cancel()
-        self._next = None
+def reconnect_delays():
+    """Seconds before each round of reconnection: at once, then doubling from 0.1 s up to
+    ``RECONNECT_MAX_DELAY``, so a server that is back is used within about a second."""
+    delay = 0.0
+    while True:
+        yield delay
+        delay = min(RECONNECT_MAX_DELAY, max(0.1, delay * 2))
 
 
 class _Connection(txpostgres.Connection):
     """A txpostgres connection whose idle socket reporting a dead server is a clean
-    disconnection (the detector reconnects), not an unhandled error in the reactor."""
+    disconnection (the pool reconnects), not an unhandled error in the reactor."""
 
     def doRead(self):
         try:
@@ -247,6 +235,12 @@ class DatabasePool:
         self._draining = False
         self._beat = None
         self._last_success = None
+        self._delays = None  # the back-off of the current outage (reconnect_delays)
+        self._round = None  # the next round of reconnection (an IDelayedCall)
+        self._reconnecting = False
+        self._recovered_at = None
+        #: attempts to connect anew (status: db_reconnect_attempts)
+        self.reconnect_attempts = 0
         self.connections = []
         for _ in range(self.size):
             detector = _Detector(reactor, on_death=self._outage_detected)
@@ -282,8 +276,10 @@ class DatabasePool:
         if self._beat is not None and self._beat.running:
             self._beat.stop()
         self.state = STOPPED
+        if self._round is not None and self._round.active():
+            self._round.cancel()
+        self._round = None
         for connection in self.connections:
-            connection.detector.stop()
             try:
                 connection.close()
             except Exception:
@@ -386,19 +382,62 @@ class DatabasePool:
     # -- outage ---------------------------------------------------------------------------
 
     def _outage_detected(self):
-        if self.state != CONNECTED:
+        if self.state == CONNECTED:
+            now = self.reactor.seconds()
+            if self._delays is None or self._recovered_at is None or now - self._recovered_at >= STABLE:
+                self._delays = reconnect_delays()  # else a flapping server: the back-off goes on
+            self._set_state(OUTAGE)
+            for waiter in list(self._waiters):
+                waiter.errback(self._outage_error())
+            self._waiters.clear()
+            # make every connection find out, so that all of them reconnect
+            for connection in self.connections:
+                if not connection.detector.connectionIsDead:
+                    self._probe(connection).addErrback(lambda _: None)
+        self._reconnect_soon()
+
+    def _reconnect_soon(self):
+        """Schedule the next round of reconnection, unless one is due or running."""
+        if self.state != OUTAGE or self._round is not None or self._reconnecting:
             return
-        self._set_state(OUTAGE)
-        for waiter in list(self._waiters):
-            waiter.errback(self._outage_error())
-        self._waiters.clear()
-        # make every connection find out, so that all of them reconnect
-        for connection in self.connections:
-            if not connection.detector.connectionIsDead:
-                self._probe(connection).addErrback(lambda _: None)
+        if any(c.detector.connectionIsDead for c in self.connections):
+            self._round = self.reactor.callLater(next(self._delays), self._reconnect_round)
+
+    @defer.inlineCallbacks
+    def _reconnect_round(self):
+        """One dead connection tries; once it is through, the other dead ones follow at once.
+        A server that keeps failing sees one attempt at a time, at most one a second."""
+        self._round = None
+        self._reconnecting = True
+        try:
+            dead = [c for c in self.connections if c.detector.connectionIsDead]
+            if dead and (yield self._reconnect(dead[0])):
+                yield defer.DeferredList([self._reconnect(c) for c in dead[1:]])
+        finally:
+            self._reconnecting = False
+        self._reconnect_soon()
+
+    def _reconnect(self, connection):
+        """Fires with True once ``connection`` is back; False if the attempt failed or had no
+        answer within ``heartbeat_timeout`` (a server that accepts and does not answer)."""
+        self.reconnect_attempts += 1
+        d = defer.maybeDeferred(connection.detector.reconnect)
+        timer = self.reactor.callLater(self.heartbeat_timeout, connection.close)
+
+        def done(connected):
+            if timer.active():
+                timer.cancel()
+            if connected and self.state == STOPPED:
+                connection.close()
+                return False
+            if connected:
+                connection.detector.connectionRecovered()
+            return connected
+        return d.addCallbacks(lambda _: True, lambda _: False).addCallback(done)
 
     def _recovered(self):
         if self.state == OUTAGE and not any(c.detector.connectionIsDead for c in self.connections):
+            self._recovered_at = self.reactor.seconds()
             self._set_state(CONNECTED)
             self._drain()
 
@@ -496,6 +535,6 @@ class DatabasePool:
     def status(self):
         return {"db_state": self.state, "db_schema_version": self.version, "db_pool_size": self.size,
                 "db_free_conn_size": len(self._free),
-                "db_queued_writes": len(self.queue),
+                "db_queued_writes": len(self.queue), "db_reconnect_attempts": self.reconnect_attempts,
                 "db_merged_queries": self.batcher.calls, "db_merged_statements": self.batcher.statements,
                 "db_dropped_writes": dict(self.dropped)}
