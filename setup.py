@@ -40,6 +40,11 @@ CSM_COMMANDS = [
     "csm_allocation_step_query",
     "csm_allocation_step_query_active_all",
     "csm_allocation_step_query_details",
+    "csm_diag_run_begin",
+    "csm_diag_run_end",
+    "csm_diag_result_create",
+    "csm_diag_run_query",
+    "csm_diag_run_query_details",
 ]
 
 setup(
@@ -58,6 +63,7 @@ setup(
         "attrs",
         "nvidia-ml-py",
         "prometheus-client",
+        "treq",
     ],
     extras_require={"test": ["hypothesis"]},
     entry_points={
@@ -67,6 +73,7 @@ setup(
             "csm-demo = csm.demo:main",
             "csm-sim = csm.sim:main",
             "csm-db = csm.db.admin:main",
+            "csm-diag = csm.diag.runner:main",
         ],
     },
 )

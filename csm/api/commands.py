@@ -240,9 +240,10 @@ RAS_COMMANDS = (RAS_EVENT_CREATE, RAS_EVENT_QUERY, RAS_EVENT_QUERY_ALLOCATION, R
 def build_registry():
     """The registry of every command this implementation knows."""
     from csm.api.wm_commands import WM_COMMANDS  # it builds on the fields above
+    from csm.api.diag_commands import DIAG_COMMANDS
     return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY, SSD_WEAR_UPDATE, AGGREGATOR_REHOME,
                      SOFT_FAILURE_RECOVERY)
-                    + NODE_COMMANDS + RAS_COMMANDS + WM_COMMANDS)
+                    + NODE_COMMANDS + RAS_COMMANDS + WM_COMMANDS + DIAG_COMMANDS)
 
 
 REGISTRY = build_registry()

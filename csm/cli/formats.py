@@ -1,6 +1,6 @@
 """Per-command output formats where CAST prints something other than plain YAML."""
 
-from csm.cli import output
+from csm.cli import diag_formats, output
 
 
 def _daemon_line(kind, entry, with_link=False):
@@ -114,6 +114,9 @@ FORMATTERS = {
     "allocation_step_end": _message("Step {step_id} of allocation {allocation_id} ended"),
     "infrastructure_health_check": lambda result, args: health_check(result, args.get("verbose_health")),
 }
+
+
+FORMATTERS.update(diag_formats.FORMATTERS)
 
 
 def render(command, result, args):

@@ -7,7 +7,7 @@ from twisted.application import internet
 from twisted.internet import defer, task
 
 from csm import logs
-from csm.api import allocation, allocation_query, health, node, ras, recovery, step
+from csm.api import allocation, allocation_query, diag, health, node, ras, recovery, step
 from csm.api.joblogs import JobLogs
 from csm.api.router import reply_body
 from csm.db import inventory
@@ -78,7 +78,7 @@ class MasterDaemon(Daemon):
         handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.master_handler
         handlers.update(ras.HANDLERS)
         handlers.update(node.HANDLERS)
-        for table in (allocation.HANDLERS, allocation_query.HANDLERS, step.HANDLERS):
+        for table in (allocation.HANDLERS, allocation_query.HANDLERS, step.HANDLERS, diag.HANDLERS):
             handlers.update(table)
         return handlers
 
