@@ -6,6 +6,7 @@ caller's credentials into the request, and answers every request within its
 API timeout: a reply, an error, or CSMERR_TIMEOUT.
 """
 
+import errno
 import grp
 import os
 import socket
@@ -18,7 +19,7 @@ from csm import __version__, logs
 from csm.errors import CSMError, ErrorCode
 from csm.net.factory import LinkFactory
 from csm.net.link import LinkOwner, LinkProtocol
-from csm.wire import Flags
+from csm.wire import Flags, FrameDecoder, FrameError, InternalCommand, Message
 
 log = logs.logger("csmapi")
 
@@ -31,6 +32,53 @@ def peer_credentials(transport):
     """(pid, uid, gid) of the process at the other end of a unix socket."""
     sock = transport.getHandle()
     return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+
+
+class SocketInUse(Exception):
+    """Another daemon is listening on this local socket."""
+
+
+def check_socket_free(path, timeout=2.0):
+    """Raise ``SocketInUse`` naming the daemon that answers on ``path``; a socket file nobody
+    listens on (left by a killed daemon) is free and may be replaced."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except socket.timeout:
+            who = "a process that does not accept connections"
+        except OSError as exc:
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+                return
+            raise SocketInUse("%s: %s" % (path, exc.strerror or exc)) from None
+        else:
+            who = _describe_listener(sock)
+    finally:
+        sock.close()
+    raise SocketInUse("%s is in use by a running daemon (%s): stop it first, or give this daemon "
+                      "another socket" % (path, who))
+
+
+def _describe_listener(sock):
+    """``pid N, <role> <node>`` of the daemon on a connected local socket (what it says of itself)."""
+    pid = _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))[0]
+    hello = {}
+    try:
+        sock.sendall(Message.make(InternalCommand.STATUS, {"version": __version__, "role": "client"},
+                                  flags=Flags.INT).encode())
+        decoder, messages = FrameDecoder(1 << 20), []
+        while not messages:
+            data = sock.recv(65536)
+            if not data:
+                break
+            messages = decoder.feed(data)
+        body = messages[0].body() if messages else None
+        hello = body if isinstance(body, dict) else {}
+    except (OSError, FrameError, ValueError):
+        pass
+    name = " ".join(str(hello[key]) for key in ("role", "node") if hello.get(key))
+    return "pid %d, %s" % (pid, name) if name else "pid %d" % pid
 
 
 class LocalLinkProtocol(LinkProtocol):
@@ -118,6 +166,7 @@ class LocalSocketService(service.Service):
         if directory:
             os.makedirs(directory, exist_ok=True)
         if os.path.exists(self.path):
+            check_socket_free(self.path)
             os.unlink(self.path)  # stale socket of a previous run
         factory = LinkFactory(self.api, self.daemon.clock, initiator=False,
                               max_payload=self.daemon.max_payload,

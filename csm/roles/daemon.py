@@ -11,7 +11,7 @@ from csm import __version__, logs, metrics
 from csm.api import ctrl, health
 from csm.api.commands import NODE_INVENTORY, RAS_EVENT_CREATE, REGISTRY
 from csm.api.router import Router
-from csm.config import load_acl, load_api_timeouts
+from csm.config import ConfigError, load_acl, load_api_timeouts
 from csm.net.factory import LinkFactory
 from csm.net.link import LinkOwner
 from csm.net.local import LocalSocketService
@@ -22,6 +22,15 @@ from csm.wire.message import encode_body
 INVENTORY_ID = NODE_INVENTORY.cmd_id
 
 log = logs.logger("csmd")
+
+
+def _load_file(loader, config, name):
+    """The file named by key ``csm.<name>``; an unusable one stops the daemon (even the ACL:
+    one skipped in part would leave local callers more privileged than the site meant)."""
+    try:
+        return loader(getattr(config, name))
+    except ConfigError as exc:
+        raise ConfigError(config.path, "csm." + name, str(exc)) from None
 
 
 class DaemonLinkOwner(LinkOwner):
@@ -70,11 +79,11 @@ class Daemon(service.MultiService):
         self.clock = reactor
         self.node_name = config.node_name
         self.registry = registry
-        self.acl = load_acl(config.api_permission_file)
-        self.api_timeouts = load_api_timeouts(config.api_configuration_file)
+        self.acl = _load_file(load_acl, config, "api_permission_file")
+        self.api_timeouts = _load_file(load_api_timeouts, config, "api_configuration_file")
         self.max_payload = config.net.max_message_size
         self.heartbeat_interval = config.net.heartbeat_interval
-        self.tls = tls if tls is not None else TLSContexts.from_config(config.net.ssl)
+        self.tls = tls if tls is not None else TLSContexts.from_config(config.net.ssl, config.path)
         self.started_at = None
         self._inventory = None
         self.metrics = metrics.make_registry(self)

@@ -9,6 +9,7 @@ from twisted.python import usage
 from csm import logfile
 from csm.config import ConfigError, load_daemon_config
 from csm.heap import HeapFreezer
+from csm.net.local import SocketInUse, check_socket_free
 from csm.roles import daemon_class
 
 
@@ -27,14 +28,27 @@ class DaemonOptions(usage.Options):
 
 
 def make_daemon(options, plugin_role, reactor=None):
-    """Load the config (one clear line and exit 1 if bad) and build the daemon."""
+    """Load the config and build the daemon; a bad set-up is one clear line and exit 1."""
     try:
-        config = load_daemon_config(options["config"], role_override=options["role"])
+        return _make_daemon(options, plugin_role, reactor)
     except ConfigError as exc:
         sys.stderr.write("csm-%s: %s\n" % (plugin_role, exc))
         raise SystemExit(1)
+
+
+def _make_daemon(options, plugin_role, reactor):
+    config = load_daemon_config(options["config"], role_override=options["role"])
+    if config.net.local_client_listen.socket:  # first: the same config would truncate its log
+        try:
+            check_socket_free(config.net.local_client_listen.socket)
+        except SocketInUse as exc:
+            raise ConfigError(config.path, "csm.net.local_client_listen.socket", str(exc)) from None
     logfile.apply_levels(config.log)
-    logfile.install_file_log(config.log)
+    try:
+        logfile.install_file_log(config.log)
+    except OSError as exc:
+        raise ConfigError(config.path, "csm.log.fileLog", "cannot write %s: %s"
+                          % (config.log.fileLog, exc.strerror or exc)) from None
     if config.role == "master" and config.db.enabled:
         problem = check_database(config.db)
         if problem:
