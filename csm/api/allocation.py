@@ -24,6 +24,7 @@ from csm.api import multicast
 from csm.api.ras import database
 from csm.api.wm_commands import ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION_UPDATE_STATE
 from csm.db import allocations
+from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
 
 log = logs.logger("csmapi")
@@ -188,9 +189,10 @@ def create(ctx, body):
     values, nodes = new_allocation(ctx, body)
     diagnostics = values["type"] == "diagnostics"
     prolog = values["state"] == "running" and not diagnostics
-    row = yield db.runInteraction(allocations.reserve, values, nodes, bool(body.get("shared")),
-                                  "to-running" if prolog else values["state"], check_nodes=not diagnostics,
-                                  check_busy=values["state"] == "running")
+    rows = yield query_dicts(db, *allocations.reserve_statement(
+        values, nodes, bool(body.get("shared")), "to-running" if prolog else values["state"],
+        check_nodes=not diagnostics, check_busy=values["state"] == "running"))
+    row = allocations.reserved(rows)
     result = yield master.allocation_locks.run(row["allocation_id"], _create_on_nodes, ctx, row, nodes, prolog)
     return result
 
@@ -207,11 +209,12 @@ def _create_on_nodes(ctx, row, nodes, prolog):
         if multicast.node_errors(results):
             yield _roll_back(ctx, row, results)
             raise multi_error(results, "allocation %d rolled back: the prolog" % allocation_id)
-        done = yield db.runInteraction(_finish, allocation_id, "running", ("to-running",), readings(results), False)
-        if done is None:
+        moved = yield query_dicts(db, *allocations.finish_statement(allocation_id, "running", ("to-running",),
+                                                                    readings(results), False))
+        if not moved:
             raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d was removed during its create"
                            % allocation_id)
-    row = (yield db.runInteraction(allocations.find_active, allocation_id))[0]
+        row = moved[0]
     master.job_logs.transaction("allocation", allocation_id, ctx.message.message_id, dict(row, compute_nodes=nodes))
     log.info("allocation {id} created on {n} nodes ({state})", id=allocation_id, n=len(nodes), state=row["state"])
     return dict(row, compute_nodes=nodes)
@@ -229,25 +232,17 @@ def _roll_back(ctx, row, results):
         for node, result in undone.items():
             if result["errcode"] and not results[node]["errcode"]:
                 results[node] = dict(result, errmsg="%s (rollback epilog)" % result["errmsg"])
-    yield database(ctx).runInteraction(allocations.to_history, allocation_id, None, "failed")
+    yield query_dicts(database(ctx), *allocations.history_statement(allocation_id, None, "failed"))
     yield raise_node_events(ctx, results, "prolog", allocation_id)
     log.warn("allocation {id} rolled back: {errors}", id=allocation_id,
              errors="; ".join(e.errmsg for e in multicast.node_errors(results))[:2000])
 
 
 @defer.inlineCallbacks
-def _finish(cursor, allocation_id, state, expected, node_readings, deltas):
-    before = yield allocations.set_state(cursor, allocation_id, state, expected)
-    if before is not None:
-        yield allocations.store_counters(cursor, allocation_id, node_readings, deltas)
-    return before
-
-
-@defer.inlineCallbacks
 def _one(ctx, body, lock=False):
     """The single live allocation named by id or job id (with the private check)."""
-    rows = yield database(ctx).runInteraction(allocations.find_active, body.get("allocation_id"),
-                                              body.get("primary_job_id"), body.get("secondary_job_id"), lock)
+    rows = yield query_dicts(database(ctx), *allocations.find_active_statement(
+        body.get("allocation_id"), body.get("primary_job_id"), body.get("secondary_job_id"), lock))
     if not rows:
         what = ("allocation %d" % body["allocation_id"] if body.get("allocation_id") is not None else
                 "job %s/%s" % (body.get("primary_job_id"), body.get("secondary_job_id") or 0))
@@ -262,8 +257,10 @@ def _one(ctx, body, lock=False):
 
 @defer.inlineCallbacks
 def delete(ctx, body):
-    row = yield _one(ctx, body)
-    result = yield ctx.daemon.allocation_locks.run(row["allocation_id"], _delete_locked, ctx, row["allocation_id"],
+    allocation_id = body.get("allocation_id")
+    if allocation_id is None or ctx.private_check:  # by job id, or the owner is checked: read it first
+        allocation_id = (yield _one(ctx, body))["allocation_id"]
+    result = yield ctx.daemon.allocation_locks.run(allocation_id, _delete_locked, ctx, allocation_id,
                                                    body.get("exit_status") or 0)
     return result
 
@@ -275,46 +272,39 @@ NEEDS_EPILOG = ("to-running", "running", "to-staging-out", "running-failed", "st
 @defer.inlineCallbacks
 def _active(db, allocation_id):
     """The live allocation row (read again once the allocation's lock is held)."""
-    rows = yield db.runInteraction(allocations.find_active, allocation_id)
+    rows = yield query_dicts(db, *allocations.find_active_statement(allocation_id))
     if not rows:
-        raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not active (deleted meanwhile?)"
-                       % allocation_id)
+        raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not an active allocation" % allocation_id)
     return rows[0]
 
 
 @defer.inlineCallbacks
 def _delete_locked(ctx, allocation_id, exit_status):
+    """One statement moves the allocation to deleting(-mcast), the epilog runs where the nodes
+    need it, one round trip stores the deltas and moves everything to history."""
     master = ctx.daemon
     db = database(ctx)
-    row = yield _active(db, allocation_id)
-    nodes = yield db.runInteraction(allocations.nodes_of, allocation_id)
+    rows = yield query_dicts(db, *allocations.delete_start_statement(allocation_id, NEEDS_EPILOG))
+    if not rows:
+        raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not an active allocation" % allocation_id)
+    row = rows[0]
+    nodes = row.pop("csm_nodes")
     results = {}
     if row["state"] in NEEDS_EPILOG:
-        yield db.runInteraction(allocations.set_state, allocation_id, "deleting-mcast")
         results = yield multicast.multicast(master, ALLOCATION_DELETE.cmd_id, nodes, script_body(row, "epilog"),
                                             budget(ctx))
-    else:
-        yield db.runInteraction(allocations.set_state, allocation_id, "deleting")
     failed = multicast.node_errors(results)
     final = "failed" if failed else "complete"
-    history = yield db.runInteraction(_to_history, allocation_id, readings(results) if results else None,
-                                      exit_status, final)
-    master.job_logs.transaction("allocation", allocation_id, ctx.message.message_id, dict(history or {},
-                                                                                          compute_nodes=nodes))
+    history = yield query_dicts(db, *allocations.history_statement(allocation_id, exit_status, final,
+                                                                   readings(results) if results else None))
+    master.job_logs.transaction("allocation", allocation_id, ctx.message.message_id,
+                                dict(history[0] if history else {}, compute_nodes=nodes))
     master.job_logs.allocation_metrics(allocation_id, results)
     if failed:
         yield raise_node_events(ctx, results, "epilog", allocation_id)
         raise multi_error(results, "allocation %d deleted (%s); the epilog" % (allocation_id, final))
     log.info("allocation {id} deleted ({n} nodes)", id=allocation_id, n=len(nodes))
     return {"allocation_id": allocation_id, "state": final}
-
-
-@defer.inlineCallbacks
-def _to_history(cursor, allocation_id, node_readings, exit_status, final):
-    if node_readings is not None:
-        yield allocations.store_counters(cursor, allocation_id, node_readings, True)
-    history = yield allocations.to_history(cursor, allocation_id, exit_status, final)
-    return history
 
 
 @defer.inlineCallbacks
@@ -351,8 +341,8 @@ def _update_locked(ctx, allocation_id, new_state):
                                         budget(ctx))
     failed = multicast.node_errors(results)
     final = ("%s-failed" % ("running" if new_state == "running" else "staging-out")) if failed else new_state
-    yield db.runInteraction(_finish, allocation_id, final, ("to-running", "to-staging-out"), readings(results),
-                            deltas)
+    yield query_dicts(db, *allocations.finish_statement(allocation_id, final, ("to-running", "to-staging-out"),
+                                                        readings(results), deltas))
     if failed:
         yield raise_node_events(ctx, results, script, allocation_id)
         master.job_logs.transaction("allocation", allocation_id, ctx.message.message_id,

@@ -1,5 +1,11 @@
 """Allocation and step writes: each function is one ``runInteraction`` (one transaction).
 
+The steps of an allocation's create and delete are also ``*_statement`` functions:
+(sql, args) that do one step in one round trip, one transaction (several
+statements in one query string run as one implicit transaction), so that the
+master runs them on the pool with no BEGIN and COMMIT round trips; the cursor
+functions of the same name run the same SQL.
+
 Nodes are reserved under row locks on their ``csm_node`` rows (taken in name
 order), so two creates over the same nodes run one after the other and the
 second sees the first's reservation. Errors are ``CSMError``s with CAST's codes
@@ -45,18 +51,36 @@ def lock_nodes(cursor, nodes, check_state=True):
     found = {row["node_name"]: row for row in rows}
     missing = [node for node in nodes if node not in found]
     if missing:
-        raise CSMError(ErrorCode.CSMERR_ALLOC_INVALID_NODES, "%d node(s) not in the database: %s"
-                       % (len(missing), _some(missing)),
-                       [NodeError(n, ErrorCode.CSMERR_ALLOC_INVALID_NODES, "%s is not a known node" % n)
-                        for n in missing])
+        raise _invalid(missing)
     if check_state:
         bad = [row for row in rows if row["state"] != "IN_SERVICE" or row["type"] != "compute"]
         if bad:
-            raise CSMError(ErrorCode.CSMERR_ALLOC_UNAVAIL_NODES, "%d node(s) not available: %s"
-                           % (len(bad), _some([row["node_name"] for row in bad])),
-                           [NodeError(row["node_name"], ErrorCode.CSMERR_ALLOC_UNAVAIL_NODES,
-                                      "%s is %s (%s), not an IN_SERVICE compute node"
-                                      % (row["node_name"], row["state"], row["type"])) for row in bad])
+            raise _unavailable(bad)
+
+
+def _invalid(missing):
+    return CSMError(ErrorCode.CSMERR_ALLOC_INVALID_NODES, "%d node(s) not in the database: %s"
+                    % (len(missing), _some(missing)),
+                    [NodeError(n, ErrorCode.CSMERR_ALLOC_INVALID_NODES, "%s is not a known node" % n)
+                     for n in missing])
+
+
+def _unavailable(bad):
+    return CSMError(ErrorCode.CSMERR_ALLOC_UNAVAIL_NODES, "%d node(s) not available: %s"
+                    % (len(bad), _some([row["node_name"] for row in bad])),
+                    [NodeError(row["node_name"], ErrorCode.CSMERR_ALLOC_UNAVAIL_NODES,
+                               "%s is %s (%s), not an IN_SERVICE compute node"
+                               % (row["node_name"], row["state"], row["type"])) for row in bad])
+
+
+def _occupied(rows):
+    """Rows (node_name, allocation_id) of the allocations holding the nodes -> 47."""
+    busy = {}
+    for row in rows:
+        busy.setdefault(row["node_name"], []).append(row["allocation_id"])
+    return CSMError(ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES, "%d node(s) in use: %s" % (len(busy), _some(busy)),
+                    [NodeError(n, ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES, "%s is in use by allocation %s"
+                               % (n, ",".join(map(str, ids)))) for n, ids in sorted(busy.items())])
 
 
 @defer.inlineCallbacks
@@ -67,39 +91,79 @@ def check_free(cursor, nodes, shared, allocation_id=0):
                                "WHERE node_name = ANY(%s) AND allocation_id <> %s AND NOT state = ANY(%s) "
                                "ORDER BY node_name, allocation_id",
                        (list(nodes), allocation_id, list(IDLE_STATES)))
-    busy = {}
-    for row in rows:
-        if not shared or not row["shared"]:
-            busy.setdefault(row["node_name"], []).append(row["allocation_id"])
+    busy = [row for row in rows if not shared or not row["shared"]]
     if busy:
-        raise CSMError(ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES, "%d node(s) in use: %s" % (len(busy), _some(busy)),
-                       [NodeError(n, ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES, "%s is in use by allocation %s"
-                                  % (n, ",".join(map(str, ids)))) for n, ids in sorted(busy.items())])
+        raise _occupied(busy)
+
+
+#: A create's reservation: one round trip, one transaction. The first statement locks the
+#: nodes' rows (in name order); the second, with a snapshot taken once the locks are held (so
+#: it sees a reservation committed by whoever held them before), checks the nodes and inserts
+#: the allocation and its nodes only when every check passes, and names what failed.
+RESERVE_SQL = """
+SELECT 1 FROM csm_node WHERE node_name = ANY(%%(nodes)s) ORDER BY node_name FOR UPDATE;
+WITH want AS (SELECT unnest(%%(nodes)s::text[]) AS node_name),
+found AS (SELECT n.node_name, n.state::text AS state, n.type FROM csm_node n JOIN want USING (node_name)),
+missing AS (SELECT node_name FROM want EXCEPT SELECT node_name FROM found),
+bad AS (SELECT * FROM found WHERE %%(check_state)s AND (state <> 'IN_SERVICE' OR type <> 'compute')),
+busy AS (SELECT node_name, allocation_id FROM csm_allocation_node
+          WHERE %%(check_busy)s AND node_name = ANY(%%(nodes)s) AND NOT state = ANY(%%(idle)s)
+            AND (NOT %%(shared)s OR NOT shared)),
+errors AS (SELECT (SELECT array_agg(node_name ORDER BY node_name) FROM missing) AS csm_missing,
+                  (SELECT jsonb_agg(bad ORDER BY node_name) FROM bad) AS csm_bad,
+                  (SELECT jsonb_agg(busy ORDER BY node_name, allocation_id) FROM busy) AS csm_busy),
+made AS (INSERT INTO csm_allocation (%(columns)s) SELECT %(values)s FROM errors
+          WHERE csm_missing IS NULL AND csm_bad IS NULL AND csm_busy IS NULL RETURNING *),
+placed AS (INSERT INTO csm_allocation_node (allocation_id, node_name, state, shared)
+            SELECT made.allocation_id, want.node_name, %%(state)s, %%(shared)s FROM made, want)
+SELECT made.*, errors.* FROM errors LEFT JOIN made ON true
+"""
+
+
+def reserve_statement(allocation, nodes, shared, row_state, check_nodes=True, check_busy=True):
+    """(sql, args) of a reservation (``RESERVE_SQL``); ``reserved`` reads its answer."""
+    values = dict(allocation, state=row_state, num_nodes=len(nodes))
+    columns = [c for c in ALLOCATION_INPUT if values.get(c) is not None]
+    sql = RESERVE_SQL % {"columns": ", ".join(columns), "values": ", ".join("%%(v_%s)s" % c for c in columns)}
+    args = {"v_" + c: values[c] for c in columns}
+    args.update(nodes=list(nodes), check_state=bool(check_nodes), check_busy=bool(check_busy), shared=bool(shared),
+                idle=list(IDLE_STATES), state=row_state)
+    return sql, args
+
+
+def reserved(rows):
+    """The new allocation row of a reservation's answer; raises what its checks found (unknown
+    nodes -> 46, nodes not IN_SERVICE compute nodes -> 48, nodes in use -> 47)."""
+    row = dict(rows[0])
+    missing, bad, busy = row.pop("csm_missing"), row.pop("csm_bad"), row.pop("csm_busy")
+    if missing:
+        raise _invalid(missing)
+    if bad:
+        raise _unavailable(bad)
+    if busy:
+        raise _occupied(busy)
+    return row
 
 
 @defer.inlineCallbacks
 def reserve(cursor, allocation, nodes, shared, row_state, check_nodes=True, check_busy=True):
     """Insert the allocation (in ``row_state``) and its nodes; fires with the new row."""
-    yield lock_nodes(cursor, nodes, check_state=check_nodes)
-    if check_busy:
-        yield check_free(cursor, nodes, shared)
-    values = dict(allocation, state=row_state, num_nodes=len(nodes))
-    columns = [c for c in ALLOCATION_INPUT if values.get(c) is not None]
-    rows = yield fetch(cursor, "INSERT INTO csm_allocation (%s) VALUES (%s) RETURNING *"
-                       % (", ".join(columns), ", ".join(["%s"] * len(columns))), [values[c] for c in columns])
-    allocation_id = rows[0]["allocation_id"]
-    yield cursor.execute("INSERT INTO csm_allocation_node (allocation_id, node_name, state, shared) "
-                         "SELECT %s, unnest(%s::text[]), %s, %s", (allocation_id, list(nodes), row_state, shared))
-    return rows[0]
+    yield cursor.execute(*reserve_statement(allocation, nodes, shared, row_state, check_nodes, check_busy))
+    return reserved(rows_as_dicts(cursor.description, cursor.fetchall()))
+
+
+def find_active_statement(allocation_id=None, primary_job_id=None, secondary_job_id=None, lock=False):
+    """(sql, args) of the live allocation rows matching an id or a job id."""
+    suffix = " FOR UPDATE" if lock else ""
+    if allocation_id is not None:
+        return "SELECT * FROM csm_allocation WHERE allocation_id = %s" + suffix, (allocation_id,)
+    return ("SELECT * FROM csm_allocation WHERE primary_job_id = %s AND secondary_job_id = %s "
+            "ORDER BY allocation_id" + suffix, (primary_job_id, secondary_job_id or 0))
 
 
 def find_active(cursor, allocation_id=None, primary_job_id=None, secondary_job_id=None, lock=False):
     """The live allocation rows matching an id or a job id."""
-    suffix = " FOR UPDATE" if lock else ""
-    if allocation_id is not None:
-        return fetch(cursor, "SELECT * FROM csm_allocation WHERE allocation_id = %s" + suffix, (allocation_id,))
-    return fetch(cursor, "SELECT * FROM csm_allocation WHERE primary_job_id = %s AND secondary_job_id = %s "
-                         "ORDER BY allocation_id" + suffix, (primary_job_id, secondary_job_id or 0))
+    return fetch(cursor, *find_active_statement(allocation_id, primary_job_id, secondary_job_id, lock))
 
 
 @defer.inlineCallbacks
@@ -136,27 +200,93 @@ DELTA_SET = ", ".join([_delta(c) for c in DELTA_COUNTERS]
 UNANSWERED_SET = ", ".join("%s = %d" % (c, UNAVAILABLE) for c in COUNTERS)
 
 
-@defer.inlineCallbacks
+#: The nodes' readings as the baseline or as deltas (``%s``), -1 for a node without readings.
+COUNTERS_SQL = """
+UPDATE csm_allocation_node an SET %s FROM jsonb_each(%%(readings)s::jsonb) AS j(node, c)
+ WHERE an.allocation_id = %%(id)s AND an.node_name = j.node;
+UPDATE csm_allocation_node SET %s WHERE allocation_id = %%(id)s AND NOT node_name = ANY(%%(answered)s);
+"""
+
+
+def _counter_args(allocation_id, readings):
+    return {"id": allocation_id, "readings": json.dumps(readings), "answered": list(readings)}
+
+
 def store_counters(cursor, allocation_id, readings, deltas):
     """``readings`` {node: counters} as the baseline, or (``deltas``) as the final readings
     turned into deltas; a node without readings gets -1 (unavailable)."""
-    yield cursor.execute("UPDATE csm_allocation_node an SET %s FROM jsonb_each(%%s::jsonb) AS j(node, c) "
-                         "WHERE an.allocation_id = %%s AND an.node_name = j.node"
-                         % (DELTA_SET if deltas else BASELINE_SET), (json.dumps(readings), allocation_id))
-    yield cursor.execute("UPDATE csm_allocation_node SET %s WHERE allocation_id = %%s AND NOT node_name = ANY(%%s)"
-                         % UNANSWERED_SET, (allocation_id, list(readings)))
+    return cursor.execute(COUNTERS_SQL % (DELTA_SET if deltas else BASELINE_SET, UNANSWERED_SET),
+                          _counter_args(allocation_id, readings))
+
+
+#: Move an allocation (only from the expected states) and its nodes to a state and store the
+#: nodes' readings (``%(set)s``: as the baseline or as deltas): one statement; the moved row.
+FINISH_SQL = """
+WITH moved AS (UPDATE csm_allocation SET state = %%(state)s
+                WHERE allocation_id = %%(id)s AND state = ANY(%%(expected)s) RETURNING *),
+answered AS (UPDATE csm_allocation_node an SET state = %%(state)s, %(set)s
+               FROM jsonb_each(%%(readings)s::jsonb) AS j(node, c)
+              WHERE an.allocation_id IN (SELECT allocation_id FROM moved) AND an.node_name = j.node),
+silent AS (UPDATE csm_allocation_node SET state = %%(state)s, %(unanswered)s
+            WHERE allocation_id IN (SELECT allocation_id FROM moved) AND NOT node_name = ANY(%%(answered)s))
+SELECT * FROM moved
+"""
+
+
+def finish_statement(allocation_id, state, expected, readings, deltas):
+    """(sql, args): the allocation from one of ``expected`` to ``state`` with the nodes'
+    ``readings`` {node: counters} stored as the baseline or (``deltas``) as deltas, -1 for a node
+    without readings; its answer is the moved row, none when the allocation was not in
+    ``expected`` (or is gone)."""
+    sql = FINISH_SQL % {"set": DELTA_SET if deltas else BASELINE_SET, "unanswered": UNANSWERED_SET}
+    return sql, dict(_counter_args(allocation_id, readings), state=state, expected=list(expected))
+
+
+#: The start of a delete: the live row as it was, the allocation and its nodes moved to
+#: deleting-mcast (when the nodes need the epilog) or deleting, and its nodes; one statement.
+DELETE_START_SQL = """
+WITH old AS (SELECT * FROM csm_allocation WHERE allocation_id = %(id)s),
+moved AS (UPDATE csm_allocation a
+             SET state = CASE WHEN a.state = ANY(%(needs_epilog)s) THEN 'deleting-mcast' ELSE 'deleting' END
+           WHERE a.allocation_id = %(id)s RETURNING a.allocation_id, a.state),
+held AS (UPDATE csm_allocation_node an SET state = moved.state FROM moved
+          WHERE an.allocation_id = moved.allocation_id RETURNING an.node_name)
+SELECT old.*, (SELECT coalesce(array_agg(node_name ORDER BY node_name), '{}') FROM held) AS csm_nodes FROM old
+"""
+
+
+def delete_start_statement(allocation_id, needs_epilog):
+    """(sql, args) of ``DELETE_START_SQL``; its answer is the row (before the move) with
+    ``csm_nodes``, or none when the allocation is not active."""
+    return DELETE_START_SQL, {"id": allocation_id, "needs_epilog": list(needs_epilog)}
+
+
+#: An allocation ends (one round trip, one transaction): the final readings as deltas (when
+#: there are readings), the allocation, its nodes and open steps to history, its final state
+#: closing its state history; the answer is the history row.
+HISTORY_SQL = """
+SELECT fn_csm_allocation_history_dump(%(id)s, now()::timestamp, %(exit_status)s, %(final)s);
+INSERT INTO csm_allocation_state_history (history_time, allocation_id, exit_status, state)
+     VALUES (now(), %(id)s, %(exit_status)s, %(final)s);
+SELECT * FROM csm_allocation_history WHERE allocation_id = %(id)s ORDER BY history_time DESC LIMIT 1
+"""
+DELTAS_SQL = COUNTERS_SQL % (DELTA_SET, UNANSWERED_SET)
+
+
+def history_statement(allocation_id, exit_status, final_state, readings=None):
+    """(sql, args) of ``HISTORY_SQL``, with ``readings`` {node: counters} stored as deltas first."""
+    args = {"id": allocation_id, "exit_status": exit_status, "final": final_state}
+    if readings is None:
+        return HISTORY_SQL, args
+    args.update(_counter_args(allocation_id, readings))
+    return DELTAS_SQL + HISTORY_SQL, args
 
 
 @defer.inlineCallbacks
-def to_history(cursor, allocation_id, exit_status, final_state):
+def to_history(cursor, allocation_id, exit_status, final_state, readings=None):
     """The allocation, its nodes and open steps go to history; fires with the history row.
     The final state (complete or failed) ends the allocation's state history."""
-    yield cursor.execute("SELECT fn_csm_allocation_history_dump(%s, now()::timestamp, %s, %s)",
-                         (allocation_id, exit_status, final_state))
-    yield cursor.execute("INSERT INTO csm_allocation_state_history (history_time, allocation_id, exit_status, "
-                         "state) VALUES (now(), %s, %s, %s)", (allocation_id, exit_status, final_state))
-    rows = yield fetch(cursor, "SELECT * FROM csm_allocation_history WHERE allocation_id = %s "
-                               "ORDER BY history_time DESC LIMIT 1", (allocation_id,))
+    rows = yield fetch(cursor, *history_statement(allocation_id, exit_status, final_state, readings))
     return rows[0] if rows else None
 
 

@@ -1,0 +1,346 @@
+"""Allocation rate: one-node allocations created and deleted by many clients at once.
+
+    .venv/bin/python bench/allocation_rate.py [--setups real,sim] [--prologs none,sample]
+        [--clients 1,8,32,128] [--seconds 10] [--sim-nodes 1024] [--slurm] [--record]
+
+Setups: ``real``, a master with its private PostgreSQL, 2 aggregators, a utility
+and 8 compute daemons as real twistd processes (TLS); ``sim``, the same tree
+with 4 aggregators and ``--sim-nodes`` computes in csm-sim (real links, made-up
+counters). Prologs: ``none`` (no script), ``sample`` (conf/prologs: the shipped
+privileged prolog and epilog). Every compute is set IN_SERVICE.
+
+For each client count, a load process (``--load``, its own reactor) opens that
+many connections to the utility's socket; each client takes a free node (a
+scheduler never gives one node to two exclusive jobs: with more clients than
+nodes, clients wait for a node, untimed), creates a one-node allocation on it
+(state running: the prolog multicast), deletes it (the epilog multicast,
+deltas, history) and gives the node back, for ``--seconds``. Prints pairs/s,
+p50 and p99 of each call, the CPU of each process (% of one core; PostgreSQL
+is its server processes together) and, from pg_stat_statements and
+pg_stat_database, the statements and transactions the master ran per
+allocation (create + delete). With ``--slurm``: ``sbatch --wrap true`` jobs/s
+on the same machine with bench/slurm.py's one-node Slurm.
+
+Targets: no prolog, 128 clients, 1,024 simulated nodes: 500 pairs/s, create p99
+under 100 ms; sample prolog, 8 real computes: 5 x 34.4 pairs/s.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bench.results import QUIET, percentile, record  # noqa: E402
+
+PROLOG = os.path.join(os.path.dirname(HERE), "conf", "prologs", "privileged_prolog")
+EPILOG = os.path.join(os.path.dirname(HERE), "conf", "prologs", "privileged_epilog")
+REAL_NODES = 8
+SIM_AGGREGATORS = 4
+
+
+# -- the load (a process of its own) -----------------------------------------------------
+
+def load(reactor, socket, clients, seconds, nodes, first_job):
+    """Fires with {"create": [s], "delete": [s], "errors": [text], "seconds": s}."""
+    from twisted.internet import defer
+
+    from csm import client as csm_client
+
+    free = defer.DeferredQueue()
+    for node in nodes:
+        free.put(node)
+    out = {"create": [], "delete": [], "errors": [], "pairs": 0}
+    jobs = iter(range(first_job, first_job + 10 ** 9))
+    deadline = []
+
+    @defer.inlineCallbacks
+    def one(client):
+        while time.monotonic() < deadline[0]:
+            node = yield free.get()
+            try:
+                started = time.perf_counter()
+                created = yield client.call("allocation_create", {"primary_job_id": next(jobs),
+                                                                  "compute_nodes": [node], "user_name": "root"})
+                middle = time.perf_counter()
+                yield client.call("allocation_delete", {"allocation_id": created["allocation_id"]})
+                out["create"].append(middle - started)
+                out["delete"].append(time.perf_counter() - middle)
+                out["pairs"] += 1
+            except Exception as exc:
+                out["errors"].append("%s: %s" % (node, getattr(exc, "errmsg", exc)))
+            finally:
+                free.put(node)
+
+    @defer.inlineCallbacks
+    def run():
+        connected = yield defer.gatherResults([csm_client.connect(reactor, socket) for _ in range(clients)])
+        began = time.perf_counter()
+        deadline.append(time.monotonic() + seconds)
+        yield defer.gatherResults([one(c) for c in connected])
+        out["seconds"] = time.perf_counter() - began
+        for c in connected:
+            c.close()
+        return out
+
+    return run()
+
+
+def load_main(args):
+    from twisted.internet import reactor
+
+    from bench.results import run_reactor
+
+    with open(args.nodes_file) as f:
+        nodes = [line.strip() for line in f if line.strip()]
+    out = run_reactor(lambda: load(reactor, args.socket, args.clients[0], args.seconds, nodes, args.first_job))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu"] = usage.ru_utime + usage.ru_stime
+    print(json.dumps(out))
+
+
+# -- the cluster -----------------------------------------------------------------------
+
+
+def cpu_of(pids):
+    """CPU seconds of ``pids`` together (one that has gone counts nothing)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def postgres_pids(cluster):
+    """The postmaster and its children (the backends)."""
+    with open(os.path.join(cluster.postgres.data, "postmaster.pid")) as f:
+        main = int(f.readline())
+    pids = [main]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    if int(f.read().rpartition(")")[2].split()[1]) == main:
+                        pids.append(int(entry))
+            except (OSError, ValueError):
+                pass
+    return pids
+
+
+class Tree:
+    """One cluster of a setup and prolog, started with pg_stat_statements."""
+
+    def __init__(self, setup, prolog, sim_nodes):
+        from csm.cluster import LocalCluster
+
+        self.setup, self.prolog = setup, prolog
+        scripts = {"prolog": PROLOG, "epilog": EPILOG} if prolog == "sample" else {"prolog": "none",
+                                                                                  "epilog": "none"}
+        extra = {role: dict(QUIET) for role in ("master", "aggregator", "utility", "compute")}
+        extra["compute"].update(scripts)
+        real = setup == "real"
+        self.cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-bench-rate-"), computes=REAL_NODES if real else 0,
+                                    aggregators=2 if real else SIM_AGGREGATORS, utilities=1, tls=True, extra=extra)
+        self.sim_nodes = 0 if real else sim_nodes
+        self.sim = None
+        self.nodes = []
+
+    def start(self):
+        cluster = self.cluster
+        cluster.start_database()
+        cluster.postgres.query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        cluster.postgres.restart()
+        cluster.sql("CREATE EXTENSION pg_stat_statements")
+        cluster.start()
+        if self.sim_nodes:
+            settings = dict(QUIET)
+            if self.prolog == "sample":
+                settings.update(prolog=PROLOG, epilog=EPILOG)
+            self.sim = cluster.start_sim(self.sim_nodes, settings=settings)
+        want = self.sim_nodes or REAL_NODES
+        cluster.wait_for(lambda: cluster.sql("SELECT count(*) FROM csm_node WHERE type = 'compute'")[0][0] == want,
+                         timeout=600, interval=1.0, what="every compute's inventory")
+        cluster.wait_for(lambda: self._primaries() == want, timeout=180, interval=1.0,
+                         what="every compute connected")
+        cluster.sql("UPDATE csm_node SET state = 'IN_SERVICE' WHERE type = 'compute'")
+        self.nodes = [row[0] for row in cluster.sql("SELECT node_name FROM csm_node WHERE type = 'compute' "
+                                                    "ORDER BY node_name")]
+        return self
+
+    def _primaries(self):
+        total = 0
+        for aggregator in self.cluster.by_role("aggregator"):
+            status = self.cluster.status(aggregator.name)
+            total += sum(1 for link in status["links"]
+                         if link["name"].endswith("(PRIMARY)") and link["state"] == "HAPPY")
+        return total
+
+    def processes(self):
+        """{name: [pids]} of the processes whose CPU is reported."""
+        pids = {"master": [self.cluster.daemons["master"].process.pid],
+                "utility": [self.cluster.daemons["util01"].process.pid],
+                "aggregators": [d.process.pid for d in self.cluster.by_role("aggregator")],
+                "postgres": postgres_pids(self.cluster)}
+        if self.sim is not None:
+            pids["csm-sim"] = [self.sim.pid]
+        else:
+            pids["computes"] = [d.process.pid for d in self.cluster.by_role("compute")]
+        return pids
+
+    def db_counts(self):
+        """(statements, transactions) the master's user has run so far."""
+        statements = self.cluster.sql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r "
+                                      "ON r.oid = s.userid WHERE r.rolname = 'csmdb'")[0][0]
+        transactions = self.cluster.sql("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                                        "WHERE datname = 'csmdb'")[0][0]
+        return int(statements), int(transactions)
+
+    def run(self, clients, seconds, first_job):
+        nodes_file = os.path.join(self.cluster.run_dir, "nodes.txt")
+        with open(nodes_file, "w") as f:
+            f.write("\n".join(self.nodes) + "\n")
+        procs = self.processes()
+        before = {name: cpu_of(pids) for name, pids in procs.items()}
+        statements, transactions = self.db_counts()
+        began = time.monotonic()
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", "--socket",
+                               self.cluster.daemons["util01"].socket, "--clients", str(clients), "--seconds",
+                               str(seconds), "--nodes-file", nodes_file, "--first-job", str(first_job)],
+                              stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=seconds + 300)
+        wall = time.monotonic() - began
+        time.sleep(2)  # the backends report their transactions within a second of going idle
+        if proc.returncode != 0:
+            raise RuntimeError("the load process exited %d" % proc.returncode)
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        cpu = {name: 100.0 * (cpu_of(pids) - before[name]) / wall
+               for name, pids in procs.items()}
+        cpu["load"] = 100.0 * out["cpu"] / wall
+        # the bench's own statements ran as postgres; its two transactions are taken off
+        statements_after, transactions_after = self.db_counts()
+        out.update(cpu=cpu, statements=statements_after - statements,
+                   transactions=transactions_after - transactions - 2)
+        return out
+
+    def stop(self, keep=False):
+        if self.sim is not None:
+            self.cluster.stop_sim(self.sim)
+            self.sim = None
+        self.cluster.stop()
+        if keep:
+            print("bench/allocation_rate.py: logs are in %s" % self.cluster.run_dir, file=sys.stderr)
+        else:
+            shutil.rmtree(self.cluster.run_dir, ignore_errors=True)
+
+
+def describe(setup, prolog, clients, out, sim_nodes):
+    pairs = out["pairs"]
+    where = ("%d real computes" % REAL_NODES if setup == "real" else "%d simulated computes" % sim_nodes)
+    ms = lambda values, pct: percentile(values, pct) * 1e3  # noqa: E731
+    per = (lambda count: count / pairs) if pairs else (lambda count: float("nan"))
+    line = ("%s, prolog %s, %d clients, %.0f s: %d pairs, %.1f pairs/s; create p50 %.1f ms, p99 %.1f ms; "
+            "delete p50 %.1f ms, p99 %.1f ms; %d errors; per allocation %.1f statements, %.1f transactions; CPU %s"
+            % (where, prolog, clients, out["seconds"], pairs, pairs / out["seconds"], ms(out["create"], 50),
+               ms(out["create"], 99), ms(out["delete"], 50), ms(out["delete"], 99), len(out["errors"]),
+               per(out["statements"]), per(out["transactions"]),
+               ", ".join("%s %.0f%%" % item for item in out["cpu"].items())))
+    if out["errors"]:
+        line += "; first error: %s" % out["errors"][0][:200]
+    return line
+
+
+# -- Slurm -----------------------------------------------------------------------------
+
+
+def slurm_rate(seconds, submitters=8):
+    """``sbatch --wrap true`` jobs/s: submitted by ``submitters`` at once for ``seconds``, counted
+    until the queue is empty."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench import slurm
+
+    slurm.ensure_slurm()
+    run_dir = tempfile.mkdtemp(prefix="csm-bench-sbatch-")
+    os.chmod(run_dir, 0o755)
+    cluster = slurm.Slurm(run_dir)
+    try:
+        cluster.start()
+        deadline = time.monotonic() + seconds
+        began = time.monotonic()
+
+        def submit(_):
+            count = 0
+            while time.monotonic() < deadline:
+                slurm.timed(["sbatch", "-N1", "-o", "/dev/null", "--wrap", "true"], env=cluster.env)
+                count += 1
+            return count
+        with ThreadPoolExecutor(submitters) as pool:
+            jobs = sum(pool.map(submit, range(submitters)))
+        submitted = time.monotonic() - began
+        cluster._wait(lambda: not subprocess.run(["squeue", "-h"], env=cluster.env, stdout=subprocess.PIPE,
+                                                 text=True).stdout.strip(), "the queue to empty", timeout=600)
+        drained = time.monotonic() - began
+    finally:
+        cluster.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return ("Slurm `sbatch --wrap true`, %d submitters, one node (bench/slurm.py's setup): %d jobs submitted in "
+            "%.1f s (%.1f/s), all finished after %.1f s: %.1f jobs/s"
+            % (submitters, jobs, submitted, jobs / submitted, drained, jobs / drained))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setups", default="real,sim")
+    parser.add_argument("--prologs", default="none,sample")
+    parser.add_argument("--clients", default="1,8,32,128")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--sim-nodes", type=int, default=1024)
+    parser.add_argument("--slurm", action="store_true")
+    parser.add_argument("--record", action="store_true")
+    parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--socket", help=argparse.SUPPRESS)
+    parser.add_argument("--nodes-file", help=argparse.SUPPRESS)
+    parser.add_argument("--first-job", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.clients = [int(n) for n in args.clients.split(",")]
+    if args.load:
+        return load_main(args)
+    lines = []
+    job = 1
+    for setup in args.setups.split(","):
+        for prolog in args.prologs.split(","):
+            tree = Tree(setup, prolog, args.sim_nodes)
+            failed = True
+            try:
+                tree.start()
+                for clients in args.clients:
+                    out = tree.run(clients, args.seconds, job)
+                    job += 10 ** 6
+                    lines.append(describe(setup, prolog, clients, out, args.sim_nodes))
+                    print(lines[-1], flush=True)
+                failed = False
+            finally:
+                tree.stop(keep=failed)
+    if args.slurm:
+        lines.append(slurm_rate(args.seconds))
+        print(lines[-1], flush=True)
+    if args.record:
+        lines.append("targets: no prolog, 128 clients, 1,024 simulated nodes: 500 pairs/s, create p99 under 100 ms; "
+                     "sample prolog, 8 real computes: 172 pairs/s (5 x 34.4)")
+        command = "python bench/allocation_rate.py --setups %s --prologs %s --clients %s --seconds %g%s --record" % (
+            args.setups, args.prologs, ",".join(map(str, args.clients)), args.seconds, " --slurm" if args.slurm else "")
+        record("allocation_rate", command, lines)
+
+
+if __name__ == "__main__":
+    main()
