@@ -29,11 +29,18 @@ RESTART = "R3ST4RT"
 PROMOTE = "PR0M0TE"
 #: Seconds between attempts to open the compute port when it is refused.
 LISTEN_RETRY = 1.0
+#: RAS type of a compute refused because another has its node name.
+DUPLICATE_NODE = "csm.status.duplicate_node"
 
 
 def _accept_compute(link, hello):
     if hello.get("role") != "compute" or not hello.get("node"):
         raise CSMError(ErrorCode.CSMERR_BAD_ADDR_TYPE, "this port is for compute daemons")
+
+
+def _address(link):
+    address = link.transport.getPeer() if link.transport is not None else None
+    return "%s:%s" % (address.host, address.port) if hasattr(address, "port") else str(address)
 
 
 class ComputeLinkOwner(DaemonLinkOwner):
@@ -58,7 +65,7 @@ class AggregatorDaemon(Daemon):
         self.master.service.setServiceParent(self)
         self._compute_factory = self.link_factory(
             ComputeLinkOwner(self, "compute", on_ready=self._compute_ready, on_lost=self._compute_lost,
-                             accept=_accept_compute), False)
+                             accept=self._accept_compute), False)
         #: The compute port (not a child service: computes are only accepted while the master
         #: is reachable), behind admission control (``self.admission``).
         self.compute_listener = None
@@ -72,6 +79,8 @@ class AggregatorDaemon(Daemon):
         self.latest_env = {}
         #: the latest inventory of each compute (not persisted, as CAST)
         self.inventories = {}
+        #: node -> the link kept when a compute of the same name was last refused
+        self._duplicates = {}
 
     def build_handlers(self):
         handlers = super().build_handlers()
@@ -181,6 +190,23 @@ class AggregatorDaemon(Daemon):
 
     def stopService(self):
         return defer.gatherResults([self._stop_listening(), defer.maybeDeferred(super().stopService)])
+
+    def _accept_compute(self, link, hello):
+        """A compute's hello; refused while another compute of that name has a live link here
+        (a compute that comes back finds its old link gone, or no longer heard from, and replaces it)."""
+        _accept_compute(link, hello)
+        node = hello["node"]
+        peer = self.computes.get(node)
+        current = peer.link if peer is not None else None
+        if current is None or current is link or not current.usable or current.state != "HAPPY":
+            return
+        where, there = _address(link), _address(current)
+        if self._duplicates.get(node) is not current:  # one event per link that is kept
+            self._duplicates[node] = current
+            self.raise_ras(DUPLICATE_NODE, node, raw_data="refused %s; connected %s" % (where, there),
+                           kvcsv="address=%s,aggregator=%s" % (where, self.node_name))
+        raise CSMError(ErrorCode.CSMERR_BAD_ADDR_TYPE, "node name %s is already connected to aggregator %s "
+                       "(from %s): two computes have the same name" % (node, self.node_name, there))
 
     def _compute_ready(self, link):
         peer = self.computes.connected(link)
