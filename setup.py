@@ -63,6 +63,7 @@ setup(
         "attrs",
         "nvidia-ml-py",
         "prometheus-client",
+        "ClusterShell",  # host ranges (c[01-04]) in the csm_* commands
         "treq",
     ],
     extras_require={"test": ["hypothesis"]},

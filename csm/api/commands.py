@@ -1,5 +1,7 @@
 """The API catalogue: CAST's command ids and the commands this daemon implements."""
 
+import attrs
+
 from csm.api.registry import EVERYWHERE, Command, Field, Registry
 from csm.wire import InternalCommand
 
@@ -49,8 +51,10 @@ CTRL_CMD = Command(
         for sub in ("csmdb", "csmnet", "csmd", "csmras", "csmapi", "csmenv")
     ) + (
         Field("status", "bool", flags=("--status",), default=False, help="show the daemon's status"),
-        Field("dump_mem", "bool", flags=("--dump.mem",), default=False,
+        Field("dump_mem", "bool", flags=("--dump_mem_usage", "--dump.mem"), default=False,
               help="dump memory statistics"),
+        Field("dump_perf", "bool", flags=("--dump_perf_data",), default=False,
+              help="dump the API performance counters"),
         Field("agg_reset", "bool", flags=("--agg.reset",), default=False,
               help="(compute) return to the configured primary aggregator"),
     ),
@@ -66,11 +70,11 @@ LIMIT = Field("limit", "int", flags=("-l", "--limit"), help="the most records to
 OFFSET = Field("offset", "int", flags=("-o", "--offset"), help="records to skip")
 
 
-def _ras_type_fields(required):
+def _ras_type_fields(create):
     return (
         Field("msg_id", "str", required=True, flags=("-m", "--msg_id"), help="the type, e.g. csm.status.down"),
-        Field("severity", "str", required=required, choices=SEVERITIES, flags=("-s", "--severity"),
-              help="INFO, WARNING or FATAL"),
+        Field("severity", "str", default="INFO" if create else None, choices=SEVERITIES,
+              flags=("-s", "--severity"), help="INFO%s, WARNING or FATAL" % (" (default)" if create else "")),
         Field("message", "str", flags=("-M", "--message"), help="message template with $(var)s"),
         Field("description", "str", flags=("-d", "--description")),
         Field("control_action", "str", flags=("-c", "--control_action"), help="script to run, or NONE"),
@@ -106,8 +110,8 @@ RAS_EVENT_QUERY = Command(
         Field("location_name", "str", flags=("-l", "--location_name"), help="location (LIKE pattern)"),
         Field("control_action", "str", flags=("-c", "--control_action")),
         Field("message", "str", flags=("-M", "--message"), help="message (LIKE pattern)"),
-        Field("start_time_stamp", "str", flags=("-b", "--begin_time_stamp")),
-        Field("end_time_stamp", "str", flags=("-e", "--end_time_stamp")),
+        Field("start_time_stamp", "str", flags=("-b", "--begin_timestamp", "--begin_time_stamp")),
+        Field("end_time_stamp", "str", flags=("-e", "--end_timestamp", "--end_time_stamp")),
         Field("master_time_stamp_search_begin", "str", flags=("-B", "--master_time_stamp_search_begin")),
         Field("master_time_stamp_search_end", "str", flags=("-E", "--master_time_stamp_search_end")),
         Field("rec_id", "int", flags=("-r", "--rec_id")),
@@ -115,15 +119,23 @@ RAS_EVENT_QUERY = Command(
               help="only events nobody acknowledged"),
         Field("limit", "int", flags=("-n", "--limit"), help="the most records to return"),
         OFFSET,
-        Field("order_by", "str", flags=("-O", "--order_by"),
-              help="a rec_id, b msg_id, c severity, d time_stamp, e master_time_stamp, f location_name, "
-                   "g count, h control_action, i message, j ack_time (upper case: descending)"),
-    ))
+        Field("order_by", "str", choices=tuple("abcdefghijkl"), flags=("-O", "--order_by"),
+              help="a/b rec_id, c/d time_stamp, e/f master_time_stamp, g/h location_name, i/j msg_id, "
+                   "k/l severity (second letter: descending)"),
+    ),
+    record_label="RECORD",
+    layout=("rec_id", "msg_id", "severity", "time_stamp", "master_time_stamp", "location_name", "count",
+            "control_action", "message", "raw_data", "kvcsv"))
 
 RAS_EVENT_QUERY_ALLOCATION = Command(
     name="ras_event_query_allocation", cmd_id=API_IDS["ras_event_query_allocation"], results_key="events",
-    description="RAS events on an allocation's nodes during its lifetime (those visible to users).",
-    fields=(Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id")), LIMIT, OFFSET))
+    description="RAS events raised during an allocation's lifetime.",
+    fields=(Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id")),
+            Field("on_nodes", "bool", default=False, flags=("--on_nodes",),
+                  help="(beyond CAST) only events on the allocation's nodes that its users may see"),
+            LIMIT, OFFSET),
+    layout=("rec_id", "msg_id", "msg_id_seq", "time_stamp", "count", "message", "raw_data",
+            "archive_history_time"))
 
 RAS_EVENT_ACK = Command(
     name="ras_event_ack", cmd_id=100,
@@ -142,7 +154,8 @@ RAS_MSG_TYPE_UPDATE = Command(name="ras_msg_type_update", cmd_id=API_IDS["ras_ms
                               description="Update a RAS type.", fields=_ras_type_fields(False))
 RAS_MSG_TYPE_DELETE = Command(
     name="ras_msg_type_delete", cmd_id=API_IDS["ras_msg_type_delete"], description="Delete RAS types.",
-    fields=(Field("msg_ids", "list", required=True, flags=("-m", "--msg_id"), help="types: a.b.c,d.e.f"),))
+    fields=(Field("msg_ids", "list", required=True, flags=("-m", "--msg_ids", "--msg_id"),
+                  help="types: a.b.c,d.e.f"),))
 RAS_MSG_TYPE_QUERY = Command(
     name="ras_msg_type_query", cmd_id=API_IDS["ras_msg_type_query"], results_key="results",
     description="Query RAS types.",
@@ -151,9 +164,12 @@ RAS_MSG_TYPE_QUERY = Command(
         Field("severity", "str", choices=SEVERITIES, flags=("-s", "--severity")),
         Field("control_action", "str", flags=("-c", "--control_action")),
         Field("message", "str", flags=("-M", "--message"), help="message (LIKE pattern)"),
-        Field("set_states", "list", flags=("-S", "--set_states")),
+        Field("set_states", "list", flags=("-S", "--set_state", "--set_states")),
         LIMIT, OFFSET,
-    ))
+    ),
+    record_label="RECORD",
+    layout=("msg_id", "control_action", "description", "enabled:yn", "message", "set_state", "severity",
+            "threshold_count", "threshold_period", "visible_to_users:yn"))
 
 NODE_INVENTORY = Command(name="INV_get_node_inventory", cmd_id=API_IDS["INV_get_node_inventory"], cli="",
                          description="A node's inventory, sent by its daemon.", open_input=True)
@@ -161,12 +177,34 @@ NODE_INVENTORY = Command(name="INV_get_node_inventory", cmd_id=API_IDS["INV_get_
 NODE_STATES = ("DISCOVERED", "IN_SERVICE", "ADMIN_RESERVED", "MAINTENANCE", "SOFT_FAILURE", "OUT_OF_SERVICE",
                "HARD_FAILURE")
 NODE_TYPES = ("management", "service", "login", "workload-manager", "launch", "compute", "utility", "aggregator")
-NODE_NAMES = Field("node_names", "list", flags=("-n", "--node_names"), help="nodes: n1,n2")
+NODE_NAMES = Field("node_names", "list", flags=("-n", "--node_names"), help="nodes: c01,c02 or c[01-02]")
+
+#: csm_node's fields in the order CAST's node queries print them.
+NODE_LAYOUT = ("node_name", "collection_time", "update_time", "comment:q", "discovered_cores", "discovered_dimms",
+               "discovered_gpus", "discovered_hcas", "discovered_sockets", "discovered_ssds", "feature_1",
+               "feature_2", "feature_3", "feature_4", "hard_power_cap", "installed_memory", "installed_swap",
+               "kernel_release", "kernel_version", "machine_model", "os_image_name", "os_image_uuid",
+               "physical_frame_location", "physical_u_location", "primary_agg", "secondary_agg", "serial_number",
+               "state", "type")
+RESOURCES_LAYOUT = ("node_name", "node_discovered_cores", "node_discovered_gpus", "node_discovered_sockets",
+                    "node_installed_memory", "node_update_time", "node_ready:yn", "node_state", "node_type",
+                    "vg_total_size", "vg_available_size", "vg_update_time", "ssds_count=#ssds",
+                    ("ssds", ("ssd_serial_number=serial_number", "update_time", "wear_lifespan_used:f")))
+DETAILS_LAYOUT = ("node_name=node_node_name",) + tuple("node_" + item for item in NODE_LAYOUT[1:]) + (
+    "dimms_count=#dimms", ("dimms", ("serial_number", "physical_location", "size")),
+    "gpus_count=#gpus", ("gpus", ("gpu_id", "device_name", "hbm_memory", "inforom_image_version", "pci_bus_id",
+                                  "serial_number", "uuid", "vbios")),
+    "hcas_count=#hcas", ("hcas", ("serial_number", "board_id", "device_name", "fw_ver", "guid", "hw_rev",
+                                  "part_number", "pci_bus_id")),
+    "processors_count=#processors", ("processors", ("serial_number", "discovered_cores", "physical_location")),
+    "ssds_count=#ssds", ("ssds", ("serial_number", "update_time", "device_name", "fw_ver", "pci_bus_id", "size",
+                                  "wear_lifespan_used:f", "wear_total_bytes_read", "wear_total_bytes_written",
+                                  "wear_percent_spares_remaining:f")))
 
 
-def _node_query(name, description, fields, results_key="results", one_of=()):
+def _node_query(name, description, fields, results_key="results", one_of=(), **kw):
     return Command(name=name, cmd_id=API_IDS[name], description=description, fields=fields,
-                   results_key=results_key, one_of=one_of)
+                   results_key=results_key, one_of=one_of, **kw)
 
 
 NODE_COMMANDS = (
@@ -175,18 +213,21 @@ NODE_COMMANDS = (
         Field("state", "str", choices=NODE_STATES, flags=("-s", "--state")),
         Field("type", "str", choices=NODE_TYPES, flags=("-t", "--type")),
         Field("comment", "str", flags=("-c", "--comment"), help="comment (LIKE pattern)"),
-        LIMIT, OFFSET)),
+        LIMIT, OFFSET), cli_one_of=("node_names", "state", "type", "comment"), layout=NODE_LAYOUT + ("ready:yn",)),
     _node_query("node_attributes_query_details", "One node with its processors, GPUs, HCAs, DIMMs and SSDs.", (
-        Field("node_name", "str", required=True, flags=("-n", "--node_name")),), results_key=None),
+        Field("node_name", "str", required=True, flags=("-n", "--node_name")),), results_key=None,
+        layout=DETAILS_LAYOUT),
     _node_query("node_attributes_query_history", "The history of a node's attributes.", (
         Field("node_name", "str", required=True, flags=("-n", "--node_name")),
         Field("order_by", "str", choices=("a", "d"), flags=("-O", "--order_by"),
               help="a: oldest first, d: newest first (default)"),
-        LIMIT, OFFSET)),
+        LIMIT, OFFSET), layout=("history_time",) + NODE_LAYOUT),
     _node_query("node_query_state_history", "A node's state changes and what caused each.", (
         Field("node_name", "str", required=True, flags=("-n", "--node_name")),
         Field("order_by", "str", choices=("a", "d"), flags=("-O", "--order_by")),
-        LIMIT, OFFSET)),
+        Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML instead of the table"),
+        LIMIT, OFFSET), layout=("history_time", "node_name", "state", "alteration", "RAS_rec_id=ras_rec_id",
+                                "RAS_msg_id=ras_msg_id")),
     Command(name="node_attributes_update", cmd_id=API_IDS["node_attributes_update"],
             description="Update nodes: state (checked against the transition table unless --force), "
                         "comment, locations, features. #CSM_NULL clears a field.",
@@ -209,12 +250,15 @@ NODE_COMMANDS = (
         Field("state", "str", choices=NODE_STATES, flags=("-s", "--state")),
         Field("type", "str", choices=NODE_TYPES, flags=("-t", "--type")),
         Field("num_allocs", "int", flags=("-n", "--num_allocs"), help="only nodes with this many allocations"),
-        Field("order_by", "str", flags=("-O", "--order_by"),
-              help="a node_name, b collection_time, c update_time, d state, e type, f num_allocs "
-                   "(upper case: descending)"),
-        LIMIT, OFFSET)),
-    _node_query("node_resources_query", "The scheduler's view of some nodes.", (NODE_NAMES, LIMIT, OFFSET)),
-    _node_query("node_resources_query_all", "The scheduler's view of every node.", (LIMIT, OFFSET)),
+        Field("order_by", "str", choices=tuple("abcdefgh"), flags=("-O", "--order_by"),
+              help="a/b node_name, c/d state, e/f type, g/h num_allocs (second letter: descending)"),
+        Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML (the only layout here)"),
+        LIMIT, OFFSET), layout=("node_name", "collection_time", "update_time", "state", "type", "num_allocs",
+                                ("allocs", "-alloc_id"), ("states", "-state"), ("shared", "-shared"))),
+    _node_query("node_resources_query", "The scheduler's view of some nodes.",
+                (attrs.evolve(NODE_NAMES, required=True), LIMIT, OFFSET), layout=RESOURCES_LAYOUT),
+    _node_query("node_resources_query_all", "The scheduler's view of every node.", (LIMIT, OFFSET),
+                layout=RESOURCES_LAYOUT),
 )
 
 AGGREGATOR_REHOME = Command(
@@ -227,7 +271,7 @@ SOFT_FAILURE_RECOVERY = Command(
     name="soft_failure_recovery", cmd_id=API_IDS["soft_failure_recovery"],
     description="Try to return SOFT_FAILURE compute nodes without an allocation to IN_SERVICE (runs the "
                 "recovery script on each); a node that fails retry_count times goes to HARD_FAILURE.",
-    fields=(Field("retry_count", "int", flags=("-r", "--retry_count"), default=1,
+    fields=(Field("retry_count", "int", flags=("-r", "--retry", "--retry_count"), default=1,
                   help="failures before a node is taken out of service (default 1)"),))
 
 SSD_WEAR_UPDATE = Command(name="ssd_wear_update", cmd_id=API_IDS["ssd_wear_update"], cli="",
@@ -240,10 +284,13 @@ RAS_COMMANDS = (RAS_EVENT_CREATE, RAS_EVENT_QUERY, RAS_EVENT_QUERY_ALLOCATION, R
 def build_registry():
     """The registry of every command this implementation knows."""
     from csm.api.wm_commands import WM_COMMANDS  # it builds on the fields above
+    from csm.api.cgroup_commands import CGROUP_COMMANDS
+    from csm.api.bb_commands import BB_COMMANDS
     from csm.api.diag_commands import DIAG_COMMANDS
+    from csm.api.switch_commands import SWITCH_COMMANDS
     return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY, SSD_WEAR_UPDATE, AGGREGATOR_REHOME,
                      SOFT_FAILURE_RECOVERY)
-                    + NODE_COMMANDS + RAS_COMMANDS + WM_COMMANDS + DIAG_COMMANDS)
+                    + NODE_COMMANDS + RAS_COMMANDS + WM_COMMANDS + DIAG_COMMANDS + SWITCH_COMMANDS + CGROUP_COMMANDS + BB_COMMANDS)
 
 
 REGISTRY = build_registry()

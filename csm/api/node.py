@@ -5,7 +5,7 @@ from twisted.internet import defer
 from csm.api.commands import API_IDS
 from csm.api.ras import database
 from csm.db.queries import Select, keyed_results, query_dicts, query_results
-from csm.errors import CSMError, ErrorCode
+from csm.errors import CSMError, ErrorCode, NodeError
 
 NODE_COLUMNS = ("node_name", "machine_model", "serial_number", "collection_time", "update_time", "state", "type",
                 "primary_agg", "secondary_agg", "hard_power_cap", "installed_memory", "installed_swap",
@@ -116,9 +116,11 @@ def attributes_update(ctx, body):
 
 
 def _missing_nodes_error(result):
+    """CAST's partial update: CSMERR_UPDATE_MISMATCH naming each node not found."""
     if result["failure_count"]:
-        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "%d node(s) not found: %s"
-                       % (result["failure_count"], ",".join(result["failure_node_names"])))
+        names = result["failure_node_names"]
+        raise CSMError(ErrorCode.CSMERR_UPDATE_MISMATCH, "%d node(s) not found: %s" % (len(names), ",".join(names)),
+                       [NodeError(name, ErrorCode.CSMERR_UPDATE_MISMATCH, "not found") for name in names])
     return result
 
 
@@ -155,8 +157,7 @@ def cluster_query_state(ctx, body):
     query.equal("state", body.get("state")).equal("type", body.get("type"))
     if body.get("num_allocs") is not None and body["num_allocs"] >= 0:
         query.where("num_allocs = %s", body["num_allocs"])
-    query.order_by(body.get("order_by"), ("node_name", "collection_time", "update_time", "state", "type",
-                                          "num_allocs"), "node_name")
+    query.order_by_pairs(body.get("order_by"), ("node_name", "state", "type", "num_allocs"), "node_name")
     query.page(body.get("limit"), body.get("offset"))
     return query_results(database(ctx), query)
 

@@ -14,6 +14,8 @@ EVENT_COLUMNS = ("rec_id", "msg_id", "severity", "time_stamp", "master_time_stam
                  "control_action", "message", "ack_time")
 EVENT_VIEW = ("SELECT rec_id, msg_id, severity, time_stamp, master_time_stamp, location_name, count, "
               "control_action, message, raw_data, kvcsv, acked_by, ack_time FROM csm_ras_event_action_view")
+#: csm_ras_event_query -O: a/b, c/d, ... pick these columns ascending/descending.
+CAST_ORDER = ("rec_id", "time_stamp", "master_time_stamp", "location_name", "msg_id", "severity")
 TYPE_COLUMNS = ("msg_id", "severity", "message", "description", "control_action", "threshold_count",
                 "threshold_period", "enabled", "set_state", "visible_to_users")
 
@@ -26,18 +28,21 @@ def database(ctx):
 
 
 def event_create(ctx, body):
-    """Queue the event; answer once it is written, or at once ("queued") during an outage."""
-    database(ctx)
+    """Queue the event; answer once it is written, or at once ("queued") while the database
+    is away or the writes queued meanwhile are still being written, and as soon as an
+    outage begins: a create never waits for the database to come back."""
+    db = database(ctx)
     event = dict(body, time_stamp=parse_time_stamp(body.get("time_stamp")))
     d = ctx.daemon.ras.create(event)
     if ctx.message.flags & Flags.NOREPLY:
         d.addErrback(lambda f: None)  # fire and forget: the engine logged it
         return {}
-    if ctx.daemon.db.state != "connected":
+    if not db.writes_promptly:
         d.addErrback(lambda f: None)
         return {"queued": True}
-    return d.addCallback(lambda outcome: {k: outcome[k] for k in ("stored", "rec_id", "count", "suppressed",
-                                                                   "below_threshold") if k in outcome})
+    d.addCallback(lambda outcome: {k: outcome[k] for k in ("stored", "rec_id", "count", "suppressed",
+                                                            "below_threshold") if k in outcome})
+    return db.unless_outage(d, {"queued": True})
 
 
 def event_query(ctx, body):
@@ -53,7 +58,7 @@ def event_query(ctx, body):
              .equal("rec_id", body.get("rec_id")))
     if body.get("unacknowledged"):
         query.where("ack_time IS NULL")
-    query.order_by(body.get("order_by"), EVENT_COLUMNS, "rec_id").page(body.get("limit"), body.get("offset"))
+    query.order_by_pairs(body.get("order_by"), CAST_ORDER, "rec_id").page(body.get("limit"), body.get("offset"))
     return query_results(database(ctx), query)
 
 
@@ -70,7 +75,7 @@ SELECT begin_time, end_time, ARRAY(SELECT DISTINCT node_name FROM csm_allocation
 
 @defer.inlineCallbacks
 def event_query_allocation(ctx, body):
-    """Events on the allocation's nodes within its lifetime, visible to users (CAST filtered by time only)."""
+    """Every event within the allocation's lifetime, as CAST; ``on_nodes``: only on its nodes, visible to users."""
     db = database(ctx)
     windows = yield query_dicts(db, ALLOCATION_WINDOW, {"id": body["allocation_id"]})
     if not windows:
@@ -78,12 +83,12 @@ def event_query_allocation(ctx, body):
     window = windows[0]
     query = (Select("SELECT rec_id, msg_id, msg_id_seq, time_stamp, location_name, count, message, raw_data "
                     "FROM csm_ras_event_action_view")
-             .where("visible_to_users")
-             .any_of("location_name", window["nodes"])
              .between("time_stamp", window["begin_time"], window["end_time"]))
-    if not window["nodes"]:
-        query.where("false")
-    query.order_by(None, (), "time_stamp").page(body.get("limit"), body.get("offset"))
+    if body.get("on_nodes"):
+        query.where("visible_to_users").any_of("location_name", window["nodes"])
+        if not window["nodes"]:
+            query.where("false")
+    query.order_by(None, (), "rec_id").page(body.get("limit"), body.get("offset"))
     events = yield query_dicts(db, *query.sql())
     return {"num_events": len(events), "events": events}
 

@@ -128,6 +128,13 @@ class Command:
     one_of: tuple = ()
     #: The output key holding the records; an empty list exits CSMI_NO_RESULTS.
     results_key: str = None
+    #: CAST's output: the records' fields in its order (``csm/cli/layout.py`` reads it).
+    layout: tuple = ()
+    #: CAST's label of each record: ``Record`` or ``RECORD``.
+    record_label: str = "Record"
+    #: The command-line tool needs one of these flags (CAST's tool refuses none with 8);
+    #: the API itself may take none.
+    cli_one_of: tuple = ()
 
     @property
     def api_name(self):

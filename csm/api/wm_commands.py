@@ -23,6 +23,20 @@ SECONDARY_JOB_ID = Field("secondary_job_id", "int", flags=("-J", "--secondary_jo
                          help="the scheduler's secondary job id (default 0)")
 
 
+#: An allocation's fields in the order csm_allocation_query prints one (csmi/src/wm/cmd).
+ALLOCATION_LAYOUT = ("allocation_id", "primary_job_id", "secondary_job_id", "num_nodes", ("compute_nodes", "-"),
+                     "ssd_file_system_name", "launch_node_name", "user_flags", "system_flags", "smt_mode", "ssd_min",
+                     "ssd_max", "num_processors", "num_gpus", "projected_memory", "state", "type", "job_type",
+                     "user_name", "user_id", "user_group_id", "user_script", "begin_time", "account", "comment",
+                     "job_name", "job_submit_time", "queue", "requeue", "time_limit", "wc_key", "isolated_cores")
+STEP_LAYOUT = ("allocation_id", "step_id", "begin_time", "status", "executable", "working_directory", "argument",
+               "environment_variable", "num_nodes", "num_processors", "num_gpus", "projected_memory", "num_tasks",
+               "user_flags")
+STEP_HISTORY = ("history", ("archive_history_time", "cpu_stats", "end_time", "error_message", "exit_status",
+                            "gpu_stats", "io_stats", "max_memory", "memory_stats", "omp_thread_limit",
+                            "total_s_time:f", "total_u_time:f"))
+
+
 def _command(name, description, fields, **kw):
     return Command(name=name, cmd_id=API_IDS[name], description=description, fields=tuple(fields), **kw)
 
@@ -80,7 +94,8 @@ ALLOCATION_UPDATE_STATE = _command(
 
 ALLOCATION_QUERY = _command(
     "allocation_query", "One allocation, active or in history, by id or by job id.",
-    one_of=("allocation_id", "primary_job_id"), fields=(ALLOCATION_ID, PRIMARY_JOB_ID, SECONDARY_JOB_ID))
+    one_of=("allocation_id", "primary_job_id"), fields=(ALLOCATION_ID, PRIMARY_JOB_ID, SECONDARY_JOB_ID),
+    layout=ALLOCATION_LAYOUT)
 
 ALLOCATION_QUERY_ACTIVE_ALL = _command(
     "allocation_query_active_all", "Every active allocation.", results_key="allocations",
@@ -92,12 +107,12 @@ ALLOCATION_QUERY_DETAILS = _command(
 
 ALLOCATION_RESOURCES_QUERY = _command(
     "allocation_resources_query", "The nodes of an allocation and whether each is ready.", results_key="results",
-    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET))
+    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET), layout=("node_name", "ready:yn"))
 
 ALLOCATION_UPDATE_HISTORY = _command(
     "allocation_update_history", "Correct the accounting fields of an allocation in history.",
     fields=(REQUIRED_ALLOCATION_ID,
-            Field("user_name", "str", flags=("-u", "--user_name")),
+            Field("user_name", "str", flags=("-u", "--use_name", "--user_name")),
             Field("user_id", "int", flags=("-U", "--user_id")),
             Field("user_group_id", "int", flags=("-g", "--user_group_id")),
             Field("account", "str", flags=("-A", "--account")),
@@ -121,7 +136,10 @@ NODE_FIND_JOB = _command(
             Field("order_by", "str", flags=("-O", "--order_by"),
                   help="a/b node_name, allocation_id; c/d allocation_id; e/f primary_job_id; g/h user_name; "
                        "i/j num_nodes; k/l begin_time; m/n end_time (second letter: descending)"),
-            LIMIT, OFFSET))
+            Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML (the only layout here)"),
+            LIMIT, OFFSET),
+    record_label="RECORD",
+    layout=("node_name", "allocation_id", "primary_job_id", "user_name", "num_nodes", "begin_time", "end_time"))
 
 STEP_BEGIN = _command(
     "allocation_step_begin", "Record a step of an allocation (the step prolog runs when user flags are set).",
@@ -158,15 +176,19 @@ STEP_END = _command(
 
 STEP_QUERY = _command(
     "allocation_step_query", "Steps of an allocation, active and in history.", results_key="steps",
-    fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id")), LIMIT, OFFSET))
+    fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id")), LIMIT, OFFSET),
+    layout=STEP_LAYOUT + (STEP_HISTORY,))
 
 STEP_QUERY_ACTIVE_ALL = _command(
     "allocation_step_query_active_all", "The active steps of an allocation.", results_key="steps",
-    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET))
+    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET), layout=STEP_LAYOUT)
 
 STEP_QUERY_DETAILS = _command(
-    "allocation_step_query_details", "A step with its nodes.", results_key="steps",
-    fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", required=True, flags=("-s", "--step_id"))))
+    "allocation_step_query_details", "The steps of an allocation (or one step) with their nodes.",
+    results_key="steps",
+    fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id"))),
+    layout=STEP_LAYOUT[:2] + ("argument",) + tuple(f for f in STEP_LAYOUT[2:] if f != "argument")
+    + (("compute_nodes", "-"), STEP_HISTORY))
 
 WM_COMMANDS = (ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION_UPDATE_STATE, ALLOCATION_QUERY,
                ALLOCATION_QUERY_ACTIVE_ALL, ALLOCATION_QUERY_DETAILS, ALLOCATION_RESOURCES_QUERY,

@@ -1,6 +1,7 @@
 """Per-command output formats where CAST prints something other than plain YAML."""
 
-from csm.cli import diag_formats, output
+from csm.cli import diag_formats, output, switch_formats
+from csm.cli.layout import block, records, value_text
 
 
 def _daemon_line(kind, entry, with_link=False):
@@ -83,46 +84,188 @@ def allocation_create(result, args):
     return "\n".join(lines + ["..."]) + "\n"
 
 
-def allocation_query(result, args):
-    """num_allocations, then each allocation's key fields (and its history block when ended)."""
-    lines = ["---", "num_allocations: %d" % result.get("num_allocations", 0)]
-    for allocation in result.get("allocations") or ():
-        lines.append("  - allocation_id:    %s" % allocation.get("allocation_id"))
-        for key in ("primary_job_id", "secondary_job_id", "begin_time", "state", "num_nodes", "user_name"):
-            lines.append("    %s %s" % ((key + ":").ljust(17), output.scalar(allocation.get(key))))
-        lines.append("    compute_nodes:")
-        lines.extend("     - %s" % node for node in allocation.get("compute_nodes") or ())
-        history = allocation.get("history")
-        if history:
-            lines.append("    history:")
-            lines.append("     end_time:     %s" % output.scalar(history.get("end_time")))
-            lines.append("     exit_status:  %s" % output.scalar(history.get("exit_status")))
+def allocation_query(result, args, command):
+    """One match: every field flat, values at column 32; several: CAST's short list."""
+    allocations = result.get("allocations") or []
+    if len(allocations) != 1:
+        lines = ["---", "num_allocations: %d" % len(allocations), "allocations:"]
+        for allocation in allocations:
+            lines.append("  - allocation_id:    %s" % allocation.get("allocation_id"))
+            lines.append("    primary_job_id:   %s" % allocation.get("primary_job_id"))
+            lines.append("    secondary_job_id: %s" % allocation.get("secondary_job_id"))
+            for key in ("begin_time", "state"):
+                lines.append("    %s %s" % ((key + ":").ljust(16), value_text(allocation.get(key))))
+            _history(allocation, lines, "     ", 14)
+        return "\n".join(lines + ["..."]) + "\n"
+    allocation, lines = allocations[0], ["---"]
+    for item in command.layout:
+        if isinstance(item, tuple):  # the nodes, as " - c01"
+            lines.append(item[0] + ":")
+            lines.extend(" - %s" % node for node in allocation.get(item[0]) or ())
+        else:
+            block(allocation, (item,), "", lines, width=32)
+    _history(allocation, lines, "   ", 25)
     return "\n".join(lines + ["..."]) + "\n"
 
 
+def _history(allocation, lines, indent, width):
+    history = allocation.get("history")
+    if history:
+        lines.append(indent[:-1] + "history:" if len(indent) > 3 else "history:")
+        keys = ("end_time", "exit_status", "archive_history_time") if width > 20 else ("end_time", "exit_status")
+        for key in keys:
+            lines.append(indent + (key + ":").ljust(width) + value_text(history.get(key)))
+
+
+ACTIVE_FIELDS = ("allocation_id", "primary_job_id", "secondary_job_id", "ssd_file_system_name", "launch_node_name",
+                 "isolated_cores", "user_flags", "system_flags", "ssd_min", "ssd_max", "num_nodes", "num_processors",
+                 "num_gpus", "projected_memory", "state", "type", "job_type", "user_name", "user_id",
+                 "user_group_id", "user_group_name", "user_script", "begin_time", "account", "comment", "job_name",
+                 "job_submit_time", "queue", "requeue", "time_limit", "wc_key")
+
+
+def allocation_query_active_all(result, args, command):
+    """``num_allocations``, then each allocation's fields (those of ``-f`` only, when given)."""
+    allocations = result.get("allocations") or []
+    if not allocations:
+        return no_results(command)
+    lines = ["---", "num_allocations: %d" % len(allocations), "allocations:"]
+    for allocation in allocations:
+        keys = [k for k in (args.get("fields") or ACTIVE_FIELDS + ("shared", "compute_nodes")) if k in allocation]
+        for number, key in enumerate(keys):
+            pad = "  - " if number == 0 else "    "
+            if key == "compute_nodes":
+                lines.append(pad + "compute_nodes:")
+                lines.extend("      - %s" % node for node in allocation.get(key) or ())
+            else:
+                lines.append("%s%s: %s" % (pad, key, value_text(allocation.get(key), "tf" if key == "shared" else "")))
+    return "\n".join(lines + ["..."]) + "\n"
+
+
+def node_details(result, args, command):
+    """One record: the node's fields prefixed ``node_``, then each kind of part with its count."""
+    record = {"node_" + key: value for key, value in (result.get("node") or {}).items()}
+    record.update({key: value for key, value in result.items() if key != "node"})
+    return records([record], command.layout)
+
+
+def state_history(result, args, command):
+    """CAST's table, or YAML with ``-Y``."""
+    rows = result.get("results") or []
+    if args.get("yaml"):
+        return records([dict(row, node_name=result.get("node_name")) for row in rows], command.layout)
+    lines = ["---", "node_name: %s" % result.get("node_name"),
+             "#         history_time        |      state     |      alteration      | RAS_rec_id, RAS_msg_id ",
+             "# ----------------------------+----------------+----------------------+------------------------"]
+    for row in rows:
+        ras = "%s, %s" % (row.get("ras_rec_id"), row.get("ras_msg_id")) if row.get("ras_rec_id") else ""
+        lines.append("#  %-27s| %-15s| %-21s| %s" % (row.get("history_time"), row.get("state"),
+                                                     row.get("alteration"), ras))
+    return "\n".join(lines + ["..."]) + "\n"
+
+
+def _updated(verb):
+    def text(result, args):
+        return "---\n# All %d record(s) successfully %s.\n...\n" % (len(args.get("node_names") or ()), verb)
+    return text
+
+
+def _type_done(flag):
+    def text(result, args, command):
+        return ("%s has completed successfully!\n    %s: %s\n    msg_id:            %s\n"
+                % (command.api_name, flag, "y" if result.get(flag) else "n", result.get("msg_id")))
+    return text
+
+
+def type_delete(result, args, command):
+    lines = ["%s has completed successfully!" % command.api_name, "  The following msg ids have been deleted:"]
+    lines.extend("    %s" % msg_id for msg_id in result.get("deleted_msg_ids") or ())
+    return "\n".join(lines) + "\n"
+
+
 def _message(text):
-    return lambda result, args: "---\n# %s\n...\n" % text.format(**dict(args, **(result or {})))
+    return lambda result, args: text.format(**dict(args, **(result or {})))
 
 
-#: command name -> function(result, args) -> text
+def _silent(result, args):
+    return ""
+
+
+#: command name -> function(result, args) -> text, where CAST prints something other than records
 FORMATTERS = {
     "allocation_create": allocation_create,
-    "allocation_query": allocation_query,
-    "allocation_delete": _message("Allocation ID: {allocation_id} successfully deleted"),
-    "allocation_update_state": _message("Allocation ID {allocation_id} was updated to {state} successfully"),
-    "allocation_step_begin": _message("Step {step_id} of allocation {allocation_id} began"),
-    "allocation_step_end": _message("Step {step_id} of allocation {allocation_id} ended"),
+    "allocation_delete": _message("---\n# Allocation ID: {allocation_id} successfully deleted\n...\n"),
+    "allocation_update_state": _message("Allocation ID {allocation_id} was updated to {new_state} successfully\n"),
+    "allocation_update_history": _message("---\n# Successfully updated allocation {allocation_id}\n...\n"),
+    "allocation_step_begin": _silent,
+    "allocation_step_end": _silent,
+    "ras_event_create": _silent,
+    "node_attributes_update": _updated("updated"),
+    "node_delete": _updated("deleted"),
+    "soft_failure_recovery": _message("---\n# Soft Failure cleaned up.\n...\n"),
     "infrastructure_health_check": lambda result, args: health_check(result, args.get("verbose_health")),
 }
 
+#: The same, for formatters that read the command's layout or name: function(result, args, command).
+COMMAND_FORMATTERS = {
+    "allocation_query": allocation_query,
+    "allocation_query_active_all": allocation_query_active_all,
+    "ras_msg_type_create": _type_done("insert_successful"),
+    "ras_msg_type_update": _type_done("update_successful"),
+    "ras_msg_type_delete": type_delete,
+    "node_attributes_query_details": node_details,
+    "node_query_state_history": state_history,
+}
+
+#: How a failure reads, where CAST's tool differs from ``<cmd> FAILED: errcode: N errmsg: ...``.
+FAILURES = {
+    "allocation_create": "{cmd} FAILED: returned: {code}, errcode: {code} errmsg: {msg}",
+    "allocation_delete": "# {cmd} FAILED: returned: {code}, errcode: {code} errmsg: {msg}",
+    "soft_failure_recovery": "# {cmd} FAILED: returned: {code}, errcode: {code} errmsg: {msg}",
+    "allocation_update_history": "---\n# FAILED: errcode: {code} errmsg: {msg}\n...",
+}
+
+NO_RESULTS = "---\nTotal_Records: 0\n# No matching records found.\n...\n"
+#: What CAST prints when nothing matched, where it is not ``NO_RESULTS``.
+NO_RESULTS_BY_COMMAND = {
+    "allocation_query_active_all": "---\nnum_allocations: 0\n# No matching records found.\n...\n",
+    "soft_failure_recovery": "# No nodes currently in soft failure.\n",
+}
+
+
+def failure_line(command, error):
+    template = FAILURES.get(command.name, "{cmd} FAILED: errcode: {code} errmsg: {msg}")
+    return template.format(cmd=command.cli_name, code=int(error.errcode), msg=error.errmsg)
+
+
+def update_mismatch(command, error, args):
+    """CAST's partial update: how many of the nodes failed, and which."""
+    names = [e.source for e in error.node_errors]
+    verb = "delete" if command.name == "node_delete" else "update"
+    lines = ["---", "# Could not %s %d of the %d record(s):" % (verb, len(names), len(args.get("node_names") or ())),
+             "total_failures: %d" % len(names), "node_names:"]
+    lines.extend(" - %s" % name for name in names)
+    return "\n".join(lines + ["..."]) + "\n"
+
+
+def no_results(command):
+    return NO_RESULTS_BY_COMMAND.get(command.name, NO_RESULTS)
+
 
 FORMATTERS.update(diag_formats.FORMATTERS)
+FORMATTERS.update(switch_formats.FORMATTERS)
 
 
 def render(command, result, args):
+    formatter = COMMAND_FORMATTERS.get(command.name)
+    if formatter is not None:
+        return formatter(result, args, command)
     formatter = FORMATTERS.get(command.name)
     if formatter is not None:
         return formatter(result, args)
     if command.results_key and isinstance(result, dict):
-        return output.records(result.get(command.results_key) or [])
+        items = result.get(command.results_key) or []
+        if command.layout:
+            return records(items, command.layout, command.record_label)
+        return output.records(items)
     return output.document(result if result is not None else {})

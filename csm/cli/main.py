@@ -11,7 +11,7 @@ import os
 import sys
 
 from csm.api.commands import REGISTRY, VERBOSE_CHOICES
-from csm.cli.formats import render
+from csm.cli import formats
 from csm.client import Client
 from csm.errors import CSMError, ErrorCode
 
@@ -47,6 +47,8 @@ def build_parser(command):
         parser.add_argument("-v", "--verbose", choices=VERBOSE_CHOICES, help="client verbosity")
     parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
                         help="output format (default: CAST's YAML)")
+    # CAST's tools ignore stray operands (an unquoted -M message word by word): so do these
+    parser.add_argument("operands", nargs="*", help=argparse.SUPPRESS)
     return parser
 
 
@@ -54,7 +56,7 @@ def run(command, argv, out=sys.stdout):
     """Parse, call, print; returns the exit status."""
     parser = build_parser(command)
     try:
-        args = vars(parser.parse_args(argv))
+        args = vars(parser.parse_intermixed_args(argv))
     except _UsageError as exc:
         out.write("%s FAILED: errcode: %d errmsg: %s\n" % (command.cli_name, ErrorCode.CSMERR_INVALID_PARAM, exc))
         parser.print_usage(out)
@@ -62,30 +64,65 @@ def run(command, argv, out=sys.stdout):
     if args.pop("help"):
         parser.print_help(out)
         return ErrorCode.CSMI_HELP
+    args.pop("operands")
     fmt = args.pop("format")
     args.pop("verbose", None)
     body = {name: value for name, value in args.items() if value not in (None, False)}
+    if command.cli_one_of and not any(name in body for name in command.cli_one_of):
+        out.write("%s FAILED: errcode: %d errmsg: needs at least one of %s\n" % (
+            command.cli_name, ErrorCode.CSMERR_MISSING_PARAM,
+            ", ".join(command.field(name).flags[-1] for name in command.cli_one_of)))
+        parser.print_usage(out)
+        return ErrorCode.CSMERR_MISSING_PARAM
     try:
-        body = command.validate(body)
+        body = command.validate(expand_ranges(command, body))
         with Client() as client:
             result = client.call(command.name, body)
     except CSMError as exc:
-        _failed(command, exc, fmt, out)
+        _failed(command, exc, fmt, out, body)
         return int(exc.errcode)
+    if command.name == "allocation_step_query_details" and "step_id" in body and len(result.get("steps") or ()) > 1:
+        if fmt != "json":  # CAST's check of its step table: a step id began more than once
+            out.write("---\nTotal_Records: %d\n# Error: There should only be one matching step record. "
+                      "Verify the database. \n" % len(result["steps"]))
+        return ErrorCode.CSMERR_GENERIC
     if fmt == "json":
         out.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
     else:
-        out.write(render(command, result, body))
+        out.write(formats.render(command, result, body))
     if command.results_key and isinstance(result, dict) and not result.get(command.results_key):
         return ErrorCode.CSMI_NO_RESULTS
     return 0
 
 
-def _failed(command, error, fmt, out):
+#: List fields that hold node names: host ranges (``c[01-04],u01``) expand in them.
+NODE_LISTS = ("node_names", "compute_nodes")
+
+
+def expand_ranges(command, body):
+    """Host ranges in node lists, expanded by ClusterShell (imported only when a value has one)."""
+    for name in NODE_LISTS:
+        value = body.get(name)
+        if isinstance(value, str) and "[" in value:
+            from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+            try:
+                body[name] = list(NodeSet(value))
+            except NodeSetParseError as exc:
+                raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid node range %r: %s" % (value, exc)) from None
+    return body
+
+
+def _failed(command, error, fmt, out, body):
     if fmt == "json":
         out.write(json.dumps(error.to_json(), indent=2) + "\n")
         return
-    out.write("%s FAILED: errcode: %d errmsg: %s\n" % (command.cli_name, int(error.errcode), error.errmsg))
+    if error.errcode == ErrorCode.CSMI_NO_RESULTS:
+        out.write(formats.no_results(command))
+        return
+    if error.errcode == ErrorCode.CSMERR_UPDATE_MISMATCH and command.name in ("node_attributes_update", "node_delete"):
+        out.write(formats.update_mismatch(command, error, body))
+        return
+    out.write(formats.failure_line(command, error) + "\n")
     for node_error in error.node_errors:
         out.write("  %s: errcode: %d errmsg: %s\n" % (node_error.source, node_error.errcode, node_error.errmsg))
 

@@ -59,6 +59,18 @@ class Select:
         self.order = " ORDER BY %s %s" % (columns[index], "DESC" if code.isupper() else "ASC")
         return self
 
+    def order_by_pairs(self, code, columns, default):
+        """CAST's ``-O``: ``a``/``b`` the first column ascending/descending, ``c``/``d`` the second..."""
+        if not code:
+            self.order = " ORDER BY " + default
+            return self
+        index = ord(code) - ord("a") if len(code) == 1 else -1
+        if not 0 <= index < 2 * len(columns):
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid order_by %r (a-%s)"
+                           % (code, chr(ord("a") + 2 * len(columns) - 1)))
+        self.order = " ORDER BY %s %s NULLS LAST" % (columns[index // 2], "DESC" if index % 2 else "ASC")
+        return self
+
     def page(self, limit, offset):
         if limit is not None and int(limit) >= 0:
             self.paging += " LIMIT %d" % int(limit)

@@ -11,7 +11,7 @@ class Peer:
     role: str
     link: object = None
     version: str = "n/a"
-    #: How many times the link came back after the first connection.
+    #: How many times the link went away since it first came (CAST counts a bounce when it drops).
     bounced: int = 0
     primary: bool = False
     connects: int = 0
@@ -39,7 +39,6 @@ class PeerTable:
         peer.version = link.peer.get("version", "n/a")
         peer.primary = False
         peer.connects += 1
-        peer.bounced = peer.connects - 1
         if previous is not None and previous is not link:
             previous.close("replaced by a new connection from %s" % node)
         return peer
@@ -50,6 +49,7 @@ class PeerTable:
         if peer is not None and peer.link is link:
             peer.link = None
             peer.primary = False
+            peer.bounced += 1
             return peer
         return None
 
