@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import time
 
 import psycopg2
@@ -153,6 +154,51 @@ class OutageTests(TestCase):
         self.assertLess(max(b - a for a, b in zip(ticks, ticks[1:])), 0.5)
         rows = yield pool.runQuery("SELECT text FROM outage_log")
         self.assertEqual(rows, [("late",)])
+
+    @defer.inlineCallbacks
+    def test_a_commit_whose_answer_is_lost_is_not_written_twice(self):
+        """The connection is cut once COMMIT is sent: the server commits, the pool sees the
+        connection go. Back again, it finds the transaction committed and does not run it again."""
+        cuts = []
+
+        def insert_and_cut(cursor, text):
+            def cut(_):
+                if not cuts:  # the next reactor turn: after COMMIT went out
+                    cuts.append(reactor.callLater(0, shut, cursor.connection.fileno()))
+                return text
+            return insert_event(cursor, text).addCallback(cut)
+        insert_and_cut.safe_in_batch = True  # no RELEASE SAVEPOINT after it: COMMIT is next
+
+        def shut(fd):
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        result = yield self.pool.enqueue_write("ras", insert_and_cut, "once", want_result=True)
+        self.assertEqual(result, "once")
+        self.assertEqual(self.states, [CONNECTED, OUTAGE, CONNECTED])
+        rows = yield self.pool.runQuery("SELECT text FROM outage_log")
+        self.assertEqual(rows, [("once",)])
+
+    @defer.inlineCallbacks
+    def test_a_caller_waiting_for_a_write_is_answered_when_the_outage_begins(self):
+        runs = []
+
+        def slow_first_time(cursor, text):
+            runs.append(text)
+            return cursor.execute("SELECT pg_sleep(%s)", (60 if len(runs) == 1 else 0,)).addCallback(
+                lambda _: insert_event(cursor, text))
+        written = self.pool.enqueue_write("ras", slow_first_time, "slow", want_result=True)
+        answer = self.pool.unless_outage(written, "queued")
+        self.assertTrue(self.pool.writes_promptly)
+        yield wait_until(lambda: runs)
+        yield threads.deferToThread(self.pg.stop_server, "immediate")
+        self.assertEqual((yield answer), "queued")
+        self.assertFalse(self.pool.writes_promptly)
+        self.pool.enqueue_write("ras", insert_event, "meanwhile")
+        yield threads.deferToThread(self.pg.start_server)
+        yield written
+        rows = yield self.pool.runQuery("SELECT text FROM outage_log ORDER BY n")
+        self.assertEqual(rows, [("slow",), ("meanwhile",)])
+        self.assertTrue(self.pool.writes_promptly)
 
     @defer.inlineCallbacks
     def test_idle_pool_notices_the_server_going(self):

@@ -28,18 +28,21 @@ def database(ctx):
 
 
 def event_create(ctx, body):
-    """Queue the event; answer once it is written, or at once ("queued") during an outage."""
-    database(ctx)
+    """Queue the event; answer once it is written, or at once ("queued") while the database
+    is away or the writes queued meanwhile are still being written, and as soon as an
+    outage begins: a create never waits for the database to come back."""
+    db = database(ctx)
     event = dict(body, time_stamp=parse_time_stamp(body.get("time_stamp")))
     d = ctx.daemon.ras.create(event)
     if ctx.message.flags & Flags.NOREPLY:
         d.addErrback(lambda f: None)  # fire and forget: the engine logged it
         return {}
-    if ctx.daemon.db.state != "connected":
+    if not db.writes_promptly:
         d.addErrback(lambda f: None)
         return {"queued": True}
-    return d.addCallback(lambda outcome: {k: outcome[k] for k in ("stored", "rec_id", "count", "suppressed",
-                                                                   "below_threshold") if k in outcome})
+    d.addCallback(lambda outcome: {k: outcome[k] for k in ("stored", "rec_id", "count", "suppressed",
+                                                            "below_threshold") if k in outcome})
+    return db.unless_outage(d, {"queued": True})
 
 
 def event_query(ctx, body):

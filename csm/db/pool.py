@@ -84,13 +84,33 @@ def _db_error(exc):
                     % (exc.pgerror or str(exc)).strip().splitlines()[0])
 
 
+@attrs.define
+class _Attempt:
+    """One transaction of queued writes: its id and backend, and its outcomes once all ran
+    (then its COMMIT went out: if the connection goes now, it may have committed)."""
+    batch: list
+    xid: int = None
+    pid: int = None
+    outcomes: list = None
+
+
+#: whether a transaction committed; its backend, if still in it (a silent server), is ended
+TRANSACTION_STATUS = ("SELECT txid_status(%(xid)s), (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                      " WHERE pid = %(pid)s AND backend_xid::text::bigint = mod(%(xid)s, 4294967296))")
+#: how many times (0.1 s apart) a transaction still in progress is asked after
+SETTLE_CHECKS = 50
+
+
 @defer.inlineCallbacks
-def _run_batch(cursor, batch):
+def _run_batch(cursor, attempt):
     """Run writes in one transaction. Each has its own savepoint unless its function is
     ``safe_in_batch`` (it never leaves the transaction broken), so one bad write does
     not spoil the others."""
+    attempt.outcomes = None
+    yield cursor.execute("SELECT txid_current(), pg_backend_pid()")
+    attempt.xid, attempt.pid = cursor.fetchone()
     outcomes = []
-    for index, write in enumerate(batch):
+    for index, write in enumerate(attempt.batch):
         safe = getattr(write.function, "safe_in_batch", False)
         if not safe:
             yield cursor.execute("SAVEPOINT csm_write")
@@ -111,6 +131,7 @@ def _run_batch(cursor, batch):
             if not safe:
                 yield cursor.execute("RELEASE SAVEPOINT csm_write")
             outcomes.append((True, result))
+    attempt.outcomes = outcomes
     return outcomes
 
 
@@ -195,12 +216,13 @@ class _Connection(txpostgres.Connection):
         return d.addCallback(lambda cursor: (cursor.description, cursor.fetchall()))
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Write:
     kind: str
     function: object
     args: tuple
     done: object = None  # a Deferred for the result, when the caller wants one
+    number: int = 0  # its place in the order of all writes
 
     def finish(self, result=None, error=None):
         if self.done is not None and not self.done.called:
@@ -233,6 +255,10 @@ class DatabasePool:
         self._free = collections.deque()
         self._waiters = collections.deque()
         self._draining = False
+        self._numbers = itertools.count(1)
+        self._backlog_until = 0  # the number of the last write queued while not connected
+        self._unsure = None  # the _Attempt whose connection went after its COMMIT was sent
+        self._outage_answers = {}  # Deferred -> what it fires with when an outage begins
         self._beat = None
         self._last_success = None
         self._delays = None  # the back-off of the current outage (reconnect_delays)
@@ -301,6 +327,9 @@ class DatabasePool:
             if state == OUTAGE:
                 log.error("database outage: API calls fail with CSMERR_DAEMON_DB_ERR; {n} writes queued",
                           n=len(self.queue))
+                answers, self._outage_answers = self._outage_answers, {}
+                for answer, instead in answers.items():
+                    answer.callback(instead)
             else:
                 log.info("database {state}", state=state)
             for observer in list(self.observers):
@@ -471,12 +500,34 @@ class DatabasePool:
         With ``want_result`` the returned Deferred fires with the function's
         result once written (or fails with its error, or if dropped).
         """
-        write = _Write(kind, function, args, defer.Deferred() if want_result else None)
+        write = _Write(kind, function, args, defer.Deferred() if want_result else None, next(self._numbers))
+        if self.state != CONNECTED:
+            self._backlog_until = write.number
         self.queue.append(write)
         if len(self.queue) > self.max_queue:
             self._overflow()
         self._drain()
         return write.done
+
+    @property
+    def writes_promptly(self):
+        """A write queued now goes to the database at once: the pool is connected and has
+        written what was queued during the last outage."""
+        return self.state == CONNECTED and not (self.queue and self.queue[0].number <= self._backlog_until)
+
+    def unless_outage(self, d, instead):
+        """``d``'s result, or ``instead`` as soon as an outage begins (``d`` is then left to
+        finish on its own: a queued write is written once the database is back)."""
+        answer = defer.Deferred()
+        self._outage_answers[answer] = instead
+
+        def settle(result):
+            if self._outage_answers.pop(answer, self) is not self:
+                answer.callback(result)
+            elif isinstance(result, failure.Failure):
+                log.warn("{error} (after the caller was told it was queued)", error=result.getErrorMessage())
+        d.addBoth(settle)
+        return answer
 
     def _overflow(self):
         for kind in DROP_ORDER:
@@ -495,42 +546,78 @@ class DatabasePool:
 
     @defer.inlineCallbacks
     def _drain(self):
-        """Write the queue in order, up to ``BATCH`` writes a transaction (one savepoint each)."""
+        """Write the queue in order, up to ``BATCH`` writes a transaction (one savepoint each).
+
+        A transaction whose connection went after its COMMIT was sent is looked up once the
+        database is back: if it committed, its writes are done and are not run again."""
         if self._draining:
             return
         self._draining = True
         try:
             while self.queue and self.state == CONNECTED:
-                batch = list(itertools.islice(self.queue, BATCH))
-                try:
-                    outcomes = yield self.runInteraction(_run_batch, batch)
-                except _BatchAborted as aborted:
-                    # it fails alone; the writes before it were rolled back and run again next round
-                    failed = batch[aborted.index]
-                    self.queue.remove(failed)
-                    log.error("queued {kind} write failed and is dropped: {error}", kind=failed.kind,
-                              error=aborted.error.errmsg)
-                    failed.finish(error=aborted.error)
-                    continue
-                except CSMError as exc:
-                    if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR and self.state != CONNECTED:
-                        break  # outage: the batch stays at the head, written when the database is back
-                    outcomes = [(False, exc)] * len(batch)
-                except Exception as exc:  # a bug must not block the queue
-                    outcomes = [(False, exc)] * len(batch)
-                for write, (ok, value) in zip(batch, outcomes):
-                    if self.queue and self.queue[0] is write:
-                        self.queue.popleft()
-                    if ok:
-                        self.written += 1
-                        write.finish(value)
+                attempt, self._unsure = self._unsure, None
+                outcomes = None
+                if attempt is not None:
+                    try:
+                        outcomes = yield self._committed_outcomes(attempt)
+                    except CSMError:  # gone again: asked once it is back
+                        self._unsure = attempt
+                        break
+                if outcomes is None:
+                    attempt = _Attempt(list(itertools.islice(self.queue, BATCH)))
+                    try:
+                        outcomes = yield self.runInteraction(_run_batch, attempt)
+                    except _BatchAborted as aborted:
+                        # it fails alone; the writes before it were rolled back and run again next round
+                        failed = attempt.batch[aborted.index]
+                        self.queue.remove(failed)
+                        log.error("queued {kind} write failed and is dropped: {error}", kind=failed.kind,
+                                  error=aborted.error.errmsg)
+                        failed.finish(error=aborted.error)
                         continue
-                    if write.done is None:
-                        log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
-                                  error=getattr(value, "errmsg", value))
-                    write.finish(error=value)
+                    except CSMError as exc:
+                        if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR:
+                            if attempt.outcomes is not None:
+                                self._unsure = attempt
+                            continue  # outage or no free connection: the batch stays at the head
+                        outcomes = [(False, exc)] * len(attempt.batch)
+                    except Exception as exc:  # a bug must not block the queue
+                        outcomes = [(False, exc)] * len(attempt.batch)
+                self._finish(attempt.batch, outcomes)
         finally:
             self._draining = False
+
+    @defer.inlineCallbacks
+    def _committed_outcomes(self, attempt):
+        """``attempt``'s outcomes if its transaction committed; None if it did not (it is run
+        again). One still in progress on a backend that outlived its connection is ended."""
+        for _ in range(SETTLE_CHECKS):
+            try:
+                rows = yield self.runQuery(TRANSACTION_STATUS, {"xid": attempt.xid, "pid": attempt.pid})
+            except CSMError as exc:
+                if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR:
+                    raise
+                log.warn("cannot tell whether transaction {xid} committed ({error}): its writes are run again",
+                         xid=attempt.xid, error=exc.errmsg)
+                return None
+            if rows[0][0] != "in progress":
+                return attempt.outcomes if rows[0][0] == "committed" else None
+            yield task.deferLater(self.reactor, 0.1, lambda: None)
+        log.warn("transaction {xid} is still in progress: its writes are run again", xid=attempt.xid)
+        return None
+
+    def _finish(self, batch, outcomes):
+        for write, (ok, value) in zip(batch, outcomes):
+            if self.queue and self.queue[0] is write:
+                self.queue.popleft()
+            if ok:
+                self.written += 1
+                write.finish(value)
+                continue
+            if write.done is None:
+                log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
+                          error=getattr(value, "errmsg", value))
+            write.finish(error=value)
 
     def status(self):
         return {"db_state": self.state, "db_schema_version": self.version, "db_pool_size": self.size,
