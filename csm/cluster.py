@@ -6,13 +6,15 @@ utilities and computes as separate ``twistd -n csm-<role>`` processes, and stops
 them with SIGTERM.
 """
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
+import tempfile
 import time
 
 from csm.db.embedded import EmbeddedPostgres
@@ -22,6 +24,45 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(HERE)
 #: The interpreter another user can run (the virtualenv's may sit under a private /root).
 OTHER_USER_PYTHON = "/usr/bin/python3"
+#: Prints where each package a csm_* command imports comes from (the csm package and what it
+#: needs beyond the standard library), one path a line.
+_COMMAND_IMPORTS = """
+import importlib, os, pkgutil, sys
+before = set(sys.modules)
+import csm.cli, csm.client
+for module in pkgutil.iter_modules(csm.cli.__path__):
+    importlib.import_module("csm.cli." + module.name)
+stdlib = os.path.dirname(os.__file__) + os.sep
+for name in sorted({name.split(".")[0] for name in set(sys.modules) - before}):
+    path = getattr(sys.modules[name], "__file__", None)
+    if path and (not path.startswith(stdlib) or "-packages" + os.sep in path):
+        print(os.path.dirname(path) if os.path.basename(path) == "__init__.py" else path)
+"""
+_other_user_path = []
+
+
+def other_user_pythonpath():
+    """A world-readable copy of what a csm_* command imports, for running one as another user:
+    the clone and its virtualenv may sit in a directory only root can read (a clone under
+    ``mktemp -d``). Made once per process, removed at exit; the clone's modes are untouched."""
+    if not _other_user_path:
+        sources = subprocess.run([sys.executable, "-c", _COMMAND_IMPORTS], stdout=subprocess.PIPE, text=True,
+                                 check=True, env=dict(os.environ, PYTHONPATH=PROJECT)).stdout.split()
+        target = tempfile.mkdtemp(prefix="csm-other-user-")
+        atexit.register(shutil.rmtree, target, True)
+        for source in sources:
+            destination = os.path.join(target, os.path.basename(source))
+            if os.path.isdir(source):
+                shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"),
+                                copy_function=shutil.copyfile)
+            else:
+                shutil.copyfile(source, destination)
+        for directory, _dirs, files in os.walk(target):
+            os.chmod(directory, 0o755)
+            for name in files:
+                os.chmod(os.path.join(directory, name), 0o644)
+        _other_user_path.append(target)
+    return _other_user_path[0]
 
 
 def free_port():
@@ -282,12 +323,13 @@ class LocalCluster:
         env["CSM_SOCKET"] = self.daemons[daemon].socket
         cmd = [sys.executable, "-c", "import sys; from csm.cli.main import main; "
                "sys.argv[0] = %r; sys.exit(main())" % command] + list(args)
+        cwd = None
         if user:
-            # /root is private, so another user runs the system python on our packages
-            path = os.pathsep.join([PROJECT, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-            cmd = ["runuser", "-u", user, "--", "env", "PYTHONPATH=" + path,
+            # /root is private, so another user runs the system python on a copy of our packages
+            cmd = ["runuser", "-u", user, "--", "env", "PYTHONPATH=" + other_user_pythonpath(),
                    "CSM_SOCKET=" + env["CSM_SOCKET"], OTHER_USER_PYTHON] + cmd[1:]
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd = "/"  # ours may be out of the user's reach
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd,
                               stdin=subprocess.DEVNULL, timeout=timeout, text=True)
         return proc.returncode, proc.stdout
 
