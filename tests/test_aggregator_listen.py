@@ -24,20 +24,25 @@ class RefusingReactor(MemoryReactorClock):
         return super().listenTCP(port, factory, backlog, interface)
 
 
+def aggregator_config(path):
+    """An aggregator agg01 without a local socket or BDS (nothing is reached: the tests give it a
+    memory reactor); returns its ``DaemonConfig``."""
+    conf = os.path.join(PROJECT, "conf")
+    with open(path, "w") as f:
+        json.dump({"csm": {"role": "Aggregator", "node_name": "agg01",
+                           "api_permission_file": os.path.join(conf, "csm_api.acl"),
+                           "api_configuration_file": os.path.join(conf, "csm_api.cfg"),
+                           "net": {"master": {"host": "127.0.0.1", "port": 9801},
+                                   "compute_listen": {"host": "127.0.0.1", "port": 9815},
+                                   "local_client_listen": {"socket": ""}},
+                           "bds": {"host": "NONE", "port": 0}}}, f)
+    return load_daemon_config(path)
+
+
 class ComputePortTests(SynchronousTestCase):
     def setUp(self):
-        conf = os.path.join(PROJECT, "conf")
-        path = self.mktemp()
-        with open(path, "w") as f:
-            json.dump({"csm": {"role": "Aggregator", "node_name": "agg01",
-                               "api_permission_file": os.path.join(conf, "csm_api.acl"),
-                               "api_configuration_file": os.path.join(conf, "csm_api.cfg"),
-                               "net": {"master": {"host": "127.0.0.1", "port": 9801},
-                                       "compute_listen": {"host": "127.0.0.1", "port": 9815},
-                                       "local_client_listen": {"socket": ""}},
-                               "bds": {"host": "NONE", "port": 0}}}, f)
         self.reactor = RefusingReactor()
-        self.daemon = AggregatorDaemon(load_daemon_config(path), self.reactor)
+        self.daemon = AggregatorDaemon(aggregator_config(self.mktemp()), self.reactor)
         self.daemon.startService()
         self.addCleanup(self.daemon.stopService)
         self.master = object()

@@ -1,9 +1,6 @@
 """Two computes with one node name: the second is refused (both sides say so, a RAS event),
 the first keeps its link; a compute that comes back while its old link is silent replaces it."""
 
-import json
-import os
-
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.test import iosim
@@ -11,10 +8,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from csm import __version__
 from csm.api.commands import RAS_EVENT_CREATE
-from csm.cluster import PROJECT
-from csm.config import load_daemon_config
 from csm.net.link import LinkOwner, LinkProtocol
 from csm.roles.aggregator import DUPLICATE_NODE, AggregatorDaemon
+from tests.test_aggregator_listen import aggregator_config
 
 
 class Node(LinkOwner):
@@ -33,18 +29,8 @@ class Node(LinkOwner):
 
 class DuplicateComputeTests(SynchronousTestCase):
     def setUp(self):
-        conf = os.path.join(PROJECT, "conf")
-        path = self.mktemp()
-        with open(path, "w") as f:
-            json.dump({"csm": {"role": "Aggregator", "node_name": "agg01",
-                               "api_permission_file": os.path.join(conf, "csm_api.acl"),
-                               "api_configuration_file": os.path.join(conf, "csm_api.cfg"),
-                               "net": {"master": {"host": "127.0.0.1", "port": 9801},
-                                       "compute_listen": {"host": "127.0.0.1", "port": 9815},
-                                       "local_client_listen": {"socket": ""}},
-                               "bds": {"host": "NONE", "port": 0}}}, f)
         self.clock = MemoryReactorClock()
-        self.daemon = AggregatorDaemon(load_daemon_config(path), self.clock)
+        self.daemon = AggregatorDaemon(aggregator_config(self.mktemp()), self.clock)
         self.master = Node("master", "master")
         upstream, _server, self.master_pump = self.pair(
             lambda: LinkProtocol(self.master, self.clock, initiator=False, heartbeat_interval=0),
