@@ -2,6 +2,7 @@
 
 import os
 import stat
+import subprocess
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import ProcessProtocol
@@ -121,6 +122,23 @@ class EnvironmentTests(SynchronousTestCase):
         step = script_environment({"kind": "step", "allocation_id": 5, "step_id": 2}, "n01")
         self.assertEqual(step["CSM_STEP_ID"], "2")
         self.assertNotIn("CSM_USER_NAME", step)
+
+
+class SampleScriptTests(SynchronousTestCase):
+    """conf/prologs: the shipped privileged prolog and epilog."""
+
+    def test_no_tools_needed(self):
+        # with an empty PATH (no basename, sed or logger) it still knows what it is: it starts
+        # no process of its own but the optional logger (each one is time every job waits for)
+        conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "prologs")
+        env = {"PATH": self.mktemp(), "CSM_ALLOCATION_ID": "5", "CSM_PRIMARY_JOB_ID": "77",
+               "CSM_SECONDARY_JOB_ID": "1", "CSM_USER_NAME": "alice"}
+        for kind in ("prolog", "epilog"):
+            out = subprocess.run([os.path.join(conf, "privileged_" + kind), "--type", "allocation", "--user_flags",
+                                  "u1 u2", "--sys_flags", "s1"], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, check=True).stdout
+            self.assertEqual(out, "csm %s type=allocation allocation=5 job=77.1 step= user=alice user_flags=[u1 u2] "
+                                  "sys_flags=[s1]\n" % kind)
 
 
 class UsageTests(SynchronousTestCase):
