@@ -45,6 +45,13 @@ CSM_COMMANDS = [
     "csm_diag_result_create",
     "csm_diag_run_query",
     "csm_diag_run_query_details",
+    "csm_switch_attributes_query",
+    "csm_switch_attributes_query_details",
+    "csm_switch_attributes_query_history",
+    "csm_switch_attributes_update",
+    "csm_ib_cable_query",
+    "csm_ib_cable_query_history",
+    "csm_ib_cable_update",
 ]
 
 setup(
@@ -75,6 +82,7 @@ setup(
             "csm-sim = csm.sim:main",
             "csm-db = csm.db.admin:main",
             "csm-diag = csm.diag.runner:main",
+            "standalone_ib_and_switch_collection = csm.ufm_collection:main",
         ],
     },
 )

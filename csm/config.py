@@ -201,6 +201,9 @@ class UFMConfig:
     rest_port: int = 80
     ufm_ssl_file_path: str = "/etc/ibm/csm"
     ufm_ssl_file_name: str = "csm_ufm_ssl_key.txt"
+    #: beyond CAST: seconds between the master's own collections (0: off) and per UFM request
+    collection_interval: int = 0
+    timeout: int = 30
 
 
 @attrs.frozen
@@ -592,7 +595,7 @@ def load_daemon_config(path, role_override=None, warn=None):
                                   dict(inventory.get("ufm") or {})),
         ufm=_simple(reader, csm, "ufm", UFMConfig,
                     {"rest_address": str, "rest_port": int, "ufm_ssl_file_path": str,
-                     "ufm_ssl_file_name": str}),
+                     "ufm_ssl_file_name": str, "collection_interval": int, "timeout": int}),
         recovery_script=reader.path_value(top["recovery_script"] or DEFAULT_RECOVERY_SCRIPT),
         prolog=_script_path(reader, top["prolog"], DEFAULT_PROLOG),
         epilog=_script_path(reader, top["epilog"], DEFAULT_EPILOG),

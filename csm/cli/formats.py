@@ -1,6 +1,6 @@
 """Per-command output formats where CAST prints something other than plain YAML."""
 
-from csm.cli import diag_formats, output
+from csm.cli import diag_formats, output, switch_formats
 from csm.cli.layout import block, records, value_text
 
 
@@ -253,6 +253,7 @@ def no_results(command):
 
 
 FORMATTERS.update(diag_formats.FORMATTERS)
+FORMATTERS.update(switch_formats.FORMATTERS)
 
 
 def render(command, result, args):

@@ -7,7 +7,7 @@ from twisted.application import internet
 from twisted.internet import defer, task
 
 from csm import logs
-from csm.api import allocation, allocation_query, diag, health, node, ras, recovery, step
+from csm.api import allocation, allocation_query, diag, health, node, ras, recovery, step, switch
 from csm.api.joblogs import JobLogs
 from csm.api.router import reply_body
 from csm.db import inventory
@@ -57,6 +57,11 @@ class MasterDaemon(Daemon):
             event_log = JsonLinesLog(config.ras.event_log) if config.ras.event_log else None
             self.ras = RasEngine(self.db, ActionRunner(self.reactor, config.ras.action), event_log,
                                  on_event=self._count_event)
+        self.ufm_collection = None
+        if self.db is not None and config.ufm.rest_address and config.ufm.collection_interval > 0:
+            from csm.ufm_collection import UfmCollectionService
+            self.ufm_collection = UfmCollectionService(self.reactor, self.clock, self.db, config)
+            self.ufm_collection.setServiceParent(self)
         for table, endpoint in ((self.aggregators, config.net.aggregator_listen),
                                 (self.utilities, config.net.utility_listen)):
             if endpoint is None:
@@ -78,6 +83,7 @@ class MasterDaemon(Daemon):
         handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.master_handler
         handlers.update(ras.HANDLERS)
         handlers.update(node.HANDLERS)
+        handlers.update(switch.HANDLERS)
         for table in (allocation.HANDLERS, allocation_query.HANDLERS, step.HANDLERS, diag.HANDLERS):
             handlers.update(table)
         return handlers
