@@ -254,7 +254,7 @@ NODE_COMMANDS = (
               help="a/b node_name, c/d state, e/f type, g/h num_allocs (second letter: descending)"),
         Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML (the only layout here)"),
         LIMIT, OFFSET), layout=("node_name", "collection_time", "update_time", "state", "type", "num_allocs",
-                                ("allocs", "-alloc_id"), ("states", "-state"), ("shared", "-shared"))),
+                                ("allocs", "-alloc_id"), ("states", "-state"), ("shared", "-shared:tf"))),
     _node_query("node_resources_query", "The scheduler's view of some nodes.",
                 (attrs.evolve(NODE_NAMES, required=True), LIMIT, OFFSET), layout=RESOURCES_LAYOUT),
     _node_query("node_resources_query_all", "The scheduler's view of every node.", (LIMIT, OFFSET),

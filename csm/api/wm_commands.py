@@ -103,11 +103,11 @@ ALLOCATION_QUERY_ACTIVE_ALL = _command(
 
 ALLOCATION_QUERY_DETAILS = _command(
     "allocation_query_details", "An allocation with its steps, per-node accounting and state changes.",
-    fields=(REQUIRED_ALLOCATION_ID,))
+    fields=(REQUIRED_ALLOCATION_ID,), layout=ALLOCATION_LAYOUT)
 
 ALLOCATION_RESOURCES_QUERY = _command(
     "allocation_resources_query", "The nodes of an allocation and whether each is ready.", results_key="results",
-    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET), layout=("node_name", "ready:yn"))
+    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET), layout=(12, "node_name", "ready:yn"))
 
 ALLOCATION_UPDATE_HISTORY = _command(
     "allocation_update_history", "Correct the accounting fields of an allocation in history.",

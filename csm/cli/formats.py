@@ -108,6 +108,49 @@ def allocation_query(result, args, command):
     return "\n".join(lines + ["..."]) + "\n"
 
 
+#: Each node's usage under csm_allocation_query_details' compute_nodes.
+ACCOUNTING = ("ib_rx", "ib_tx", "gpfs_read", "gpfs_write", "energy_consumed", "power_cap", "power_shifting_ratio",
+              "power_cap_hit", "gpu_energy", "gpu_usage", "cpu_usage", "memory_usage_max")
+
+
+def allocation_query_details(result, args, command):
+    """The allocation at column 32 with each node's usage and its state changes, then its steps."""
+    allocation, lines = result.get("allocation") or {}, ["---"]
+    usage = {row.get("node_name"): row for row in result.get("node_accounting") or ()}
+    transitions = result.get("state_transitions") or []
+    for item in command.layout:
+        if isinstance(item, tuple):  # the nodes with their usage, then the state changes
+            nodes = allocation.get(item[0]) or []
+            if nodes:
+                lines.append("compute_nodes:")
+            for node in nodes:
+                lines.append("  %s:" % node)
+                if node in usage:
+                    block(usage[node], ACCOUNTING, "   ", lines, width=29)
+            lines.append("num_transitions:".ljust(32) + str(len(transitions)))
+            if transitions:
+                lines.append("state_transitions:")
+            for transition in transitions:
+                block(transition, ("history_time", "state"), "    ", lines, first="  - ", width=25)
+        else:
+            block(allocation, (item,), "", lines, width=32)
+    _history(allocation, lines, "   ", 25)
+    steps = result.get("steps") or []
+    lines.append("num_steps:".ljust(16) + str(len(steps)))
+    if steps:
+        lines.append("steps:")
+    for step in steps:
+        nodes = step.get("compute_nodes") or []
+        lines.append(" - step_id:".ljust(20) + value_text(step.get("step_id")))
+        if step.get("end_time"):
+            lines.append("   end_time:".ljust(20) + value_text(step.get("end_time")))
+        lines.append("   num_nodes:".ljust(20) + str(len(nodes)))
+        if nodes:
+            lines.append("   compute_nodes:")
+            lines.extend("    - %s" % node for node in nodes)
+    return "\n".join(lines + ["..."]) + "\n"
+
+
 def _history(allocation, lines, indent, width):
     history = allocation.get("history")
     if history:
@@ -183,6 +226,13 @@ def type_delete(result, args, command):
     return "\n".join(lines) + "\n"
 
 
+def ctrl_cmd(result, args):
+    """CAST's csm_ctrl_cmd: the daemon's response between its banner lines."""
+    body = "\n".join(output.dump(result or {}))
+    return ("Started client \n\n\n### RESPONSE FROM THE LOCAL DAEMON ###\n%s\n"
+            "#######################################\n" % body)
+
+
 def _message(text):
     return lambda result, args: text.format(**dict(args, **(result or {})))
 
@@ -202,6 +252,7 @@ FORMATTERS = {
     "ras_event_create": _silent,
     "node_attributes_update": _updated("updated"),
     "node_delete": _updated("deleted"),
+    "ctrl_cmd": ctrl_cmd,
     "soft_failure_recovery": _message("---\n# Soft Failure cleaned up.\n...\n"),
     "infrastructure_health_check": lambda result, args: health_check(result, args.get("verbose_health")),
 }
@@ -210,6 +261,7 @@ FORMATTERS = {
 COMMAND_FORMATTERS = {
     "allocation_query": allocation_query,
     "allocation_query_active_all": allocation_query_active_all,
+    "allocation_query_details": allocation_query_details,
     "ras_msg_type_create": _type_done("insert_successful"),
     "ras_msg_type_update": _type_done("update_successful"),
     "ras_msg_type_delete": type_delete,

@@ -8,10 +8,11 @@ A layout is a tuple of items read from the registry (``Command.layout``):
   one letter, ``:f`` a float with six decimals;
 * ``(item, sub_layout)`` prints a nested block: a list of records as ``- ``
   items, one record as an indented block (none when it is null); ``(item, "-")``
-  a list of values, ``(item, "-label")`` each value as ``- label: value``.
+  a list of values, ``(item, "-label")`` each value as ``- label: value`` (a style may follow).
 
 Values start one space after the block's longest label, as CAST's printf
-columns do; a value CAST would print from a NULL prints empty.
+columns do, or at the column a leading number gives; a value CAST would
+print from a NULL prints empty.
 """
 
 
@@ -50,6 +51,8 @@ def block(record, layout, indent="  ", lines=None, first=None, width=None):
     """Lines of ``record`` under ``layout``; ``first`` replaces the first line's indent (``"  - "``);
     ``width`` fixes the value column (default: one space after the longest label)."""
     lines = [] if lines is None else lines
+    if layout and isinstance(layout[0], int):  # a fixed column where CAST's printf has one
+        width, layout = layout[0], layout[1:]
     labels = [_parse(item if isinstance(item, str) else item[0])[0] for item in layout]
     if width is None:
         width = max(len(label) for label in labels) + 2 if labels else 0
@@ -70,8 +73,9 @@ def block(record, layout, indent="  ", lines=None, first=None, width=None):
         lines.append(pad + label + ":")
         inner = indent + "  "
         if isinstance(sub, str):  # "-" values, "-label" values each under a label
-            name = sub[1:] + ": " if len(sub) > 1 else ""
-            lines.extend("%s- %s%s" % (inner, name, value_text(v)) for v in value or ())
+            name, _, style = sub[1:].partition(":")
+            name = name + ": " if name else ""
+            lines.extend("%s- %s%s" % (inner, name, value_text(v, style)) for v in value or ())
         elif isinstance(value, dict):
             block(value, sub, inner, lines)
         else:
