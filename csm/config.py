@@ -255,6 +255,8 @@ def _read_json(path):
             text = f.read()
     except OSError as exc:
         raise ConfigError(path, None, "cannot read: %s" % (exc.strerror or exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, "not UTF-8 text (byte %d)" % exc.start) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

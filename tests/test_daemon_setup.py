@@ -88,6 +88,18 @@ class SetupTests(SynchronousTestCase):
                    "csm.api_permission_file: %s:2:13: invalid JSON: Expecting value" % acl)
         self.assertFalse(os.path.exists(self.socket))
 
+    def test_acl_that_is_not_utf8(self):
+        acl = os.path.join(self.dir, "latin1.acl")
+        with open(acl, "wb") as f:
+            f.write(b'{"privileged_user_id": "r\xe9seau"}')
+        self.start(self.config(api_permission_file=acl),
+                   "csm.api_permission_file: %s: not UTF-8 text (byte 25)" % acl)
+
+    def test_socket_where_no_directory_can_be_made(self):
+        blocker = self.write("a-file", "")
+        self.start(self.config(**{"net.local_client_listen.socket": os.path.join(blocker, "u.sock")}),
+                   "csm.net.local_client_listen.socket: cannot make the directory %s: File exists" % blocker)
+
     def test_api_timeouts_that_are_not_json(self):
         api = self.write("bad.cfg", '{"csm_node_delete": 60,,}')
         self.start(self.config(api_configuration_file=api),
@@ -105,8 +117,9 @@ class SetupTests(SynchronousTestCase):
             self.assertIsNone(first.poll(), "the first daemon exited")
             self.assertLess(time.monotonic(), deadline, "no socket from the first daemon")
             time.sleep(0.1)
-            with open(os.path.join(self.dir, "u.log")) as f:
-                logged = f.read()
+            if os.path.exists(os.path.join(self.dir, "u.log")):
+                with open(os.path.join(self.dir, "u.log")) as f:
+                    logged = f.read()
         self.start(path, "csm.net.local_client_listen.socket: %s is in use by a running daemon (pid %d, utility "
                          "util-a): stop it first, or give this daemon another socket" % (self.socket, first.pid))
         with Client(self.socket) as client:  # the first still answers on its socket

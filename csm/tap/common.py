@@ -1,5 +1,6 @@
 """What the four twistd plugins share: options and ``makeService``."""
 
+import os
 import signal
 import sys
 
@@ -38,9 +39,14 @@ def make_daemon(options, plugin_role, reactor=None):
 
 def _make_daemon(options, plugin_role, reactor):
     config = load_daemon_config(options["config"], role_override=options["role"])
-    if config.net.local_client_listen.socket:  # first: the same config would truncate its log
+    socket = config.net.local_client_listen.socket
+    if socket:  # first: the same config would truncate the running daemon's log
         try:
-            check_socket_free(config.net.local_client_listen.socket)
+            os.makedirs(os.path.dirname(socket) or ".", exist_ok=True)
+            check_socket_free(socket)
+        except OSError as exc:
+            raise ConfigError(config.path, "csm.net.local_client_listen.socket", "cannot make the directory %s: %s"
+                              % (os.path.dirname(socket), exc.strerror or exc)) from None
         except SocketInUse as exc:
             raise ConfigError(config.path, "csm.net.local_client_listen.socket", str(exc)) from None
     logfile.apply_levels(config.log)
