@@ -6,6 +6,7 @@ from twisted.trial.unittest import TestCase
 
 from csm.db import allocations
 from csm.db.pool import DatabasePool
+from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
 from tests import dbfixture
 
@@ -74,6 +75,57 @@ class AllocationStoreTests(TestCase):
         for ok, result in outcomes:
             if not ok:
                 self.assertEqual(result.value.errcode, ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES)
+
+    def one_trip(self, statement):
+        """A ``*_statement`` as the master runs it: one round trip, no BEGIN/COMMIT."""
+        return query_dicts(self.pool, *statement)
+
+    @defer.inlineCallbacks
+    def test_concurrent_one_trip_reservations(self):
+        """Each reservation is one query string (lock, then check and insert): the check sees what
+        the lock's holder committed, so exactly one of three at once wins."""
+        outcomes = yield defer.DeferredList(
+            [self.one_trip(allocations.reserve_statement(allocation(job), ["n02", "n01"], False, "to-running"))
+             .addCallback(allocations.reserved) for job in (1, 2, 3)], consumeErrors=True)
+        self.assertEqual([ok for ok, _ in outcomes].count(True), 1)
+        self.assertEqual({result.value.errcode for ok, result in outcomes if not ok},
+                         {ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES})
+        rows = yield self.pool.runQuery("SELECT count(*) FROM csm_allocation_node")
+        self.assertEqual(rows, [(2,)])
+
+    @defer.inlineCallbacks
+    def test_create_and_delete_in_four_statements(self):
+        row = allocations.reserved((yield self.one_trip(allocations.reserve_statement(
+            allocation(1), ["n01", "n02"], False, "to-running"))))
+        allocation_id = row["allocation_id"]
+        self.assertEqual((row["state"], row["num_nodes"]), ("to-running", 2))
+        moved = yield self.one_trip(allocations.finish_statement(allocation_id, "running", ("to-running",), {
+            "n01": {"cpu_usage": 1000, "energy": 50}}, False))  # n02 did not answer
+        self.assertEqual(moved[0]["state"], "running")
+        again = yield self.one_trip(allocations.finish_statement(allocation_id, "running", ("to-running",), {}, False))
+        self.assertEqual(again, [])  # not from running: nothing moves
+        old = (yield self.one_trip(allocations.delete_start_statement(allocation_id, ("running",))))[0]
+        self.assertEqual((old["state"], old["csm_nodes"]), ("running", ["n01", "n02"]))
+        rows = yield self.pool.runQuery("SELECT DISTINCT state FROM csm_allocation_node WHERE allocation_id = %s",
+                                        (allocation_id,))
+        self.assertEqual(rows, [("deleting-mcast",)])
+        history = yield self.one_trip(allocations.history_statement(allocation_id, 0, "complete", {
+            "n01": {"cpu_usage": 1600, "energy": 80}, "n02": {"cpu_usage": 5}}))
+        self.assertEqual((history[0]["state"], history[0]["exit_status"]), ("complete", 0))
+        rows = yield self.pool.runQuery("SELECT node_name, cpu_usage, energy FROM csm_allocation_node_history "
+                                        "WHERE allocation_id = %s ORDER BY 1", (allocation_id,))
+        self.assertEqual(rows, [("n01", 600, 30), ("n02", -1, -1)])  # n02 had no baseline
+        rows = yield self.pool.runQuery("SELECT state FROM csm_allocation_state_history WHERE allocation_id = %s "
+                                        "ORDER BY history_time, state = 'complete'", (allocation_id,))
+        self.assertEqual([r[0] for r in rows], ["to-running", "running", "deleting-mcast", "complete"])
+        # a staging-in allocation needs no epilog: deleting
+        staged = yield self.reserve(2, ["n03"], state="staging-in")
+        old = (yield self.one_trip(allocations.delete_start_statement(staged["allocation_id"], ("running",))))[0]
+        rows = yield self.pool.runQuery("SELECT state FROM csm_allocation WHERE allocation_id = %s",
+                                        (staged["allocation_id"],))
+        self.assertEqual((old["state"], old["csm_nodes"], rows), ("staging-in", ["n03"], [("deleting",)]))
+        gone = yield self.one_trip(allocations.delete_start_statement(allocation_id, ("running",)))
+        self.assertEqual(gone, [])
 
     @defer.inlineCallbacks
     def test_counters_become_deltas(self):
