@@ -252,7 +252,7 @@ NODE_COMMANDS = (
         Field("num_allocs", "int", flags=("-n", "--num_allocs"), help="only nodes with this many allocations"),
         Field("order_by", "str", choices=tuple("abcdefgh"), flags=("-O", "--order_by"),
               help="a/b node_name, c/d state, e/f type, g/h num_allocs (second letter: descending)"),
-        Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML (the only layout here)"),
+        Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML instead of the table"),
         LIMIT, OFFSET), layout=("node_name", "collection_time", "update_time", "state", "type", "num_allocs",
                                 ("allocs", "-alloc_id"), ("states", "-state"), ("shared", "-shared:tf"))),
     _node_query("node_resources_query", "The scheduler's view of some nodes.",

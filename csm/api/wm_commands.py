@@ -136,7 +136,7 @@ NODE_FIND_JOB = _command(
             Field("order_by", "str", flags=("-O", "--order_by"),
                   help="a/b node_name, allocation_id; c/d allocation_id; e/f primary_job_id; g/h user_name; "
                        "i/j num_nodes; k/l begin_time; m/n end_time (second letter: descending)"),
-            Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML (the only layout here)"),
+            Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML instead of the table"),
             LIMIT, OFFSET),
     record_label="RECORD",
     layout=("node_name", "allocation_id", "primary_job_id", "user_name", "num_nodes", "begin_time", "end_time"))

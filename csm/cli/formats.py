@@ -207,6 +207,55 @@ def state_history(result, args, command):
     return "\n".join(lines + ["..."]) + "\n"
 
 
+def _text(value):
+    return value_text(value, "tf" if isinstance(value, bool) else "")
+
+
+def cluster_query_state(result, args, command):
+    """CAST's table (a line a node: its allocations, their states and sharing), or YAML with ``-Y``."""
+    rows = result.get("results") or []
+    if not rows:
+        return no_results(command)
+    if args.get("yaml"):
+        return records(rows, command.layout, command.record_label)
+    name = max(len(_text(r.get("node_name"))) for r in rows)
+    state = max(len(_text(r.get("state"))) for r in rows)
+    kind = max(len(_text(r.get("type"))) for r in rows)
+    lines = ["---", "# %-*s | %-26s | %-26s | %-*s | %-*s | %s" % (
+        name, "node_name", "collection_time", "update_time", state, "state", kind, "type",
+        "num_allocs - allocs - states - shared"),
+        "# %-*s + %-26s + %-26s + %-*s + %-*s + %s" % (name, " ", " ", " ", state, " ", kind, " ", " ")]
+    for row in rows:
+        line = "# %-*s | %-26s | %-26s | %-*s | %-*s |  %s" % (
+            name, _text(row.get("node_name")), _text(row.get("collection_time")), _text(row.get("update_time")),
+            state, _text(row.get("state")), kind, _text(row.get("type")), _text(row.get("num_allocs")))
+        if row.get("allocs"):
+            line += "".join(" - " + ",".join(_text(v) for v in row.get(key) or ())
+                            for key in ("allocs", "states", "shared"))
+        lines.append(line)
+    return "\n".join(lines + ["..."]) + "\n"
+
+
+def node_find_job(result, args, command):
+    """CAST's table of the allocations on the nodes, or YAML with ``-Y``."""
+    rows = result.get("results") or []
+    if not rows:
+        return no_results(command)
+    if args.get("yaml"):
+        return records(rows, command.layout, command.record_label)
+    name = max([9] + [len(_text(r.get("node_name"))) for r in rows])
+    user = max([9] + [len(_text(r.get("user_name"))) for r in rows])
+    widths = (name, 13, 14, user, 9)
+    keys = ("node_name", "allocation_id", "primary_job_id", "user_name", "num_nodes")
+    lines = ["---", "# " + " | ".join("%-*s" % (w, k) for w, k in zip(widths, keys))
+             + " | %-26s | %-26s" % ("begin_time", "end_time"),
+             "# " + " + ".join("%-*s" % (w, " ") for w in widths) + " + %-26s + %-26s" % (" ", " ")]
+    for row in rows:
+        lines.append("# " + " | ".join("%-*s" % (w, _text(row.get(k))) for w, k in zip(widths, keys))
+                     + " | %-26s | %-26s" % (_text(row.get("begin_time")), _text(row.get("end_time"))))
+    return "\n".join(lines + ["..."]) + "\n"
+
+
 def _updated(verb):
     def text(result, args):
         return "---\n# All %d record(s) successfully %s.\n...\n" % (len(args.get("node_names") or ()), verb)
@@ -267,6 +316,8 @@ COMMAND_FORMATTERS = {
     "ras_msg_type_delete": type_delete,
     "node_attributes_query_details": node_details,
     "node_query_state_history": state_history,
+    "cluster_query_state": cluster_query_state,
+    "node_find_job": node_find_job,
 }
 
 #: How a failure reads, where CAST's tool differs from ``<cmd> FAILED: errcode: N errmsg: ...``.
