@@ -48,6 +48,11 @@ def collections(inventory, switches=True, cables=True):
     return result
 
 
+def unchanged(counts):
+    """Records a collection found as they were (neither new, changed, nor refused)."""
+    return counts["received"] - counts["inserted"] - counts["updated"] - len(counts.get("unknown_host") or ())
+
+
 class UfmCollectionService(TimerService):
     """The master's collection every ``csm.ufm.collection_interval`` seconds (a run never overlaps the next)."""
 
@@ -110,8 +115,9 @@ def run_tool(reactor, config, kinds, out, socket=None):
             if rows is None:
                 continue
             result = yield daemon.call(api, {"inventory": rows})
-            out.write("%s: %d received, %d new, %d known, %d no longer reported\n"
-                      % (kind, result["received"], result["inserted"], result["updated"], result["missing"]))
+            out.write("%s: %d received, %d new, %d changed, %d unchanged, %d no longer reported\n"
+                      % (kind, result["received"], result["inserted"], result["updated"], unchanged(result),
+                         result["missing"]))
     except CSMError as exc:
         out.write("standalone_ib_and_switch_collection FAILED: errcode: %d errmsg: %s\n"
                   % (int(exc.errcode), exc.errmsg))

@@ -51,9 +51,9 @@ class SwitchTests(SynchronousTestCase):
         history = self.cluster.sql("SELECT count(*) FROM csm_switch_history")
         rc, out = collect(self.cluster)
         self.assertEqual(rc, 0, out)
-        self.assertIn("switches: 20 received, 0 new, 20 known, 0 no longer reported\n", out)
-        self.assertIn("modules: 100 received, 0 new, 100 known, 0 no longer reported\n", out)
-        self.assertIn("cables: 100 received, 0 new, 100 known, 0 no longer reported\n", out)
+        self.assertIn("switches: 20 received, 0 new, 0 changed, 20 unchanged, 0 no longer reported\n", out)
+        self.assertIn("modules: 100 received, 0 new, 0 changed, 100 unchanged, 0 no longer reported\n", out)
+        self.assertIn("cables: 100 received, 0 new, 0 changed, 100 unchanged, 0 no longer reported\n", out)
         self.assertIn("bad records: %s\n" % os.path.join(LOGS, "bad_switch_records.txt"), out)
         with open(os.path.join(LOGS, "bad_ib_cable_records.txt")) as f:
             self.assertIn("The following 3 record(s) are incomplete", f.read())

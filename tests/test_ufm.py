@@ -140,18 +140,20 @@ class PeriodicCollectionTests(TestCase):
         self.assertIn("IB cable 3: duplicate serial number", text)
         self.assertTrue(os.path.exists(os.path.join(self.logs, "bad_switch_records.txt")))
         history = yield self.count("SELECT count(*) FROM csm_ib_cable_history")
+        kinds = yield self.pool.runQuery("SELECT kind, counts->>'received' FROM csm_ufm_collection ORDER BY 1")
+        self.assertEqual(kinds, [("cables", "10"), ("modules", "20"), ("switches", "4")])
 
         self.clock.advance(600)  # nothing changed
         second = yield self.wait_runs(2)
-        self.assertEqual((second["cables"]["inserted"], second["cables"]["updated"], second["cables"]["missing"]),
-                         (0, 10, 0))
+        self.assertEqual((second["cables"]["received"], second["cables"]["inserted"], second["cables"]["updated"],
+                          second["cables"]["missing"]), (10, 0, 0, 0))
         self.assertEqual((yield self.count("SELECT count(*) FROM csm_ib_cable_history")), history)
 
         self.standin.gone = 2  # two cables unplugged, one's severity changed
         self.standin.severity = "Warning"
         self.clock.advance(600)
         third = yield self.wait_runs(3)
-        self.assertEqual(third["cables"]["missing"], 2)
+        self.assertEqual((third["cables"]["updated"], third["cables"]["missing"]), (8, 2))
         rows = yield self.pool.runQuery("SELECT serial_number FROM csm_ib_cable WHERE missing_since IS NOT NULL "
                                         "ORDER BY 1")
         self.assertEqual(rows, [("MT1700000000",), ("MT1700000001",)])

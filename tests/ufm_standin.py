@@ -63,6 +63,7 @@ class UfmStandIn:
         self.severity = "Info"  # of every cable
         self.mode = "ok"
         self.requests = []
+        self._cache = {}
         self._server = None
 
     def systems(self):
@@ -93,14 +94,21 @@ class UfmStandIn:
         if self.mode == "http500":
             return 500, b'{"error": "internal"}'
         if path.startswith("/ufmRest/resources/systems"):
-            body = json.dumps(self.systems()).encode()
+            body = self._cached("systems", self.systems)
         elif path.startswith("/ufmRest/resources/links"):
-            body = json.dumps(self.links()).encode()
+            body = self._cached("links", self.links)
         else:
             return 404, b"{}"
         if self.mode == "malformed" and path.startswith("/ufmRest/resources/links"):
             body = body[:len(body) // 2]  # cut off mid-answer
         return 200, body
+
+    def _cached(self, what, make):
+        """The answer's bytes, made again only when the settings changed (the benchmark times CSM, not us)."""
+        key = (what, self.switches, self.cables, self.bad_switches, self.bad_cables, self.gone, self.severity)
+        if self._cache.get(what, (None,))[0] != key:
+            self._cache[what] = (key, json.dumps(make()).encode())
+        return self._cache[what][1]
 
     @property
     def address(self):

@@ -184,6 +184,19 @@ BEGIN
     END LOOP;
 END $$;
 
+-- Beyond CAST: when each kind was last collected, and what that collection found. A record's own
+-- collection_time is when a collection last wrote it (first seen, changed, or back); an unchanged
+-- record is not rewritten (20,000 cables every few minutes would rewrite the table each time).
+CREATE TABLE csm_ufm_collection (
+    kind            text PRIMARY KEY,
+    collection_time timestamp NOT NULL,
+    counts          jsonb NOT NULL);
+
+CREATE FUNCTION fn_csm_ufm_collection_done(i_kind text, i_counts jsonb) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO csm_ufm_collection (kind, collection_time, counts) VALUES (i_kind, now(), i_counts)
+    ON CONFLICT (kind) DO UPDATE SET collection_time = EXCLUDED.collection_time, counts = EXCLUDED.counts;
+$$;
+
 -- UFM collections: i_rows is a JSON array of rows (column names as keys). Columns a collection
 -- does not own (comment, locations) are kept. Returns counts and what was refused.
 
@@ -210,15 +223,27 @@ BEGIN
             system_guid = EXCLUDED.system_guid, system_name = EXCLUDED.system_name,
             total_alarms = EXCLUDED.total_alarms, type = EXCLUDED.type, vendor = EXCLUDED.vendor,
             missing_since = NULL
+        WHERE s.missing_since IS NOT NULL
+           OR (s.serial_number, s.description, s.fw_version, s.gu_id, s.has_ufm_agent, s.hw_version, s.ip, s.model,
+               s.num_modules, s.ps_id, s.role, s.server_operation_mode, s.sm_mode, s.state, s.sw_version,
+               s.system_guid, s.system_name, s.total_alarms, s.type, s.vendor)
+              IS DISTINCT FROM
+              (EXCLUDED.serial_number, EXCLUDED.description, EXCLUDED.fw_version, EXCLUDED.gu_id,
+               EXCLUDED.has_ufm_agent, EXCLUDED.hw_version, EXCLUDED.ip, EXCLUDED.model, EXCLUDED.num_modules,
+               EXCLUDED.ps_id, EXCLUDED.role, EXCLUDED.server_operation_mode, EXCLUDED.sm_mode, EXCLUDED.state,
+               EXCLUDED.sw_version, EXCLUDED.system_guid, EXCLUDED.system_name, EXCLUDED.total_alarms,
+               EXCLUDED.type, EXCLUDED.vendor)
         RETURNING (xmax = 0) AS inserted),
     gone AS (
         UPDATE csm_switch s SET missing_since = now()
          WHERE s.missing_since IS NULL AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.switch_name = s.switch_name)
         RETURNING s.switch_name)
-    SELECT jsonb_build_object('inserted', (SELECT count(*) FROM written WHERE inserted),
+    SELECT jsonb_build_object('received', (SELECT count(*) FROM incoming),
+                              'inserted', (SELECT count(*) FROM written WHERE inserted),
                               'updated', (SELECT count(*) FROM written WHERE NOT inserted),
                               'missing', (SELECT count(*) FROM gone))
       INTO result;
+    PERFORM fn_csm_ufm_collection_done('switches', result);
     RETURN result;
 END $$;
 
@@ -243,18 +268,29 @@ BEGIN
             number_of_chips = EXCLUDED.number_of_chips, path = EXCLUDED.path,
             serial_number = EXCLUDED.serial_number, severity = EXCLUDED.severity, status = EXCLUDED.status,
             type = EXCLUDED.type, fw_version = EXCLUDED.fw_version, missing_since = NULL
+        WHERE m.missing_since IS NOT NULL
+           OR (m.host_system_guid, m.description, m.device_name, m.device_type, m.hw_version, m.max_ib_ports,
+               m.module_index, m.number_of_chips, m.path, m.serial_number, m.severity, m.status, m.type,
+               m.fw_version)
+              IS DISTINCT FROM
+              (EXCLUDED.host_system_guid, EXCLUDED.description, EXCLUDED.device_name, EXCLUDED.device_type,
+               EXCLUDED.hw_version, EXCLUDED.max_ib_ports, EXCLUDED.module_index, EXCLUDED.number_of_chips,
+               EXCLUDED.path, EXCLUDED.serial_number, EXCLUDED.severity, EXCLUDED.status, EXCLUDED.type,
+               EXCLUDED.fw_version)
         RETURNING (xmax = 0) AS inserted),
     gone AS (
         UPDATE csm_switch_inventory m SET missing_since = now()
          WHERE m.missing_since IS NULL AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.name = m.name)
         RETURNING m.name)
-    SELECT jsonb_build_object('inserted', (SELECT count(*) FROM written WHERE inserted),
+    SELECT jsonb_build_object('received', (SELECT count(*) FROM incoming),
+                              'inserted', (SELECT count(*) FROM written WHERE inserted),
                               'updated', (SELECT count(*) FROM written WHERE NOT inserted),
                               'missing', (SELECT count(*) FROM gone),
                               'unknown_host', coalesce((SELECT jsonb_agg(name ORDER BY name) FROM incoming i
                                                          WHERE NOT EXISTS (SELECT 1 FROM hosted h
                                                                             WHERE h.name = i.name)), '[]'))
       INTO result;
+    PERFORM fn_csm_ufm_collection_done('modules', result);
     RETURN result;
 END $$;
 
@@ -274,14 +310,23 @@ BEGIN
             part_number = EXCLUDED.part_number, port_s1 = EXCLUDED.port_s1, port_s2 = EXCLUDED.port_s2,
             revision = EXCLUDED.revision, severity = EXCLUDED.severity, type = EXCLUDED.type,
             width = EXCLUDED.width, missing_since = NULL
+        WHERE c.missing_since IS NOT NULL
+           OR (c.guid_s1, c.guid_s2, c.identifier, c.length, c.name, c.part_number, c.port_s1, c.port_s2,
+               c.revision, c.severity, c.type, c.width)
+              IS DISTINCT FROM
+              (EXCLUDED.guid_s1, EXCLUDED.guid_s2, EXCLUDED.identifier, EXCLUDED.length, EXCLUDED.name,
+               EXCLUDED.part_number, EXCLUDED.port_s1, EXCLUDED.port_s2, EXCLUDED.revision, EXCLUDED.severity,
+               EXCLUDED.type, EXCLUDED.width)
         RETURNING (xmax = 0) AS inserted),
     gone AS (
         UPDATE csm_ib_cable c SET missing_since = now()
          WHERE c.missing_since IS NULL AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.serial_number = c.serial_number)
         RETURNING c.serial_number)
-    SELECT jsonb_build_object('inserted', (SELECT count(*) FROM written WHERE inserted),
+    SELECT jsonb_build_object('received', (SELECT count(*) FROM incoming),
+                              'inserted', (SELECT count(*) FROM written WHERE inserted),
                               'updated', (SELECT count(*) FROM written WHERE NOT inserted),
                               'missing', (SELECT count(*) FROM gone))
       INTO result;
+    PERFORM fn_csm_ufm_collection_done('cables', result);
     RETURN result;
 END $$;

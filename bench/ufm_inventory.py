@@ -1,0 +1,105 @@
+"""UFM inventory collection benchmark: 800 switches and 20,000 cables from the UFM stand-in.
+
+    .venv/bin/python bench/ufm_inventory.py [--switches 800] [--cables 20000] [--record]
+
+A private PostgreSQL (fsync on) with the CSM schema and the UFM stand-in
+(tests/ufm_standin.py, HTTP on loopback, answers made once). The master's
+periodic collection (``UfmCollectionService.collect``: two GETs with treq,
+mapping, bad-record files, one transaction of the three collection functions)
+runs first on an empty database, then with nothing changed, then with 1% of
+the cables changed and 100 gone. Targets: first under 10 s, unchanged under 3 s.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import psycopg2  # noqa: E402
+from twisted.internet import defer, reactor  # noqa: E402
+
+from bench.results import record, run_reactor, stop_on_signals  # noqa: E402
+from csm.config import DaemonConfig, InventoryConfig, UFMConfig  # noqa: E402
+from csm.db import schema  # noqa: E402
+from csm.db.embedded import EmbeddedPostgres  # noqa: E402
+from csm.db.pool import DatabasePool  # noqa: E402
+from csm.ufm import UfmClient  # noqa: E402
+from csm.ufm_collection import UfmCollectionService, unchanged  # noqa: E402
+from tests.ufm_standin import UfmStandIn  # noqa: E402
+
+
+@defer.inlineCallbacks
+def run(dsn, standin, out):
+    pool = DatabasePool(None, reactor, dsn=dsn, size=2)
+    yield pool.start()
+    config = DaemonConfig(path="", role="master", node_name="master",
+                          ufm=UFMConfig(rest_address=standin.address, rest_port=standin.port,
+                                        ufm_ssl_file_path="/nonexistent", timeout=60),
+                          inventory=InventoryConfig(tempfile.mkdtemp(prefix="csm-inv-"), {}))
+    service = UfmCollectionService(reactor, reactor, pool, config)
+    try:
+        yield UfmClient(reactor, config.ufm).collect()  # the stand-in makes its answers once
+        started = time.perf_counter()
+        yield UfmClient(reactor, config.ufm).collect()
+        out["fetch"] = time.perf_counter() - started
+        for name, change in (("first", None), ("unchanged", None), ("changed", "1%")):
+            if change:
+                standin.gone = 100
+                standin.severity = "Warning"  # every cable's severity: worst case of "changed"
+            started = time.perf_counter()
+            summary = yield service.collect()
+            out[name] = time.perf_counter() - started
+            out[name + "_summary"] = summary
+    finally:
+        pool.close()
+
+
+def main():
+    stop_on_signals()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--switches", type=int, default=800)
+    parser.add_argument("--cables", type=int, default=20000)
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    standin = UfmStandIn(switches=args.switches, cables=args.cables, bad_switches=5, bad_cables=20).start()
+    pg = EmbeddedPostgres(fast=False)
+    dsn = pg.start()
+    try:
+        connection = psycopg2.connect(dsn)
+        with connection, connection.cursor() as cur:
+            schema.install(cur)
+        connection.close()
+        out = {}
+        run_reactor(lambda: run(dsn, standin, out))
+        connection = psycopg2.connect(dsn)
+        with connection.cursor() as cur:
+            cur.execute("SELECT (SELECT count(*) FROM csm_switch), (SELECT count(*) FROM csm_switch_inventory), "
+                        "(SELECT count(*) FROM csm_ib_cable), (SELECT count(*) FROM csm_ib_cable_history), "
+                        "(SELECT count(*) FROM csm_ib_cable WHERE missing_since IS NOT NULL)")
+            counts = cur.fetchone()
+        connection.close()
+    finally:
+        pg.stop()
+        standin.stop()
+    first, again = out["first_summary"], out["unchanged_summary"]
+    lines = [
+        "UFM collection, %d switches (%d modules) and %d cables (+%d bad records), empty database: %.2f s"
+        % (args.switches, first["modules"]["inserted"], args.cables, first["bad_switches"] + first["bad_cables"],
+           out["first"]),
+        "the same again, nothing changed: %.2f s (%d cables unchanged, %d new, %d changed)"
+        % (out["unchanged"], unchanged(again["cables"]), again["cables"]["inserted"], again["cables"]["updated"]),
+        "every cable's severity changed, 100 cables gone: %.2f s" % out["changed"],
+        "of which the two GETs, JSON decoding and mapping: %.2f s" % out["fetch"],
+        "rows: %d switches, %d modules, %d cables, %d cable history rows, %d cables marked missing" % counts,
+    ]
+    print("\n".join(lines))
+    if args.record:
+        record("ufm_inventory", " ".join(["python", "bench/ufm_inventory.py"] + sys.argv[1:]), lines)
+
+
+if __name__ == "__main__":
+    main()
