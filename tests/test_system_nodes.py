@@ -142,7 +142,9 @@ class NodeTests(SynchronousTestCase):
         rc, out = self.cli("csm_ras_event_query")
         self.assertEqual(rc, 8, out)  # CAST's CLI wants at least one filter
         rc, out = self.cli("csm_ras_msg_type_query", "-m", "csm.status.%", "--format", "json")
-        self.assertEqual(len(json.loads(out)["results"]), 4)
+        self.assertEqual(sorted(r["msg_id"] for r in json.loads(out)["results"]),
+                         ["csm.status.%s" % name for name in ("down", "duplicate_node", "full_redundancy",
+                                                             "lost_redundancy", "up")])
 
 
 class RasAllocationTests(SynchronousTestCase):
