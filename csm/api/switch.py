@@ -42,12 +42,15 @@ def switch_query_details(ctx, body):
     return {"switch": rows[0], "inventory_count": len(modules), "inventory": modules}
 
 
-def switch_query_history(ctx, body):
-    query = Select("SELECT history_time, operation, %s, missing_since FROM csm_switch_history"
-                   % ", ".join(SWITCH_ORDER)).equal("switch_name", body["switch_name"])
-    query.order = " ORDER BY history_time DESC"
+def _history(ctx, table, columns, key, value, body):
+    query = Select("SELECT history_time, operation, %s, missing_since FROM %s" % (", ".join(columns), table))
+    query.equal(key, value).order = " ORDER BY history_time DESC"
     query.page(body.get("limit"), body.get("offset"))
     return query_results(database(ctx), query)
+
+
+def switch_query_history(ctx, body):
+    return _history(ctx, "csm_switch_history", SWITCH_ORDER, "switch_name", body["switch_name"], body)
 
 
 def _update(ctx, table, key, names, values):
@@ -91,11 +94,7 @@ def cable_query(ctx, body):
 
 
 def cable_query_history(ctx, body):
-    query = Select("SELECT history_time, operation, %s, missing_since FROM csm_ib_cable_history"
-                   % ", ".join(CABLE_ORDER)).equal("serial_number", body["serial_number"])
-    query.order = " ORDER BY history_time DESC"
-    query.page(body.get("limit"), body.get("offset"))
-    return query_results(database(ctx), query)
+    return _history(ctx, "csm_ib_cable_history", CABLE_ORDER, "serial_number", body["serial_number"], body)
 
 
 def cable_update(ctx, body):

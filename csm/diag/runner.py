@@ -81,10 +81,12 @@ class DiagRun:
                 self._check(run_id, name, script)
             status = "COMPLETED_FAIL" if self.failed else "COMPLETED"
         finally:
-            self.client.call("allocation_delete", {"allocation_id": allocation_id})
-            raised = self._raise_events(run_id) if status != "FAILED" and self.soft_failure else False
-            if run_id is not None:
-                self.client.call("diag_run_end", {"run_id": run_id, "status": status, "inserted_ras": raised})
+            try:
+                self.client.call("allocation_delete", {"allocation_id": allocation_id})
+            finally:  # the run ends whatever became of the allocation
+                raised = self._raise_events(run_id) if status != "FAILED" and self.soft_failure else False
+                if run_id is not None:
+                    self.client.call("diag_run_end", {"run_id": run_id, "status": status, "inserted_ras": raised})
         self.out.write("run %d: %s\n" % (run_id, status))
         return run_id, status
 

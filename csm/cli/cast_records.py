@@ -1,0 +1,41 @@
+"""CAST's numbered record listings (``Total_Records``, ``RECORD_N``) of the diagnostics and inventory commands."""
+
+from csm.cli import output
+
+NO_RESULTS = "---\nTotal_Records: 0\n# No matching records found.\n...\n"
+#: booleans CAST printed as t/f
+FLAGS = ("inserted_ras", "has_ufm_agent")
+
+
+def value(record, key):
+    item = record.get(key)
+    if key in FLAGS:
+        return "t" if item else "f"
+    return "" if item == "" else output.scalar(item)
+
+
+def line(record, key, width, pad="  ", label=None, trail=""):
+    """``  key:<spaces> value`` with the value at column ``len(pad) + width + 1``."""
+    return "%s%s %s%s" % (pad, ((label or key) + ":").ljust(width), value(record, key), trail)
+
+
+def missing(record, width, pad="  "):
+    """Beyond CAST: a record UFM no longer reports says since when."""
+    return [line(record, "missing_since", width, pad)] if record.get("missing_since") else []
+
+
+def listing(keys, width, results_key="results", first_width=None, prepare=None):
+    """A formatter: every record of ``result[results_key]`` as ``RECORD_N`` with ``keys`` in order."""
+    def render(result, args):
+        items = result.get(results_key) or []
+        if not items:
+            return NO_RESULTS
+        lines = ["---", "Total_Records: %d" % len(items)]
+        for number, record in enumerate(items, 1):
+            record = prepare(record) if prepare else record
+            lines.append("RECORD_%d:" % number)
+            lines.extend(line(record, key, first_width if index == 0 and first_width else width)
+                         for index, key in enumerate(keys))
+            lines.extend(missing(record, width))
+        return "\n".join(lines + ["..."]) + "\n"
+    return render
