@@ -159,3 +159,33 @@ class SwitchTests(SynchronousTestCase):
         rc, out = collect(self.cluster, "-c", "/nonexistent.cfg")
         self.assertEqual(rc, 1, out)
         self.assertNotIn("Traceback", out)
+
+
+class MasterCollectionTests(SynchronousTestCase):
+    """A real master collecting by itself every csm.ufm.collection_interval seconds."""
+
+    def test_periodic_collection(self):
+        from csm.cluster import LocalCluster
+        standin = UfmStandIn(switches=5, cables=12, bad_cables=1).start()
+        self.addCleanup(standin.stop)
+        run_dir = tempfile.mkdtemp(prefix="csm-ufm-master-")
+        cluster = LocalCluster(run_dir, computes=0, aggregators=0, utilities=0, tls=False, extra={"master": {
+            "ufm": {"rest_address": standin.address, "rest_port": standin.port, "collection_interval": 1,
+                    "ufm_ssl_file_path": run_dir},
+            "inventory": {"csm_inv_log_dir": run_dir}}})
+        self.addCleanup(cluster.stop)
+        cluster.start()
+        cluster.wait_for(lambda: cluster.sql("SELECT count(*) FROM csm_ib_cable") == [(12,)], timeout=30,
+                         what="the first collection")
+        self.assertEqual(cluster.sql("SELECT count(*) FROM csm_switch_inventory"), [(25,)])
+        self.assertTrue(os.path.exists(os.path.join(run_dir, "bad_ib_cable_records.txt")))
+        standin.gone = 3
+        cluster.wait_for(lambda: cluster.sql("SELECT count(*) FROM csm_ib_cable WHERE missing_since IS NOT NULL")
+                         == [(3,)], timeout=30, what="three cables marked gone")
+        standin.mode = "http500"
+        requests = len(standin.requests)
+        cluster.wait_for(lambda: len(standin.requests) > requests + 2, timeout=30, what="two more collections")
+        self.assertIn("UFM inventory collection: UFM answered /ufmRest/resources/systems?type=switch&chassis=t "
+                      "with HTTP 500", cluster.log_text("master"))
+        self.assertEqual(cluster.sql("SELECT count(*) FROM csm_ib_cable WHERE missing_since IS NULL"), [(9,)])
+        self.assertTrue(cluster.daemons["master"].running)
