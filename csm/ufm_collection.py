@@ -92,7 +92,7 @@ class UfmCollectionService(TimerService):
 def run_tool(reactor, config, kinds, out, socket=None):
     """Ask UFM, write the bad-record files, send the rest through the local daemon; the exit status."""
     from csm import client as csm_client
-    from csm.errors import CSMError
+    from csm.errors import CSMError, ErrorCode
     switches, cables = kinds
     try:
         inventory = yield UfmClient(reactor, config.ufm).collect(switches=switches, cables=cables)
@@ -103,12 +103,13 @@ def run_tool(reactor, config, kinds, out, socket=None):
         out.write("bad records: %s\n" % path)
     apis = (("switches", "switch_inventory_collection"), ("modules", "switch_children_inventory_collection"),
             ("cables", "ib_cable_inventory_collection"))
+    path = socket or config.net.local_client_listen.socket
     try:
-        daemon = yield csm_client.connect(reactor, socket or config.net.local_client_listen.socket)
-    except CSMError as exc:
-        out.write("standalone_ib_and_switch_collection FAILED: errcode: %d errmsg: %s\n"
-                  % (int(exc.errcode), exc.errmsg))
-        return int(exc.errcode)
+        daemon = yield csm_client.connect(reactor, path)
+    except Exception as exc:  # no daemon there, or it refused the hello
+        out.write("standalone_ib_and_switch_collection FAILED: errcode: %d errmsg: Can not connect to daemon at "
+                  "%s: %s\n" % (ErrorCode.CSMERR_INIT_LIB_FAILED, path, getattr(exc, "errmsg", None) or exc))
+        return ErrorCode.CSMERR_INIT_LIB_FAILED
     try:
         for kind, api in apis:
             rows = collections(inventory, switches, cables).get(kind)

@@ -156,6 +156,15 @@ class SwitchTests(SynchronousTestCase):
         rc, out = collect(self.cluster, config=path)
         self.assertEqual(rc, 1, out)
         self.assertIn("is unreachable: Connection was refused", out)
+        config["csm"]["ufm"]["rest_port"] = STANDIN.port
+        config["csm"]["net"]["local_client_listen"]["socket"] = os.path.join(LOGS, "nodaemon.sock")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        STANDIN.mode = "ok"
+        rc, out = collect(self.cluster, config=path)
+        self.assertEqual(rc, ErrorCode.CSMERR_INIT_LIB_FAILED, out)
+        self.assertIn("FAILED: errcode: %d errmsg: Can not connect to daemon at %s"
+                      % (ErrorCode.CSMERR_INIT_LIB_FAILED, os.path.join(LOGS, "nodaemon.sock")), out)
         rc, out = collect(self.cluster, "-c", "/nonexistent.cfg")
         self.assertEqual(rc, 1, out)
         self.assertNotIn("Traceback", out)
