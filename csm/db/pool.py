@@ -107,8 +107,7 @@ def _run_batch(cursor, attempt):
     ``safe_in_batch`` (it never leaves the transaction broken), so one bad write does
     not spoil the others."""
     attempt.outcomes = None
-    yield cursor.execute("SELECT txid_current(), pg_backend_pid()")
-    attempt.xid, attempt.pid = cursor.fetchone()
+    attempt.xid, attempt.pid = cursor.fetchone()  # from its BEGIN
     outcomes = []
     for index, write in enumerate(attempt.batch):
         safe = getattr(write.function, "safe_in_batch", False)
@@ -133,6 +132,10 @@ def _run_batch(cursor, attempt):
             outcomes.append((True, result))
     attempt.outcomes = outcomes
     return outcomes
+
+
+#: the transaction's id and backend come with its BEGIN (no round trip of their own)
+_run_batch.begin = "BEGIN; SELECT txid_current(), pg_backend_pid()"
 
 
 @defer.inlineCallbacks
@@ -188,9 +191,10 @@ class _Connection(txpostgres.Connection):
     def _runInteraction(self, interaction, *args, **kwargs):
         """txpostgres's transaction, but a connection that is gone is not rolled back: the
         server ended the transaction with it, and txpostgres's rollback on the closed cursor
-        logged ``cursor already closed`` as an unhandled error. The first failure goes on."""
+        logged ``cursor already closed`` as an unhandled error. The first failure goes on.
+        An interaction may name its own ``begin`` statements."""
         cursor = self.cursor()
-        d = cursor.execute("begin")
+        d = cursor.execute(getattr(interaction, "begin", "begin"))
         d.addCallback(interaction, *args, **kwargs)
         d.addCallback(lambda result: cursor.execute("commit").addCallback(lambda _: result))
         return d.addErrback(self._rollback, cursor)
