@@ -185,9 +185,12 @@ class UfmClient:
         self.headers = {}
         key_file = os.path.join(config.ufm_ssl_file_path, config.ufm_ssl_file_name)
         if os.path.isfile(key_file):  # base64 of user:password, as CAST's csm_ufm_ssl_key.txt
-            with open(key_file) as f:
-                token = f.read().strip()
-            base64.b64decode(token, validate=True)
+            try:
+                with open(key_file) as f:
+                    token = f.read().strip()
+                base64.b64decode(token, validate=True)
+            except (OSError, ValueError) as exc:
+                raise UfmError("cannot use the UFM key file %s: %s" % (key_file, exc)) from None
             self.headers["Authorization"] = "Basic " + token
 
     @defer.inlineCallbacks

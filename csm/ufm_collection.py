@@ -14,6 +14,7 @@ from twisted.application.internet import TimerService
 from twisted.internet import defer
 
 from csm import logs
+from csm.config import ConfigError
 from csm.ufm import UfmClient, UfmError, write_bad_records
 
 log = logs.logger("csmd")
@@ -61,7 +62,10 @@ class UfmCollectionService(TimerService):
         self.clock = clock
         self.db = db
         self.config = config
-        self.client = client or UfmClient(reactor, config.ufm)
+        try:
+            self.client = client or UfmClient(reactor, config.ufm)
+        except UfmError as exc:  # the master does not start: one line naming the key
+            raise ConfigError(config.path, "csm.ufm.ufm_ssl_file_name", str(exc)) from None
         self.last = None
         self.runs = 0
 

@@ -8,7 +8,7 @@ import tempfile
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from csm.config import DaemonConfig, InventoryConfig, UFMConfig
+from csm.config import ConfigError, DaemonConfig, InventoryConfig, UFMConfig
 from csm.db.pool import DatabasePool
 from csm.ufm import Inventory, UfmClient, UfmError, map_links, map_systems
 from csm.ufm_collection import UfmCollectionService
@@ -97,6 +97,12 @@ class ClientTests(TestCase):
         client = UfmClient(reactor, config)
         self.assertEqual((client.base, client.headers), ("https://ufm.example:443",
                                                          {"Authorization": "Basic Y3NtOnNlY3JldA=="}))
+        with open(os.path.join(directory, "key.txt"), "w") as f:
+            f.write("not base64!\n")
+        error = self.assertRaises(ConfigError, UfmCollectionService, reactor, reactor, None,
+                                  DaemonConfig(path="m.cfg", role="master", node_name="m", ufm=config))
+        self.assertTrue(str(error).startswith("m.cfg: csm.ufm.ufm_ssl_file_name: cannot use the UFM key file %s"
+                                              % os.path.join(directory, "key.txt")), str(error))
 
 
 class PeriodicCollectionTests(TestCase):
