@@ -93,7 +93,7 @@ def main(argv=None):
 
 def show_database(cluster, entry, computes):
     """The master's database at work: every node's inventory, a state change, a RAS event."""
-    cluster.wait_for(lambda: cluster.cli(entry, "csm_cluster_query_state", "-t", "compute")[1]
+    cluster.wait_for(lambda: cluster.cli(entry, "csm_cluster_query_state", "-t", "compute", "-Y")[1]
                      .count("node_name:") >= computes, timeout=60 + computes / 20.0, interval=1.0,
                      what="every compute's inventory")
     steps = [

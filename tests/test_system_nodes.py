@@ -170,10 +170,11 @@ class RasAllocationTests(SynchronousTestCase):
                              ("site.test.hidden", "c01")):
             rc, out = cluster.cli("c01", "csm_ras_event_create", "-m", msg_id, "-l", node, "-k", "comment=alloc")
             self.assertEqual(rc, 0, out)
-        rc, out = cluster.cli("c01", "csm_ras_event_query_allocation", "-a", str(allocation), "--format", "json")
-        self.assertEqual(rc, 0, out)  # CAST: every event of the allocation's lifetime
-        self.assertTrue({("admin.common.info", "c01"), ("admin.common.info", "c02"), ("site.test.hidden", "c01")}
-                        <= {(e["msg_id"], e["location_name"]) for e in json.loads(out)["events"]})
+        def window():  # CAST: every event of the allocation's lifetime
+            rc, out = cluster.cli("c01", "csm_ras_event_query_allocation", "-a", str(allocation), "--format", "json")
+            return {(e["msg_id"], e["location_name"]) for e in json.loads(out)["events"]} if rc == 0 else set()
+        cluster.wait_for(lambda: {("admin.common.info", "c01"), ("admin.common.info", "c02"),
+                                  ("site.test.hidden", "c01")} <= window(), timeout=30, what="the three events")
         rc, out = cluster.cli("c01", "csm_ras_event_query_allocation", "-a", str(allocation), "--on_nodes",
                               "--format", "json")
         self.assertEqual(rc, 0, out)

@@ -21,6 +21,8 @@ CHILDREN = (("dimms", "csm_dimm", "serial_number"), ("gpus", "csm_gpu", "gpu_id"
 UPDATABLE = ("comment", "physical_frame_location", "physical_u_location", "feature_1", "feature_2", "feature_3",
              "feature_4")
 NULL = "#CSM_NULL"
+#: The states CAST's csm_node_attributes_update -s accepts.
+CLI_STATES = ("IN_SERVICE", "ADMIN_RESERVED", "MAINTENANCE", "OUT_OF_SERVICE")
 
 #: The state changes an administrator makes without --force (spec 7.1: the documented
 #: transitions, and clearing a soft failure by hand).
@@ -82,7 +84,9 @@ def query_state_history(ctx, body):
 
 def check_transition(node, current, wanted, force):
     """Raise unless ``current -> wanted`` is in the table (or forced)."""
-    if force or current == wanted or wanted in ADMIN_TRANSITIONS.get(current, ()):
+    if force or wanted in ADMIN_TRANSITIONS.get(current, ()):
+        return
+    if current == wanted and wanted in CLI_STATES:  # CAST's tool takes only these without --force
         return
     allowed = ADMIN_TRANSITIONS.get(current, ())
     raise CSMError(ErrorCode.CSMERR_INVALID_PARAM,

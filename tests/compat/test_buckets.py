@@ -59,6 +59,8 @@ class NodeBucketTests(Bucket):
         self.cluster.sql("UPDATE csm_node SET state = 'DISCOVERED' WHERE node_name IN ('c01', 'c02')")
         out = self.check(0, "csm_node_resources_query_all")                            # TC1
         self.assertAllOutput(out, "ready: .* n")
+        # (not in the bucket) CAST's -s takes IN_SERVICE, ADMIN_RESERVED, MAINTENANCE, OUT_OF_SERVICE only
+        self.check(9, "csm_node_attributes_update", "-n", SINGLE, "-s", "DISCOVERED")
         self.check(0, "csm_node_resources_query", "-n", SINGLE)                         # TC2
         self.check(0, "csm_node_resources_query", "-n", COMPUTES)                       # TC3
         self.check(0, "csm_node_attributes_query", "-n", SINGLE)                        # TC4
