@@ -598,11 +598,11 @@ class DatabasePool:
         for _ in range(SETTLE_CHECKS):
             try:
                 rows = yield self.runQuery(TRANSACTION_STATUS, {"xid": attempt.xid, "pid": attempt.pid})
-            except CSMError as exc:
-                if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR:
+            except Exception as exc:
+                if getattr(exc, "errcode", None) == ErrorCode.CSMERR_DAEMON_DB_ERR:
                     raise
                 log.warn("cannot tell whether transaction {xid} committed ({error}): its writes are run again",
-                         xid=attempt.xid, error=exc.errmsg)
+                         xid=attempt.xid, error=getattr(exc, "errmsg", exc))
                 return None
             if rows[0][0] != "in progress":
                 return attempt.outcomes if rows[0][0] == "committed" else None
