@@ -97,3 +97,24 @@ class StopTests(SynchronousTestCase):
         top.startService()
         self.successResultOf(stop_within(top, clock))
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class UrgentTests(SynchronousTestCase):
+    def test_urgent_attempts_go_first(self):
+        reactor = MemoryReactorClock()
+        gate = ConnectGate(limit=1)
+        factory = LinkFactory(LinkOwner(), reactor, True, 1 << 20, 0)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", 9800)
+        spare = gate.endpoint(endpoint, "agg01", urgent=lambda: False)
+        urgent = gate.endpoint(endpoint, "agg01")
+        first = urgent.connect(factory)
+        second_link = spare.connect(factory)  # a node's second link
+        lonely = urgent.connect(factory)  # a node with no link at all
+        self.assertEqual(len(reactor.tcpClients), 1)
+        reactor.tcpClients[0][2].clientConnectionFailed(None, ConnectionRefusedError())
+        self.failureResultOf(first, ConnectionRefusedError)
+        self.assertEqual(len(reactor.tcpClients), 2)
+        reactor.tcpClients[1][2].clientConnectionFailed(None, ConnectionRefusedError())
+        self.failureResultOf(lonely, ConnectionRefusedError)
+        self.assertNoResult(second_link)
+        self.assertEqual(len(reactor.tcpClients), 3)

@@ -9,6 +9,8 @@ class LinkFactory(Factory):
     """Builds links that report to ``owner``; ``initiator`` says who says hello first."""
 
     protocol = LinkProtocol
+    #: one log line per connection (csm-sim makes thousands) says nothing
+    noisy = False
 
     def __init__(self, owner, clock, initiator, max_payload, heartbeat_interval, name=None,
                  exact_version=False):

@@ -4,10 +4,13 @@ A process that starts thousands of links at once runs thousands of TLS handshake
 in one reactor: each takes longer than its peer's deadline. ``ConnectGate`` lets
 at most ``limit`` attempts per destination be in progress, from connect until the
 link's hello is done (or it failed); the others wait their turn, their deadlines
-not yet running.
+not yet running. Urgent attempts (a node with no link at all) go before the
+others (a node's second link).
 """
 
-from twisted.internet.defer import DeferredSemaphore
+import collections
+
+from twisted.internet import defer
 from twisted.internet.interfaces import IStreamClientEndpoint
 from zope.interface import implementer
 
@@ -15,36 +18,67 @@ from zope.interface import implementer
 MAX_CONNECTING = 16
 
 
+class Turns:
+    """Up to ``limit`` holders at a time; waiters queue, urgent ones first."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.active = 0
+        self.queues = (collections.deque(), collections.deque())  # urgent, then the rest
+
+    def waiting(self):
+        return sum(len(queue) for queue in self.queues)
+
+    def acquire(self, urgent=True):
+        """A Deferred that fires when the turn is the caller's (cancelling it leaves the queue)."""
+        if self.active < self.limit and not self.waiting():
+            self.active += 1
+            return defer.succeed(None)
+        queue = self.queues[0 if urgent else 1]
+        d = defer.Deferred(lambda d: queue.remove(d))
+        queue.append(d)
+        return d
+
+    def release(self):
+        for queue in self.queues:
+            if queue:
+                queue.popleft().callback(None)
+                return
+        self.active -= 1
+
+
 class ConnectGate:
-    """One per process: hands out paced endpoints, one semaphore per destination."""
+    """One per process: hands out paced endpoints, one ``Turns`` per destination."""
 
     def __init__(self, limit=MAX_CONNECTING):
         self.limit = limit
         self._turns = {}
 
-    def endpoint(self, endpoint, destination):
-        """``endpoint`` (an ``IStreamClientEndpoint`` to ``destination``), paced."""
+    def endpoint(self, endpoint, destination, urgent=lambda: True):
+        """``endpoint`` (an ``IStreamClientEndpoint`` to ``destination``), paced;
+        ``urgent()`` says at each attempt whether it goes before the others."""
         turns = self._turns.get(destination)
         if turns is None:
-            turns = self._turns[destination] = DeferredSemaphore(self.limit)
-        return PacedEndpoint(endpoint, turns)
+            turns = self._turns[destination] = Turns(self.limit)
+        return PacedEndpoint(endpoint, turns, urgent)
 
     def waiting(self):
         """Attempts waiting for their turn, all destinations together."""
-        return sum(len(turns.waiting) for turns in self._turns.values())
+        return sum(turns.waiting() for turns in self._turns.values())
 
 
 @implementer(IStreamClientEndpoint)
 class PacedEndpoint:
     """Connects when a turn is free; the turn is held until the link is ready or lost."""
 
-    def __init__(self, endpoint, turns):
+    def __init__(self, endpoint, turns, urgent):
         self._endpoint = endpoint
         self._turns = turns
+        self._urgent = urgent
 
     def connect(self, factory):
         # Cancelling the result (ClientService stopping) cancels the wait or the attempt.
-        return self._turns.acquire().addCallback(self._attempt, factory)
+        return self._turns.acquire(self._urgent()).addCallback(self._attempt, factory)
 
     def _attempt(self, _, factory):
         def made(link):

@@ -45,8 +45,8 @@ class AggregatorPair:
             if endpoint is None:
                 continue
             owner = DaemonLinkOwner(daemon, name, on_ready=self._ready, on_lost=self._lost)
-            self.upstreams[name] = UpstreamLink(daemon, endpoint, owner, name,
-                                                policy=self._policy_for(name))
+            self.upstreams[name] = UpstreamLink(daemon, endpoint, owner, name, policy=self._policy_for(name),
+                                                urgent=lambda: self.primary is None)
             self.links[name] = None
 
     def _policy_for(self, name):

@@ -56,10 +56,11 @@ class UpstreamLink:
     """One reconnecting link to a parent daemon.
 
     ``policy(backoff)`` may wrap the back-off (the compute's secondary waits longer).
-    A daemon's ``connect_gate`` (csm-sim's), when set, paces the attempts.
+    A daemon's ``connect_gate`` (csm-sim's), when set, paces the attempts; ``urgent()``
+    says whether an attempt goes before others there.
     """
 
-    def __init__(self, daemon, endpoint, owner, name, policy=None):
+    def __init__(self, daemon, endpoint, owner, name, policy=None, urgent=lambda: True):
         self.endpoint = endpoint
         self.name = name
         self.link = None
@@ -68,7 +69,7 @@ class UpstreamLink:
         connector = client_endpoint(daemon.reactor, endpoint, daemon.tls)
         gate = getattr(daemon, "connect_gate", None)
         if gate is not None:
-            connector = gate.endpoint(connector, (endpoint.host, endpoint.port))
+            connector = gate.endpoint(connector, (endpoint.host, endpoint.port), urgent)
         self.service = ClientService(connector, factory, clock=daemon.clock,
                                      retryPolicy=self.backoff if policy is None else policy(self.backoff))
 
