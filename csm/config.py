@@ -32,6 +32,8 @@ DEFAULT_RECOVERY_SCRIPT = "/opt/ibm/csm/recovery/soft_failure_recovery"
 DEFAULT_PROLOG = "/opt/ibm/csm/prologs/privileged_prolog"
 DEFAULT_EPILOG = "/opt/ibm/csm/prologs/privileged_epilog"
 DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup/csm"
+DEFAULT_JSRUN_CMD = "/opt/ibm/spectrum_mpi/jsm_pmix/bin/jsm"
+DEFAULT_BB_CMD = "/opt/ibm/bb/bin/bbcmd"
 DEFAULT_API_TIMEOUT = 30.0
 MIN_API_TIMEOUT = 5.0
 
@@ -245,6 +247,10 @@ class DaemonConfig:
     prolog: str = DEFAULT_PROLOG
     epilog: str = DEFAULT_EPILOG
     cgroup_root: str = DEFAULT_CGROUP_ROOT
+    #: the compute's job launcher (csm_jsrun_cmd) and burst buffer command (csm_bb_cmd):
+    #: CAST's fixed paths, keys here
+    jsrun_cmd: str = DEFAULT_JSRUN_CMD
+    bb_cmd: str = DEFAULT_BB_CMD
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -557,7 +563,7 @@ def load_daemon_config(path, role_override=None, warn=None):
     top = reader.fields(csm, "csm", DaemonConfig,
                         {"node_name": str, "thread_pool_size": int, "api_permission_file": str,
                          "api_configuration_file": str, "recovery_script": str, "prolog": str,
-                         "epilog": str, "cgroup_root": str},
+                         "epilog": str, "cgroup_root": str, "jsrun_cmd": str, "bb_cmd": str},
                         skip=("role", "log", "db", "inventory", "net", "ras", "ufm", "bds",
                               "recurring_tasks", "data_collection", "jitter_mitigation", "manhole",
                               "tuning"))
@@ -602,6 +608,8 @@ def load_daemon_config(path, role_override=None, warn=None):
         prolog=_script_path(reader, top["prolog"], DEFAULT_PROLOG),
         epilog=_script_path(reader, top["epilog"], DEFAULT_EPILOG),
         cgroup_root=_script_path(reader, top["cgroup_root"], DEFAULT_CGROUP_ROOT),
+        jsrun_cmd=_script_path(reader, top["jsrun_cmd"], DEFAULT_JSRUN_CMD),
+        bb_cmd=_script_path(reader, top["bb_cmd"], DEFAULT_BB_CMD),
         manhole=attrs.evolve(manhole, socket=reader.path_value(manhole.socket),
                              authorized_keys=reader.path_value(manhole.authorized_keys),
                              host_key=reader.path_value(manhole.host_key)),

@@ -284,11 +284,14 @@ RAS_COMMANDS = (RAS_EVENT_CREATE, RAS_EVENT_QUERY, RAS_EVENT_QUERY_ALLOCATION, R
 def build_registry():
     """The registry of every command this implementation knows."""
     from csm.api.wm_commands import WM_COMMANDS  # it builds on the fields above
+    from csm.api.cgroup_commands import CGROUP_COMMANDS
+    from csm.api.bb_commands import BB_COMMANDS
     from csm.api.diag_commands import DIAG_COMMANDS
     from csm.api.switch_commands import SWITCH_COMMANDS
     return Registry((INFRASTRUCTURE_HEALTH_CHECK, CTRL_CMD, ECHO, NODE_INVENTORY, SSD_WEAR_UPDATE, AGGREGATOR_REHOME,
                      SOFT_FAILURE_RECOVERY)
-                    + NODE_COMMANDS + RAS_COMMANDS + WM_COMMANDS + DIAG_COMMANDS + SWITCH_COMMANDS)
+                    + NODE_COMMANDS + RAS_COMMANDS + WM_COMMANDS + DIAG_COMMANDS + SWITCH_COMMANDS
+                    + CGROUP_COMMANDS + BB_COMMANDS)
 
 
 REGISTRY = build_registry()

@@ -14,6 +14,7 @@ All calls block (file-system writes); the agent runs them on a thread.
 
 import errno
 import os
+import signal
 import time
 
 CGROUP2_MAGIC = 0x63677270
@@ -133,21 +134,44 @@ class AllocationCgroups:
         return result
 
     def remove(self, allocation_id, timeout=5.0):
-        """Kill what still runs in the allocation's cgroup and remove it; True if it existed."""
+        """Kill what still runs in the allocation's cgroup (steps and logins too) and remove it;
+        True if it existed."""
         path = self.path(allocation_id)
         if not self.available or not os.path.isdir(path):
             return False
-        if os.path.exists(os.path.join(path, "cgroup.kill")):
+        remove_tree(path, timeout)
+        return True
+
+
+def _kill_members(path):
+    """SIGKILL every process of ``path`` and its children (``cgroup.kill`` where the kernel has it)."""
+    if os.path.exists(os.path.join(path, "cgroup.kill")):
+        try:
+            _write(os.path.join(path, "cgroup.kill"), "1")
+            return
+        except OSError:
+            pass
+    for directory, _, _ in os.walk(path):
+        for pid in (_read(os.path.join(directory, "cgroup.procs"), "") or "").split():
             try:
-                _write(os.path.join(path, "cgroup.kill"), "1")
-            except OSError:
-                pass
-        deadline = time.monotonic() + timeout
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass  # it ended meanwhile
+
+
+def remove_tree(path, timeout=5.0):
+    """Kill the processes of cgroup ``path`` and remove it with its child cgroups, deepest first."""
+    _kill_members(path)
+    deadline = time.monotonic() + timeout
+    for directory in sorted((d for d, _, _ in os.walk(path)), key=len, reverse=True):
         while True:
             try:
-                os.rmdir(path)
-                return True
+                os.rmdir(directory)
+                break
+            except FileNotFoundError:
+                break
             except OSError as exc:
                 if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise CgroupError("cannot remove %s: %s" % (path, exc.strerror)) from None
+                    raise CgroupError("cannot remove %s: %s" % (directory, exc.strerror)) from None
+                _kill_members(directory)  # a process forked while the first kill went round
                 time.sleep(0.05)  # the killed processes are still exiting

@@ -9,6 +9,8 @@ from csm.api import health
 from csm.api import multicast
 from csm.api.wm_commands import MULTICAST_COMMANDS
 from csm.api.commands import AGGREGATOR_REHOME, SOFT_FAILURE_RECOVERY
+from csm.api.bb_commands import BB_CMD
+from csm.api.cgroup_commands import JSRUN_CMD
 from csm.api.diag_commands import DIAG_CHECK
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
@@ -87,7 +89,7 @@ class AggregatorDaemon(Daemon):
         handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
         handlers[INVENTORY_ID] = self._compute_inventory
         handlers[AGGREGATOR_REHOME.cmd_id] = self._rehome
-        for command in MULTICAST_COMMANDS + (SOFT_FAILURE_RECOVERY, DIAG_CHECK):
+        for command in MULTICAST_COMMANDS + (SOFT_FAILURE_RECOVERY, DIAG_CHECK, JSRUN_CMD, BB_CMD):
             handlers[command.cmd_id] = multicast.aggregator_handler
         return handlers
 

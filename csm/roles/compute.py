@@ -3,7 +3,7 @@
 from twisted.internet import defer
 
 from csm import logs
-from csm.api import diag, recovery
+from csm.api import bb, cgroup, diag, recovery
 from csm.api.diag_commands import DIAG_CHECK
 from csm.api.commands import SOFT_FAILURE_RECOVERY, SSD_WEAR_UPDATE
 from csm.api.wm_commands import MULTICAST_COMMANDS
@@ -12,6 +12,7 @@ from csm.env.items import build_items
 from csm.env.xid import XidService
 from csm.node.allocation import AllocationAgent
 from csm.node.items.gpu import GpuXidWatcher
+from csm.node.jobs import JobServices
 from csm.roles.aggregator import FAILOVER, PROMOTE, RESET
 from csm.roles.daemon import Daemon, DaemonLinkOwner
 from csm.roles.upstream import UpstreamLink
@@ -171,6 +172,8 @@ class ComputeDaemon(Daemon):
         self.xid = XidService(self.clock, GpuXidWatcher(), self.raise_ras)
         self.xid.setServiceParent(self)
         self.agent = self.make_agent()
+        self.jobs = JobServices(self.reactor, self.node_name, config.cgroup_root.replace("{node}", self.node_name),
+                                config.jsrun_cmd, config.bb_cmd)
 
     def make_agent(self):
         """The prolog/epilog runner of this node."""
@@ -223,6 +226,8 @@ class ComputeDaemon(Daemon):
         handlers[InternalCommand.CONNECTION_CTRL] = self._connection_ctrl
         handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.compute_handler
         handlers[DIAG_CHECK.cmd_id] = diag.check_compute
+        handlers.update(cgroup.COMPUTE_HANDLERS)
+        handlers.update(bb.COMPUTE_HANDLERS)
         for command in MULTICAST_COMMANDS:
             handlers[command.cmd_id] = self._allocation
         return handlers
@@ -231,7 +236,7 @@ class ComputeDaemon(Daemon):
         """The master's multicast runs the prolog or epilog here; a local caller's request climbs."""
         if not ctx.message.flags & Flags.INT:
             return ctx.forward()
-        return self.agent.handle(body)
+        return self.jobs.observe(body, self.agent.handle(body))
 
     def _connection_ctrl(self, ctx, body):
         """An aggregator's request about this link (re-home: PR0M0TE)."""

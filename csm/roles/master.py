@@ -7,7 +7,7 @@ from twisted.application import internet
 from twisted.internet import defer, task
 
 from csm import logs
-from csm.api import allocation, allocation_query, diag, health, node, ras, recovery, step, switch
+from csm.api import allocation, allocation_query, bb, cgroup, diag, health, node, ras, recovery, step, switch
 from csm.api.joblogs import JobLogs
 from csm.api.router import reply_body
 from csm.db import inventory
@@ -84,7 +84,8 @@ class MasterDaemon(Daemon):
         handlers.update(ras.HANDLERS)
         handlers.update(node.HANDLERS)
         handlers.update(switch.HANDLERS)
-        for table in (allocation.HANDLERS, allocation_query.HANDLERS, step.HANDLERS, diag.HANDLERS):
+        for table in (allocation.HANDLERS, allocation_query.HANDLERS, step.HANDLERS, diag.HANDLERS,
+                      cgroup.MASTER_HANDLERS, cgroup.NOT_IMPLEMENTED_HANDLERS, bb.MASTER_HANDLERS):
             handlers.update(table)
         return handlers
 

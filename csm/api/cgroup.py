@@ -1,0 +1,97 @@
+"""Handlers of the step cgroup, login and jsrun APIs.
+
+On a compute: ``csm_allocation_step_cgroup_create``/``_delete`` and
+``csm_cgroup_login`` are answered by the node itself (CAST's agent-only APIs);
+``csm_jsrun_cmd`` arrives by multicast. On the master: ``csm_jsrun_cmd`` checks
+the allocation and its owner and multicasts to the allocation's nodes.
+Every daemon answers CAST's legacy RAS subscription ids with CAST's error for
+an id no daemon handles.
+"""
+
+from twisted.internet import defer
+
+from csm.api import multicast
+from csm.api.allocation import check_owner, multi_error
+from csm.api.cgroup_commands import (CGROUP_LOGIN, JSRUN_CMD, NOT_IMPLEMENTED, STEP_CGROUP_CREATE,
+                                     STEP_CGROUP_DELETE)
+from csm.api.ras import database
+from csm.api.wm_commands import ALLOCATION_TYPES
+from csm.db.queries import query_dicts
+from csm.errors import CSMError, ErrorCode
+from csm.node.jobs import KV_PAIRS, user_name_of
+from csm.wire import Flags
+
+STEP_FIELDS = {"allocation_id", "cgroup_name", "pid", "components"}
+
+
+def _caller(ctx):
+    """(user name, uid) of a caller who is not privileged; (None, None) for a privileged one."""
+    if getattr(ctx.link, "privileged", True):
+        return None, None
+    return user_name_of(ctx.uid), ctx.uid
+
+
+def step_cgroup_create(ctx, body):
+    unknown = sorted(set(body) - STEP_FIELDS)
+    if unknown:
+        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "%s: unknown field %r" % (STEP_CGROUP_CREATE.api_name,
+                                                                                  unknown[0]))
+    if not isinstance(body.get("components"), list):
+        raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: components must be a list of {type, params, values}"
+                       % STEP_CGROUP_CREATE.api_name)
+    user_name, uid = _caller(ctx)
+    return ctx.daemon.jobs.step_create(body, user_name, uid)
+
+
+def step_cgroup_delete(ctx, body):
+    user_name, _ = _caller(ctx)
+    return ctx.daemon.jobs.step_delete(body, user_name)
+
+
+def cgroup_login(ctx, body):
+    return ctx.daemon.jobs.login(body)
+
+
+def jsrun_compute(ctx, body):
+    """The master's multicast starts the launcher here; a compute may not ask for it (CAST)."""
+    if not ctx.message.flags & Flags.INT:
+        raise CSMError(ErrorCode.CSMERR_BAD_ADDR_TYPE, "%s may not be called from a compute node"
+                       % JSRUN_CMD.api_name)
+    return ctx.daemon.jobs.jsrun(body)
+
+
+@defer.inlineCallbacks
+def jsrun_master(ctx, body):
+    if not KV_PAIRS.match(body.get("kv_pairs") or ""):
+        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "kv_pairs: only letters, digits, '_', ',' and '='")
+    rows = yield query_dicts(database(ctx), "SELECT a.allocation_id, a.user_id, a.user_name, a.launch_node_name, "
+                                            "a.type, array_agg(n.node_name ORDER BY n.node_name) AS nodes "
+                                            "FROM csm_allocation a JOIN csm_allocation_node n USING (allocation_id) "
+                                            "WHERE a.allocation_id = %s GROUP BY a.allocation_id",
+                             (body["allocation_id"],))
+    if not rows:
+        raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not active" % body["allocation_id"])
+    row = rows[0]
+    check_owner(ctx, row)
+    kind = row.get("type") or "user-managed"
+    request = {"allocation_id": row["allocation_id"], "user_name": row["user_name"], "user_id": row["user_id"],
+               "kv_pairs": body.get("kv_pairs") or "", "jsm_path": body.get("jsm_path") or "",
+               "compute_nodes": row["nodes"], "launch_node": row["launch_node_name"],
+               "type_index": ALLOCATION_TYPES.index(kind) if kind in ALLOCATION_TYPES else 0}
+    results = yield multicast.multicast(ctx.daemon, JSRUN_CMD.cmd_id, row["nodes"], request,
+                                        max(1.0, ctx.remaining() - 2.0))
+    if multicast.node_errors(results):
+        raise multi_error(results, "jsrun for allocation %d" % row["allocation_id"])
+    return {"allocation_id": row["allocation_id"],
+            "nodes": {node: (r["output"] or {}).get("pid") for node, r in sorted(results.items())}}
+
+
+def not_implemented(ctx, body):
+    raise CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not implemented (CAST has no handler for it either)"
+                   % ctx.command.api_name)
+
+
+NOT_IMPLEMENTED_HANDLERS = {command.cmd_id: not_implemented for command in NOT_IMPLEMENTED}
+COMPUTE_HANDLERS = {STEP_CGROUP_CREATE.cmd_id: step_cgroup_create, STEP_CGROUP_DELETE.cmd_id: step_cgroup_delete,
+                    CGROUP_LOGIN.cmd_id: cgroup_login, JSRUN_CMD.cmd_id: jsrun_compute}
+MASTER_HANDLERS = {JSRUN_CMD.cmd_id: jsrun_master}
