@@ -39,20 +39,21 @@ class RecoveryTests(SynchronousTestCase):
         self.assertEqual(states(), {"c01": "SOFT_FAILURE", "c02": "SOFT_FAILURE"})
 
         rc, out = cluster.cli("c02", "csm_soft_failure_recovery", "-r", "2")
-        self.assertEqual(rc, 55, out)
-        self.assertIn("c02: errcode: 55", out)
+        self.assertEqual(rc, 0, out)  # CAST: success, listing the nodes that failed
+        self.assertEqual(out.splitlines()[:3], ["---", "# Soft Failure cleaned up.", "# 1 Nodes Failed:"])
+        self.assertIn("# c02[55]: ", out)
         self.assertIn("fan still broken", out)
         self.assertEqual(states(), {"c01": "IN_SERVICE", "c02": "SOFT_FAILURE"})
 
-        rc, out = cluster.cli("c01", "csm_soft_failure_recovery", "-r", "2", "--format", "json")
-        self.assertEqual(rc, 55, out)
+        rc, out = cluster.cli("c01", "csm_soft_failure_recovery", "--retry", "2", "--format", "json")
+        self.assertEqual(rc, 0, out)
         self.assertEqual([e["source"] for e in json.loads(out)["node_errors"]], ["c02"])
         cluster.wait_for(lambda: states()["c02"] == "HARD_FAILURE", timeout=10,
                          what="c02 out of service after two failed recoveries")
         rc, out = cluster.cli("c01", "csm_node_query_state_history", "-n", "c01", "--format", "json")
         self.assertIn("SOFT FAILURE RECOVERY", [h["alteration"] for h in json.loads(out)["results"]])
         rc, out = cluster.cli("c01", "csm_soft_failure_recovery")
-        self.assertEqual(rc, 0, out)  # nothing left in SOFT_FAILURE
+        self.assertEqual((rc, out), (4, "# No nodes currently in soft failure.\n"))  # nothing left in SOFT_FAILURE
 
     def test_recurring_recovery_from_the_master_config(self):
         cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-recurring-"), computes=1, aggregators=1, utilities=0,

@@ -5,6 +5,7 @@ import os
 
 from twisted.internet import defer
 
+from csm import logs
 from csm.api import multicast
 from csm.api.ras import database
 from csm.db.queries import query_dicts
@@ -19,6 +20,7 @@ SELECT node_name FROM csm_node
  ORDER BY node_name
 """
 RETRIES_EXCEEDED = "csm.soft_failure_recovery.retries_exceeded"
+log = logs.logger("csmapi")
 
 
 def _back_in_service(cursor, nodes):
@@ -41,7 +43,7 @@ def master_handler(ctx, body):
     rows = yield query_dicts(db, CANDIDATES)
     nodes = [row["node_name"] for row in rows]
     if not nodes:
-        return {"recovered": [], "error_count": 0}
+        return {"recovered": [], "error_count": 0, "none_in_soft_failure": True}
     results = yield multicast.multicast(master, ctx.message.command, nodes, {}, max(2.0, ctx.remaining() - 2.0))
     good = sorted(node for node, result in results.items() if not result["errcode"])
     if good:
@@ -57,10 +59,10 @@ def master_handler(ctx, body):
                 master.ras_event(RETRIES_EXCEEDED, node, kvcsv="retries=%d" % counts[node])
                 del counts[node]
     errors = multicast.node_errors(results)
-    if errors:
-        raise CSMError(ErrorCode.CSMERR_SOFT_FAIL_RECOVERY_AGENT, "%d of %d nodes were not recovered (%s recovered)"
-                       % (len(errors), len(nodes), ",".join(good) or "none"), errors)
-    return {"recovered": good, "error_count": 0}
+    if errors:  # CAST answers success and lists the nodes that failed
+        log.warn("soft failure recovery: {failed} of {count} nodes not recovered ({good} recovered)",
+                 failed=len(errors), count=len(nodes), good=",".join(good) or "none")
+    return {"recovered": good, "error_count": len(errors), "node_errors": [e.to_json() for e in errors]}
 
 
 def compute_handler(ctx, body):

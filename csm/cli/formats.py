@@ -282,6 +282,18 @@ def ctrl_cmd(result, args):
             "#######################################\n" % body)
 
 
+def soft_failure_recovery(result, args):
+    """Cleaned up, with the nodes whose recovery failed; or that no node is in soft failure."""
+    if result.get("none_in_soft_failure"):
+        return "# No nodes currently in soft failure.\n"
+    errors = result.get("node_errors") or []
+    lines = ["---", "# Soft Failure cleaned up."]
+    if errors:
+        lines.append("# %d Nodes Failed:" % len(errors))
+        lines.extend("# %s[%d]: %s" % (e.get("source"), e.get("errcode"), e.get("errmsg")) for e in errors)
+    return "\n".join(lines + ["..."]) + "\n"
+
+
 def _message(text):
     return lambda result, args: text.format(**dict(args, **(result or {})))
 
@@ -302,7 +314,7 @@ FORMATTERS = {
     "node_attributes_update": _updated("updated"),
     "node_delete": _updated("deleted"),
     "ctrl_cmd": ctrl_cmd,
-    "soft_failure_recovery": _message("---\n# Soft Failure cleaned up.\n...\n"),
+    "soft_failure_recovery": soft_failure_recovery,
     "infrastructure_health_check": lambda result, args: health_check(result, args.get("verbose_health")),
 }
 

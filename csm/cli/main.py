@@ -92,6 +92,8 @@ def run(command, argv, out=sys.stdout):
         out.write(formats.render(command, result, body))
     if command.results_key and isinstance(result, dict) and not result.get(command.results_key):
         return ErrorCode.CSMI_NO_RESULTS
+    if isinstance(result, dict) and result.get("none_in_soft_failure"):
+        return ErrorCode.CSMI_NO_RESULTS  # CAST: no node to recover
     return 0
 
 

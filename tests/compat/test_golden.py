@@ -136,7 +136,13 @@ GOLDEN = [
      + cols("  ", 27, "node_name=c02|node_discovered_cores|node_discovered_gpus|node_discovered_sockets|"
                       "node_installed_memory|node_update_time|node_ready=y|node_state=IN_SERVICE|node_type|"
                       "vg_total_size|vg_available_size|vg_update_time|ssds_count=0") + ["  ssds:", "..."]),
-    ("soft_failure_recovery", {}, {}, ["---", "# Soft Failure cleaned up.", "..."]),
+    ("soft_failure_recovery", {"recovered": ["c01"], "error_count": 0, "node_errors": []}, {},
+     ["---", "# Soft Failure cleaned up.", "..."]),
+    ("soft_failure_recovery",
+     {"recovered": [], "error_count": 1, "node_errors": [{"source": "c02", "errcode": 55, "errmsg": "fan"}]}, {},
+     ["---", "# Soft Failure cleaned up.", "# 1 Nodes Failed:", "# c02[55]: fan", "..."]),
+    ("soft_failure_recovery", {"recovered": [], "error_count": 0, "none_in_soft_failure": True}, {},
+     ["# No nodes currently in soft failure."]),
     ("ras_event_create", {"stored": True}, {}, []),
     ("ras_event_query", {"results": [{"rec_id": 1, "msg_id": "a.b.c", "severity": "INFO", "count": 1}]}, {},
      record(21, "rec_id=1|msg_id=a.b.c|severity=INFO|time_stamp|master_time_stamp|location_name|count=1|"
