@@ -363,6 +363,15 @@ def update_mismatch(command, error, args):
     return "\n".join(lines + ["..."]) + "\n"
 
 
+def node_errors(errors):
+    """CAST's list of the nodes that failed a multicast, after the failure line."""
+    if not errors:
+        return ""
+    lines = ["bad_node_count: %d" % len(errors), "bad_nodes:"]
+    lines.extend(" - %s[%d]: %s" % (e.source, e.errcode, e.errmsg) for e in errors)
+    return "\n".join(lines) + "\n"
+
+
 def no_results(command):
     return NO_RESULTS_BY_COMMAND.get(command.name, NO_RESULTS)
 

@@ -125,8 +125,7 @@ def _failed(command, error, fmt, out, body):
         out.write(formats.update_mismatch(command, error, body))
         return
     out.write(formats.failure_line(command, error) + "\n")
-    for node_error in error.node_errors:
-        out.write("  %s: errcode: %d errmsg: %s\n" % (node_error.source, node_error.errcode, node_error.errmsg))
+    out.write(formats.node_errors(error.node_errors))
 
 
 def main(argv=None):

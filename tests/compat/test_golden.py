@@ -184,7 +184,8 @@ GOLDEN = [
                        "state": "running", "history": None}]}, {},
      ["---", "num_allocations: 2", "allocations:"]
      + cols("    ", 22, "allocation_id=7|primary_job_id=1|secondary_job_id=0", first="  - ")
-     + cols("    ", 21, "begin_time=b|state=complete") + ["    history:"] + cols("     ", 19, "end_time=e|exit_status=0")
+     + cols("    ", 21, "begin_time=b|state=complete") + ["    history:"]
+     + cols("     ", 19, "end_time=e|exit_status=0")
      + cols("    ", 22, "allocation_id=8|primary_job_id=1|secondary_job_id=0", first="  - ")
      + cols("    ", 21, "begin_time=b|state=running") + ["..."]),
     ("allocation_query_active_all",
@@ -271,6 +272,15 @@ class FailureLayoutTests(SynchronousTestCase):
                          "---\nnum_allocations: 0\n# No matching records found.\n...\n")
         self.assertEqual(formats.render(REGISTRY.get("allocation_query_active_all"), {"allocations": []}, {}),
                          "---\nnum_allocations: 0\n# No matching records found.\n...\n")
+
+    def test_node_errors(self):
+        errors = [NodeError("c02", ErrorCode.CSMERR_MULTI_GEN_ERROR, "prolog failed"),
+                  NodeError("c03", ErrorCode.CSMERR_TIMEOUT, "no answer")]
+        self.assertEqual(formats.node_errors(errors).splitlines(),
+                         ["bad_node_count: 2", "bad_nodes:",
+                          " - c02[%d]: prolog failed" % ErrorCode.CSMERR_MULTI_GEN_ERROR,
+                          " - c03[%d]: no answer" % ErrorCode.CSMERR_TIMEOUT])
+        self.assertEqual(formats.node_errors([]), "")
 
     def test_update_mismatch(self):
         error = CSMError(ErrorCode.CSMERR_UPDATE_MISMATCH, "1 node(s) not found: ghost",
