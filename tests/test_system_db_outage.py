@@ -32,14 +32,19 @@ def cluster():
     global _cluster
     if _cluster is None:
         run_dir = tempfile.mkdtemp(prefix="csm-dbflap-")
-        _cluster = LocalCluster(run_dir, computes=1, aggregators=1, utilities=0, tls=False)
-        _cluster.postgres.fast = True
-        atexit.register(_cluster.stop)
-        _cluster.start_database()
-        _cluster.postgres.query("ALTER DATABASE csmdb SET synchronous_commit = on")
-        _cluster.start()
-        _cluster.wait_for(lambda: _cluster.cli("c01", "csm_node_attributes_query", "-n", "c01")[0] == 0,
+        tree = LocalCluster(run_dir, computes=1, aggregators=1, utilities=0, tls=False)
+        tree.postgres.fast = True
+        try:
+            tree.start_database()
+            tree.postgres.query("ALTER DATABASE csmdb SET synchronous_commit = on")
+            tree.start()
+            tree.wait_for(lambda: tree.cli("c01", "csm_node_attributes_query", "-n", "c01")[0] == 0,
                           timeout=60, what="c01 in the database")
+        except Exception:
+            tree.stop()
+            raise
+        atexit.register(tree.stop)  # after the server's own: the daemons stop before it
+        _cluster = tree
     return _cluster
 
 

@@ -92,13 +92,14 @@ class _Attempt:
     xid: int = None
     pid: int = None
     outcomes: list = None
+    committed: bool = None  # asked once the connection went after COMMIT was sent
 
 
 #: whether a transaction committed; its backend, if still in it (a silent server), is ended
 TRANSACTION_STATUS = ("SELECT txid_status(%(xid)s), (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                       " WHERE pid = %(pid)s AND backend_xid::text::bigint = mod(%(xid)s, 4294967296))")
-#: how many times (0.1 s apart) a transaction still in progress is asked after
-SETTLE_CHECKS = 50
+#: how many times (0.05 s apart) a transaction still in progress is asked after
+SETTLE_CHECKS = 20
 
 
 @defer.inlineCallbacks
@@ -210,6 +211,10 @@ class _Connection(txpostgres.Connection):
         d = defer.maybeDeferred(cursor.execute, "rollback")
         return d.addCallbacks(lambda _: reason, failed)
 
+    def runQueryUnchecked(self, sql, args=None):
+        """``runQuery`` while the pool still counts this connection dead (just connected)."""
+        return self.lock.run(self._runQuery, sql, args)
+
     def runSelect(self, sql, args=None):
         """One statement on its own (autocommit: no BEGIN and COMMIT round trips);
         fires with ``(cursor description, rows)``."""
@@ -218,6 +223,14 @@ class _Connection(txpostgres.Connection):
     def _runSelect(self, sql, args):
         d = self.cursor().execute(sql, args)
         return d.addCallback(lambda cursor: (cursor.description, cursor.fetchall()))
+
+
+def _close(connection):
+    """Close ``connection``, whatever state it is in (a pending connect fails with it)."""
+    try:
+        connection.close()
+    except Exception:
+        pass
 
 
 @attrs.define(eq=False)
@@ -310,10 +323,7 @@ class DatabasePool:
             self._round.cancel()
         self._round = None
         for connection in self.connections:
-            try:
-                connection.close()
-            except Exception:
-                pass
+            _close(connection)
         for waiter in list(self._waiters):
             waiter.errback(CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "the database pool is closed"))
         self._waiters.clear()
@@ -450,23 +460,52 @@ class DatabasePool:
             self._reconnecting = False
         self._reconnect_soon()
 
+    @defer.inlineCallbacks
     def _reconnect(self, connection):
         """Fires with True once ``connection`` is back; False if the attempt failed or had no
-        answer within ``heartbeat_timeout`` (a server that accepts and does not answer)."""
-        self.reconnect_attempts += 1
-        d = defer.maybeDeferred(connection.detector.reconnect)
-        timer = self.reactor.callLater(self.heartbeat_timeout, connection.close)
+        answer within ``heartbeat_timeout`` (a server that accepts and does not answer).
 
-        def done(connected):
+        The first connection back settles a transaction left unsure before anything else is
+        written: a server that crashed before it made a transaction durable hands out its id
+        again."""
+        self.reconnect_attempts += 1
+        timer = self.reactor.callLater(self.heartbeat_timeout, _close, connection)
+        try:
+            yield defer.maybeDeferred(connection.detector.reconnect)
+            attempt = self._unsure
+            if attempt is not None and attempt.committed is None and self.state != STOPPED:
+                attempt.committed = yield self._committed(connection, attempt)
+        except Exception:
+            _close(connection)
+            return False
+        finally:
             if timer.active():
                 timer.cancel()
-            if connected and self.state == STOPPED:
-                connection.close()
+        if self.state == STOPPED:
+            _close(connection)
+            return False
+        connection.detector.connectionRecovered()
+        return True
+
+    @defer.inlineCallbacks
+    def _committed(self, connection, attempt):
+        """Whether ``attempt``'s transaction committed (False if that cannot be told: its
+        writes are run again). One still in progress on a backend that outlived its
+        connection is ended."""
+        for _ in range(SETTLE_CHECKS):
+            try:
+                rows = yield connection.runQueryUnchecked(TRANSACTION_STATUS, {"xid": attempt.xid, "pid": attempt.pid})
+            except psycopg2.Error as exc:
+                if _dead(failure.Failure(exc)):
+                    raise
+                log.info("queued writes of transaction {xid} are run again: {error}", xid=attempt.xid,
+                         error=str(exc).strip().splitlines()[0])  # "in the future": lost in a crash
                 return False
-            if connected:
-                connection.detector.connectionRecovered()
-            return connected
-        return d.addCallbacks(lambda _: True, lambda _: False).addCallback(done)
+            if rows[0][0] != "in progress":
+                return rows[0][0] == "committed"
+            yield task.deferLater(self.reactor, 0.05, lambda: None)
+        log.warn("transaction {xid} is still in progress: its writes are run again", xid=attempt.xid)
+        return False
 
     def _recovered(self):
         if self.state == OUTAGE and not any(c.detector.connectionIsDead for c in self.connections):
@@ -552,22 +591,17 @@ class DatabasePool:
     def _drain(self):
         """Write the queue in order, up to ``BATCH`` writes a transaction (one savepoint each).
 
-        A transaction whose connection went after its COMMIT was sent is looked up once the
-        database is back: if it committed, its writes are done and are not run again."""
+        A transaction whose connection went after its COMMIT was sent is looked up when the
+        database is back (``_reconnect``): if it committed, its writes are not run again."""
         if self._draining:
             return
         self._draining = True
         try:
             while self.queue and self.state == CONNECTED:
                 attempt, self._unsure = self._unsure, None
-                outcomes = None
-                if attempt is not None:
-                    try:
-                        outcomes = yield self._committed_outcomes(attempt)
-                    except CSMError:  # gone again: asked once it is back
-                        self._unsure = attempt
-                        break
-                if outcomes is None:
+                if attempt is not None and attempt.committed:
+                    outcomes = attempt.outcomes  # asked when the connection came back
+                else:
                     attempt = _Attempt(list(itertools.islice(self.queue, BATCH)))
                     try:
                         outcomes = yield self.runInteraction(_run_batch, attempt)
@@ -590,25 +624,6 @@ class DatabasePool:
                 self._finish(attempt.batch, outcomes)
         finally:
             self._draining = False
-
-    @defer.inlineCallbacks
-    def _committed_outcomes(self, attempt):
-        """``attempt``'s outcomes if its transaction committed; None if it did not (it is run
-        again). One still in progress on a backend that outlived its connection is ended."""
-        for _ in range(SETTLE_CHECKS):
-            try:
-                rows = yield self.runQuery(TRANSACTION_STATUS, {"xid": attempt.xid, "pid": attempt.pid})
-            except Exception as exc:
-                if getattr(exc, "errcode", None) == ErrorCode.CSMERR_DAEMON_DB_ERR:
-                    raise
-                log.warn("cannot tell whether transaction {xid} committed ({error}): its writes are run again",
-                         xid=attempt.xid, error=getattr(exc, "errmsg", exc))
-                return None
-            if rows[0][0] != "in progress":
-                return attempt.outcomes if rows[0][0] == "committed" else None
-            yield task.deferLater(self.reactor, 0.1, lambda: None)
-        log.warn("transaction {xid} is still in progress: its writes are run again", xid=attempt.xid)
-        return None
 
     def _finish(self, batch, outcomes):
         for write, (ok, value) in zip(batch, outcomes):
