@@ -4,9 +4,8 @@ import psycopg2
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
-from csm.db import allocations
+from csm.db import allocations, prepared
 from csm.db.pool import DatabasePool
-from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
 from tests import dbfixture
 
@@ -77,8 +76,8 @@ class AllocationStoreTests(TestCase):
                 self.assertEqual(result.value.errcode, ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES)
 
     def one_trip(self, statement):
-        """A ``*_statement`` as the master runs it: one round trip, no BEGIN/COMMIT."""
-        return query_dicts(self.pool, *statement)
+        """A ``*_statement`` as the master runs it: prepared, one round trip, no BEGIN/COMMIT."""
+        return prepared.query_dicts(self.pool, *statement)
 
     @defer.inlineCallbacks
     def test_concurrent_one_trip_reservations(self):

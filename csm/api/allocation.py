@@ -23,7 +23,7 @@ from csm import logs
 from csm.api import multicast
 from csm.api.ras import database
 from csm.api.wm_commands import ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION_UPDATE_STATE
-from csm.db import allocations
+from csm.db import allocations, prepared
 from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
 
@@ -189,7 +189,7 @@ def create(ctx, body):
     values, nodes = new_allocation(ctx, body)
     diagnostics = values["type"] == "diagnostics"
     prolog = values["state"] == "running" and not diagnostics
-    rows = yield query_dicts(db, *allocations.reserve_statement(
+    rows = yield prepared.query_dicts(db, *allocations.reserve_statement(
         values, nodes, bool(body.get("shared")), "to-running" if prolog else values["state"],
         check_nodes=not diagnostics, check_busy=values["state"] == "running"))
     row = allocations.reserved(rows)
@@ -209,8 +209,8 @@ def _create_on_nodes(ctx, row, nodes, prolog):
         if multicast.node_errors(results):
             yield _roll_back(ctx, row, results)
             raise multi_error(results, "allocation %d rolled back: the prolog" % allocation_id)
-        moved = yield query_dicts(db, *allocations.finish_statement(allocation_id, "running", ("to-running",),
-                                                                    readings(results), False))
+        moved = yield prepared.query_dicts(db, *allocations.finish_statement(
+            allocation_id, "running", ("to-running",), readings(results), False))
         if not moved:
             raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d was removed during its create"
                            % allocation_id)
@@ -232,7 +232,7 @@ def _roll_back(ctx, row, results):
         for node, result in undone.items():
             if result["errcode"] and not results[node]["errcode"]:
                 results[node] = dict(result, errmsg="%s (rollback epilog)" % result["errmsg"])
-    yield query_dicts(database(ctx), *allocations.history_statement(allocation_id, None, "failed"))
+    yield prepared.query_dicts(database(ctx), *allocations.history_statement(allocation_id, None, "failed"))
     yield raise_node_events(ctx, results, "prolog", allocation_id)
     log.warn("allocation {id} rolled back: {errors}", id=allocation_id,
              errors="; ".join(e.errmsg for e in multicast.node_errors(results))[:2000])
@@ -284,7 +284,7 @@ def _delete_locked(ctx, allocation_id, exit_status):
     need it, one round trip stores the deltas and moves everything to history."""
     master = ctx.daemon
     db = database(ctx)
-    rows = yield query_dicts(db, *allocations.delete_start_statement(allocation_id, NEEDS_EPILOG))
+    rows = yield prepared.query_dicts(db, *allocations.delete_start_statement(allocation_id, NEEDS_EPILOG))
     if not rows:
         raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not an active allocation" % allocation_id)
     row = rows[0]
@@ -295,8 +295,8 @@ def _delete_locked(ctx, allocation_id, exit_status):
                                             budget(ctx))
     failed = multicast.node_errors(results)
     final = "failed" if failed else "complete"
-    history = yield query_dicts(db, *allocations.history_statement(allocation_id, exit_status, final,
-                                                                   readings(results) if results else None))
+    history = yield prepared.query_dicts(db, *allocations.history_statement(
+        allocation_id, exit_status, final, readings(results) if results else None))
     master.job_logs.transaction("allocation", allocation_id, ctx.message.message_id,
                                 dict(history[0] if history else {}, compute_nodes=nodes))
     master.job_logs.allocation_metrics(allocation_id, results)
@@ -341,8 +341,8 @@ def _update_locked(ctx, allocation_id, new_state):
                                         budget(ctx))
     failed = multicast.node_errors(results)
     final = ("%s-failed" % ("running" if new_state == "running" else "staging-out")) if failed else new_state
-    yield query_dicts(db, *allocations.finish_statement(allocation_id, final, ("to-running", "to-staging-out"),
-                                                        readings(results), deltas))
+    yield prepared.query_dicts(db, *allocations.finish_statement(
+        allocation_id, final, ("to-running", "to-staging-out"), readings(results), deltas))
     if failed:
         yield raise_node_events(ctx, results, script, allocation_id)
         master.job_logs.transaction("allocation", allocation_id, ctx.message.message_id,
