@@ -8,10 +8,14 @@ periodic collection (``UfmCollectionService.collect``: two GETs with treq,
 mapping, bad-record files, one transaction of the three collection functions)
 runs first on an empty database, then with nothing changed, then with 1% of
 the cables changed and 100 gone. Targets: first under 10 s, unchanged under 3 s.
+With ``--api``, ``standalone_ib_and_switch_collection`` does the same twice
+against a real master (its PostgreSQL fresh): UFM -> tool -> local socket ->
+the three collection APIs.
 """
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +26,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 import psycopg2  # noqa: E402
 from twisted.internet import defer, reactor  # noqa: E402
 
-from bench.results import record, run_reactor, stop_on_signals  # noqa: E402
+from bench.results import QUIET, record, run_reactor, stop_on_signals  # noqa: E402
+from csm.cluster import LocalCluster  # noqa: E402
 from csm.config import DaemonConfig, InventoryConfig, UFMConfig  # noqa: E402
 from csm.db import schema  # noqa: E402
 from csm.db.embedded import EmbeddedPostgres  # noqa: E402
@@ -58,11 +63,35 @@ def run(dsn, standin, out):
         pool.close()
 
 
+def through_api(standin):
+    """Seconds of the collection tool against a real master: empty database, then unchanged."""
+    run_dir = tempfile.mkdtemp(prefix="csm-bench-ufm-")
+    master = dict(QUIET, ufm={"rest_address": standin.address, "rest_port": standin.port,
+                              "ufm_ssl_file_path": run_dir, "timeout": 60},
+                  inventory={"csm_inv_log_dir": run_dir})
+    cluster = LocalCluster(run_dir, computes=0, aggregators=0, utilities=0, tls=False, extra={"master": master})
+    times = []
+    try:
+        cluster.start()
+        command = [sys.executable, "-m", "csm.ufm_collection", "-c", cluster.daemons["master"].path]
+        for _ in range(2):
+            started = time.perf_counter()
+            proc = subprocess.run(command, env=cluster.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, text=True, timeout=300)
+            times.append(time.perf_counter() - started)
+            if proc.returncode:
+                raise SystemExit("collection tool failed: %s" % proc.stdout)
+    finally:
+        cluster.stop()
+    return times
+
+
 def main():
     stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--switches", type=int, default=800)
     parser.add_argument("--cables", type=int, default=20000)
+    parser.add_argument("--api", action="store_true", help="also through the tool and a real master")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     standin = UfmStandIn(switches=args.switches, cables=args.cables, bad_switches=5, bad_cables=20).start()
@@ -84,6 +113,9 @@ def main():
         connection.close()
     finally:
         pg.stop()
+    try:
+        api = through_api(standin) if args.api else None
+    finally:
         standin.stop()
     first, again = out["first_summary"], out["unchanged_summary"]
     lines = [
@@ -96,6 +128,9 @@ def main():
         "of which the two GETs, JSON decoding and mapping: %.2f s" % out["fetch"],
         "rows: %d switches, %d modules, %d cables, %d cable history rows, %d cables marked missing" % counts,
     ]
+    if api:
+        lines.append("standalone_ib_and_switch_collection through a real master's local socket (whole process): "
+                     "empty database %.2f s, nothing changed %.2f s" % tuple(api))
     print("\n".join(lines))
     if args.record:
         record("ufm_inventory", " ".join(["python", "bench/ufm_inventory.py"] + sys.argv[1:]), lines)

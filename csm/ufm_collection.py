@@ -21,6 +21,9 @@ log = logs.logger("csmd")
 
 SWITCH_ERRORS = "bad_switch_records.txt"
 CABLE_ERRORS = "bad_ib_cable_records.txt"
+#: the collection API of each kind
+APIS = {"switches": "switch_inventory_collection", "modules": "switch_children_inventory_collection",
+        "cables": "ib_cable_inventory_collection"}
 #: -t values of CAST's tool
 TYPES = {1: (False, True), 2: (True, False), 3: (True, True)}
 
@@ -105,8 +108,6 @@ def run_tool(reactor, config, kinds, out, socket=None):
         return 1
     for path in write_bad_files(config.inventory, inventory, switches, cables):
         out.write("bad records: %s\n" % path)
-    apis = (("switches", "switch_inventory_collection"), ("modules", "switch_children_inventory_collection"),
-            ("cables", "ib_cable_inventory_collection"))
     path = socket or config.net.local_client_listen.socket
     try:
         daemon = yield csm_client.connect(reactor, path)
@@ -114,21 +115,30 @@ def run_tool(reactor, config, kinds, out, socket=None):
         out.write("standalone_ib_and_switch_collection FAILED: errcode: %d errmsg: Can not connect to daemon at "
                   "%s: %s\n" % (ErrorCode.CSMERR_INIT_LIB_FAILED, path, getattr(exc, "errmsg", None) or exc))
         return ErrorCode.CSMERR_INIT_LIB_FAILED
-    try:
-        for kind, api in apis:
-            rows = collections(inventory, switches, cables).get(kind)
-            if rows is None:
-                continue
-            result = yield daemon.call(api, {"inventory": rows})
-            out.write("%s: %d received, %d new, %d changed, %d unchanged, %d no longer reported\n"
-                      % (kind, result["received"], result["inserted"], result["updated"], unchanged(result),
-                         result["missing"]))
-    except CSMError as exc:
+    rows = collections(inventory, switches, cables)
+
+    @defer.inlineCallbacks
+    def send(kinds):
+        results = []
+        for kind in kinds:
+            if kind in rows:
+                results.append((kind, (yield daemon.call(APIS[kind], {"inventory": rows[kind]}))))
+        return results
+    try:  # the cables go while the switches go, then their modules (which need their switches)
+        sent = yield defer.gatherResults([send(("switches", "modules")), send(("cables",))], consumeErrors=True)
+    except defer.FirstError as exc:
+        error = exc.subFailure.value
+        if not isinstance(error, CSMError):
+            raise error
         out.write("standalone_ib_and_switch_collection FAILED: errcode: %d errmsg: %s\n"
-                  % (int(exc.errcode), exc.errmsg))
-        return int(exc.errcode)
+                  % (int(error.errcode), error.errmsg))
+        return int(error.errcode)
     finally:
         daemon.close()
+    for kind, result in sent[0] + sent[1]:
+        out.write("%s: %d received, %d new, %d changed, %d unchanged, %d no longer reported\n"
+                  % (kind, result["received"], result["inserted"], result["updated"], unchanged(result),
+                     result["missing"]))
     return 0
 
 
