@@ -152,9 +152,9 @@ class _JobTest(SynchronousTestCase):
                                code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
         return proc.returncode, proc.stdout
 
-    def allocate(self, user, nodes=NODES, job=None):
-        created = self.cli_json("csm_allocation_create", "-j", str(job or int(time.time() * 1000) % 10 ** 9),
-                                "-n", ",".join(nodes), "-u", user)
+    def allocate(self, user, nodes=NODES, shared=False):
+        created = self.cli_json("csm_allocation_create", "-j", str(int(time.time() * 1000) % 10 ** 9),
+                                "-n", ",".join(nodes), "-u", user, *(("-S",) if shared else ()))
         return created["allocation_id"]
 
     def cgroup(self, node, allocation_id, *parts):
@@ -206,6 +206,37 @@ class StepCgroupTests(_JobTest):
         # the allocation's delete removes the cgroups of its steps with it
         self.cli_json("csm_allocation_delete", "-a", str(allocation_id))
         self.assertFalse(os.path.exists(self.cgroup("c01", allocation_id)))
+
+    def test_multicast_to_the_steps_nodes(self):
+        user = self.tree.users[0]
+        allocation_id = self.allocate(user, shared=True)
+        body = {"allocation_id": allocation_id, "cgroup_name": "step_9", "compute_nodes": list(NODES),
+                "components": [{"type": "cpuacct"}]}
+        made = self.call("util01", "allocation_step_cgroup_create", body)
+        self.assertEqual(made["nodes"], {node: self.cgroup(node, allocation_id, "step_9") for node in NODES})
+        for node in NODES:
+            self.assertTrue(os.path.isdir(self.cgroup(node, allocation_id, "step_9")))
+        rc, out = self.as_user(self.tree.users[1], "util01", "csm_allocation_step_cgroup_create",
+                               dict(body, cgroup_name="step_8"))
+        self.assertEqual((rc, out.split()[0]), (1, "16"), out)
+        other = self.allocate(user, nodes=("c02",), shared=True)
+        code, message = self.call_error("util01", "allocation_step_cgroup_create",
+                                        dict(body, allocation_id=other, cgroup_name="step_8"))
+        self.assertEqual(code, 9, message)
+        self.assertIn("not nodes of allocation %d: c01" % other, message)
+        code, message = self.call_error("util01", "allocation_step_cgroup_create", dict(body, pid=os.getpid()))
+        self.assertEqual(code, 9, message)
+        code, message = self.call_error("util01", "allocation_step_cgroup_create",
+                                        dict(body, components=[{"type": "cpuset", "params": ["cpuset.mems"],
+                                                                "values": ["x"]}], cgroup_name="step_7"))
+        self.assertEqual(code, 34, message)  # each node refused (this host offers no cpuset controller)
+        self.assertFalse(any(os.path.exists(self.cgroup(n, allocation_id, "step_7")) for n in NODES))
+        rc, out = self.as_user(user, "util01", "csm_allocation_step_cgroup_delete",
+                               {"allocation_id": allocation_id, "cgroup_name": "step_9",
+                                "compute_nodes": list(NODES)})
+        self.assertEqual(rc, 0, out)
+        for node in NODES:
+            self.assertFalse(os.path.exists(self.cgroup(node, allocation_id, "step_9")))
 
     def test_bad_input_makes_nothing(self):
         allocation_id = self.allocate(self.tree.users[0])

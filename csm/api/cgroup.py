@@ -21,21 +21,32 @@ from csm.errors import CSMError, ErrorCode
 from csm.node.jobs import KV_PAIRS, user_name_of
 from csm.wire import Flags
 
-STEP_FIELDS = {"allocation_id", "cgroup_name", "pid", "components"}
+STEP_FIELDS = {"allocation_id", "cgroup_name", "pid", "components", "compute_nodes"}
 
 
 def _caller(ctx):
-    """(user name, uid) of a caller who is not privileged; (None, None) for a privileged one."""
-    if getattr(ctx.link, "privileged", True):
+    """(user name, uid) of a caller who is not privileged; (None, None) for a privileged one
+    or the master's multicast (it checked the caller)."""
+    if ctx.message.flags & Flags.INT or getattr(ctx.link, "privileged", True):
         return None, None
     return user_name_of(ctx.uid), ctx.uid
 
 
-def step_cgroup_create(ctx, body):
+def _step_body(ctx, body, command):
+    """The step cgroup request as the compute handles it."""
+    if ctx.message.flags & Flags.INT:
+        return {key: value for key, value in body.items() if key != "timeout"}
     unknown = sorted(set(body) - STEP_FIELDS)
     if unknown:
-        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "%s: unknown field %r" % (STEP_CGROUP_CREATE.api_name,
-                                                                                  unknown[0]))
+        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "%s: unknown field %r" % (command.api_name, unknown[0]))
+    return body
+
+
+def step_cgroup_create(ctx, body):
+    """On the compute (CAST's way), or through the master when ``compute_nodes`` names the step's nodes."""
+    body = _step_body(ctx, body, STEP_CGROUP_CREATE)
+    if body.get("compute_nodes"):
+        return ctx.forward()
     if not isinstance(body.get("components"), list):
         raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: components must be a list of {type, params, values}"
                        % STEP_CGROUP_CREATE.api_name)
@@ -44,8 +55,53 @@ def step_cgroup_create(ctx, body):
 
 
 def step_cgroup_delete(ctx, body):
+    body = _step_body(ctx, body, STEP_CGROUP_DELETE)
+    if body.get("compute_nodes"):
+        return ctx.forward()
     user_name, _ = _caller(ctx)
     return ctx.daemon.jobs.step_delete(body, user_name)
+
+
+@defer.inlineCallbacks
+def _active_allocation(ctx, allocation_id):
+    """The live allocation with its nodes (``CSMERR_ALLOC_MISSING`` when there is none)."""
+    rows = yield query_dicts(database(ctx), "SELECT a.allocation_id, a.user_id, a.user_name, a.launch_node_name, "
+                                            "a.type, array_agg(n.node_name ORDER BY n.node_name) AS nodes "
+                                            "FROM csm_allocation a JOIN csm_allocation_node n USING (allocation_id) "
+                                            "WHERE a.allocation_id = %s GROUP BY a.allocation_id", (allocation_id,))
+    if not rows:
+        raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not active" % allocation_id)
+    return rows[0]
+
+
+@defer.inlineCallbacks
+def step_cgroup_master(ctx, body):
+    """The step cgroup on each of the step's nodes, by multicast (beyond CAST, whose launcher calls
+    every node itself)."""
+    command = ctx.command
+    body = _step_body(ctx, body, command)
+    nodes = sorted(set(body.get("compute_nodes") or ()))
+    if not nodes:
+        raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: name the step's compute_nodes, or call it on the "
+                                                       "compute" % command.api_name)
+    if body.get("pid"):
+        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "pid names a process of one node: call %s on that compute"
+                       % command.api_name)
+    row = yield _active_allocation(ctx, body["allocation_id"])
+    if int(row["user_id"]) != ctx.uid and not ctx.daemon.acl.is_privileged(ctx.uid, ctx.gid):
+        raise CSMError(ErrorCode.CSMERR_PERM, "allocation %d belongs to user %s, not to uid %d"
+                       % (row["allocation_id"], row["user_name"], ctx.uid))
+    outside = [node for node in nodes if node not in row["nodes"]]
+    if outside:
+        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "not nodes of allocation %d: %s"
+                       % (row["allocation_id"], ", ".join(outside[:8])))
+    request = {key: value for key, value in body.items() if key != "compute_nodes"}
+    results = yield multicast.multicast(ctx.daemon, command.cmd_id, nodes, request, max(1.0, ctx.remaining() - 2.0))
+    if multicast.node_errors(results):
+        raise multi_error(results, "%s %s of allocation %d" % (command.api_name, body["cgroup_name"],
+                                                               row["allocation_id"]))
+    return {"allocation_id": row["allocation_id"], "cgroup_name": body["cgroup_name"],
+            "nodes": {node: (r["output"] or {}).get("path") for node, r in sorted(results.items())}}
 
 
 def cgroup_login(ctx, body):
@@ -64,14 +120,7 @@ def jsrun_compute(ctx, body):
 def jsrun_master(ctx, body):
     if not KV_PAIRS.match(body.get("kv_pairs") or ""):
         raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "kv_pairs: only letters, digits, '_', ',' and '='")
-    rows = yield query_dicts(database(ctx), "SELECT a.allocation_id, a.user_id, a.user_name, a.launch_node_name, "
-                                            "a.type, array_agg(n.node_name ORDER BY n.node_name) AS nodes "
-                                            "FROM csm_allocation a JOIN csm_allocation_node n USING (allocation_id) "
-                                            "WHERE a.allocation_id = %s GROUP BY a.allocation_id",
-                             (body["allocation_id"],))
-    if not rows:
-        raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not active" % body["allocation_id"])
-    row = rows[0]
+    row = yield _active_allocation(ctx, body["allocation_id"])
     check_owner(ctx, row)
     kind = row.get("type") or "user-managed"
     request = {"allocation_id": row["allocation_id"], "user_name": row["user_name"], "user_id": row["user_id"],
@@ -94,4 +143,5 @@ def not_implemented(ctx, body):
 NOT_IMPLEMENTED_HANDLERS = {command.cmd_id: not_implemented for command in NOT_IMPLEMENTED}
 COMPUTE_HANDLERS = {STEP_CGROUP_CREATE.cmd_id: step_cgroup_create, STEP_CGROUP_DELETE.cmd_id: step_cgroup_delete,
                     CGROUP_LOGIN.cmd_id: cgroup_login, JSRUN_CMD.cmd_id: jsrun_compute}
-MASTER_HANDLERS = {JSRUN_CMD.cmd_id: jsrun_master}
+MASTER_HANDLERS = {JSRUN_CMD.cmd_id: jsrun_master, STEP_CGROUP_CREATE.cmd_id: step_cgroup_master,
+                   STEP_CGROUP_DELETE.cmd_id: step_cgroup_master}

@@ -12,22 +12,26 @@ from csm.node.stepcgroup import CONTROLLERS
 
 ALLOCATION_ID = Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id"), help="the allocation")
 COMPUTE = frozenset({"compute"})
+#: the step cgroup APIs: on the compute called (CAST), or on the master with the step's nodes
+STEP_ROLES = frozenset({"compute", "master"})
+STEP_NODES = Field("compute_nodes", "list", help="(beyond CAST) the step's nodes: the master multicasts to them")
 
 STEP_CGROUP_CREATE = Command(
-    name="allocation_step_cgroup_create", cmd_id=API_IDS["allocation_step_cgroup_create"], handled_on=COMPUTE,
+    name="allocation_step_cgroup_create", cmd_id=API_IDS["allocation_step_cgroup_create"], handled_on=STEP_ROLES,
     cli="", open_input=True,
     description="Make a step's cgroup inside the allocation's cgroup on this node: its CPU set and memory "
                 "limits; components: [{type: cpuset|memory|devices|cpuacct, params: [..], values: [..]}].",
     fields=(ALLOCATION_ID,
             Field("cgroup_name", "str", required=True, help="the step cgroup's name"),
-            Field("pid", "int", default=0, help="a process to put in it (0: none)")))
+            Field("pid", "int", default=0, help="a process to put in it (0: none)"), STEP_NODES))
 
 STEP_CGROUP_DELETE = Command(
-    name="allocation_step_cgroup_delete", cmd_id=API_IDS["allocation_step_cgroup_delete"], handled_on=COMPUTE,
+    name="allocation_step_cgroup_delete", cmd_id=API_IDS["allocation_step_cgroup_delete"], handled_on=STEP_ROLES,
     cli="", description="Remove a step's cgroup on this node, killing what still runs in it.",
     fields=(ALLOCATION_ID,
             Field("cgroup_name", "str", required=True),
-            Field("controller_types", "list", choices=CONTROLLERS, help="controllers (v2: all go together)")))
+            Field("controller_types", "list", choices=CONTROLLERS, help="controllers (v2: all go together)"),
+            STEP_NODES))
 
 CGROUP_LOGIN = Command(
     name="cgroup_login", cmd_id=API_IDS["cgroup_login"], handled_on=COMPUTE, cli="",
@@ -55,4 +59,6 @@ NOT_IMPLEMENTED = tuple(
             description="(CAST's legacy MQTT id: not implemented in CAST either)")
     for name in RAS_SUBSCRIBE_IDS)
 
+#: the aggregator fans these out (the master's multicast) or passes them up
+MULTICAST = (JSRUN_CMD, STEP_CGROUP_CREATE, STEP_CGROUP_DELETE)
 CGROUP_COMMANDS = (STEP_CGROUP_CREATE, STEP_CGROUP_DELETE, CGROUP_LOGIN, JSRUN_CMD) + NOT_IMPLEMENTED

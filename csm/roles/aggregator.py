@@ -10,7 +10,7 @@ from csm.api import multicast
 from csm.api.wm_commands import MULTICAST_COMMANDS
 from csm.api.commands import AGGREGATOR_REHOME, SOFT_FAILURE_RECOVERY
 from csm.api.bb_commands import BB_CMD
-from csm.api.cgroup_commands import JSRUN_CMD
+from csm.api.cgroup_commands import MULTICAST as NODE_JOB_MULTICAST
 from csm.api.diag_commands import DIAG_CHECK
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
@@ -89,7 +89,7 @@ class AggregatorDaemon(Daemon):
         handlers[InternalCommand.ENVIRONMENTAL_DATA] = self._environmental_data
         handlers[INVENTORY_ID] = self._compute_inventory
         handlers[AGGREGATOR_REHOME.cmd_id] = self._rehome
-        for command in MULTICAST_COMMANDS + (SOFT_FAILURE_RECOVERY, DIAG_CHECK, JSRUN_CMD, BB_CMD):
+        for command in MULTICAST_COMMANDS + (SOFT_FAILURE_RECOVERY, DIAG_CHECK, BB_CMD) + NODE_JOB_MULTICAST:
             handlers[command.cmd_id] = multicast.aggregator_handler
         return handlers
 
