@@ -170,3 +170,27 @@ class CsmDiagTests(SynchronousTestCase):
         self.assertNotEqual(rc, 0, out)
         self.assertTrue(out.startswith("csm-diag FAILED: errcode:"), out)
         self.assertNotIn("Traceback", out)
+
+
+class UnreachableNodeTests(SynchronousTestCase):
+    def test_node_without_daemon_gets_an_error_result(self):
+        from csm.cluster import LocalCluster
+        cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-diag-down-"), computes=2, aggregators=1, utilities=0,
+                               tls=False)
+        self.addCleanup(cluster.stop)
+        cluster.start()
+        cluster.wait_for(lambda: cluster.sql("SELECT count(*) FROM csm_node WHERE type = 'compute'")[0][0] == 2,
+                         timeout=30, what="both computes' inventory")
+        cluster.daemons["c02"].stop()
+        checks = tempfile.mkdtemp(prefix="csm-diag-checks-")
+        write_checks(checks, {"true": "#!/bin/sh\nexit 0\n"})
+        rc, out = csm_diag(cluster, "-n", "c01,c02", "-d", checks, "-l", checks)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("c01          true                         PASS\n", out)
+        self.assertIn("c02          true                         ERROR\n", out)
+        self.assertIn("the epilog: failed on 1 of 2 nodes (c02)", out)  # the diagnostics allocation's delete
+        run_id = int(out.split()[2])
+        self.assertEqual(cluster.sql("SELECT node_name, rtrim(status) FROM csm_diag_result_history WHERE run_id = %s "
+                                     "ORDER BY 1", (run_id,)), [("c01", "PASS"), ("c02", "ERROR")])
+        with open(os.path.join(checks, "run_%d" % run_id, "c02.true.log")) as f:
+            self.assertIn("no result: ", f.read())

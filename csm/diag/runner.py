@@ -83,6 +83,9 @@ class DiagRun:
         finally:
             try:
                 self.client.call("allocation_delete", {"allocation_id": allocation_id})
+            except CSMError as exc:  # e.g. the epilog failed on a node that did not answer the checks either
+                self.out.write("allocation %d: errcode: %d errmsg: %s\n" % (allocation_id, int(exc.errcode),
+                                                                          exc.errmsg))
             finally:  # the run ends whatever became of the allocation
                 raised = self._raise_events(run_id) if status != "FAILED" and self.soft_failure else False
                 if run_id is not None:
