@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 NODES ?= 4
 
-.PHONY: demo test venv postgres compile clean bench
+.PHONY: demo test venv postgres pamtester compile clean bench
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,9 @@ $(VENV)/.installed: setup.py
 postgres:
 	@sh tools/ensure-postgres.sh
 
+pamtester:
+	@sh tools/ensure-pamtester.sh
+
 # Byte-code written ahead, even where PYTHONDONTWRITEBYTECODE is set: every csm_* command
 # starts a fresh interpreter, and compiling the package each time costs it ~10 ms.
 compile: venv
@@ -27,7 +30,7 @@ compile: venv
 demo: venv postgres compile
 	$(VENV)/bin/csm-demo --nodes $(NODES) $(DEMO_ARGS)
 
-test: venv postgres compile
+test: venv postgres pamtester compile
 	$(PY) tools/run_tests.py $(TESTS)
 
 clean:

@@ -82,6 +82,7 @@ setup(
             "csm-sim = csm.sim:main",
             "csm-db = csm.db.admin:main",
             "csm-diag = csm.diag.runner:main",
+            "csm-pam-login = csm.node.pam:main",
             "standalone_ib_and_switch_collection = csm.ufm_collection:main",
         ],
     },
