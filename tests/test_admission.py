@@ -57,19 +57,22 @@ class AdmissionTests(SynchronousTestCase):
             client = socket.create_connection(("127.0.0.1", self.port.getHost().port))  # into the backlog
             self.clients.append(client)
 
+    def accept(self, waiting):
+        """``waiting`` connections in the backlog; the reactor finds the port readable."""
+        self.connect(waiting)
+        self.port.doRead()
+
     def reading(self):
         return self.port in self.reactor.getReaders()
 
     def test_accepts_no_more_than_the_limit_then_waits(self):
-        self.connect(5)
-        self.port.doRead()
+        self.accept(5)
         self.assertEqual(len(self.links), 2)
         self.assertEqual(self.limit.shaking, 2)
         self.assertFalse(self.reading())  # the other three wait in the backlog, not accepted and dropped
 
     def test_a_finished_handshake_lets_the_next_one_in(self):
-        self.connect(5)
-        self.port.doRead()
+        self.accept(5)
         self.links[0].dataReceived(hello())
         self.assertTrue(self.links[0].verified)
         self.assertEqual(self.limit.shaking, 1)
@@ -80,8 +83,7 @@ class AdmissionTests(SynchronousTestCase):
         self.assertFalse(self.reading())
 
     def test_a_failed_handshake_frees_its_slot(self):
-        self.connect(3)
-        self.port.doRead()
+        self.accept(3)
         self.reactor.advance(HELLO_TIMEOUT)  # neither said hello: both dropped
         self.assertEqual([link.connected for link in self.links], [False, False])
         self.assertEqual(self.limit.shaking, 0)
@@ -91,8 +93,7 @@ class AdmissionTests(SynchronousTestCase):
         self.assertTrue(self.reading())
 
     def test_no_reading_once_the_port_is_given_up(self):
-        self.connect(3)
-        self.port.doRead()
+        self.accept(3)
         self.limit.listening(None)
         self.links[0].dataReceived(hello())
         self.assertFalse(self.reading())
