@@ -4,7 +4,7 @@ Each pooled ``txpostgres.Connection`` has a ``DeadConnectionDetector`` that
 tells the pool when it dies. The pool is in **outage** while any connection is
 dead: every call then fails at once with ``CSMERR_DAEMON_DB_ERR`` (no hang),
 and the others are probed so they notice too. The pool reconnects in rounds,
-at once and then at most a second apart: one connection tries, and when it gets
+at once and then at most 0.8 s apart: one connection tries, and when it gets
 through the others follow at once, so a server that is back is used within
 about a second while one that keeps failing sees one attempt at a time. The
 pool is **connected** again when every connection has recovered, with no
@@ -40,8 +40,9 @@ STOPPED = "stopped"
 
 #: how long a call may wait for a free connection before it fails (CAST: 2 s)
 ACQUIRE_TIMEOUT = 2.0
-#: the longest pause between two attempts to reach a server that went away
-RECONNECT_MAX_DELAY = 1.0
+#: the longest pause between two attempts to reach a server that went away (with the time
+#: to connect the pool, a server that is back is used within a second)
+RECONNECT_MAX_DELAY = 0.8
 #: an outage sooner than this after the last one ended goes on with its back-off
 STABLE = 10.0
 DROP_ORDER = ("env", "inventory")
@@ -449,7 +450,7 @@ class DatabasePool:
     @defer.inlineCallbacks
     def _reconnect_round(self):
         """One dead connection tries; once it is through, the other dead ones follow at once.
-        A server that keeps failing sees one attempt at a time, at most one a second."""
+        A server that keeps failing sees one attempt at a time, at most 1.25 a second."""
         self._round = None
         self._reconnecting = True
         try:
