@@ -42,7 +42,7 @@ class DemoTests(SynchronousTestCase):
         self.assertEqual(out.count("Active_primary: 10"), 2, out)
         self.assertEqual(out.count("Active_secondary: 10"), 2, out)
         self.assertNotIn("COMPUTE: sim00000", out)  # no per-node lines in a summary
-        self.assertIn("more lines)", out)  # the inventory of 20 nodes, shortened
+        self.assertIn("\n# sim00017 | ", out)  # the inventory of 20 nodes: CAST's table, a line a node
         self.assertIn("$ csm_ras_event_query -m admin.common.info -l c01   (exit 0)", out)
         self.assertIn("csm-sim=0", out)
         self.assertIn("master=0", out)
