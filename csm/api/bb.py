@@ -161,13 +161,6 @@ def _check_size(body):
 
 
 @defer.inlineCallbacks
-def lv_create(ctx, body):
-    _check_size(body)
-    yield database(ctx).runInteraction(_lv_create, body)
-    return {"logical_volume_name": body["logical_volume_name"], "node_name": body["node_name"]}
-
-
-@defer.inlineCallbacks
 def _lv_row(cursor, body):
     rows = yield fetch(cursor, "SELECT vg_name, current_size FROM csm_lv WHERE logical_volume_name = %s "
                                "AND node_name = %s AND allocation_id = %s FOR UPDATE",
@@ -195,13 +188,6 @@ def _lv_update(cursor, body):
 
 
 @defer.inlineCallbacks
-def lv_update(ctx, body):
-    _check_size(body)
-    yield database(ctx).runInteraction(_lv_update, body)
-    return {"logical_volume_name": body["logical_volume_name"], "node_name": body["node_name"]}
-
-
-@defer.inlineCallbacks
 def _lv_delete(cursor, body):
     yield _lv_row(cursor, body)
     yield cursor.execute("SELECT fn_csm_lv_history_dump(%s, %s, %s, %s, %s, %s, %s)",
@@ -210,10 +196,17 @@ def _lv_delete(cursor, body):
                           body.get("num_writes")))
 
 
-@defer.inlineCallbacks
-def lv_delete(ctx, body):
-    yield database(ctx).runInteraction(_lv_delete, body)
-    return {"logical_volume_name": body["logical_volume_name"], "node_name": body["node_name"]}
+def _lv_handler(interaction):
+    """A logical volume API: ``interaction`` in one transaction; the answer names the volume."""
+    @defer.inlineCallbacks
+    def handle(ctx, body):
+        _check_size(body)
+        yield database(ctx).runInteraction(interaction, body)
+        return {"logical_volume_name": body["logical_volume_name"], "node_name": body["node_name"]}
+    return handle
+
+
+lv_create, lv_update, lv_delete = (_lv_handler(_lv_create), _lv_handler(_lv_update), _lv_handler(_lv_delete))
 
 
 @defer.inlineCallbacks
