@@ -52,6 +52,13 @@ CSM_COMMANDS = [
     "csm_ib_cable_query",
     "csm_ib_cable_query_history",
     "csm_ib_cable_update",
+    "csm_jsrun_cmd",
+    "csm_bb_vg_create",
+    "csm_bb_vg_delete",
+    "csm_bb_vg_query",
+    "csm_bb_lv_create",
+    "csm_bb_lv_delete",
+    "csm_bb_lv_query",
 ]
 
 setup(
