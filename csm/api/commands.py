@@ -124,7 +124,7 @@ RAS_EVENT_QUERY = Command(
                    "k/l severity (second letter: descending)"),
     ),
     record_label="RECORD",
-    layout=("rec_id", "msg_id", "severity", "time_stamp", "master_time_stamp", "location_name", "count",
+    layout=("rec_id:n", "msg_id", "severity", "time_stamp", "master_time_stamp", "location_name", "count:n",
             "control_action", "message", "raw_data", "kvcsv"))
 
 RAS_EVENT_QUERY_ALLOCATION = Command(
@@ -134,7 +134,7 @@ RAS_EVENT_QUERY_ALLOCATION = Command(
             Field("on_nodes", "bool", default=False, flags=("--on_nodes",),
                   help="(beyond CAST) only events on the allocation's nodes that its users may see"),
             LIMIT, OFFSET),
-    layout=("rec_id", "msg_id", "msg_id_seq", "time_stamp", "count", "message", "raw_data",
+    layout=("rec_id:n", "msg_id", "msg_id_seq:n", "time_stamp", "count:n", "message", "raw_data",
             "archive_history_time"))
 
 RAS_EVENT_ACK = Command(
@@ -169,7 +169,7 @@ RAS_MSG_TYPE_QUERY = Command(
     ),
     record_label="RECORD",
     layout=("msg_id", "control_action", "description", "enabled:yn", "message", "set_state", "severity",
-            "threshold_count", "threshold_period", "visible_to_users:yn"))
+            "threshold_count:n", "threshold_period:n", "visible_to_users:yn"))
 
 NODE_INVENTORY = Command(name="INV_get_node_inventory", cmd_id=API_IDS["INV_get_node_inventory"], cli="",
                          description="A node's inventory, sent by its daemon.", open_input=True)
@@ -180,25 +180,25 @@ NODE_TYPES = ("management", "service", "login", "workload-manager", "launch", "c
 NODE_NAMES = Field("node_names", "list", flags=("-n", "--node_names"), help="nodes: c01,c02 or c[01-02]")
 
 #: csm_node's fields in the order CAST's node queries print them.
-NODE_LAYOUT = ("node_name", "collection_time", "update_time", "comment:q", "discovered_cores", "discovered_dimms",
-               "discovered_gpus", "discovered_hcas", "discovered_sockets", "discovered_ssds", "feature_1",
-               "feature_2", "feature_3", "feature_4", "hard_power_cap", "installed_memory", "installed_swap",
+NODE_LAYOUT = ("node_name", "collection_time", "update_time", "comment:q", "discovered_cores:n", "discovered_dimms:n",
+               "discovered_gpus:n", "discovered_hcas:n", "discovered_sockets:n", "discovered_ssds:n", "feature_1",
+               "feature_2", "feature_3", "feature_4", "hard_power_cap:n", "installed_memory:n", "installed_swap:n",
                "kernel_release", "kernel_version", "machine_model", "os_image_name", "os_image_uuid",
                "physical_frame_location", "physical_u_location", "primary_agg", "secondary_agg", "serial_number",
                "state", "type")
-RESOURCES_LAYOUT = ("node_name", "node_discovered_cores", "node_discovered_gpus", "node_discovered_sockets",
-                    "node_installed_memory", "node_update_time", "node_ready:yn", "node_state", "node_type",
-                    "vg_total_size", "vg_available_size", "vg_update_time", "ssds_count=#ssds",
+RESOURCES_LAYOUT = ("node_name", "node_discovered_cores:n", "node_discovered_gpus:n", "node_discovered_sockets:n",
+                    "node_installed_memory:n", "node_update_time", "node_ready:yn", "node_state", "node_type",
+                    "vg_total_size:n", "vg_available_size:n", "vg_update_time", "ssds_count=#ssds",
                     ("ssds", ("ssd_serial_number=serial_number", "update_time", "wear_lifespan_used:f")))
 DETAILS_LAYOUT = ("node_name=node_node_name",) + tuple("node_" + item for item in NODE_LAYOUT[1:]) + (
-    "dimms_count=#dimms", ("dimms", ("serial_number", "physical_location", "size")),
-    "gpus_count=#gpus", ("gpus", ("gpu_id", "device_name", "hbm_memory", "inforom_image_version", "pci_bus_id",
+    "dimms_count=#dimms", ("dimms", ("serial_number", "physical_location", "size:n")),
+    "gpus_count=#gpus", ("gpus", ("gpu_id:n", "device_name", "hbm_memory:n", "inforom_image_version", "pci_bus_id",
                                   "serial_number", "uuid", "vbios")),
     "hcas_count=#hcas", ("hcas", ("serial_number", "board_id", "device_name", "fw_ver", "guid", "hw_rev",
                                   "part_number", "pci_bus_id")),
-    "processors_count=#processors", ("processors", ("serial_number", "discovered_cores", "physical_location")),
-    "ssds_count=#ssds", ("ssds", ("serial_number", "update_time", "device_name", "fw_ver", "pci_bus_id", "size",
-                                  "wear_lifespan_used:f", "wear_total_bytes_read", "wear_total_bytes_written",
+    "processors_count=#processors", ("processors", ("serial_number", "discovered_cores:n", "physical_location")),
+    "ssds_count=#ssds", ("ssds", ("serial_number", "update_time", "device_name", "fw_ver", "pci_bus_id", "size:n",
+                                  "wear_lifespan_used:f", "wear_total_bytes_read:n", "wear_total_bytes_written:n",
                                   "wear_percent_spares_remaining:f")))
 
 
@@ -253,7 +253,7 @@ NODE_COMMANDS = (
         Field("order_by", "str", choices=tuple("abcdefgh"), flags=("-O", "--order_by"),
               help="a/b node_name, c/d state, e/f type, g/h num_allocs (second letter: descending)"),
         Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML instead of the table"),
-        LIMIT, OFFSET), layout=("node_name", "collection_time", "update_time", "state", "type", "num_allocs",
+        LIMIT, OFFSET), layout=("node_name", "collection_time", "update_time", "state", "type", "num_allocs:n",
                                 ("allocs", "-alloc_id"), ("states", "-state"), ("shared", "-shared:tf"))),
     _node_query("node_resources_query", "The scheduler's view of some nodes.",
                 (attrs.evolve(NODE_NAMES, required=True), LIMIT, OFFSET), layout=RESOURCES_LAYOUT),

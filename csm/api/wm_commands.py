@@ -24,16 +24,17 @@ SECONDARY_JOB_ID = Field("secondary_job_id", "int", flags=("-J", "--secondary_jo
 
 
 #: An allocation's fields in the order csm_allocation_query prints one (csmi/src/wm/cmd).
-ALLOCATION_LAYOUT = ("allocation_id", "primary_job_id", "secondary_job_id", "num_nodes", ("compute_nodes", "-"),
-                     "ssd_file_system_name", "launch_node_name", "user_flags", "system_flags", "smt_mode", "ssd_min",
-                     "ssd_max", "num_processors", "num_gpus", "projected_memory", "state", "type", "job_type",
-                     "user_name", "user_id", "user_group_id", "user_script", "begin_time", "account", "comment",
-                     "job_name", "job_submit_time", "queue", "requeue", "time_limit", "wc_key", "isolated_cores")
-STEP_LAYOUT = ("allocation_id", "step_id", "begin_time", "status", "executable", "working_directory", "argument",
-               "environment_variable", "num_nodes", "num_processors", "num_gpus", "projected_memory", "num_tasks",
-               "user_flags")
-STEP_HISTORY = ("history", ("archive_history_time", "cpu_stats", "end_time", "error_message", "exit_status",
-                            "gpu_stats", "io_stats", "max_memory", "memory_stats", "omp_thread_limit",
+ALLOCATION_LAYOUT = ("allocation_id:n", "primary_job_id:n", "secondary_job_id:n", "num_nodes:n", ("compute_nodes", "-"),
+                     "ssd_file_system_name", "launch_node_name", "user_flags", "system_flags", "smt_mode:n",
+                     "ssd_min:n", "ssd_max:n", "num_processors:n", "num_gpus:n", "projected_memory:n", "state", "type",
+                     "job_type", "user_name", "user_id:n", "user_group_id:n", "user_script", "begin_time", "account",
+                     "comment", "job_name", "job_submit_time", "queue", "requeue", "time_limit:n", "wc_key",
+                     "isolated_cores:n")
+STEP_LAYOUT = ("allocation_id:n", "step_id:n", "begin_time", "status", "executable", "working_directory", "argument",
+               "environment_variable", "num_nodes:n", "num_processors:n", "num_gpus:n", "projected_memory:n",
+               "num_tasks:n", "user_flags")
+STEP_HISTORY = ("history", ("archive_history_time", "cpu_stats", "end_time", "error_message", "exit_status:n",
+                            "gpu_stats", "io_stats", "max_memory:n", "memory_stats", "omp_thread_limit",
                             "total_s_time:f", "total_u_time:f"))
 
 
@@ -99,7 +100,8 @@ ALLOCATION_QUERY = _command(
 
 ALLOCATION_QUERY_ACTIVE_ALL = _command(
     "allocation_query_active_all", "Every active allocation.", results_key="allocations",
-    fields=(Field("fields", "list", flags=("-f", "--fields"), help="only these fields: f1,f2 (CAST: -f/--format)"), LIMIT, OFFSET))
+    fields=(Field("fields", "list", flags=("-f", "--fields"), help="only these fields: f1,f2 (CAST: -f/--format)"),
+            LIMIT, OFFSET))
 
 ALLOCATION_QUERY_DETAILS = _command(
     "allocation_query_details", "An allocation with its steps, per-node accounting and state changes.",
@@ -139,7 +141,8 @@ NODE_FIND_JOB = _command(
             Field("yaml", "bool", default=False, flags=("-Y", "--YAML"), help="YAML instead of the table"),
             LIMIT, OFFSET),
     record_label="RECORD",
-    layout=("node_name", "allocation_id", "primary_job_id", "user_name", "num_nodes", "begin_time", "end_time"))
+    layout=("node_name", "allocation_id:n", "primary_job_id:n", "user_name", "num_nodes:n", "begin_time",
+            "end_time"))
 
 STEP_BEGIN = _command(
     "allocation_step_begin", "Record a step of an allocation (the step prolog runs when user flags are set).",

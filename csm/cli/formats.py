@@ -109,8 +109,9 @@ def allocation_query(result, args, command):
 
 
 #: Each node's usage under csm_allocation_query_details' compute_nodes.
-ACCOUNTING = ("ib_rx", "ib_tx", "gpfs_read", "gpfs_write", "energy_consumed", "power_cap", "power_shifting_ratio",
-              "power_cap_hit", "gpu_energy", "gpu_usage", "cpu_usage", "memory_usage_max")
+ACCOUNTING = tuple(key + ":n" for key in (
+    "ib_rx", "ib_tx", "gpfs_read", "gpfs_write", "energy_consumed", "power_cap", "power_shifting_ratio",
+    "power_cap_hit", "gpu_energy", "gpu_usage", "cpu_usage", "memory_usage_max"))
 
 
 def allocation_query_details(result, args, command):
@@ -157,7 +158,8 @@ def _history(allocation, lines, indent, width):
         lines.append(indent[:-1] + "history:" if len(indent) > 3 else "history:")
         keys = ("end_time", "exit_status", "archive_history_time") if width > 20 else ("end_time", "exit_status")
         for key in keys:
-            lines.append(indent + (key + ":").ljust(width) + value_text(history.get(key)))
+            lines.append(indent + (key + ":").ljust(width)
+                         + value_text(history.get(key), "n" if key == "exit_status" else ""))
 
 
 ACTIVE_FIELDS = ("allocation_id", "primary_job_id", "secondary_job_id", "ssd_file_system_name", "launch_node_name",

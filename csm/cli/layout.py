@@ -5,14 +5,14 @@ A layout is a tuple of items read from the registry (``Command.layout``):
 * ``"key"`` prints ``key: value``; ``"label=key"`` prints the value of ``key``
   under another label; ``"label=#key"`` prints how many items ``key`` holds;
 * a suffix picks the style: ``:q`` quoted, ``:yn`` / ``:tf`` a boolean as
-  one letter, ``:f`` a float with six decimals;
+  one letter, ``:f`` a float with six decimals, ``:n`` a number (NULL prints
+  0, as CAST's structures held it; other NULLs print empty);
 * ``(item, sub_layout)`` prints a nested block: a list of records as ``- ``
   items, one record as an indented block (none when it is null); ``(item, "-")``
   a list of values, ``(item, "-label")`` each value as ``- label: value`` (a style may follow).
 
 Values start one space after the block's longest label, as CAST's printf
-columns do, or at the column a leading number gives; a value CAST would
-print from a NULL prints empty.
+columns do, or at the column a leading number gives.
 """
 
 
@@ -27,12 +27,12 @@ def _parse(item):
 def value_text(value, style=""):
     """One value as CAST prints it."""
     if style in ("yn", "tf"):
-        if value is None:
-            return ""
         yes, no = style
         return yes if value else no
     if style == "f":
-        return "" if value is None else "%f" % float(value)
+        return "%f" % float(value or 0)
+    if style == "n" and value is None:
+        return "0"  # CAST read a NULL number as 0
     if value is None:
         text = ""
     elif isinstance(value, bool):

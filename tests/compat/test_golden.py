@@ -37,8 +37,9 @@ def record(column, fields, label="Record"):
 NODE = {"node_name": "c01", "collection_time": "2026-01-01 00:00:00", "update_time": "2026-01-01 00:00:01",
         "comment": "rack 3", "discovered_cores": 40, "state": "IN_SERVICE", "type": "compute", "ready": True}
 #: csm_node's fields this reply leaves empty, in CAST's order.
-NODE_EMPTY = ("discovered_dimms|discovered_gpus|discovered_hcas|discovered_sockets|discovered_ssds|feature_1|"
-              "feature_2|feature_3|feature_4|hard_power_cap|installed_memory|installed_swap|kernel_release|"
+NODE_EMPTY = ("discovered_dimms=0|discovered_gpus=0|discovered_hcas=0|discovered_sockets=0|discovered_ssds=0|"
+              "feature_1|feature_2|feature_3|feature_4|hard_power_cap=0|installed_memory=0|installed_swap=0|"
+              "kernel_release|"
               "kernel_version|machine_model|os_image_name|os_image_uuid|physical_frame_location|physical_u_location|"
               "primary_agg|secondary_agg|serial_number")
 NODE_FIELDS = ('node_name=c01|collection_time=2026-01-01 00:00:00|update_time=2026-01-01 00:00:01|comment="rack 3"|'
@@ -58,12 +59,12 @@ HISTORY = {"node_name": "c01", "results": [
      "ras_rec_id": 5, "ras_msg_id": "csm.status.down"}]}
 STEP = "allocation_id=7|step_id=1"
 STEP_EMPTY = "executable|working_directory"
-STEP_REST = "environment_variable|num_nodes|num_processors|num_gpus|projected_memory|num_tasks|user_flags"
+STEP_REST = "environment_variable|num_nodes=0|num_processors=0|num_gpus=0|projected_memory=0|num_tasks=0|user_flags"
 #: An allocation's fields at column 32 (csm_allocation_query, _details), after its nodes.
-ALLOCATION_TAIL = ("ssd_file_system_name|launch_node_name={launch}|user_flags|system_flags|smt_mode|ssd_min|ssd_max|"
-                   "num_processors|num_gpus|projected_memory|state=complete|type|job_type|user_name|user_id|"
-                   "user_group_id|user_script|begin_time|account|comment={comment}|job_name|job_submit_time|queue|"
-                   "requeue|time_limit|wc_key|isolated_cores")
+ALLOCATION_TAIL = ("ssd_file_system_name|launch_node_name={launch}|user_flags|system_flags|smt_mode=0|ssd_min=0|"
+                   "ssd_max=0|num_processors=0|num_gpus=0|projected_memory=0|state=complete|type|job_type|user_name|"
+                   "user_id=0|user_group_id=0|user_script|begin_time|account|comment={comment}|job_name|"
+                   "job_submit_time|queue|requeue|time_limit=0|wc_key|isolated_cores=0")
 ALLOCATION_HISTORY = ["history:"] + cols("   ", 28, "end_time=e|exit_status=0|archive_history_time")
 
 GOLDEN = [
@@ -88,7 +89,7 @@ GOLDEN = [
      ["---", "Total_Records: 1", "Record_1:"]
      + cols("  ", 32, "node_name=c01|" + "|".join("node_" + f for f in NODE_FIELDS.split("|")[1:]) + "|dimms_count=0")
      + ["  dimms:"] + cols("  ", 32, "gpus_count=1") + ["  gpus:"]
-     + cols("      ", 29, "gpu_id=0|device_name=H200|hbm_memory|inforom_image_version|pci_bus_id|serial_number|"
+     + cols("      ", 29, "gpu_id=0|device_name=H200|hbm_memory=0|inforom_image_version|pci_bus_id|serial_number|"
                           "uuid|vbios", first="    - ")
      + cols("  ", 32, "hcas_count=0") + ["  hcas:"] + cols("  ", 32, "processors_count=0") + ["  processors:"]
      + cols("  ", 32, "ssds_count=0") + ["  ssds:", "..."]),
@@ -125,17 +126,17 @@ GOLDEN = [
      {"results": [{"node_name": "c01", "node_ready": False,
                    "ssds": [{"serial_number": "s1", "update_time": "u", "wear_lifespan_used": 2}]}]}, {},
      ["---", "Total_Records: 1", "Record_1:"]
-     + cols("  ", 27, "node_name=c01|node_discovered_cores|node_discovered_gpus|node_discovered_sockets|"
-                      "node_installed_memory|node_update_time|node_ready=n|node_state|node_type|vg_total_size|"
-                      "vg_available_size|vg_update_time|ssds_count=1")
+     + cols("  ", 27, "node_name=c01|node_discovered_cores=0|node_discovered_gpus=0|node_discovered_sockets=0|"
+                      "node_installed_memory=0|node_update_time|node_ready=n|node_state|node_type|vg_total_size=0|"
+                      "vg_available_size=0|vg_update_time|ssds_count=1")
      + ["  ssds:"] + cols("      ", 26, "ssd_serial_number=s1|update_time=u|wear_lifespan_used=2.000000",
                           first="    - ") + ["..."]),
     ("node_resources_query_all", {"results": [{"node_name": "c02", "node_ready": True, "node_state": "IN_SERVICE",
                                                "ssds": []}]}, {},
      ["---", "Total_Records: 1", "Record_1:"]
-     + cols("  ", 27, "node_name=c02|node_discovered_cores|node_discovered_gpus|node_discovered_sockets|"
-                      "node_installed_memory|node_update_time|node_ready=y|node_state=IN_SERVICE|node_type|"
-                      "vg_total_size|vg_available_size|vg_update_time|ssds_count=0") + ["  ssds:", "..."]),
+     + cols("  ", 27, "node_name=c02|node_discovered_cores=0|node_discovered_gpus=0|node_discovered_sockets=0|"
+                      "node_installed_memory=0|node_update_time|node_ready=y|node_state=IN_SERVICE|node_type|"
+                      "vg_total_size=0|vg_available_size=0|vg_update_time|ssds_count=0") + ["  ssds:", "..."]),
     ("soft_failure_recovery", {"recovered": ["c01"], "error_count": 0, "node_errors": []}, {},
      ["---", "# Soft Failure cleaned up.", "..."]),
     ("soft_failure_recovery",
@@ -148,7 +149,7 @@ GOLDEN = [
      record(21, "rec_id=1|msg_id=a.b.c|severity=INFO|time_stamp|master_time_stamp|location_name|count=1|"
                 "control_action|message|raw_data|kvcsv", "RECORD")),
     ("ras_event_query_allocation", {"events": [{"rec_id": 1, "msg_id": "a.b.c", "msg_id_seq": 2}]}, {},
-     record(24, "rec_id=1|msg_id=a.b.c|msg_id_seq=2|time_stamp|count|message|raw_data|archive_history_time")),
+     record(24, "rec_id=1|msg_id=a.b.c|msg_id_seq=2|time_stamp|count=0|message|raw_data|archive_history_time")),
     ("ras_msg_type_create", {"insert_successful": True, "msg_id": "a.b.c"}, {},
      ["csm_ras_msg_type_create has completed successfully!", "    insert_successful: y",
       "    msg_id:            a.b.c"]),
@@ -161,7 +162,7 @@ GOLDEN = [
     ("ras_msg_type_query",
      {"results": [{"msg_id": "a.b.c", "enabled": True, "visible_to_users": False, "severity": "INFO"}]}, {},
      record(20, "msg_id=a.b.c|control_action|description|enabled=y|message|set_state|severity=INFO|"
-                "threshold_count|threshold_period|visible_to_users=n", "RECORD")),
+                "threshold_count=0|threshold_period=0|visible_to_users=n", "RECORD")),
     ("allocation_create",
      {"allocation_id": 7, "num_nodes": 1, "compute_nodes": ["c01"], "user_name": "u", "user_id": 1,
       "state": "running", "type": "user-managed", "job_submit_time": "t"}, {},
@@ -199,9 +200,10 @@ GOLDEN = [
       "node_accounting": [{"node_name": "c01", "ib_rx": 1}],
       "state_transitions": [{"history_time": "t", "state": "running"}],
       "steps": [{"step_id": 1, "end_time": "e", "compute_nodes": ["c01"]}]}, {},
-     ["---"] + cols("", 32, "allocation_id=7|primary_job_id|secondary_job_id|num_nodes") + ["compute_nodes:", "  c01:"]
-     + cols("   ", 32, "ib_rx=1|ib_tx|gpfs_read|gpfs_write|energy_consumed|power_cap|power_shifting_ratio|"
-                       "power_cap_hit|gpu_energy|gpu_usage|cpu_usage|memory_usage_max")
+     ["---"] + cols("", 32, "allocation_id=7|primary_job_id=0|secondary_job_id=0|num_nodes=0")
+     + ["compute_nodes:", "  c01:"]
+     + cols("   ", 32, "ib_rx=1|ib_tx=0|gpfs_read=0|gpfs_write=0|energy_consumed=0|power_cap=0|"
+                       "power_shifting_ratio=0|power_cap_hit=0|gpu_energy=0|gpu_usage=0|cpu_usage=0|memory_usage_max=0")
      + cols("", 32, "num_transitions=1") + ["state_transitions:"]
      + cols("    ", 29, "history_time=t|state=running", first="  - ")
      + cols("", 32, ALLOCATION_TAIL.format(launch="", comment="")) + ALLOCATION_HISTORY
@@ -227,8 +229,9 @@ GOLDEN = [
      {"steps": [{"allocation_id": 7, "step_id": 1, "history": {"end_time": "e", "total_s_time": 1.5}}]}, {},
      ["---", "Total_Records: 1", "Record_1:"]
      + cols("  ", 24, "|".join((STEP, "begin_time|status", STEP_EMPTY, "argument", STEP_REST))) + ["  history:"]
-     + cols("    ", 26, "archive_history_time|cpu_stats|end_time=e|error_message|exit_status|gpu_stats|io_stats|"
-                        "max_memory|memory_stats|omp_thread_limit|total_s_time=1.500000|total_u_time") + ["..."]),
+     + cols("    ", 26, "archive_history_time|cpu_stats|end_time=e|error_message|exit_status=0|gpu_stats|io_stats|"
+                        "max_memory=0|memory_stats|omp_thread_limit|total_s_time=1.500000|total_u_time=0.000000")
+     + ["..."]),
     ("allocation_step_query_active_all", {"steps": [{"allocation_id": 7, "step_id": 2, "status": "running"}]}, {},
      record(24, "|".join(("allocation_id=7|step_id=2|begin_time|status=running", STEP_EMPTY, "argument",
                           STEP_REST)))),
