@@ -21,15 +21,17 @@ inventory (daemons resend it); RAS events are never dropped.
 import collections
 import itertools
 
-import attrs
 import psycopg2
 from twisted.internet import defer, task
 from twisted.python import failure
-from txpostgres import reconnection, txpostgres
+from txpostgres import reconnection
 
 from csm import logs
 from csm.db import schema
 from csm.db.batch import SelectBatcher
+from csm.db.connection import Connection, Detector, db_error, dead, reconnect_delays
+from csm.db.connection import close as close_connection
+from csm.db.writes import BATCH, SETTLE_CHECKS, TRANSACTION_STATUS, Attempt, BatchAborted, Write, run_batch
 from csm.errors import CSMError, ErrorCode
 
 log = logs.logger("csmdb")
@@ -40,9 +42,6 @@ STOPPED = "stopped"
 
 #: how long a call may wait for a free connection before it fails (CAST: 2 s)
 ACQUIRE_TIMEOUT = 2.0
-#: the longest pause between two attempts to reach a server that went away (with the time
-#: to connect the pool, a server that is back is used within a second)
-RECONNECT_MAX_DELAY = 0.8
 #: an outage sooner than this after the last one ended goes on with its back-off
 STABLE = 10.0
 DROP_ORDER = ("env", "inventory")
@@ -63,81 +62,9 @@ def _quote(value):
     return text
 
 
-BATCH = 200
-
-
 #: deadlock detected, serialization failure: the transaction is run again
 TRANSIENT = ("40P01", "40001")
 TRANSIENT_ATTEMPTS = 3
-
-
-class _BatchAborted(Exception):
-    """A write broke the batch's transaction: it fails alone, the others are run again."""
-
-    def __init__(self, index, error):
-        super().__init__(index, error)
-        self.index = index
-        self.error = error
-
-
-def _db_error(exc):
-    return CSMError(ErrorCode.CSMERR_DB_ERROR, "Database error: %s"
-                    % (exc.pgerror or str(exc)).strip().splitlines()[0])
-
-
-@attrs.define
-class _Attempt:
-    """One transaction of queued writes: its id and backend, and its outcomes once all ran
-    (then its COMMIT went out: if the connection goes now, it may have committed)."""
-    batch: list
-    xid: int = None
-    pid: int = None
-    outcomes: list = None
-    committed: bool = None  # asked once the connection went after COMMIT was sent
-
-
-#: whether a transaction committed; its backend, if still in it (a silent server), is ended
-TRANSACTION_STATUS = ("SELECT txid_status(%(xid)s), (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                      " WHERE pid = %(pid)s AND backend_xid::text::bigint = mod(%(xid)s, 4294967296))")
-#: how many times (0.05 s apart) a transaction still in progress is asked after
-SETTLE_CHECKS = 20
-
-
-@defer.inlineCallbacks
-def _run_batch(cursor, attempt):
-    """Run writes in one transaction. Each has its own savepoint unless its function is
-    ``safe_in_batch`` (it never leaves the transaction broken), so one bad write does
-    not spoil the others."""
-    attempt.outcomes = None
-    attempt.xid, attempt.pid = cursor.fetchone()  # from its BEGIN
-    outcomes = []
-    for index, write in enumerate(attempt.batch):
-        safe = getattr(write.function, "safe_in_batch", False)
-        if not safe:
-            yield cursor.execute("SAVEPOINT csm_write")
-        try:
-            result = yield defer.maybeDeferred(write.function, cursor, *write.args)
-        except (psycopg2.InterfaceError, psycopg2.OperationalError):
-            raise  # the connection is gone (or a deadlock): the whole batch waits, or is run again
-        except psycopg2.Error as exc:
-            if safe:
-                raise _BatchAborted(index, _db_error(exc))
-            yield cursor.execute("ROLLBACK TO SAVEPOINT csm_write")
-            outcomes.append((False, _db_error(exc)))
-        except Exception as exc:
-            if not safe:
-                yield cursor.execute("ROLLBACK TO SAVEPOINT csm_write")
-            outcomes.append((False, exc))
-        else:
-            if not safe:
-                yield cursor.execute("RELEASE SAVEPOINT csm_write")
-            outcomes.append((True, result))
-    attempt.outcomes = outcomes
-    return outcomes
-
-
-#: the transaction's id and backend come with its BEGIN (no round trip of their own)
-_run_batch.begin = "BEGIN; SELECT txid_current(), pg_backend_pid()"
 
 
 @defer.inlineCallbacks
@@ -148,106 +75,6 @@ def _read_schema_version(cursor):
     yield cursor.execute(schema.INSTALLED_VERSION)
     row = cursor.fetchone()
     return row[0] if row else None
-
-
-def _dead(failure):
-    """The connection is gone (not: the server refused one statement, e.g. a deadlock)."""
-    code = getattr(failure.value, "pgcode", None)
-    if code and not code.startswith(("08", "57P")):  # the server answered: it is there
-        return False
-    return failure.check(reconnection.ConnectionDead, psycopg2.InterfaceError,
-                         psycopg2.OperationalError, txpostgres.RollbackFailed) is not None
-
-
-class _Detector(reconnection.DeadConnectionDetector):
-    """Marks its connection dead and tells the pool (``on_death``), which reconnects it:
-    the pool paces the attempts of all its connections together."""
-
-    def __init__(self, reactor, on_death):
-        super().__init__(deathChecker=_dead, reactor=reactor)
-        self.on_death = on_death
-
-    def startReconnecting(self, reason):
-        self.on_death()
-
-
-def reconnect_delays():
-    """Seconds before each round of reconnection: at once, then doubling from 0.1 s up to
-    ``RECONNECT_MAX_DELAY``, so a server that is back is used within about a second."""
-    delay = 0.0
-    while True:
-        yield delay
-        delay = min(RECONNECT_MAX_DELAY, max(0.1, delay * 2))
-
-
-class _Connection(txpostgres.Connection):
-    """A txpostgres connection whose idle socket reporting a dead server is a clean
-    disconnection (the pool reconnects), not an unhandled error in the reactor."""
-
-    def doRead(self):
-        try:
-            return super().doRead()
-        except (psycopg2.Error, ValueError):  # ValueError: the socket closed under txpostgres (fd -1)
-            return failure.Failure()
-
-    def _runInteraction(self, interaction, *args, **kwargs):
-        """txpostgres's transaction, but a connection that is gone is not rolled back: the
-        server ended the transaction with it, and txpostgres's rollback on the closed cursor
-        logged ``cursor already closed`` as an unhandled error. The first failure goes on.
-        An interaction may name its own ``begin`` statements."""
-        cursor = self.cursor()
-        d = cursor.execute(getattr(interaction, "begin", "begin"))
-        d.addCallback(interaction, *args, **kwargs)
-        d.addCallback(lambda result: cursor.execute("commit").addCallback(lambda _: result))
-        return d.addErrback(self._rollback, cursor)
-
-    def _rollback(self, reason, cursor):
-        if self._connection.closed:
-            return reason
-
-        def failed(error):
-            log.warn("rollback failed ({error}): the connection is closed and made anew",
-                     error=str(error.value).strip())
-            return failure.Failure(txpostgres.RollbackFailed(self, reason))
-        d = defer.maybeDeferred(cursor.execute, "rollback")
-        return d.addCallbacks(lambda _: reason, failed)
-
-    def runQueryUnchecked(self, sql, args=None):
-        """``runQuery`` while the pool still counts this connection dead (just connected)."""
-        return self.lock.run(self._runQuery, sql, args)
-
-    def runSelect(self, sql, args=None):
-        """One statement on its own (autocommit: no BEGIN and COMMIT round trips);
-        fires with ``(cursor description, rows)``."""
-        return self._doit(self._runSelect, sql, args)
-
-    def _runSelect(self, sql, args):
-        d = self.cursor().execute(sql, args)
-        return d.addCallback(lambda cursor: (cursor.description, cursor.fetchall()))
-
-
-def _close(connection):
-    """Close ``connection``, whatever state it is in (a pending connect fails with it)."""
-    try:
-        connection.close()
-    except Exception:
-        pass
-
-
-@attrs.define(eq=False)
-class _Write:
-    kind: str
-    function: object
-    args: tuple
-    done: object = None  # a Deferred for the result, when the caller wants one
-    number: int = 0  # its place in the order of all writes
-
-    def finish(self, result=None, error=None):
-        if self.done is not None and not self.done.called:
-            if error is not None:
-                self.done.errback(error)
-            else:
-                self.done.callback(result)
 
 
 class DatabasePool:
@@ -275,7 +102,7 @@ class DatabasePool:
         self._draining = False
         self._numbers = itertools.count(1)
         self._backlog_until = 0  # the number of the last write queued while not connected
-        self._unsure = None  # the _Attempt whose connection went after its COMMIT was sent
+        self._unsure = None  # the Attempt whose connection went after its COMMIT was sent
         self._outage_answers = {}  # Deferred -> what it fires with when an outage begins
         self._beat = None
         self._last_success = None
@@ -287,8 +114,8 @@ class DatabasePool:
         self.reconnect_attempts = 0
         self.connections = []
         for _ in range(self.size):
-            detector = _Detector(reactor, on_death=self._outage_detected)
-            connection = _Connection(reactor, detector=detector)
+            detector = Detector(reactor, on_death=self._outage_detected)
+            connection = Connection(reactor, detector=detector)
             detector.addRecoveryHandler(self._recovered)
             self.connections.append(connection)
 
@@ -324,7 +151,7 @@ class DatabasePool:
             self._round.cancel()
         self._round = None
         for connection in self.connections:
-            _close(connection)
+            close_connection(connection)
         for waiter in list(self._waiters):
             waiter.errback(CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "the database pool is closed"))
         self._waiters.clear()
@@ -412,14 +239,14 @@ class DatabasePool:
 
         def failed(failure):
             self._release(connection)
-            if _dead(failure) or connection.detector.connectionIsDead:
+            if dead(failure) or connection.detector.connectionIsDead:
                 self._outage_detected()
                 return defer.fail(self._outage_error())
             if failure.check(psycopg2.Error):
                 if getattr(failure.value, "pgcode", None) in TRANSIENT and attempt < TRANSIENT_ATTEMPTS:
                     log.info("database {error}: transaction retried", error=failure.value.pgcode)
                     return self._call(use, attempt + 1)  # it was rolled back whole: run it again
-                raise _db_error(failure.value)
+                raise db_error(failure.value)
             return failure
         return d.addCallbacks(done, failed)
 
@@ -470,20 +297,20 @@ class DatabasePool:
         written: a server that crashed before it made a transaction durable hands out its id
         again."""
         self.reconnect_attempts += 1
-        timer = self.reactor.callLater(self.heartbeat_timeout, _close, connection)
+        timer = self.reactor.callLater(self.heartbeat_timeout, close_connection, connection)
         try:
             yield defer.maybeDeferred(connection.detector.reconnect)
             attempt = self._unsure
             if attempt is not None and attempt.committed is None and self.state != STOPPED:
                 attempt.committed = yield self._committed(connection, attempt)
         except Exception:
-            _close(connection)
+            close_connection(connection)
             return False
         finally:
             if timer.active():
                 timer.cancel()
         if self.state == STOPPED:
-            _close(connection)
+            close_connection(connection)
             return False
         connection.detector.connectionRecovered()
         return True
@@ -497,7 +324,7 @@ class DatabasePool:
             try:
                 rows = yield connection.runQueryUnchecked(TRANSACTION_STATUS, {"xid": attempt.xid, "pid": attempt.pid})
             except psycopg2.Error as exc:
-                if _dead(failure.Failure(exc)):
+                if dead(failure.Failure(exc)):
                     raise
                 log.info("queued writes of transaction {xid} are run again: {error}", xid=attempt.xid,
                          error=str(exc).strip().splitlines()[0])  # "in the future": lost in a crash
@@ -544,7 +371,7 @@ class DatabasePool:
         With ``want_result`` the returned Deferred fires with the function's
         result once written (or fails with its error, or if dropped).
         """
-        write = _Write(kind, function, args, defer.Deferred() if want_result else None, next(self._numbers))
+        write = Write(kind, function, args, defer.Deferred() if want_result else None, next(self._numbers))
         if self.state != CONNECTED:
             self._backlog_until = write.number
         self.queue.append(write)
@@ -603,10 +430,10 @@ class DatabasePool:
                 if attempt is not None and attempt.committed:
                     outcomes = attempt.outcomes  # asked when the connection came back
                 else:
-                    attempt = _Attempt(list(itertools.islice(self.queue, BATCH)))
+                    attempt = Attempt(list(itertools.islice(self.queue, BATCH)))
                     try:
-                        outcomes = yield self.runInteraction(_run_batch, attempt)
-                    except _BatchAborted as aborted:
+                        outcomes = yield self.runInteraction(run_batch, attempt)
+                    except BatchAborted as aborted:
                         # it fails alone; the writes before it were rolled back and run again next round
                         failed = attempt.batch[aborted.index]
                         self.queue.remove(failed)
