@@ -94,6 +94,7 @@ def main():
     parser.add_argument("--api", action="store_true", help="also through the tool and a real master")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
+    load = os.getloadavg()[0]  # the machine is shared: say how busy it was
     standin = UfmStandIn(switches=args.switches, cables=args.cables, bad_switches=5, bad_cables=20).start()
     pg = EmbeddedPostgres(fast=False)
     dsn = pg.start()
@@ -128,6 +129,7 @@ def main():
         "of which the two GETs, JSON decoding and mapping: %.2f s" % out["fetch"],
         "rows: %d switches, %d modules, %d cables, %d cable history rows, %d cables marked missing" % counts,
     ]
+    lines.append("load average (1 min) when it started: %.1f on %d cores" % (load, os.cpu_count() or 0))
     if api:
         lines.append("standalone_ib_and_switch_collection through a real master's local socket (whole process): "
                      "empty database %.2f s, nothing changed %.2f s" % tuple(api))
