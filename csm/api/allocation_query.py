@@ -56,6 +56,8 @@ def query_active_all(ctx, body):
     query = Select(LIVE).order_by(None, (), "allocation_id").page(body.get("limit"), body.get("offset"))
     rows = yield query_dicts(database(ctx), *query.sql())
     wanted = body.get("fields")
+    if wanted == ["%"]:  # CAST's -f %: every field
+        wanted = None
     unknown = sorted(set(wanted or ()) - set(rows[0] if rows else ()) - {"history"}) if rows else []
     if unknown:
         raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "unknown fields in --fields: %s" % ", ".join(unknown))

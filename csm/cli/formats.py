@@ -166,24 +166,33 @@ ACTIVE_FIELDS = ("allocation_id", "primary_job_id", "secondary_job_id", "ssd_fil
                  "isolated_cores", "user_flags", "system_flags", "ssd_min", "ssd_max", "num_nodes", "num_processors",
                  "num_gpus", "projected_memory", "state", "type", "job_type", "user_name", "user_id",
                  "user_group_id", "user_group_name", "user_script", "begin_time", "account", "comment", "job_name",
-                 "job_submit_time", "queue", "requeue", "time_limit", "wc_key")
+                 "job_submit_time", "queue", "requeue", "time_limit", "wc_key", "shared", "compute_nodes")
+#: What csm_allocation_query_active_all shows without -f (``-f %``: every field).
+ACTIVE_DEFAULT = ("allocation_id", "primary_job_id", "begin_time", "state", "user_name", "num_nodes",
+                  "launch_node_name")
+ACTIVE_NUMBERS = frozenset(("allocation_id", "primary_job_id", "secondary_job_id", "isolated_cores", "ssd_min",
+                            "ssd_max", "num_nodes", "num_processors", "num_gpus", "projected_memory", "user_id",
+                            "user_group_id", "time_limit"))
 
 
 def allocation_query_active_all(result, args, command):
-    """``num_allocations``, then each allocation's fields (those of ``-f`` only, when given)."""
+    """``num_allocations``, then each allocation's fields: CAST's seven, those of ``-f``, or all (``-f %``)."""
     allocations = result.get("allocations") or []
     if not allocations:
         return no_results(command)
+    wanted = args.get("fields") or ACTIVE_DEFAULT
+    if list(wanted) == ["%"]:
+        wanted = ACTIVE_FIELDS
     lines = ["---", "num_allocations: %d" % len(allocations), "allocations:"]
     for allocation in allocations:
-        keys = [k for k in (args.get("fields") or ACTIVE_FIELDS + ("shared", "compute_nodes")) if k in allocation]
-        for number, key in enumerate(keys):
+        for number, key in enumerate(wanted):
             pad = "  - " if number == 0 else "    "
             if key == "compute_nodes":
-                lines.append(pad + "compute_nodes:")
+                lines.append(pad + "compute_nodes: ")
                 lines.extend("      - %s" % node for node in allocation.get(key) or ())
             else:
-                lines.append("%s%s: %s" % (pad, key, value_text(allocation.get(key), "tf" if key == "shared" else "")))
+                style = "tf" if key == "shared" else "n" if key in ACTIVE_NUMBERS else ""
+                lines.append("%s%s: %s" % (pad, key, value_text(allocation.get(key), style)))
     return "\n".join(lines + ["..."]) + "\n"
 
 

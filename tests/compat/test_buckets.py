@@ -93,7 +93,11 @@ class AllocationBucketTests(Bucket):
         self.in_service()
         self.check(4, "csm_allocation_query_active_all")                                # TC1
         allocation = self.allocation_id(self.check(0, "csm_allocation_create", "-j", "1", "-n", COMPUTES))  # TC2
-        self.check(0, "csm_allocation_query_active_all")                                # TC3
+        out = self.check(0, "csm_allocation_query_active_all")                          # TC3
+        self.assertAllOutput(out, "launch_node_name: c01")
+        # (not in the bucket) CAST's -f %: every field
+        self.assertAllOutput(self.check(0, "csm_allocation_query_active_all", "-f", "%"), "^    shared: f$",
+                             "^    compute_nodes: $", "^      - c02$")
         self.check(0, "csm_allocation_update_state", "-a", allocation, "-s", "staging-out")  # TC4
         self.check(0, "csm_allocation_query", "-a", allocation)                         # TC5
         self.check(0, "csm_allocation_resources_query", "-a", allocation)               # TC6
