@@ -130,6 +130,7 @@ RAS_EVENT_QUERY = Command(
 RAS_EVENT_QUERY_ALLOCATION = Command(
     name="ras_event_query_allocation", cmd_id=API_IDS["ras_event_query_allocation"], results_key="events",
     description="RAS events raised during an allocation's lifetime.",
+    cli_missing=9,
     fields=(Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id")),
             Field("on_nodes", "bool", default=False, flags=("--on_nodes",),
                   help="(beyond CAST) only events on the allocation's nodes that its users may see"),
@@ -153,7 +154,7 @@ RAS_MSG_TYPE_CREATE = Command(name="ras_msg_type_create", cmd_id=API_IDS["ras_ms
 RAS_MSG_TYPE_UPDATE = Command(name="ras_msg_type_update", cmd_id=API_IDS["ras_msg_type_update"],
                               description="Update a RAS type.", fields=_ras_type_fields(False))
 RAS_MSG_TYPE_DELETE = Command(
-    name="ras_msg_type_delete", cmd_id=API_IDS["ras_msg_type_delete"], description="Delete RAS types.",
+    name="ras_msg_type_delete", cmd_id=API_IDS["ras_msg_type_delete"], description="Delete RAS types.", cli_missing=9,
     fields=(Field("msg_ids", "list", required=True, flags=("-m", "--msg_ids", "--msg_id"),
                   help="types: a.b.c,d.e.f"),))
 RAS_MSG_TYPE_QUERY = Command(

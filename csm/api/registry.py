@@ -135,6 +135,9 @@ class Command:
     #: The command-line tool needs one of these flags (CAST's tool refuses none with 8);
     #: the API itself may take none.
     cli_one_of: tuple = ()
+    #: The exit status of the tool when a required flag is missing, where CAST's is not
+    #: CSMERR_MISSING_PARAM (some of its tools exit 9, one exits 1).
+    cli_missing: int = None
 
     @property
     def api_name(self):

@@ -91,7 +91,7 @@ ALLOCATION_UPDATE_STATE = _command(
     multicast=True,
     fields=(REQUIRED_ALLOCATION_ID,
             Field("new_state", "str", required=True, choices=("running", "staging-out"), flags=("-s", "--state")),
-            Field("exit_status", "int", flags=("-e", "--exit_status"))))
+            Field("exit_status", "int", flags=("-e", "--exit_status"))), cli_missing=9)
 
 ALLOCATION_QUERY = _command(
     "allocation_query", "One allocation, active or in history, by id or by job id.",
@@ -105,7 +105,7 @@ ALLOCATION_QUERY_ACTIVE_ALL = _command(
 
 ALLOCATION_QUERY_DETAILS = _command(
     "allocation_query_details", "An allocation with its steps, per-node accounting and state changes.",
-    fields=(REQUIRED_ALLOCATION_ID,), layout=ALLOCATION_LAYOUT)
+    fields=(REQUIRED_ALLOCATION_ID,), layout=ALLOCATION_LAYOUT, cli_missing=9)
 
 ALLOCATION_RESOURCES_QUERY = _command(
     "allocation_resources_query", "The nodes of an allocation and whether each is ready.", results_key="results",
@@ -159,7 +159,7 @@ STEP_BEGIN = _command(
             Field("projected_memory", "int", default=0, flags=("-m", "--projected_memory")),
             Field("num_tasks", "int", default=0, flags=("-t", "--num_tasks")),
             Field("status", "str", choices=STEP_STATUSES, default="running"),
-            Field("user_flags", "str", flags=("-u", "--user_flags"), help="flags for the step prolog")))
+            Field("user_flags", "str", flags=("-u", "--user_flags"), help="flags for the step prolog")), cli_missing=9)
 
 STEP_END = _command(
     "allocation_step_end", "End a step: it moves to history with its statistics.", multicast=True,
@@ -175,23 +175,23 @@ STEP_END = _command(
             Field("max_memory", "int", flags=("-M", "--max_memory")),
             Field("omp_thread_limit", "str", flags=("-n", "--omp_thread_limit")),
             Field("total_u_time", "float", flags=("-t", "--total_u_time")),
-            Field("total_s_time", "float", flags=("-T", "--total_s_time"))))
+            Field("total_s_time", "float", flags=("-T", "--total_s_time"))), cli_missing=9)
 
 STEP_QUERY = _command(
     "allocation_step_query", "Steps of an allocation, active and in history.", results_key="steps",
     fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id")), LIMIT, OFFSET),
-    layout=STEP_LAYOUT + (STEP_HISTORY,))
+    layout=STEP_LAYOUT + (STEP_HISTORY,), cli_missing=9)
 
 STEP_QUERY_ACTIVE_ALL = _command(
     "allocation_step_query_active_all", "The active steps of an allocation.", results_key="steps",
-    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET), layout=STEP_LAYOUT)
+    fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET), layout=STEP_LAYOUT, cli_missing=9)
 
 STEP_QUERY_DETAILS = _command(
     "allocation_step_query_details", "The steps of an allocation (or one step) with their nodes.",
     results_key="steps",
     fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id"))),
     layout=STEP_LAYOUT[:2] + ("argument",) + tuple(f for f in STEP_LAYOUT[2:] if f != "argument")
-    + (("compute_nodes", "-"), STEP_HISTORY))
+    + (("compute_nodes", "-"), STEP_HISTORY), cli_missing=1)
 
 WM_COMMANDS = (ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION_UPDATE_STATE, ALLOCATION_QUERY,
                ALLOCATION_QUERY_ACTIVE_ALL, ALLOCATION_QUERY_DETAILS, ALLOCATION_RESOURCES_QUERY,

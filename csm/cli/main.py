@@ -76,6 +76,12 @@ def run(command, argv, out=sys.stdout):
         return ErrorCode.CSMERR_MISSING_PARAM
     try:
         body = command.validate(expand_ranges(command, body))
+    except CSMError as exc:
+        if exc.errcode == ErrorCode.CSMERR_MISSING_PARAM and command.cli_missing is not None:
+            exc = CSMError(command.cli_missing, exc.errmsg)  # what CAST's tool exits with for this
+        _failed(command, exc, fmt, out, body)
+        return int(exc.errcode)
+    try:
         with Client() as client:
             result = client.call(command.name, body)
     except CSMError as exc:

@@ -366,6 +366,14 @@ class RequiredTests(SynchronousTestCase):
         self.assertEqual(run(REGISTRY.get("node_attributes_query"), [], out), ErrorCode.CSMERR_MISSING_PARAM)
         self.assertIn("csm_node_attributes_query FAILED: errcode: 8", out.getvalue())
 
+    def test_missing_flag_exits_as_cast_tool(self):
+        for name, code in (("node_attributes_query_history", 8), ("allocation_resources_query", 8),
+                           ("ras_msg_type_delete", 9), ("allocation_step_query", 9),
+                           ("allocation_update_state", 9), ("allocation_step_query_details", 1)):
+            out = io.StringIO()
+            self.assertEqual(run(REGISTRY.get(name), [], out), code, name)
+            self.assertIn("csm_%s FAILED: errcode: %d" % (name, code), out.getvalue())
+
     def test_bad_range_is_one_line(self):
         out = io.StringIO()
         self.assertEqual(run(REGISTRY.get("node_attributes_query"), ["-n", "c[01-"], out),
