@@ -11,7 +11,7 @@ import os
 import sys
 
 from twisted.application.internet import TimerService
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from csm import logs
 from csm.config import ConfigError
@@ -21,6 +21,8 @@ log = logs.logger("csmd")
 
 SWITCH_ERRORS = "bad_switch_records.txt"
 CABLE_ERRORS = "bad_ib_cable_records.txt"
+#: how long a collection waits for the database to be connected before it tries anyway
+DB_WAIT = 30.0
 #: the collection API of each kind
 APIS = {"switches": "switch_inventory_collection", "modules": "switch_children_inventory_collection",
         "cables": "ib_cable_inventory_collection"}
@@ -76,6 +78,10 @@ class UfmCollectionService(TimerService):
     def collect(self):
         """One collection; fires with its summary (also kept as ``last``), never fails."""
         from csm.db import switches
+        waited = 0.0
+        while self.db.state != "connected" and waited < DB_WAIT:  # the master's pool starts after us
+            yield task.deferLater(self.clock, 0.5, lambda: None)
+            waited += 0.5
         try:
             inventory = yield self.client.collect()
             yield defer.maybeDeferred(write_bad_files, self.config.inventory, inventory)

@@ -197,4 +197,5 @@ class MasterCollectionTests(SynchronousTestCase):
         self.assertIn("UFM inventory collection: UFM answered /ufmRest/resources/systems?type=switch&chassis=t "
                       "with HTTP 500", cluster.log_text("master"))
         self.assertEqual(cluster.sql("SELECT count(*) FROM csm_ib_cable WHERE missing_since IS NULL"), [(9,)])
+        self.assertNotIn("not stored", cluster.log_text("master"))  # the first run waited for the database
         self.assertTrue(cluster.daemons["master"].running)
