@@ -58,6 +58,17 @@ class PreparedTests(TestCase):
         self.assertEqual([calls.get(name) for name in statement.names], [1, 1, 1])
 
     @defer.inlineCallbacks
+    def test_each_connection_prepares_once(self):
+        pool = DatabasePool(None, reactor, dsn=self.pool.dsn, size=3)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        sql = "SELECT %(k)s::int * 2 AS twice"
+        for k in range(12):  # the pool hands its connections out in turn
+            rows = yield prepared.query_dicts(pool, sql, {"k": k})
+            self.assertEqual(rows, [{"twice": 2 * k}])
+        self.assertEqual(prepared.prepared(sql).prepares, 3)
+
+    @defer.inlineCallbacks
     def test_one_transaction(self):
         yield prepared.query_dicts(self.pool, SQL, {"k": 1, "v": "x"})
         error = yield self.assertFailure(prepared.query_dicts(self.pool, SQL, {"k": 1, "v": "z"}), CSMError)

@@ -193,6 +193,11 @@ class DatabasePool:
         """``function(cursor, *args)`` in one transaction; cursor methods return Deferreds."""
         return self._call(lambda c: c.runInteraction(function, *args, **kwargs))
 
+    def runWithConnection(self, use):
+        """``use(connection)``: several calls on one pooled connection, held until it fires
+        (state that lives in the session, such as prepared statements)."""
+        return self._call(use)
+
     def schema_version(self):
         """Fires with the installed schema version (None when there is no CSM schema)."""
         return self.runInteraction(_read_schema_version)

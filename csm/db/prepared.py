@@ -6,19 +6,20 @@ statements (CTEs over several tables) take about as long to plan as to run. A
 parameters and runs them as one query string of ``EXECUTE``s (one round trip,
 one implicit transaction, as the plain text would). A connection that has not
 prepared them yet (a new one, or one that reconnected) answers that the
-statement does not exist; the query is then sent again behind a ``DO`` block
-that prepares whichever of its statements that connection lacks (prepared
-statements outlive the failed transaction, so this is safe to repeat).
+statement does not exist; the query is then sent again on that connection
+behind a ``DO`` block that prepares whichever of its statements it lacks
+(prepared statements outlive the failed transaction, so this is safe to repeat).
 """
 
 import hashlib
 import re
 
-from twisted.internet import defer
+import psycopg2
 
 from csm.db.queries import rows_as_dicts
-from csm.errors import CSMError, ErrorCode
 
+#: invalid_sql_statement_name: EXECUTE of a statement this session has not prepared
+UNDEFINED = "26000"
 _PARAMETER = re.compile(r"%\((\w+)\)s")
 _END = re.compile(r";\s*(?:\n|$)")
 
@@ -28,6 +29,7 @@ class Prepared:
 
     def __init__(self, sql):
         self.names = []
+        self.prepares = 0  # times a connection prepared them
         executes, prepares = [], []
         for text in filter(None, (part.strip() for part in _END.split(sql))):
             order = []
@@ -46,10 +48,15 @@ class Prepared:
         self.execute = "; ".join(executes)
         self.prepare = "DO $csm_do$ BEGIN %s END $csm_do$; %s" % (" ".join(prepares), self.execute)
 
-    def missing(self, error):
-        """Whether ``error`` says this connection lacks one of the statements."""
-        return (isinstance(error, CSMError) and error.errcode == ErrorCode.CSMERR_DB_ERROR
-                and any('"%s"' % name in error.errmsg for name in self.names))
+    def run(self, connection, args):
+        """On one txpostgres connection: fires with ``(description, rows)`` of the last statement."""
+        def lacking(failure):
+            failure.trap(psycopg2.Error)
+            if failure.value.pgcode != UNDEFINED:
+                return failure
+            self.prepares += 1
+            return connection.runSelect(self.prepare, args)
+        return connection.runSelect(self.execute, args).addErrback(lacking)
 
 
 _CACHE = {}
@@ -63,15 +70,9 @@ def prepared(sql):
     return statement
 
 
-@defer.inlineCallbacks
 def query_dicts(pool, sql, args):
     """Run ``sql`` (``%(name)s`` parameters, ``args`` a dict) prepared, in one round trip; fires
     with the last statement's rows as dicts."""
     statement = prepared(sql)
-    try:
-        description, rows = yield pool.runSelect(statement.execute, args)
-    except CSMError as exc:
-        if not statement.missing(exc):
-            raise
-        description, rows = yield pool.runSelect(statement.prepare, args)
-    return rows_as_dicts(description, rows)
+    d = pool.runWithConnection(lambda connection: statement.run(connection, args))
+    return d.addCallback(lambda result: rows_as_dicts(*result))
