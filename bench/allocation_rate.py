@@ -248,7 +248,7 @@ class Tree:
         cpu["load"] = 100.0 * out["cpu"] / wall
         # the bench's own statements ran as postgres; its two transactions are taken off
         statements_after, transactions_after = self.db_counts()
-        out.update(cpu=cpu, wall=wall, statements=statements_after - statements,
+        out.update(cpu=cpu, wall=wall, load=os.getloadavg()[0], statements=statements_after - statements,
                    transactions=transactions_after - transactions - 2)
         return out
 
@@ -271,11 +271,11 @@ def describe(setup, prolog, clients, out, sim_nodes):
     cpu_ms = sum(out["cpu"].values()) * 10.0 * out["wall"]  # % of a core over the wall time -> ms
     line = ("%s, prolog %s, %d clients, %.0f s: %d pairs, %.1f pairs/s; create p50 %.1f ms, p99 %.1f ms; "
             "delete p50 %.1f ms, p99 %.1f ms; %d errors; per allocation %.1f statements, %.1f transactions, "
-            "%.1f ms of CPU (scripts not counted); CPU %s"
+            "%.1f ms of CPU (scripts not counted); CPU %s; load average %.1f"
             % (where, prolog, clients, out["seconds"], pairs, pairs / out["seconds"], ms(out["create"], 50),
                ms(out["create"], 99), ms(out["delete"], 50), ms(out["delete"], 99), len(out["errors"]),
                per(out["statements"]), per(out["transactions"]), per(cpu_ms),
-               ", ".join("%s %.0f%%" % item for item in out["cpu"].items())))
+               ", ".join("%s %.0f%%" % item for item in out["cpu"].items()), out["load"]))
     if out["errors"]:
         line += "; first error: %s" % out["errors"][0][:200]
     return line
