@@ -222,13 +222,21 @@ def _text(value):
     return value_text(value, "tf" if isinstance(value, bool) else "")
 
 
-def cluster_query_state(result, args, command):
-    """CAST's table (a line a node: its allocations, their states and sharing), or YAML with ``-Y``."""
+def _records_unless_table(result, args, command):
+    """The rows, and the text when it is not CAST's table: no results, or YAML asked with ``-Y``."""
     rows = result.get("results") or []
     if not rows:
-        return no_results(command)
+        return rows, no_results(command)
     if args.get("yaml"):
-        return records(rows, command.layout, command.record_label)
+        return rows, records(rows, command.layout, command.record_label)
+    return rows, None
+
+
+def cluster_query_state(result, args, command):
+    """CAST's table (a line a node: its allocations, their states and sharing), or YAML with ``-Y``."""
+    rows, text = _records_unless_table(result, args, command)
+    if text is not None:
+        return text
     name = max(len(_text(r.get("node_name"))) for r in rows)
     state = max(len(_text(r.get("state"))) for r in rows)
     kind = max(len(_text(r.get("type"))) for r in rows)
@@ -249,11 +257,9 @@ def cluster_query_state(result, args, command):
 
 def node_find_job(result, args, command):
     """CAST's table of the allocations on the nodes, or YAML with ``-Y``."""
-    rows = result.get("results") or []
-    if not rows:
-        return no_results(command)
-    if args.get("yaml"):
-        return records(rows, command.layout, command.record_label)
+    rows, text = _records_unless_table(result, args, command)
+    if text is not None:
+        return text
     name = max([9] + [len(_text(r.get("node_name"))) for r in rows])
     user = max([9] + [len(_text(r.get("user_name"))) for r in rows])
     widths = (name, 13, 14, user, 9)
