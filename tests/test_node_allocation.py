@@ -67,6 +67,26 @@ class AgentTests(TestCase):
         self.assertTrue(all(name.startswith("cpu_") for name in final["cpus"]))
 
     @defer.inlineCallbacks
+    def test_baseline_read_while_the_prolog_runs(self):
+        """The prolog waits (up to 20 s) for a file the baseline reading writes: it can only
+        succeed when the reading does not wait for the script."""
+        marker = os.path.join(self.dir, "read")
+        script = os.path.join(self.dir, "waiting_prolog")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nfor i in $(seq 200); do [ -e %s ] && exit 0; sleep 0.1; done\nexit 3\n" % marker)
+        os.chmod(script, stat.S_IRWXU)
+        agent = AllocationAgent(reactor, "n04", script, "", "")
+        read = agent.read_counters
+
+        def read_counters(allocation_id):
+            open(marker, "w").close()
+            return read(allocation_id)
+        agent.read_counters = read_counters
+        answer = yield agent.handle(body(18, "prolog"))
+        self.assertIn("counters", answer)
+        yield agent.handle(body(18, "epilog"))
+
+    @defer.inlineCallbacks
     def test_failing_prolog(self):
         error = yield self.assertFailure(self.agent.handle(body(13, "prolog")), CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_SCRIPT_FAILURE)

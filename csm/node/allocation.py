@@ -4,7 +4,7 @@ The master's multicast reaches ``AllocationAgent.handle`` with a body naming the
 script (``prolog`` or ``epilog``), the kind (``allocation`` or ``step``) and the
 allocation. A prolog creates the allocation's cgroup, runs the privileged prolog
 (``--type allocation --user_flags .. --sys_flags ..`` with the ``CSM_*``
-environment) and answers with the baseline counters; an epilog reads the final
+environment) and answers with the baseline counters, read while the script runs; an epilog reads the final
 counters, runs the privileged epilog and removes the cgroup. A script that
 exits non-zero fails the node (``CSMERR_SCRIPT_FAILURE``), one still running at
 the timeout is killed with its process group (``CSMERR_TIMEOUT``). An epilog
@@ -167,12 +167,16 @@ class AllocationAgent:
                 made = yield self.off_reactor(self.cgroups.create, allocation_id, body.get("isolated_cores") or 0)
         except CgroupError as exc:
             raise CSMError(ErrorCode.CSMERR_CGROUP_FAIL, "%s: %s" % (self.node_name, exc)) from None
+        # the baseline is read while the prolog runs (NVML and /sys reads can take as long as
+        # the script): the answer waits for the longer of the two, not for both in turn
+        reading = self.off_reactor(self.read_counters, allocation_id)
         try:
             yield self._run("prolog", body, timeout)
         except CSMError:
+            yield reading.addErrback(lambda _: None)
             yield self._remove_cgroup(allocation_id)  # no epilog will come for a failed prolog
             raise
-        baseline = yield self.off_reactor(self.read_counters, allocation_id)
+        baseline = yield reading
         self.active[allocation_id] = baseline
         self._start_sampling()
         return {"node": self.node_name, "counters": baseline["counters"], "cgroup": made}
