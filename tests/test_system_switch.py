@@ -120,12 +120,13 @@ class SwitchTests(SynchronousTestCase):
         self.assertEqual((rc, out), (ErrorCode.CSMI_NO_RESULTS,
                                      "---\nTotal_Records: 0\n# No matching records found.\n...\n"))
         rc, out = self.cli("csm_switch_attributes_update", "-s", "%s,nosuchswitch" % switch_guid(2), "-c", "x")
-        self.assertEqual(rc, ErrorCode.CSMERR_UPDATE_MISMATCH, out)
-        self.assertIn("could not update 1 of the 2 record(s): nosuchswitch", out)
+        self.assertEqual((rc, out), (ErrorCode.CSMERR_UPDATE_MISMATCH, "---\n# Could not update 1 of the 2 record(s):\n"
+                                     "total_failures: 1\nswitch_names:\n - nosuchswitch\n...\n"))
         rc, out = self.cli("csm_switch_attributes_update", "-s", switch_guid(2))
         self.assertEqual(rc, ErrorCode.CSMERR_MISSING_PARAM, out)
         rc, out = self.cli("csm_ib_cable_update", "-s", "nosuchcable", "-c", "x")
-        self.assertEqual(rc, ErrorCode.CSMERR_UPDATE_MISMATCH, out)
+        self.assertEqual((rc, out), (ErrorCode.CSMERR_UPDATE_MISMATCH, "---\n# Could not update 1 of the 1 record(s):\n"
+                                     "total_failures: 1\nserial_numbers:\n - nosuchcable\n...\n"))
         rc, out = self.cli("csm_ib_cable_query", "-O", "z")
         self.assertEqual(rc, ErrorCode.CSMERR_INVALID_PARAM, out)
         rc, out = self.cli("csm_ib_cable_query_history", "-s", "nosuchcable")
