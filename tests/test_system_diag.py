@@ -119,7 +119,7 @@ class CsmDiagTests(SynchronousTestCase):
         self.logs = tempfile.mkdtemp(prefix="csm-diag-logs-")
 
     def test_sample_checks_pass_and_are_queryable(self):
-        rc, out = csm_diag(self.cluster, "-n", "c01,c02", "-d", SAMPLES, "-l", self.logs)
+        rc, out = csm_diag(self.cluster, "-n", "c[01-02]", "-d", SAMPLES, "-l", self.logs)
         self.assertEqual(rc, 0, out)
         run_id = int(out.split()[2])
         self.assertIn("run %d: COMPLETED\n" % run_id, out)
@@ -166,6 +166,9 @@ class CsmDiagTests(SynchronousTestCase):
         rc, out = csm_diag(self.cluster, "-n", "c01", "-d", os.path.join(self.logs, "nowhere"))
         self.assertEqual(rc, ErrorCode.CSMERR_INVALID_PARAM, out)
         self.assertIn("is not a directory", out)
+        rc, out = csm_diag(self.cluster, "-n", "c[01-", "-d", SAMPLES)
+        self.assertEqual(rc, ErrorCode.CSMERR_INVALID_PARAM, out)
+        self.assertIn("csm-diag FAILED: invalid node range 'c[01-'", out)
         rc, out = csm_diag(self.cluster, "-n", "c01,nosuchnode", "-d", SAMPLES, "-l", self.logs)
         self.assertNotEqual(rc, 0, out)
         self.assertTrue(out.startswith("csm-diag FAILED: errcode:"), out)

@@ -125,9 +125,20 @@ class DiagRun:
         return bool(self.failed)
 
 
+def node_list(text):
+    """``c01,c02`` or a ClusterShell host range (``c[01-04],u01``)."""
+    if "[" not in text:
+        return [node.strip() for node in text.split(",") if node.strip()]
+    from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+    try:
+        return list(NodeSet(text))
+    except NodeSetParseError as exc:
+        raise UsageError("invalid node range %r: %s" % (text, exc)) from None
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="csm-diag", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--node_names", required=True, help="compute nodes: n1,n2")
+    parser.add_argument("-n", "--node_names", required=True, help="compute nodes: n1,n2 or n[01-04]")
     parser.add_argument("-d", "--directory", required=True, help="directory of check scripts")
     parser.add_argument("-l", "--log_dir", default=DEFAULT_LOG_DIR, help="where the run's logs go (default %(default)s)")
     parser.add_argument("-t", "--timeout", type=int, default=60, help="seconds a check may take on a node")
@@ -140,8 +151,8 @@ def build_parser():
 def main(argv=None, out=sys.stdout):
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    nodes = [node.strip() for node in args.node_names.split(",") if node.strip()]
     try:
+        nodes = node_list(args.node_names)
         if not nodes:
             raise UsageError("no nodes given")
         checks = find_checks(args.directory)
