@@ -92,40 +92,42 @@ def _known(value):
     return value is not None and str(value).strip() not in UNKNOWN
 
 
+def _mapped(records, what, fields, bad, prefix=""):
+    """(record, row) for each record of UFM's list that maps; the others go to ``bad`` with the reason."""
+    if not isinstance(records, list):
+        raise UfmError("malformed %s answer: expected a list, got %s" % (what, type(records).__name__))
+    for record in records:
+        row = None
+        if not isinstance(record, dict):
+            bad.append((record, prefix + "not an object"))
+        else:
+            try:
+                row = _row(record, fields)
+            except ValueError as exc:
+                bad.append((record, prefix + str(exc)))
+        if row is not None:
+            yield record, row
+
+
 def map_systems(systems, inventory):
     """UFM systems (with their ``modules``) -> switch and module rows of ``inventory``."""
-    if not isinstance(systems, list):
-        raise UfmError("malformed systems answer: expected a list, got %s" % type(systems).__name__)
     names, guids, modules = set(), set(), set()
-    for record in systems:
-        if not isinstance(record, dict):
-            inventory.bad_switches.append((record, "not an object"))
-            continue
-        try:
-            row = _row(record, SWITCH_FIELDS)
-        except ValueError as exc:
-            inventory.bad_switches.append((record, str(exc)))
-            continue
+    bad = inventory.bad_switches
+    for record, row in _mapped(systems, "systems", SWITCH_FIELDS, bad):
         if not _known(row["switch_name"]) or not _known(row["gu_id"]):
-            inventory.bad_switches.append((record, "no name or guid"))
+            bad.append((record, "no name or guid"))
             continue
         if row["switch_name"] in names or row["gu_id"] in guids:
-            inventory.bad_switches.append((record, "duplicate name or guid"))
+            bad.append((record, "duplicate name or guid"))
             continue
         names.add(row["switch_name"])
         guids.add(row["gu_id"])
         children = record.get("modules") if isinstance(record.get("modules"), list) else []
         row["num_modules"] = len(children)
         inventory.switches.append(row)
-        for module in children:
-            try:
-                child = _row(module, MODULE_FIELDS) if isinstance(module, dict) else None
-            except ValueError as exc:
-                inventory.bad_switches.append((module, "module of %s: %s" % (row["switch_name"], exc)))
-                continue
-            if child is None or not _known(child["name"]) or child["name"] in modules:
-                inventory.bad_switches.append((module, "module of %s without a name, or a duplicate"
-                                               % row["switch_name"]))
+        for module, child in _mapped(children, "modules", MODULE_FIELDS, bad, "module of %s: " % row["switch_name"]):
+            if not _known(child["name"]) or child["name"] in modules:
+                bad.append((module, "module of %s without a name, or a duplicate" % row["switch_name"]))
                 continue
             modules.add(child["name"])
             child["host_system_guid"] = row["gu_id"]
@@ -135,18 +137,8 @@ def map_systems(systems, inventory):
 
 def map_links(links, inventory):
     """UFM links (with ``cable_info``) -> cable rows of ``inventory``."""
-    if not isinstance(links, list):
-        raise UfmError("malformed links answer: expected a list, got %s" % type(links).__name__)
     serials = set()
-    for record in links:
-        if not isinstance(record, dict):
-            inventory.bad_cables.append((record, "not an object"))
-            continue
-        try:
-            row = _row(record, CABLE_FIELDS)
-        except ValueError as exc:
-            inventory.bad_cables.append((record, str(exc)))
-            continue
+    for record, row in _mapped(links, "links", CABLE_FIELDS, inventory.bad_cables):
         if not _known(row["serial_number"]):
             inventory.bad_cables.append((record, "no cable serial number"))
         elif row["serial_number"] in serials:
