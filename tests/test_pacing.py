@@ -118,3 +118,19 @@ class UrgentTests(SynchronousTestCase):
         self.failureResultOf(lonely, ConnectionRefusedError)
         self.assertNoResult(second_link)
         self.assertEqual(len(reactor.tcpClients), 3)
+
+    def test_urgency_is_asked_again_when_a_turn_comes(self):
+        reactor = MemoryReactorClock()
+        gate = ConnectGate(limit=1)
+        factory = LinkFactory(LinkOwner(), reactor, True, 1 << 20, 0)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", 9800)
+        node = {"primary": None}
+        first = gate.endpoint(endpoint, "agg01").connect(factory)
+        second_link = gate.endpoint(endpoint, "agg01", urgent=lambda: node["primary"] is None).connect(factory)
+        other_node = gate.endpoint(endpoint, "agg01").connect(factory)
+        node["primary"] = "aggregatorB"  # its other link came up meanwhile
+        reactor.tcpClients[0][2].clientConnectionFailed(None, ConnectionRefusedError())
+        self.failureResultOf(first, ConnectionRefusedError)
+        reactor.tcpClients[1][2].clientConnectionFailed(None, ConnectionRefusedError())
+        self.failureResultOf(other_node, ConnectionRefusedError)
+        self.assertNoResult(second_link)

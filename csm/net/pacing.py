@@ -5,7 +5,8 @@ in one reactor: each takes longer than its peer's deadline. ``ConnectGate`` lets
 at most ``limit`` attempts per destination be in progress, from connect until the
 link's hello is done (or it failed); the others wait their turn, their deadlines
 not yet running. Urgent attempts (a node with no link at all) go before the
-others (a node's second link).
+others (a node's second link); urgency is asked again when a turn comes, since
+a node whose two links waited together has one of them by then.
 """
 
 import collections
@@ -29,21 +30,31 @@ class Turns:
     def waiting(self):
         return sum(len(queue) for queue in self.queues)
 
-    def acquire(self, urgent=True):
+    def acquire(self, urgent=lambda: True):
         """A Deferred that fires when the turn is the caller's (cancelling it leaves the queue)."""
         if self.active < self.limit and not self.waiting():
             self.active += 1
             return defer.succeed(None)
-        queue = self.queues[0 if urgent else 1]
-        d = defer.Deferred(lambda d: queue.remove(d))
-        queue.append(d)
-        return d
+        entry = (urgent, defer.Deferred(lambda d: self._forget(entry)))
+        self.queues[0 if urgent() else 1].append(entry)
+        return entry[1]
+
+    def _forget(self, entry):
+        for queue in self.queues:
+            if entry in queue:
+                queue.remove(entry)
 
     def release(self):
-        for queue in self.queues:
-            if queue:
-                queue.popleft().callback(None)
+        urgent, spare = self.queues
+        while urgent:
+            entry = urgent.popleft()
+            if entry[0]():
+                entry[1].callback(None)
                 return
+            spare.append(entry)  # no longer urgent: behind the others
+        if spare:
+            spare.popleft()[1].callback(None)
+            return
         self.active -= 1
 
 
@@ -78,7 +89,7 @@ class PacedEndpoint:
 
     def connect(self, factory):
         # Cancelling the result (ClientService stopping) cancels the wait or the attempt.
-        return self._turns.acquire(self._urgent()).addCallback(self._attempt, factory)
+        return self._turns.acquire(self._urgent).addCallback(self._attempt, factory)
 
     def _attempt(self, _, factory):
         def made(link):
