@@ -1,6 +1,6 @@
 """Summit scale on one machine: cold start, footprint, query load, master restart.
 
-    .venv/bin/python bench/scale.py [--nodes 4608] [--clients 100] [--seconds 20] [--no-tls] [--cores N] [--record]
+    .venv/bin/python bench/scale.py [--nodes 4608] [--clients 100] [--seconds 20] [--no-tls] [--cores N] [--fast-db] [--record]
 
 Starts a master with its private PostgreSQL, one aggregator per 288 nodes (16
 at 4,608), a utility (real twistd processes, TLS between them as in the demo)
@@ -26,7 +26,10 @@ and ``--nodes`` computes in csm-sim (real links, heartbeats, inventory). Then:
 
 With ``--cores N`` the whole tree (PostgreSQL, the daemons, csm-sim, the
 clients) is held to the first N cores, as ``taskset``: a machine that is slower
-or busy. The reconnect storms must still converge, a little later.
+or busy. The reconnect storms must still converge, a little later. ``--fast-db``
+runs PostgreSQL without fsync (as the figures before 2026-12-01 23:00, when
+LocalCluster's database became durable): on a machine whose disk is shared, the
+master's writes then measure the tree rather than the disk.
 
 Targets: every node registered within 60 s of a master restart; master RSS
 under 1 GB; node query p99 under 50 ms at 100 clients; held to one core, every
@@ -196,11 +199,11 @@ def hold_to(cores):
                                                           ",".join(map(str, allowed)))
 
 
-def run(nodes, clients, seconds, tls, cores=0):
-    held = hold_to(cores)
+def run(nodes, clients, seconds, tls, cores=0, fast_db=False):
+    held = hold_to(cores) + (", PostgreSQL without fsync" if fast_db else "")
     aggregators = max(2, math.ceil(nodes / NODES_PER_AGGREGATOR))
     cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-bench-scale-"), computes=0, aggregators=aggregators,
-                           utilities=1, tls=tls,
+                           utilities=1, tls=tls, fast_db=fast_db,
                            extra={role: QUIET for role in ("master", "aggregator", "utility", "compute")})
     lines = []
     try:
@@ -276,9 +279,10 @@ def main():
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--no-tls", action="store_true")
     parser.add_argument("--cores", type=int, default=0, help="hold the whole tree to this many cores (0: all)")
+    parser.add_argument("--fast-db", action="store_true", help="PostgreSQL without fsync (not durable)")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
-    lines = run(args.nodes, args.clients, args.seconds, not args.no_tls, args.cores)
+    lines = run(args.nodes, args.clients, args.seconds, not args.no_tls, args.cores, args.fast_db)
     if args.record:
         lines.append("targets: every node registered within 60 s of a master restart; master RSS under 1 GB; "
                      "node query p99 under 50 ms at 100 clients; held to one core, every node registered and "
