@@ -439,6 +439,9 @@ class BurstBufferTests(_JobTest):
                       "-l", "lv3", "-n", "c01", "-s", "C", "-V", "vg1")
         self.cli_json("csm_allocation_delete", "-a", str(allocation_id))
         self.assertEqual(self.cluster.sql("SELECT count(*) FROM csm_lv")[0][0], 0)
+        self.assertEqual(self.cluster.sql("SELECT logical_volume_name, state FROM csm_lv_history "
+                                          "WHERE allocation_id = %s ORDER BY 1", (allocation_id,)),
+                         [("lv1", "R"), ("lv3", "R")])
         self.assertEqual(self.vg("c01", "vg1"), [(1000, 1000)])
         self.cli_json("csm_bb_vg_delete", "-n", "c01", "-V", "vg1")
         out = self.cli_json("csm_bb_vg_delete", "-n", "c01", "-V", "vg1", expect=9)

@@ -2,7 +2,8 @@
 -- which this project had left out), with:
 --  * fn_csm_lv_history_dump: a logical volume goes to history and its space back to its group;
 --  * a logical volume of an allocation that ends on a node goes to history with it (the live
---    row refers to the allocation's node row), as CAST's fn_csm_allocation_dead_records_on_lv;
+--    row refers to the allocation's node row, ON DELETE CASCADE, and a removed volume always
+--    goes to history), as CAST's fn_csm_allocation_dead_records_on_lv;
 --  * csm_lv_update_history: one row per creation and per change of state or size.
 
 CREATE TABLE csm_vg (
@@ -40,7 +41,8 @@ CREATE TABLE csm_lv (
     file_system_mount   text,
     file_system_type    text,
     PRIMARY KEY (logical_volume_name, node_name),
-    FOREIGN KEY (allocation_id, node_name) REFERENCES csm_allocation_node (allocation_id, node_name),
+    FOREIGN KEY (allocation_id, node_name) REFERENCES csm_allocation_node (allocation_id, node_name)
+        ON DELETE CASCADE,
     FOREIGN KEY (vg_name, node_name) REFERENCES csm_vg (vg_name, node_name));
 CREATE INDEX ix_csm_lv_a ON csm_lv (allocation_id);
 
@@ -119,44 +121,38 @@ END $$;
 CREATE TRIGGER tr_csm_lv_update_history AFTER INSERT OR UPDATE ON csm_lv
     FOR EACH ROW EXECUTE FUNCTION fn_csm_lv_update_history();
 
--- A logical volume to history (state R, size 0) with its I/O counts; its size goes back to
--- its volume group. False when the allocation has no such volume on that node.
+-- A removed logical volume goes to history (state R, size 0) and its size back to its volume
+-- group, whether deleted by the API or with its allocation's node row.
+CREATE FUNCTION fn_csm_lv_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE csm_vg SET available_size = available_size + OLD.current_size
+        WHERE vg_name = OLD.vg_name AND node_name = OLD.node_name;
+    INSERT INTO csm_lv_update_history (history_time, logical_volume_name, allocation_id, state, current_size,
+                                       updated_time, operation)
+    VALUES (now(), OLD.logical_volume_name, OLD.allocation_id, 'R', 0, now(), 'D');
+    INSERT INTO csm_lv_history (history_time, logical_volume_name, node_name, allocation_id, vg_name, state,
+                                current_size, max_size, begin_time, updated_time, end_time, file_system_mount,
+                                file_system_type, operation)
+    VALUES (now(), OLD.logical_volume_name, OLD.node_name, OLD.allocation_id, OLD.vg_name, 'R', 0, OLD.max_size,
+            OLD.begin_time, now(), now(), OLD.file_system_mount, OLD.file_system_type, 'D');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tr_csm_lv_removed AFTER DELETE ON csm_lv FOR EACH ROW EXECUTE FUNCTION fn_csm_lv_removed();
+
+-- The API's delete: the volume goes (see above) with its I/O counts. False when the allocation
+-- has no such volume on that node.
 CREATE FUNCTION fn_csm_lv_history_dump(i_logical_volume_name text, i_node_name text, i_allocation_id bigint,
                                        i_num_bytes_read bigint, i_num_bytes_written bigint, i_num_reads bigint,
                                        i_num_writes bigint) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    gone csm_lv;
 BEGIN
     DELETE FROM csm_lv WHERE logical_volume_name = i_logical_volume_name AND node_name = i_node_name
-        AND allocation_id = i_allocation_id RETURNING * INTO gone;
+        AND allocation_id = i_allocation_id;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    UPDATE csm_vg SET available_size = available_size + gone.current_size
-        WHERE vg_name = gone.vg_name AND node_name = gone.node_name;
-    INSERT INTO csm_lv_update_history (history_time, logical_volume_name, allocation_id, state, current_size,
-                                       updated_time, operation)
-    VALUES (now(), gone.logical_volume_name, gone.allocation_id, 'R', 0, now(), 'D');
-    INSERT INTO csm_lv_history (history_time, logical_volume_name, node_name, allocation_id, vg_name, state,
-                                current_size, max_size, begin_time, updated_time, end_time, file_system_mount,
-                                file_system_type, num_bytes_read, num_bytes_written, operation, num_reads,
-                                num_writes)
-    VALUES (now(), gone.logical_volume_name, gone.node_name, gone.allocation_id, gone.vg_name, 'R', 0,
-            gone.max_size, gone.begin_time, now(), now(), gone.file_system_mount, gone.file_system_type,
-            i_num_bytes_read, i_num_bytes_written, 'D', i_num_reads, i_num_writes);
+    UPDATE csm_lv_history SET num_bytes_read = i_num_bytes_read, num_bytes_written = i_num_bytes_written,
+                              num_reads = i_num_reads, num_writes = i_num_writes
+        WHERE logical_volume_name = i_logical_volume_name AND node_name = i_node_name
+          AND allocation_id = i_allocation_id AND history_time = now();
     RETURN true;
 END $$;
-
--- An allocation leaving a node takes its logical volumes there to history.
-CREATE FUNCTION fn_csm_allocation_node_lv_dump() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    name text;
-BEGIN
-    FOR name IN SELECT logical_volume_name FROM csm_lv
-                 WHERE allocation_id = OLD.allocation_id AND node_name = OLD.node_name LOOP
-        PERFORM fn_csm_lv_history_dump(name, OLD.node_name, OLD.allocation_id, NULL, NULL, NULL, NULL);
-    END LOOP;
-    RETURN OLD;
-END $$;
-CREATE TRIGGER tr_csm_allocation_node_lv_dump BEFORE DELETE ON csm_allocation_node
-    FOR EACH ROW EXECUTE FUNCTION fn_csm_allocation_node_lv_dump();
