@@ -398,6 +398,10 @@ class BurstBufferTests(_JobTest):
         out = self.cli_json("csm_bb_vg_create", "-n", "c01", "-V", "vg2", "-s", "S2", "-S", "100", "-t", "100",
                             "-a", "100", "-c", "true", expect=9)
         self.assertIn("scheduler volume group already", out)
+        self.cli_json("csm_bb_vg_create", "-n", "c01", "-V", "vg3", "-s", "S2", "-S", "0", "-t", "0", "-a", "0",
+                      "-c", "false")
+        self.assertEqual(self.cluster.sql("SELECT scheduler FROM csm_vg WHERE vg_name = 'vg3'"), [(False,)])
+        self.cli_json("csm_bb_vg_delete", "-n", "c01", "-V", "vg3")
         out = self.cli_json("csm_bb_vg_create", "-n", "c01", "-V", "vg2", "-s", "S9", "-S", "100", "-t", "100",
                             "-a", "100", expect=9)
         self.assertIn("no SSD S9", out)

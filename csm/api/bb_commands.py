@@ -24,8 +24,8 @@ SIZE = "bytes"
 BB_VG_CREATE = _command(
     "bb_vg_create", "Record a volume group on a node's SSDs (the SSDs' allocations add up to its total size).",
     (Field("available_size", "int", required=True, flags=("-a", "--available_size"), help=SIZE),
-     Field("scheduler", "bool", default=False, flags=("-c", "--scheduler"),
-           help="the scheduler's volume group (one per node)"),
+     Field("scheduler", "bool", flags=("-c", "--scheduler"),
+           help="true: the scheduler's volume group (one per node); default false"),
      NODE_NAME,
      Field("ssd_serial_numbers", "list", required=True, flags=("-s", "--ssd_serial_number"), help="s1,s2"),
      Field("ssd_allocations", "list", required=True, flags=("-S", "--ssd_allocation"),
