@@ -81,6 +81,10 @@ class FakeTreeTests(TestCase):
         self.assertRefused(ErrorCode.CSMERR_CGROUP_EINVAL, "2 params but 1 values",
                            [{"type": "memory", "params": ["memory.max", "memory.high"], "values": ["1"]}])
 
+    def test_params_that_are_not_lists(self):
+        self.assertRefused(ErrorCode.CSMERR_CGROUP_EINVAL, "params and values are lists",
+                           [{"type": "memory", "params": "memory.max", "values": "1"}])
+
     def test_reserved_and_bad_names(self):
         for name in ("login", "jsm", "..", "a/b", "cgroup.procs", ""):
             self.assertRaises(CSMError, self.create, [{"type": "cpuacct"}], name)

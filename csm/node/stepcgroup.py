@@ -117,7 +117,9 @@ class StepCgroups:
             if kind not in CONTROLLERS:
                 raise _error(ErrorCode.CSMERR_CGROUP_EINVAL, "unknown controller %r (one of: %s)"
                              % (kind, ", ".join(CONTROLLERS)))
-            params, values = list(component.get("params") or ()), list(component.get("values") or ())
+            params, values = component.get("params") or [], component.get("values") or []
+            if not isinstance(params, list) or not isinstance(values, list):
+                raise _error(ErrorCode.CSMERR_CGROUP_EINVAL, "%s: params and values are lists" % kind)
             if len(params) != len(values):
                 raise _error(ErrorCode.CSMERR_CGROUP_EINVAL, "%s: %d params but %d values"
                              % (kind, len(params), len(values)))
