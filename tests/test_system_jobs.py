@@ -14,14 +14,13 @@ import shutil
 import stat
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from csm.client import Client
-from csm.cluster import OTHER_USER_PYTHON, PROJECT, LocalCluster
+from csm.cluster import OTHER_USER_PYTHON, PROJECT, LocalCluster, other_user_pythonpath
 from csm.errors import CSMError
 from csm.node.cgroup import is_cgroup2
 
@@ -143,7 +142,7 @@ class _JobTest(SynchronousTestCase):
 
     def as_user(self, user, daemon, api, body):
         """(exit status, output) of one API call made by ``user`` (a process of theirs)."""
-        path = os.pathsep.join([PROJECT, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+        path = other_user_pythonpath()
         code = ("import json, sys; from csm.client import Client; from csm.errors import CSMError\n"
                 "try:\n    print(json.dumps(Client(%r, timeout=30).connect().call(%r, %r)))\n"
                 "except CSMError as e:\n    print(int(e.errcode), e.errmsg); sys.exit(1)\n"
@@ -361,6 +360,20 @@ class PamLoginTests(_JobTest):
         # once the allocation ends, its owner is refused too
         self.cli_json("csm_allocation_delete", "-a", str(allocation_id))
         self.assertNotEqual(self.pamtester(owner, "acct_mgmt").returncode, 0)
+
+    def test_login_after_the_compute_daemon_restarts(self):
+        owner = self.tree.users[0]
+        allocation_id = self.allocate(owner)
+        compute = self.cluster.daemons["c01"]
+        compute.stop()
+        compute.start()
+        self.cluster.wait_complete("c01", timeout=60)
+        # the restarted daemon did not see the prolog: it asks the master about the cgroup it finds
+        result = self.pamtester(owner, "acct_mgmt", "open_session")
+        self.assertEqual(result.returncode, 0, result.stdout)
+        with open(self.seen) as f:
+            self.assertIn("/allocation_%d/login" % allocation_id, f.read())
+        self.assertNotEqual(self.pamtester(self.tree.users[1], "acct_mgmt").returncode, 0)
 
     def test_cgroup_login_api(self):
         owner = self.tree.users[0]

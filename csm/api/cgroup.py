@@ -15,12 +15,14 @@ from csm.api.allocation import check_owner, multi_error
 from csm.api.cgroup_commands import (CGROUP_LOGIN, JSRUN_CMD, NOT_IMPLEMENTED, STEP_CGROUP_CREATE,
                                      STEP_CGROUP_DELETE)
 from csm.api.ras import database
-from csm.api.wm_commands import ALLOCATION_TYPES
+from csm.api.wm_commands import ALLOCATION_QUERY, ALLOCATION_TYPES
 from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
 from csm.node.jobs import KV_PAIRS, user_name_of
-from csm.wire import Flags
+from csm.wire import Flags, Message
 
+#: states of an allocation whose prolog has run on its nodes
+PROLOG_DONE = ("running", "to-staging-out", "staging-out")
 STEP_FIELDS = {"allocation_id", "cgroup_name", "pid", "components", "compute_nodes"}
 
 
@@ -51,7 +53,7 @@ def step_cgroup_create(ctx, body):
         raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: components must be a list of {type, params, values}"
                        % STEP_CGROUP_CREATE.api_name)
     user_name, uid = _caller(ctx)
-    return ctx.daemon.jobs.step_create(body, user_name, uid)
+    return _known(ctx, body["allocation_id"]).addCallback(lambda _: ctx.daemon.jobs.step_create(body, user_name, uid))
 
 
 def step_cgroup_delete(ctx, body):
@@ -59,7 +61,7 @@ def step_cgroup_delete(ctx, body):
     if body.get("compute_nodes"):
         return ctx.forward()
     user_name, _ = _caller(ctx)
-    return ctx.daemon.jobs.step_delete(body, user_name)
+    return _known(ctx, body["allocation_id"]).addCallback(lambda _: ctx.daemon.jobs.step_delete(body, user_name))
 
 
 @defer.inlineCallbacks
@@ -104,8 +106,39 @@ def step_cgroup_master(ctx, body):
             "nodes": {node: (r["output"] or {}).get("path") for node, r in sorted(results.items())}}
 
 
+def _ask_master(ctx):
+    """``ask(allocation_id)`` for ``JobServices.recover``: the owner of an active allocation, from the master."""
+    def ask(allocation_id):
+        message = Message.make(ALLOCATION_QUERY.cmd_id, {"allocation_id": allocation_id})
+
+        def owner(reply):
+            if reply.is_error:
+                error = reply.error()
+                if error.errcode in (ErrorCode.CSMERR_SENDRCV_ERROR, ErrorCode.CSMERR_TIMEOUT):
+                    raise error  # not an answer: ask again next time
+                return None
+            rows = (reply.body() or {}).get("allocations") or []
+            live = rows and rows[0].get("history") is None and rows[0].get("state") in PROLOG_DONE
+            return rows[0]["user_name"] if live else None
+        return ctx.daemon.router.forward(message).addCallback(owner)
+    return ask
+
+
+def _known(ctx, allocation_id):
+    """Fires once the owner of ``allocation_id`` is known here, if the master knows it."""
+    if allocation_id in ctx.daemon.jobs.owners:
+        return defer.succeed(None)
+    return ctx.daemon.jobs.recover(_ask_master(ctx))
+
+
+@defer.inlineCallbacks
 def cgroup_login(ctx, body):
-    return ctx.daemon.jobs.login(body)
+    """The user's allocation on this node; after a restart of this daemon, the owners of the
+    allocations still in the cgroup tree are asked of the master first."""
+    jobs = ctx.daemon.jobs
+    if not jobs.allocations_of(body["user_name"]):
+        yield jobs.recover(_ask_master(ctx))
+    return (yield jobs.login(body))
 
 
 def jsrun_compute(ctx, body):
@@ -113,7 +146,7 @@ def jsrun_compute(ctx, body):
     if not ctx.message.flags & Flags.INT:
         raise CSMError(ErrorCode.CSMERR_BAD_ADDR_TYPE, "%s may not be called from a compute node"
                        % JSRUN_CMD.api_name)
-    return ctx.daemon.jobs.jsrun(body)
+    return _known(ctx, int(body["allocation_id"])).addCallback(lambda _: ctx.daemon.jobs.jsrun(body))
 
 
 @defer.inlineCallbacks

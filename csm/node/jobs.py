@@ -56,6 +56,7 @@ class JobServices:
         self.jsrun_program = jsrun_cmd
         self.bb_program = bb_cmd
         self.owners = {}  # allocation_id -> user name
+        self.asked = set()  # allocations found in the cgroup tree whose owner the master was asked for
 
     # -- who owns what here --------------------------------------------------------------
     def observe(self, body, answer):
@@ -69,10 +70,42 @@ class JobServices:
             def started(result):
                 self.owners[allocation_id] = body["user_name"]
                 return result
+
+            def failed(reason):
+                self.owners.pop(allocation_id, None)  # learnt meanwhile (recover), but no prolog ran
+                return reason
             if isinstance(answer, defer.Deferred):
-                return answer.addCallback(started)
+                return answer.addCallbacks(started, failed)
             started(answer)
         return answer
+
+    def _unknown(self):
+        """Allocations with a cgroup here whose prolog this daemon did not see (it was restarted)."""
+        cgroups = self.cgroups.allocations
+        try:
+            names = os.listdir(cgroups.root) if cgroups.available else []
+        except OSError:
+            names = []
+        found = (int(name[11:]) for name in names if name.startswith("allocation_") and name[11:].isdigit())
+        return sorted(a for a in found if a not in self.owners and a not in self.asked)
+
+    @defer.inlineCallbacks
+    def recover(self, ask):
+        """Learn the owners of the allocations found in the cgroup tree; ``ask(allocation_id)`` fires
+        with the owner of an active allocation, None for one that is not, or fails (asked again later)."""
+        for allocation_id in (yield threads.deferToThread(self._unknown)):
+            self.asked.add(allocation_id)
+            try:
+                owner = yield ask(allocation_id)
+            except CSMError as exc:
+                self.asked.discard(allocation_id)
+                log.warn("owner of allocation {allocation} unknown: {error}", allocation=allocation_id,
+                         error=exc.errmsg)
+                continue
+            if owner:
+                self.owners.setdefault(allocation_id, owner)
+                log.info("allocation {allocation} of {user} found in the cgroup tree", allocation=allocation_id,
+                         user=owner)
 
     def allocations_of(self, user_name):
         return sorted(a for a, owner in self.owners.items() if owner == user_name)
