@@ -53,11 +53,9 @@ BB_LV_CREATE = _command(
 
 BB_LV_DELETE = _command(
     "bb_lv_delete", "Move a logical volume to history with its I/O counts; its space returns to the volume group.",
-    (LV_ALLOCATION, LV_NAME, NODE_NAME,
-     Field("num_bytes_read", "int", flags=("-r", "--num_bytes_read")),
-     Field("num_bytes_written", "int", flags=("-w", "--num_bytes_written")),
-     Field("num_reads", "int", flags=("-R", "--num_reads")),
-     Field("num_writes", "int", flags=("-W", "--num_writes"))))
+    (LV_ALLOCATION, LV_NAME, NODE_NAME)
+    + tuple(Field(name, "int", flags=(short, "--" + name)) for name, short in (
+        ("num_bytes_read", "-r"), ("num_bytes_written", "-w"), ("num_reads", "-R"), ("num_writes", "-W"))))
 
 BB_LV_QUERY = _command(
     "bb_lv_query", "Logical volumes.", results_key="results",
