@@ -1,13 +1,14 @@
 """Allocation rate: one-node allocations created and deleted by many clients at once.
 
     .venv/bin/python bench/allocation_rate.py [--setups real,sim] [--prologs none,sample]
-        [--clients 1,8,32,128] [--seconds 10] [--sim-nodes 1024] [--slurm] [--record]
+        [--clients 1,8,32,128] [--seconds 10] [--sim-nodes 1024] [--slurm] [--fast-db] [--record]
 
 Setups: ``real``, a master with its private PostgreSQL, 2 aggregators, a utility
 and 8 compute daemons as real twistd processes (TLS); ``sim``, the same tree
 with 4 aggregators and ``--sim-nodes`` computes in csm-sim (real links, made-up
-counters). Prologs: ``none`` (no script), ``sample`` (conf/prologs: the shipped
-privileged prolog and epilog). Every compute is set IN_SERVICE.
+counters); PostgreSQL durable, or without fsync with ``--fast-db``. Prologs:
+``none`` (no script), ``sample`` (conf/prologs: the shipped privileged prolog
+and epilog). Every compute is set IN_SERVICE.
 
 For each client count, a load process (``--load``, its own reactor) opens that
 many connections to the utility's socket; each client takes a free node (a
@@ -143,7 +144,7 @@ def postgres_pids(cluster):
 class Tree:
     """One cluster of a setup and prolog, started with pg_stat_statements."""
 
-    def __init__(self, setup, prolog, sim_nodes):
+    def __init__(self, setup, prolog, sim_nodes, fast_db=False):
         from csm.cluster import LocalCluster
 
         self.setup, self.prolog = setup, prolog
@@ -153,7 +154,8 @@ class Tree:
         extra["compute"].update(scripts)
         real = setup == "real"
         self.cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-bench-rate-"), computes=REAL_NODES if real else 0,
-                                    aggregators=2 if real else SIM_AGGREGATORS, utilities=1, tls=True, extra=extra)
+                                    aggregators=2 if real else SIM_AGGREGATORS, utilities=1, tls=True, extra=extra,
+                                    fast_db=fast_db)
         self.sim_nodes = 0 if real else sim_nodes
         self.sim = None
         self.nodes = []
@@ -334,6 +336,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sim-nodes", type=int, default=1024)
     parser.add_argument("--slurm", action="store_true")
+    parser.add_argument("--fast-db", action="store_true", help="PostgreSQL without fsync (not durable)")
     parser.add_argument("--record", action="store_true")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--socket", help=argparse.SUPPRESS)
@@ -347,7 +350,7 @@ def main():
     job = 1
     for setup in args.setups.split(","):
         for prolog in args.prologs.split(","):
-            tree = Tree(setup, prolog, args.sim_nodes)
+            tree = Tree(setup, prolog, args.sim_nodes, args.fast_db)
             failed = True
             try:
                 tree.start()
@@ -365,8 +368,11 @@ def main():
     if args.record:
         lines.append("targets: no prolog, 128 clients, 1,024 simulated nodes: 500 pairs/s, create p99 under 100 ms; "
                      "sample prolog, 8 real computes: 172 pairs/s (5 x 34.4)")
-        command = "python bench/allocation_rate.py --setups %s --prologs %s --clients %s --seconds %g%s --record" % (
-            args.setups, args.prologs, ",".join(map(str, args.clients)), args.seconds, " --slurm" if args.slurm else "")
+        command = "python bench/allocation_rate.py --setups %s --prologs %s --clients %s --seconds %g%s%s --record" % (
+            args.setups, args.prologs, ",".join(map(str, args.clients)), args.seconds,
+            " --slurm" if args.slurm else "", " --fast-db" if args.fast_db else "")
+        lines.insert(0, "PostgreSQL %s" % ("without fsync (--fast-db)" if args.fast_db else "durable (fsync, "
+                                                                                         "synchronous_commit on)"))
         record("allocation_rate", command, lines)
 
 
