@@ -42,8 +42,9 @@ class _Ready(protocol.ProcessProtocol):
 
     def processEnded(self, reason):
         if not self.done.called:
-            self.done.errback(CSMError(ErrorCode.CSMERR_JSRUN_CMD_ERROR, self.output.decode("utf-8", "replace")
-                                       .strip().splitlines()[-1:][0] if self.output.strip() else "launcher failed"))
+            lines = self.output.decode("utf-8", "replace").strip().splitlines()
+            self.done.errback(CSMError(ErrorCode.CSMERR_JSRUN_CMD_ERROR,
+                                       lines[-1] if lines else "the launcher ended before it was ready"))
 
 
 class JobServices:
@@ -162,7 +163,7 @@ class JobServices:
             raise CSMError(ErrorCode.CSMERR_JSRUN_CMD_ERROR, "%s: no jsrun_cmd configured" % self.node_name)
         cgroup = ""
         if self.cgroups.allocations.available:
-            cgroup = yield threads.deferToThread(_leaf, self.cgroups, allocation_id)
+            cgroup = yield threads.deferToThread(self.cgroups.leaf, allocation_id, LAUNCHER_LEAF)
         nodes = list(body.get("compute_nodes") or ())
         argv = [sys.executable, "-c", "import sys; sys.path.insert(0, %r); from csm.node.launch import main; main()"
                 % PACKAGE_PARENT, "--user", body["user_name"], "--cgroup", cgroup, "--", program,
@@ -197,12 +198,6 @@ class JobServices:
             raise CSMError(ErrorCode.CSMERR_BB_CMD_ERROR, "%s: %s exited %d: %s"
                            % (self.node_name, os.path.basename(self.bb_program), code, output.strip()[-300:]))
         return {"node": self.node_name, "command_output": output}
-
-
-def _leaf(cgroups, allocation_id):
-    path = os.path.join(cgroups.allocation_path(allocation_id), LAUNCHER_LEAF)
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def _check_pid_owner(pid, uid):

@@ -150,14 +150,20 @@ class StepCgroups:
         return {"path": path}
 
     # -- leaves for logins and the launcher -----------------------------------------------
-    def join(self, allocation_id, pid, leaf=LOGIN_LEAF):
-        """Move ``pid`` into the allocation's ``leaf`` cgroup; returns the leaf's path."""
+    def leaf(self, allocation_id, leaf):
+        """The allocation's ``leaf`` cgroup (made when missing); returns its path."""
         path = os.path.join(self.allocation_path(allocation_id), leaf)
-        _check_pid(pid)
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise _error(ErrorCode.CSMERR_CGROUP_FAIL, "cannot create %s: %s" % (path, exc.strerror)) from None
+        return path
+
+    def join(self, allocation_id, pid, leaf=LOGIN_LEAF):
+        """Move ``pid`` into the allocation's ``leaf`` cgroup; returns the leaf's path."""
+        self.allocation_path(allocation_id)
+        _check_pid(pid)
+        path = self.leaf(allocation_id, leaf)
         _write_checked(path, "cgroup.procs", str(pid))
         return path
 
