@@ -40,13 +40,17 @@ def _cgroup_parent():
     return None
 
 
-def _processes(cmdline):
-    """How many processes run with exactly this command line."""
+def _processes(cmdline, marker=b"\0CSM_NODE_NAME="):
+    """How many processes a prolog started (``marker`` in their environment) run with exactly
+    this command line (a machine shared with other work may run the same command)."""
     count = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:
-                count += f.read() == cmdline
+                if f.read() != cmdline:
+                    continue
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                count += marker in b"\0" + f.read()
         except OSError:
             pass
     return count
