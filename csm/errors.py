@@ -2,8 +2,6 @@
 
 import enum
 
-import attrs
-
 
 class ErrorCode(enum.IntEnum):
     """CAST's ``csmi_cmd_err_t``: the number is the wire value and the CLI exit status."""
@@ -86,13 +84,30 @@ DEFAULT_MESSAGES = {
 }
 
 
-@attrs.frozen
 class NodeError:
-    """One node's failure inside a combined (multicast) reply."""
+    """One node's failure inside a combined (multicast) reply (immutable)."""
 
-    source: str
-    errcode: int
-    errmsg: str
+    __slots__ = ("source", "errcode", "errmsg")
+
+    def __init__(self, source, errcode, errmsg):
+        set_ = object.__setattr__
+        set_(self, "source", source)
+        set_(self, "errcode", errcode)
+        set_(self, "errmsg", errmsg)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("NodeError is immutable")
+
+    def __eq__(self, other):
+        if type(other) is not NodeError:
+            return NotImplemented
+        return (self.source, self.errcode, self.errmsg) == (other.source, other.errcode, other.errmsg)
+
+    def __hash__(self):
+        return hash((self.source, self.errcode, self.errmsg))
+
+    def __repr__(self):
+        return "NodeError(source=%r, errcode=%r, errmsg=%r)" % (self.source, self.errcode, self.errmsg)
 
     def to_json(self):
         return {"source": self.source, "errcode": int(self.errcode), "errmsg": self.errmsg}

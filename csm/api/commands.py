@@ -1,7 +1,5 @@
 """The API catalogue: CAST's command ids and the commands this daemon implements."""
 
-import attrs
-
 from csm.api.registry import EVERYWHERE, Command, Field, Registry
 from csm.wire import InternalCommand
 
@@ -257,7 +255,7 @@ NODE_COMMANDS = (
         LIMIT, OFFSET), layout=("node_name", "collection_time", "update_time", "state", "type", "num_allocs:n",
                                 ("allocs", "-alloc_id"), ("states", "-state"), ("shared", "-shared:tf"))),
     _node_query("node_resources_query", "The scheduler's view of some nodes.",
-                (attrs.evolve(NODE_NAMES, required=True), LIMIT, OFFSET), layout=RESOURCES_LAYOUT),
+                (NODE_NAMES.replace(required=True), LIMIT, OFFSET), layout=RESOURCES_LAYOUT),
     _node_query("node_resources_query_all", "The scheduler's view of every node.", (LIMIT, OFFSET),
                 layout=RESOURCES_LAYOUT),
 )

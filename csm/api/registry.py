@@ -5,8 +5,6 @@ handled, whether it multicasts, its input fields (with their CLI flags) and its
 default timeout. The router, the ACL check, the CLI and the client all read it.
 """
 
-import attrs
-
 from csm.errors import CSMError, ErrorCode
 
 #: Roles, in the order a request climbs.
@@ -74,21 +72,73 @@ KINDS = {
 }
 
 
-@attrs.frozen
-class Field:
-    """One input field, and the command-line flag that sets it (if any)."""
+_REQUIRED = object()
 
-    name: str
-    kind: str = "str"
-    required: bool = False
-    choices: tuple = ()
-    flags: tuple = ()  # e.g. ("-n", "--node_names")
-    help: str = ""
-    default: object = None
-    #: Value ``#CSM_NULL`` passes through for nullable update fields.
-    nullable: bool = False
-    #: Width of an integer field's column (default: ``COLUMN_BITS`` by name, else bigint).
-    bits: int = None
+
+class _Frozen:
+    """An immutable record with named attributes and defaults (``_attributes``).
+
+    Plain Python rather than attrs: every csm_* command reads the registry, and
+    importing attrs costs a command more than the rest of its start together.
+    """
+
+    __slots__ = ()
+    _attributes = ()  # (name, default) pairs; ``_REQUIRED`` for none
+
+    def __init__(self, *args, **kw):
+        names = self._attributes
+        if len(args) > len(names):
+            raise TypeError("%s takes at most %d arguments" % (type(self).__name__, len(names)))
+        for (name, default), value in zip(names, args):
+            if name in kw:
+                raise TypeError("%s got %r twice" % (type(self).__name__, name))
+            kw[name] = value
+        for name, default in names:
+            value = kw.pop(name, default)
+            if value is _REQUIRED:
+                raise TypeError("%s needs %r" % (type(self).__name__, name))
+            object.__setattr__(self, name, value)
+        if kw:
+            raise TypeError("%s has no attribute %s" % (type(self).__name__, ", ".join(sorted(kw))))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("%s is immutable" % type(self).__name__)
+
+    __delattr__ = __setattr__
+
+    def _values(self):
+        return tuple(getattr(self, name) for name, _ in self._attributes)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self):
+        return hash((type(self), self._values()))
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (name, getattr(self, name)) for name, _ in self._attributes))
+
+    def replace(self, **changes):
+        """A copy with some attributes changed."""
+        values = {name: getattr(self, name) for name, _ in self._attributes}
+        values.update(changes)
+        return type(self)(**values)
+
+
+class Field(_Frozen):
+    """One input field, and the command-line flag that sets it (if any).
+
+    ``flags``: e.g. ``("-n", "--node_names")``; ``nullable``: the value ``#CSM_NULL``
+    passes through (update fields); ``bits``: the width of an integer field's column
+    (default: ``COLUMN_BITS`` by name, else bigint).
+    """
+
+    _attributes = (("name", _REQUIRED), ("kind", "str"), ("required", False), ("choices", ()), ("flags", ()),
+                   ("help", ""), ("default", None), ("nullable", False), ("bits", None))
+    __slots__ = tuple(name for name, _ in _attributes)
 
     def convert(self, value):
         if self.nullable and value == "#CSM_NULL":
@@ -110,34 +160,27 @@ class Field:
         return converted
 
 
-@attrs.frozen
-class Command:
-    """One API."""
+class Command(_Frozen):
+    """One API.
 
-    name: str  # without the csm_ prefix, e.g. "node_attributes_query"
-    cmd_id: int
-    handled_on: frozenset = MASTER
-    multicast: bool = False
-    fields: tuple = ()
-    cli: str = None  # the command-line tool; default csm_<name>; "" for none
-    description: str = ""
-    timeout: float = 30.0  # default when csm_api.cfg says nothing
-    #: Accept fields the registry does not list (internal messages).
-    open_input: bool = False
-    #: Needs at least one of these fields.
-    one_of: tuple = ()
-    #: The output key holding the records; an empty list exits CSMI_NO_RESULTS.
-    results_key: str = None
-    #: CAST's output: the records' fields in its order (``csm/cli/layout.py`` reads it).
-    layout: tuple = ()
-    #: CAST's label of each record: ``Record`` or ``RECORD``.
-    record_label: str = "Record"
-    #: The command-line tool needs one of these flags (CAST's tool refuses none with 8);
-    #: the API itself may take none.
-    cli_one_of: tuple = ()
-    #: The exit status of the tool when a required flag is missing, where CAST's is not
-    #: CSMERR_MISSING_PARAM (some of its tools exit 9, one exits 1).
-    cli_missing: int = None
+    ``name``: without the csm_ prefix, e.g. "node_attributes_query"; ``cli``: the
+    command-line tool (default csm_<name>; "" for none); ``timeout``: the default
+    when csm_api.cfg says nothing; ``open_input``: accept fields the registry does
+    not list (internal messages); ``one_of``: needs at least one of these fields;
+    ``results_key``: the output key holding the records (an empty list exits
+    CSMI_NO_RESULTS); ``layout``: CAST's output, the records' fields in its order
+    (``csm/cli/layout.py`` reads it); ``record_label``: CAST's label of each record,
+    ``Record`` or ``RECORD``; ``cli_one_of``: the command-line tool needs one of these
+    flags (CAST's tool refuses none with 8), the API itself may take none;
+    ``cli_missing``: the tool's exit status when a required flag is missing, where
+    CAST's is not CSMERR_MISSING_PARAM (some of its tools exit 9, one exits 1).
+    """
+
+    _attributes = (("name", _REQUIRED), ("cmd_id", _REQUIRED), ("handled_on", MASTER), ("multicast", False),
+                   ("fields", ()), ("cli", None), ("description", ""), ("timeout", 30.0), ("open_input", False),
+                   ("one_of", ()), ("results_key", None), ("layout", ()), ("record_label", "Record"),
+                   ("cli_one_of", ()), ("cli_missing", None))
+    __slots__ = tuple(name for name, _ in _attributes)
 
     @property
     def api_name(self):

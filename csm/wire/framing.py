@@ -1,7 +1,5 @@
 """Frame decoding: a stream of bytes in, validated ``Message``s out."""
 
-import attrs
-
 from csm.wire import checksum
 from csm.wire.header import (ALL_FLAGS, DEFAULT_MAX_PAYLOAD, HEADER, HEADER_SIZE, MAX_U32,
                              PROTOCOL_VERSION, command_is_valid)
@@ -12,7 +10,6 @@ class FrameError(Exception):
     """The byte stream is not valid CSM frames; the connection must be closed."""
 
 
-@attrs.define
 class FrameDecoder:
     """Incremental decoder: ``feed(data)`` returns the complete messages so far.
 
@@ -21,9 +18,12 @@ class FrameDecoder:
     reimplementation notes advise).
     """
 
-    max_payload: int = DEFAULT_MAX_PAYLOAD
-    _buffer: bytearray = attrs.field(factory=bytearray)
-    _failed: bool = False
+    __slots__ = ("max_payload", "_buffer", "_failed")
+
+    def __init__(self, max_payload=DEFAULT_MAX_PAYLOAD):
+        self.max_payload = max_payload
+        self._buffer = bytearray()
+        self._failed = False
 
     def feed(self, data):
         if self._failed:

@@ -2,8 +2,6 @@
 
 import json
 
-import attrs
-
 from csm.errors import CSMError
 from csm.wire import checksum
 from csm.wire.header import HEADER, PROTOCOL_VERSION, Flags, Priority
@@ -18,7 +16,6 @@ def encode_body(body):
     return _encoder.encode(body).encode("utf-8")
 
 
-@attrs.define(slots=True)
 class Message:
     """A header and its JSON payload.
 
@@ -27,15 +24,34 @@ class Message:
     header changes (``payload_sum`` caches the payload's share).
     """
 
-    command: int
-    flags: int = Flags.NONE
-    message_id: int = 0
-    payload: bytes = b""
-    priority: int = Priority.WITH_ACK
-    reserved: int = 0
-    uid: int = 0
-    gid: int = 0
-    payload_sum: int = attrs.field(default=None, eq=False, repr=False)
+    __slots__ = ("command", "flags", "message_id", "payload", "priority", "reserved", "uid", "gid", "payload_sum")
+
+    def __init__(self, command, flags=Flags.NONE, message_id=0, payload=b"", priority=Priority.WITH_ACK,
+                 reserved=0, uid=0, gid=0, payload_sum=None):
+        self.command = command
+        self.flags = flags
+        self.message_id = message_id
+        self.payload = payload
+        self.priority = priority
+        self.reserved = reserved
+        self.uid = uid
+        self.gid = gid
+        self.payload_sum = payload_sum
+
+    def _key(self):
+        return (self.command, self.flags, self.message_id, self.payload, self.priority, self.reserved,
+                self.uid, self.gid)
+
+    def __eq__(self, other):
+        if type(other) is not Message:
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # mutable (``payload_sum`` is filled in late), as before
+
+    def __repr__(self):
+        return ("Message(command=%r, flags=%r, message_id=%r, payload=%r, priority=%r, reserved=%r, uid=%r, gid=%r)"
+                % self._key())
 
     @classmethod
     def make(cls, command, body=None, flags=Flags.NONE, **kw):
@@ -72,7 +88,7 @@ class Message:
     def evolve(self, **changes):
         """A copy with some header fields changed; the payload's checksum share is kept.
 
-        Written out rather than ``attrs.evolve``: every forwarded message is copied."""
+        Written out: every forwarded message is copied."""
         get = changes.get
         payload = get("payload", self.payload)
         return Message(get("command", self.command), get("flags", self.flags), get("message_id", self.message_id),
