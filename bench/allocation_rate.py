@@ -41,7 +41,7 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.results import QUIET, percentile, record  # noqa: E402
+from bench.results import QUIET, percentile, record, stop_on_signals  # noqa: E402
 
 PROLOG = os.path.join(os.path.dirname(HERE), "conf", "prologs", "privileged_prolog")
 EPILOG = os.path.join(os.path.dirname(HERE), "conf", "prologs", "privileged_epilog")
@@ -346,6 +346,7 @@ def main():
     args.clients = [int(n) for n in args.clients.split(",")]
     if args.load:
         return load_main(args)
+    stop_on_signals()
     lines = []
     job = 1
     for setup in args.setups.split(","):
