@@ -100,6 +100,7 @@ class _Tree:
 
     def stop(self):
         self.cluster.stop()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         for user in self.users:
             subprocess.run(["userdel", user], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         if os.path.isdir(self.cgroup_parent):
@@ -169,7 +170,8 @@ class StepCgroupTests(_JobTest):
     def test_create_and_delete_with_a_process(self):
         user = self.tree.users[0]
         allocation_id = self.allocate(user)
-        job = subprocess.Popen(["runuser", "-u", user, "--", "sleep", "300"])
+        entry = pwd.getpwnam(user)
+        job = subprocess.Popen(["sleep", "300"], user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
         self.addCleanup(lambda: job.poll() is None and job.kill())
         self.addCleanup(job.wait)
         made = self.call("c01", "allocation_step_cgroup_create", {
