@@ -70,7 +70,7 @@ class SchemaVersionTests(SynchronousTestCase):
                                        "utility_listen": {"host": "127.0.0.1", "port": free_port()}}}}, f)
         result = twistd("csm-master", "--config", path)
         self.assertNotEqual(result.returncode, 0)
-        self.assertIn("schema 19.0 is older than 19.3: run 'csm-db upgrade'", result.stderr)
+        self.assertIn("schema 19.0 is older than %s: run 'csm-db upgrade'" % schema.SCHEMA_VERSION, result.stderr)
         self.assertFalse(os.path.exists(os.path.join(directory, "m.sock")))
 
 

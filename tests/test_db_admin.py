@@ -37,8 +37,8 @@ class AdminTests(SynchronousTestCase):
     def test_create_installs_schema_and_ras_types(self):
         rc, out = self.run_cli("create")
         self.assertEqual(rc, 0, out)
-        self.assertIn("schema 19.3", out)
-        self.assertEqual(self.query("SELECT version FROM csm_db_schema_version"), [("19.3",)])
+        self.assertIn("schema %s" % schema.SCHEMA_VERSION, out)
+        self.assertEqual(self.query("SELECT version FROM csm_db_schema_version"), [(schema.SCHEMA_VERSION,)])
         count = self.query("SELECT count(*) FROM csm_ras_type")[0][0]
         self.assertGreater(count, 30)
         self.assertEqual(self.query("SELECT set_state FROM csm_ras_type WHERE msg_id = 'csm.status.down'"),
@@ -153,9 +153,9 @@ class AdminTests(SynchronousTestCase):
         connection.close()
         self.base[-1] = "postgres"
         rc, out = self.run_cli("upgrade")
-        self.assertEqual((rc, out), (0, "schema 19.0 -> 19.3\n"))
+        self.assertEqual((rc, out), (0, "schema 19.0 -> %s\n" % schema.SCHEMA_VERSION))
         rc, out = self.run_cli("upgrade")
-        self.assertEqual((rc, out), (0, "schema is 19.3 already\n"))
+        self.assertEqual((rc, out), (0, "schema is %s already\n" % schema.SCHEMA_VERSION))
         self.assertEqual(self.query("SELECT node_name, state FROM csm_node"), [("n1", "IN_SERVICE")])
 
     def test_ras_events_are_archived_like_history(self):

@@ -127,6 +127,21 @@ class AllocationStoreTests(TestCase):
         self.assertEqual(gone, [])
 
     @defer.inlineCallbacks
+    def test_history_keeps_every_column(self):
+        """Each live column, set to a value of its own, reaches history (the dump names them)."""
+        row = yield self.reserve(7, ["n01"], ssd_file_system_name="fs", isolated_cores=2, user_flags="u",
+                                 system_flags="s", ssd_min=3, ssd_max=4, num_processors=5, num_gpus=6,
+                                 projected_memory=7, user_group_name="g", user_script="x.sh", account="acct",
+                                 comment="c", job_name="j", queue="q", requeue="r", time_limit=9, wc_key="w",
+                                 smt_mode=2, core_blink=True, reservation="resv", secondary_job_id=3)
+        live = (yield self.pool.runInteraction(allocations.find_active, row["allocation_id"]))[0]
+        self.assertEqual([c for c, v in live.items() if v is None], [])  # the test sets every column
+        history = yield self.pool.runInteraction(allocations.to_history, row["allocation_id"], 5, "failed")
+        self.assertEqual({c: history[c] for c in live if c != "state"}, {c: v for c, v in live.items() if c != "state"})
+        self.assertEqual((history["state"], history["exit_status"]), ("failed", 5))
+        self.assertIsNotNone(history["end_time"])
+
+    @defer.inlineCallbacks
     def test_counters_become_deltas(self):
         row = yield self.reserve(1, NODES)
         allocation_id = row["allocation_id"]

@@ -236,7 +236,7 @@ class MigrationTests(SynchronousTestCase):
         cur.execute("INSERT INTO csm_ras_event_action (msg_id, msg_id_seq, time_stamp, master_time_stamp, location_name) "
                     "SELECT 'a.b.c', max(msg_id_seq), now(), now(), 'c01' FROM csm_ras_type_audit")
         self.assertRaises(schema.SchemaError, schema.check_version, "19.0")
-        self.assertEqual(schema.upgrade(cur), "19.3")
+        self.assertEqual(schema.upgrade(cur), schema.SCHEMA_VERSION)
         schema.check_version(schema.current_version(cur))
         cur.execute("SELECT node_name, state FROM csm_node")
         self.assertEqual(cur.fetchall(), [("c01", "DISCOVERED")])
@@ -246,7 +246,7 @@ class MigrationTests(SynchronousTestCase):
         cur.execute("SELECT alteration FROM csm_node_state_history ORDER BY history_time DESC LIMIT 1")
         self.assertEqual(cur.fetchone(), ("CSM API",))
         cur.execute("SELECT version FROM csm_db_schema_version_history")
-        self.assertEqual(sorted(cur.fetchall()), [("19.1",), ("19.2",), ("19.3",)])  # every version of the row, as all history tables
+        self.assertEqual(sorted(cur.fetchall()), [(v,) for v in schema.VERSIONS[1:]])  # every version of the row, as all history tables
 
     def test_unknown_versions_refused(self):
         self.assertRaises(schema.SchemaError, schema.check_version, None)
