@@ -402,12 +402,19 @@ class DeadlockTests(TestCase):
         yield pool.runOperation("CREATE TABLE pair (id int PRIMARY KEY, n int)")
         yield pool.runOperation("INSERT INTO pair VALUES (1, 0), (2, 0)")
         runs = []
+        holding = []  # the first runs wait here until both hold their first row: a sure deadlock
 
         @defer.inlineCallbacks
         def cross(cursor, first, second):
             runs.append(first)
             yield cursor.execute("UPDATE pair SET n = n + 1 WHERE id = %s", (first,))
-            yield cursor.execute("SELECT pg_sleep(0.3)")
+            if len(holding) < 2:
+                waiting = defer.Deferred()
+                holding.append(waiting)
+                if len(holding) == 2:
+                    for each in holding:
+                        each.callback(None)
+                yield waiting
             yield cursor.execute("UPDATE pair SET n = n + 1 WHERE id = %s", (second,))
         yield defer.gatherResults([pool.runInteraction(cross, 1, 2), pool.runInteraction(cross, 2, 1)])
         self.assertEqual(pool.state, CONNECTED)
