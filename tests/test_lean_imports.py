@@ -1,0 +1,74 @@
+"""What a csm_* command and a compute daemon import: only what they use.
+
+Each check runs a fresh interpreter (this one has imported everything) and
+looks at ``sys.modules`` after the imports in question.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def modules_after(code):
+    """The module names a fresh interpreter holds after running ``code``."""
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    if out.returncode != 0:
+        raise AssertionError(out.stderr)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def loaded(modules, *packages):
+    return sorted(name for name in modules if name.split(".")[0] in packages)
+
+
+class CommandPathTests(SynchronousTestCase):
+    def test_command_imports_no_daemon_libraries(self):
+        """The command's module, its registry, formats and client: no reactor, TLS, attrs,
+        host ranges, or the modules argparse's formatter and a random id would bring."""
+        modules = modules_after("import csm.cli.main")
+        self.assertEqual(loaded(modules, "twisted", "OpenSSL", "cryptography", "attr", "attrs", "ClusterShell",
+                                "psycopg2", "txpostgres", "prometheus_client", "shutil", "random", "socket"), [])
+
+    def test_one_call_imports_nothing_heavy(self):
+        """Parsing a command line and failing to connect: still none of them."""
+        modules = modules_after(
+            "import io, os\nos.environ['CSM_SOCKET'] = '/nonexistent/csm.sock'\n"
+            "from csm.cli.main import REGISTRY, run\n"
+            "out = io.StringIO()\n"
+            "assert run(REGISTRY.by_cli['csm_node_attributes_query'], ['-n', 'c01', '-l', '5'], out) == 18, "
+            "out.getvalue()\n")
+        self.assertEqual(loaded(modules, "twisted", "attr", "attrs", "ClusterShell", "shutil", "socket"), [])
+
+    def test_host_ranges_still_expand(self):
+        """ClusterShell comes in when a value has a range."""
+        modules = modules_after(
+            "from csm.cli.main import REGISTRY, expand_ranges\n"
+            "command = REGISTRY.by_cli['csm_node_attributes_query']\n"
+            "assert expand_ranges(command, {'node_names': 'c[01-02]'}) == {'node_names': ['c01', 'c02']}\n")
+        self.assertIn("ClusterShell", modules)
+
+
+class ComputePathTests(SynchronousTestCase):
+    def test_compute_role_imports_no_master_or_exporter_parts(self):
+        """The compute daemon's module: not the aggregator, the database driver, the metrics
+        web server or the admin shell (those come only when configured)."""
+        modules = modules_after("import csm.tap.compute, csm.roles.compute")
+        self.assertEqual(sorted(name for name in modules if name in (
+            "csm.roles.aggregator", "csm.roles.master", "psycopg2", "txpostgres", "twisted.web.server",
+            "csm.metrics_http", "csm.manhole", "twisted.conch", "pynvml")), [])
+
+    def test_no_nvml_library_no_pynvml(self):
+        """Without the NVML library, opening NVML fails with pynvml's message and never imports it."""
+        modules = modules_after(
+            "from csm.node import nvml\n"
+            "nvml.LIBRARY = 'libcsm-test-absent-nvml.so.1'\n"
+            "n = nvml.Nvml()\n"
+            "assert n.open() is False and n.error == nvml.NO_LIBRARY, n.error\n")
+        self.assertNotIn("pynvml", modules)
