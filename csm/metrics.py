@@ -10,11 +10,6 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from twisted.application import internet
-from twisted.internet import endpoints
-from twisted.web.resource import Resource
-from twisted.web.server import Site
 
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -67,20 +62,6 @@ class DaemonCollector:
         yield from daemon.metric_families()
 
 
-class MetricsResource(Resource):
-    """``GET /metrics``: the registry in Prometheus' text format."""
-
-    isLeaf = True
-
-    def __init__(self, registry):
-        super().__init__()
-        self.registry = registry
-
-    def render_GET(self, request):
-        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
-        return generate_latest(self.registry)
-
-
 def make_registry(daemon):
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
@@ -88,11 +69,10 @@ def make_registry(daemon):
 
 
 def metrics_service(reactor, endpoint, registry):
-    """A web server for ``/metrics`` on ``endpoint`` (host, port)."""
-    root = Resource()
-    root.putChild(b"metrics", MetricsResource(registry))
-    server = endpoints.TCP4ServerEndpoint(reactor, endpoint.port, interface=endpoint.host)
-    return internet.StreamServerEndpointService(server, Site(root))
+    """A web server for ``/metrics`` on ``endpoint`` (host, port); the web server is imported
+    only here, by the daemons that export (off by default)."""
+    from csm.metrics_http import metrics_service as service
+    return service(reactor, endpoint, registry)
 
 
 def numeric_fields(data):

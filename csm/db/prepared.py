@@ -14,8 +14,6 @@ behind a ``DO`` block that prepares whichever of its statements it lacks
 import hashlib
 import re
 
-import psycopg2
-
 from csm.db.queries import rows_as_dicts
 
 #: invalid_sql_statement_name: EXECUTE of a statement this session has not prepared
@@ -51,6 +49,7 @@ class Prepared:
     def run(self, connection, args):
         """On one txpostgres connection: fires with ``(description, rows)`` of the last statement."""
         def lacking(failure):
+            import psycopg2  # here, not at the top: the computes import this module and never connect
             failure.trap(psycopg2.Error)
             if failure.value.pgcode != UNDEFINED:
                 return failure

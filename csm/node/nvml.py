@@ -10,6 +10,19 @@ from csm.node.sysfs import decode
 log = Logger(namespace="csmd")
 
 MAX_GPUS = 64
+#: the library pynvml loads; pynvml's error when it is missing
+LIBRARY = "libnvidia-ml.so.1"
+NO_LIBRARY = "NVMLError_LibraryNotFound: NVML Shared Library Not Found"
+
+
+def library_present(name=None):
+    """Whether the NVML library loads: a node without it need not import pynvml (~2.5 MB)."""
+    import ctypes
+    try:
+        ctypes.CDLL(name or LIBRARY)
+    except OSError:
+        return False
+    return True
 
 
 def text(value):
@@ -38,6 +51,9 @@ class Nvml:
             return True
         try:
             if self.module is None:
+                if not library_present():
+                    self.error = NO_LIBRARY
+                    return False
                 import pynvml
                 self.module = pynvml
             self.module.nvmlInit()

@@ -16,6 +16,7 @@ from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
 from csm.net.admission import HandshakeLimit
 from csm.net.endpoints import server_endpoint
+from csm.roles.connection_words import FAILOVER, PROMOTE, RESET, RESTART
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.peers import PeerTable
 from csm.roles.upstream import UpstreamLink
@@ -23,12 +24,6 @@ from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmnet")
 
-#: CONNECTION_CTRL payloads a compute sends (CAST's spellings).
-FAILOVER = "FAIL0VER"
-RESET = "R3S3T"
-RESTART = "R3ST4RT"
-#: beyond CAST: the aggregator asks a compute to make this link its primary
-PROMOTE = "PR0M0TE"
 #: Seconds between attempts to open the compute port when it is refused.
 LISTEN_RETRY = 1.0
 #: RAS type of a compute refused because another has its node name.

@@ -13,7 +13,7 @@ from csm.env.xid import XidService
 from csm.node.allocation import AllocationAgent
 from csm.node.items.gpu import GpuXidWatcher
 from csm.node.jobs import JobServices
-from csm.roles.aggregator import FAILOVER, PROMOTE, RESET
+from csm.roles.connection_words import FAILOVER, PROMOTE, RESET
 from csm.roles.daemon import Daemon, DaemonLinkOwner
 from csm.roles.upstream import UpstreamLink
 from csm.wire import Flags, InternalCommand, Message
