@@ -72,3 +72,23 @@ class ComputePathTests(SynchronousTestCase):
             "n = nvml.Nvml()\n"
             "assert n.open() is False and n.error == nvml.NO_LIBRARY, n.error\n")
         self.assertNotIn("pynvml", modules)
+
+
+class ProgramExitTests(SynchronousTestCase):
+    def test_program_ends_without_teardown_and_output_complete(self):
+        """A command run as a program exits with its status once its output is flushed,
+        without the interpreter's teardown (atexit handlers never run)."""
+        script = ("import atexit, sys\natexit.register(lambda: print('teardown ran'))\n"
+                  "import os\nos.environ['CSM_SOCKET'] = '/nonexistent/csm.sock'\n"
+                  "from csm.cli.main import main\nsys.argv = ['csm_node_attributes_query', '-h']\nsys.exit(main())\n")
+        out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        self.assertEqual(out.returncode, 2)  # CSMI_HELP
+        self.assertTrue(out.stdout.startswith("usage: csm_node_attributes_query"), out.stdout)
+        self.assertIn("--node_names", out.stdout)
+        self.assertNotIn("teardown ran", out.stdout)
+
+    def test_in_process_call_returns(self):
+        """Given its arguments, ``main`` returns the status (tests and other callers)."""
+        from csm.cli.main import main
+        self.assertEqual(main(["csm_no_such_command"]), 11)
