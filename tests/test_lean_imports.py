@@ -31,20 +31,22 @@ def loaded(modules, *packages):
 class CommandPathTests(SynchronousTestCase):
     def test_command_imports_no_daemon_libraries(self):
         """The command's module, its registry, formats and client: no reactor, TLS, attrs,
-        host ranges, or the modules argparse's formatter and a random id would bring."""
+        host ranges, argparse (a plain line needs none), or what a random id would bring."""
         modules = modules_after("import csm.cli.main")
         self.assertEqual(loaded(modules, "twisted", "OpenSSL", "cryptography", "attr", "attrs", "ClusterShell",
-                                "psycopg2", "txpostgres", "prometheus_client", "shutil", "random", "socket"), [])
+                                "psycopg2", "txpostgres", "prometheus_client", "shutil", "random", "socket",
+                                "argparse", "gettext"), [])
 
     def test_one_call_imports_nothing_heavy(self):
-        """Parsing a command line and failing to connect: still none of them."""
+        """Reading a plain command line and failing to connect: still none of them."""
         modules = modules_after(
             "import io, os\nos.environ['CSM_SOCKET'] = '/nonexistent/csm.sock'\n"
             "from csm.cli.main import REGISTRY, run\n"
             "out = io.StringIO()\n"
             "assert run(REGISTRY.by_cli['csm_node_attributes_query'], ['-n', 'c01', '-l', '5'], out) == 18, "
             "out.getvalue()\n")
-        self.assertEqual(loaded(modules, "twisted", "attr", "attrs", "ClusterShell", "shutil", "socket"), [])
+        self.assertEqual(loaded(modules, "twisted", "attr", "attrs", "ClusterShell", "shutil", "socket", "argparse"),
+                         [])
 
     def test_host_ranges_still_expand(self):
         """ClusterShell comes in when a value has a range."""

@@ -5,83 +5,44 @@ Exit status is the CSM error code (0 success, 4 no results, 16 permission...),
 and a failure prints ``<cmd> FAILED: errcode: N errmsg: ...`` as CAST's tools do.
 """
 
-import argparse
 import json
 import os
 import sys
 
-from csm.api.commands import REGISTRY, VERBOSE_CHOICES
+from csm.api.commands import REGISTRY
 from csm.cli import formats
+from csm.cli.flags import UsageError, quick_args
 from csm.client import Client
 from csm.errors import CSMError, ErrorCode
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise _UsageError(message)
-
-
-def terminal_width():
-    """What argparse's formatter takes from ``shutil.get_terminal_size`` (COLUMNS, else the
-    terminal, else 80), without importing shutil: argparse makes a formatter for every
-    flag, and shutil's imports (compression modules) cost a command ~2 ms."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
-class _Formatter(argparse.HelpFormatter):
-    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
-        super().__init__(prog, indent_increment, max_help_position,
-                         terminal_width() - 2 if width is None else width)
-
-
 def build_parser(command):
-    parser = _Parser(prog=command.cli_name, add_help=False, formatter_class=_Formatter,
-                     description="%s\nOUTPUT OF THIS COMMAND IS DISPLAYED IN THE YAML FORMAT."
-                     % command.description)
-    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
-    used = {"-h", "--help"}
-    for field in command.fields:
-        if not field.flags:
-            continue
-        used.update(field.flags)
-        kw = {"dest": field.name, "help": field.help}
-        if field.kind == "bool" and field.default is False:
-            kw["action"] = "store_true"
-        else:
-            kw["metavar"] = field.name.upper()
-            if field.choices:
-                kw["help"] = "%s (%s)" % (field.help, "|".join(map(str, field.choices)))
-        parser.add_argument(*field.flags, **kw)
-    if "-v" not in used:
-        parser.add_argument("-v", "--verbose", choices=VERBOSE_CHOICES, help="client verbosity")
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
-                        help="output format (default: CAST's YAML)")
-    # CAST's tools ignore stray operands (an unquoted -M message word by word): so do these
-    parser.add_argument("operands", nargs="*", help=argparse.SUPPRESS)
-    return parser
+    """argparse's parser of ``command``: help, usage, and the lines ``quick_args`` leaves to it."""
+    from csm.cli.parser import build_parser
+    return build_parser(command)
+
+
+def parse(command, argv):
+    """The options of ``argv`` as a dict, and the argparse parser when one was needed;
+    ``UsageError`` (with the parser) for a bad line."""
+    args = quick_args(command, argv)
+    if args is not None:
+        return args, None
+    parser = build_parser(command)
+    try:
+        return vars(parser.parse_intermixed_args(argv)), parser
+    except UsageError as exc:
+        exc.parser = parser
+        raise
 
 
 def run(command, argv, out=sys.stdout):
     """Parse, call, print; returns the exit status."""
-    parser = build_parser(command)
     try:
-        args = vars(parser.parse_intermixed_args(argv))
-    except _UsageError as exc:
+        args, parser = parse(command, argv)
+    except UsageError as exc:
         out.write("%s FAILED: errcode: %d errmsg: %s\n" % (command.cli_name, ErrorCode.CSMERR_INVALID_PARAM, exc))
-        parser.print_usage(out)
+        exc.parser.print_usage(out)
         return ErrorCode.CSMERR_INVALID_PARAM
     if args.pop("help"):
         parser.print_help(out)
@@ -94,7 +55,7 @@ def run(command, argv, out=sys.stdout):
         out.write("%s FAILED: errcode: %d errmsg: needs at least one of %s\n" % (
             command.cli_name, ErrorCode.CSMERR_MISSING_PARAM,
             ", ".join(command.field(name).flags[-1] for name in command.cli_one_of)))
-        parser.print_usage(out)
+        (parser or build_parser(command)).print_usage(out)
         return ErrorCode.CSMERR_MISSING_PARAM
     try:
         body = command.validate(expand_ranges(command, body))
