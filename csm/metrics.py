@@ -22,6 +22,7 @@ class ApiStats:
     """API calls and latencies by command, for the router to feed."""
 
     def __init__(self, registry):
+        self.registry = registry
         self.calls = Counter("csm_api_requests", "API requests handled or forwarded",
                              ["api", "result"], registry=registry)
         self.latency = Histogram("csm_api_request_seconds", "API request latency",
@@ -36,6 +37,21 @@ class ApiStats:
                                                self.latency.labels(api))
         children[0 if ok else 1].inc()
         children[2].observe(seconds)
+
+    def perf_data(self):
+        """Calls and total seconds by API, from the registry (CAST's --dump_perf_data)."""
+        data = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                api = sample.labels.get("api")
+                if api is None:
+                    continue
+                entry = data.setdefault(api, {"ok": 0, "error": 0, "seconds": 0.0})
+                if sample.name == "csm_api_requests_total":
+                    entry[sample.labels["result"]] += int(sample.value)
+                elif sample.name == "csm_api_request_seconds_sum":
+                    entry["seconds"] = round(sample.value, 6)
+        return data
 
 
 class DaemonCollector:

@@ -59,12 +59,12 @@ class CommandPathTests(SynchronousTestCase):
 
 class ComputePathTests(SynchronousTestCase):
     def test_compute_role_imports_no_master_or_exporter_parts(self):
-        """The compute daemon's module: not the aggregator, the database driver, the metrics
-        web server or the admin shell (those come only when configured)."""
+        """The compute daemon's module: not the aggregator, the database driver, Prometheus
+        and its web server, or the admin shell (those come only when configured)."""
         modules = modules_after("import csm.tap.compute, csm.roles.compute")
         self.assertEqual(sorted(name for name in modules if name in (
             "csm.roles.aggregator", "csm.roles.master", "psycopg2", "txpostgres", "twisted.web.server",
-            "csm.metrics_http", "csm.manhole", "twisted.conch", "pynvml")), [])
+            "csm.metrics_http", "csm.manhole", "twisted.conch", "pynvml", "prometheus_client")), [])
 
     def test_no_nvml_library_no_pynvml(self):
         """Without the NVML library, opening NVML fails with pynvml's message and never imports it."""
@@ -94,3 +94,30 @@ class ProgramExitTests(SynchronousTestCase):
         """Given its arguments, ``main`` returns the status (tests and other callers)."""
         from csm.cli.main import main
         self.assertEqual(main(["csm_no_such_command"]), 11)
+
+
+class ApiCountsTests(SynchronousTestCase):
+    def test_plain_counts_read_as_the_exporters(self):
+        """--dump_perf_data reads the same from plain counters as from the Prometheus registry."""
+        from csm.api_counts import ApiCounts
+        from csm.metrics import ApiStats
+        from prometheus_client import CollectorRegistry
+        plain, exported = ApiCounts(), ApiStats(CollectorRegistry(auto_describe=False))
+        for api, seconds, ok in (("csm_node_attributes_query", 0.25, True), ("csm_node_attributes_query", 0.5, False),
+                                 ("csm_allocation_create", 0.125, True), ("csm_node_attributes_query", 0.25, True)):
+            plain.observe(api, seconds, ok)
+            exported.observe(api, seconds, ok)
+        self.assertEqual(plain.perf_data(), {"csm_node_attributes_query": {"ok": 2, "error": 1, "seconds": 1.0},
+                                             "csm_allocation_create": {"ok": 1, "error": 0, "seconds": 0.125}})
+        self.assertEqual(plain.perf_data(), exported.perf_data())
+
+    def test_dump_perf_data_reads_the_routers_counts(self):
+        from types import SimpleNamespace
+
+        from csm.api import ctrl
+        from csm.api_counts import ApiCounts
+        counts = ApiCounts()
+        counts.observe("csm_ras_event_create", 0.5, True)
+        ctx = SimpleNamespace(daemon=SimpleNamespace(router=SimpleNamespace(stats=counts)))
+        self.assertEqual(ctrl.handle(ctx, {"dump_perf": True})["perf_data"],
+                         {"csm_ras_event_create": {"ok": 1, "error": 0, "seconds": 0.5}})

@@ -29,7 +29,8 @@ def handle(ctx, body):
     if body.get("dump_mem"):
         result["memory"] = memory_stats()
     if body.get("dump_perf"):
-        result["perf_data"] = perf_data(getattr(daemon, "metrics", None))
+        stats = getattr(getattr(daemon, "router", None), "stats", None)
+        result["perf_data"] = stats.perf_data() if stats is not None else {}
     if body.get("status") or not result:
         result["status"] = daemon.status()
     return result
@@ -46,19 +47,3 @@ def memory_stats():
     return {"max_rss_kib": usage.ru_maxrss, "gc_objects": sum(counts.values()),
             "gc_counts": list(gc.get_count()), "top_types": dict(top),
             "python": sys.version.split()[0]}
-
-
-def perf_data(registry):
-    """Calls and total seconds by API, from the daemon's metrics (CAST's --dump_perf_data)."""
-    data = {}
-    for family in registry.collect() if registry is not None else ():
-        for sample in family.samples:
-            api = sample.labels.get("api")
-            if api is None:
-                continue
-            entry = data.setdefault(api, {"ok": 0, "error": 0, "seconds": 0.0})
-            if sample.name == "csm_api_requests_total":
-                entry[sample.labels["result"]] += int(sample.value)
-            elif sample.name == "csm_api_request_seconds_sum":
-                entry["seconds"] = round(sample.value, 6)
-    return data

@@ -7,8 +7,9 @@ import time
 from twisted.application import service
 from twisted.internet import defer
 
-from csm import __version__, logs, metrics
+from csm import __version__, logs
 from csm.api import ctrl, health
+from csm.api_counts import ApiCounts
 from csm.api.commands import NODE_INVENTORY, RAS_EVENT_CREATE, REGISTRY
 from csm.api.router import Router
 from csm.config import ConfigError, load_acl, load_api_timeouts
@@ -86,9 +87,14 @@ class Daemon(service.MultiService):
         self.tls = tls if tls is not None else TLSContexts.from_config(config.net.ssl, config.path)
         self.started_at = None
         self._inventory = None
-        self.metrics = metrics.make_registry(self)
-        self.router = Router(self, registry, self.build_handlers(), self.upstream,
-                             stats=metrics.ApiStats(self.metrics))
+        if config.net.metrics_listen is not None:  # the exporter's registry; else plain counters
+            from csm import metrics
+            self.metrics = metrics.make_registry(self)
+            stats = metrics.ApiStats(self.metrics)
+        else:
+            self.metrics = None
+            stats = ApiCounts()
+        self.router = Router(self, registry, self.build_handlers(), self.upstream, stats=stats)
         self.local = None
         if config.net.local_client_listen.socket:  # "" runs without a local API (csm-sim's nodes)
             self.local = LocalSocketService(reactor, self, config.net.local_client_listen)
