@@ -14,6 +14,9 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip setuptools wheel
 	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@# setuptools' distutils shim: a .pth that imports a module at every interpreter start
+	@# (each csm_* command); nothing here imports distutils
+	rm -f $(VENV)/lib/python*/site-packages/distutils-precedence.pth
 	touch $@
 
 postgres:
