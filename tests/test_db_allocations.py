@@ -21,7 +21,9 @@ def allocation(job, **changes):
     return values
 
 
-class AllocationStoreTests(TestCase):
+class AllocationFixture(TestCase):
+    """A fresh database with the compute nodes ``NODES`` and a service node, and a pool."""
+
     @defer.inlineCallbacks
     def setUp(self):
         _, self.dsn = dbfixture.fresh_database(self)
@@ -36,6 +38,8 @@ class AllocationStoreTests(TestCase):
         yield self.pool.start()
         self.addCleanup(self.pool.close)
 
+
+class AllocationStoreTests(AllocationFixture):
     def reserve(self, job, nodes, shared=False, state="running", **changes):
         return self.pool.runInteraction(allocations.reserve, allocation(job, **changes), list(nodes), shared, state)
 

@@ -131,6 +131,12 @@ def readings(results):
             for node, result in results.items() if not result["errcode"]}
 
 
+def writes(ctx):
+    """The master's ``Merger`` of allocation steps (concurrent ones share a statement)."""
+    database(ctx)
+    return ctx.daemon.allocation_writes
+
+
 def check_owner(ctx, row):
     """The private check: a caller who is not privileged must own the allocation."""
     if ctx.private_check and int(row["user_id"]) != int(ctx.uid):
@@ -200,7 +206,6 @@ def create(ctx, body):
 @defer.inlineCallbacks
 def _create_on_nodes(ctx, row, nodes, prolog):
     master = ctx.daemon
-    db = database(ctx)
     allocation_id = row["allocation_id"]
     if prolog:
         time_left = budget(ctx)
@@ -209,8 +214,8 @@ def _create_on_nodes(ctx, row, nodes, prolog):
         if multicast.node_errors(results):
             yield _roll_back(ctx, row, results)
             raise multi_error(results, "allocation %d rolled back: the prolog" % allocation_id)
-        moved = yield prepared.query_dicts(db, *allocations.finish_statement(
-            allocation_id, "running", ("to-running",), readings(results), False))
+        moved = yield writes(ctx).run(allocations.FINISH, ("running", ("to-running",), False),
+                                      (allocation_id, readings(results)))
         if not moved:
             raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d was removed during its create"
                            % allocation_id)
@@ -283,8 +288,7 @@ def _delete_locked(ctx, allocation_id, exit_status):
     """One statement moves the allocation to deleting(-mcast), the epilog runs where the nodes
     need it, one round trip stores the deltas and moves everything to history."""
     master = ctx.daemon
-    db = database(ctx)
-    rows = yield prepared.query_dicts(db, *allocations.delete_start_statement(allocation_id, NEEDS_EPILOG))
+    rows = yield writes(ctx).run(allocations.DELETE_START, NEEDS_EPILOG, (allocation_id,))
     if not rows:
         raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not an active allocation" % allocation_id)
     row = rows[0]
@@ -295,7 +299,7 @@ def _delete_locked(ctx, allocation_id, exit_status):
                                             budget(ctx))
     failed = multicast.node_errors(results)
     final = "failed" if failed else "complete"
-    history = yield prepared.query_dicts(db, *allocations.history_statement(
+    history = yield writes(ctx).run(allocations.HISTORY, bool(results), (
         allocation_id, exit_status, final, readings(results) if results else None))
     master.job_logs.transaction("allocation", allocation_id, ctx.message.message_id,
                                 dict(history[0] if history else {}, compute_nodes=nodes))

@@ -16,6 +16,7 @@ import json
 
 from twisted.internet import defer
 
+from csm.db import merged
 from csm.db.queries import rows_as_dicts
 from csm.errors import CSMError, ErrorCode, NodeError
 
@@ -299,6 +300,96 @@ def node_accounting(cursor, allocation_id):
         rows = yield fetch(cursor, "SELECT * FROM csm_allocation_node_history WHERE allocation_id = %s "
                                    "ORDER BY node_name", (allocation_id,))
     return rows
+
+
+# -- the same steps for several allocations at once (csm.db.merged) ---------------------
+
+#: ``FINISH_SQL`` for the allocations ``ids``; ``readings`` is {allocation id: {node: counters}}.
+FINISH_MANY_SQL = """
+WITH moved AS (UPDATE csm_allocation SET state = %%(state)s
+                WHERE allocation_id = ANY(%%(ids)s) AND state = ANY(%%(expected)s) RETURNING *),
+answered AS (UPDATE csm_allocation_node an SET state = %%(state)s, %(set)s
+               FROM moved, jsonb_each(%%(readings)s::jsonb -> moved.allocation_id::text) AS j(node, c)
+              WHERE an.allocation_id = moved.allocation_id AND an.node_name = j.node),
+silent AS (UPDATE csm_allocation_node an SET state = %%(state)s, %(unanswered)s FROM moved
+            WHERE an.allocation_id = moved.allocation_id
+              AND NOT coalesce((%%(readings)s::jsonb -> moved.allocation_id::text) ? an.node_name, false))
+SELECT * FROM moved
+"""
+
+
+def _by_id(readings_of):
+    return json.dumps({str(allocation_id): readings for allocation_id, readings in readings_of})
+
+
+def finish_many_statement(items, state, expected, deltas):
+    """(sql, args) of ``finish_statement`` for each (allocation_id, readings) of ``items``."""
+    sql = FINISH_MANY_SQL % {"set": DELTA_SET if deltas else BASELINE_SET, "unanswered": UNANSWERED_SET}
+    return sql, {"ids": [i for i, _ in items], "readings": _by_id(items), "state": state, "expected": list(expected)}
+
+
+#: ``DELETE_START_SQL`` for the allocations ``ids``.
+DELETE_START_MANY_SQL = """
+WITH old AS (SELECT * FROM csm_allocation WHERE allocation_id = ANY(%(ids)s)),
+moved AS (UPDATE csm_allocation a
+             SET state = CASE WHEN a.state = ANY(%(needs_epilog)s) THEN 'deleting-mcast' ELSE 'deleting' END
+           WHERE a.allocation_id = ANY(%(ids)s) RETURNING a.allocation_id, a.state),
+held AS (UPDATE csm_allocation_node an SET state = moved.state FROM moved
+          WHERE an.allocation_id = moved.allocation_id RETURNING an.allocation_id, an.node_name)
+SELECT old.*, (SELECT coalesce(array_agg(node_name ORDER BY node_name), '{}') FROM held
+                WHERE held.allocation_id = old.allocation_id) AS csm_nodes FROM old
+"""
+
+
+def delete_start_many_statement(ids, needs_epilog):
+    return DELETE_START_MANY_SQL, {"ids": list(ids), "needs_epilog": list(needs_epilog)}
+
+
+#: ``HISTORY_SQL`` (with the deltas first, when ``%(readings)s`` is not null) for the
+#: allocations ``ids``, each with its exit status and final state.
+HISTORY_MANY_SQL = """
+UPDATE csm_allocation_node an SET %s
+  FROM jsonb_each(%%(readings)s::jsonb) AS r(id, nodes), jsonb_each(r.nodes) AS j(node, c)
+ WHERE an.allocation_id = r.id::bigint AND an.node_name = j.node;
+UPDATE csm_allocation_node an SET %s
+ WHERE %%(readings)s::jsonb IS NOT NULL AND an.allocation_id = ANY(%%(ids)s)
+   AND NOT coalesce((%%(readings)s::jsonb -> an.allocation_id::text) ? an.node_name, false);
+SELECT fn_csm_allocation_history_dump(u.id, now()::timestamp, u.exit_status, u.final)
+  FROM unnest(%%(ids)s::bigint[], %%(exit_statuses)s::int[], %%(finals)s::text[]) AS u(id, exit_status, final);
+INSERT INTO csm_allocation_state_history (history_time, allocation_id, exit_status, state)
+     SELECT now(), u.id, u.exit_status, u.final
+       FROM unnest(%%(ids)s::bigint[], %%(exit_statuses)s::int[], %%(finals)s::text[]) AS u(id, exit_status, final);
+SELECT DISTINCT ON (allocation_id) * FROM csm_allocation_history WHERE allocation_id = ANY(%%(ids)s)
+ ORDER BY allocation_id, history_time DESC
+""" % (DELTA_SET, UNANSWERED_SET)
+
+
+def history_many_statement(items, with_readings):
+    """(sql, args) of ``history_statement`` for each (allocation_id, exit_status, final_state,
+    readings) of ``items`` (their readings all None unless ``with_readings``)."""
+    return HISTORY_MANY_SQL, {"ids": [item[0] for item in items], "exit_statuses": [item[1] for item in items],
+                              "finals": [item[2] for item in items],
+                              "readings": _by_id((item[0], item[3]) for item in items) if with_readings else None}
+
+
+def _split_by_id(rows, items):
+    """Each item's rows (by its allocation id, the item's first value)."""
+    mine = {}
+    for row in rows:
+        mine.setdefault(row["allocation_id"], []).append(row)
+    return [mine.get(item[0], []) for item in items]
+
+
+#: The create's and delete's steps as ``merged.Kind``s. FINISH: key (state, expected, deltas),
+#: item (allocation_id, readings); DELETE_START: key needs_epilog, item (allocation_id,);
+#: HISTORY: key "with readings", item (allocation_id, exit_status, final_state, readings).
+FINISH = merged.Kind(lambda key, item: finish_statement(item[0], key[0], key[1], item[1], key[2]),
+                     lambda key, items: finish_many_statement(items, *key), _split_by_id)
+DELETE_START = merged.Kind(lambda key, item: delete_start_statement(item[0], key),
+                           lambda key, items: delete_start_many_statement([item[0] for item in items], key),
+                           _split_by_id)
+HISTORY = merged.Kind(lambda key, item: history_statement(*item), lambda key, items: history_many_statement(items, key),
+                      _split_by_id)
 
 
 def _some(names, most=8):

@@ -20,24 +20,23 @@ from csm.errors import CSMError, ErrorCode
 MAX_KEYS = 1000
 
 
-class SelectBatcher:
-    """Merges the keyed SELECTs of one reactor turn; fires each with ``(description, rows)``."""
+class TurnMerger:
+    """Calls queued by key in one reactor turn, run at the start of the next (``_flush_key``
+    runs one key's ``(argument, Deferred)`` calls)."""
 
-    def __init__(self, pool, reactor, max_keys=MAX_KEYS):
+    def __init__(self, pool, reactor):
         self.pool = pool
         self.reactor = reactor
-        self.max_keys = max_keys
         self.statements = 0
         self.calls = 0
         self._pending = {}
         self._flush = None
 
-    def select(self, query, column, keys):
-        """Rows of ``query`` whose ``column`` is one of ``keys`` (a non-empty list)."""
-        sql, args = query.sql()
-        waiting = self._pending.setdefault((sql, repr(args), column), (query, []))[1]
+    def _queue(self, key, argument, value):
+        """A Deferred for ``argument``, queued under ``key`` (``value`` kept with the first)."""
+        waiting = self._pending.setdefault(key, (value, []))[1]
         d = defer.Deferred()
-        waiting.append((list(keys), d))
+        waiting.append((argument, d))
         self.calls += 1
         if self._flush is None:
             self._flush = self.reactor.callLater(0, self.flush)
@@ -47,9 +46,38 @@ class SelectBatcher:
         """Run everything waiting (the reactor calls this at the start of the next turn)."""
         self._flush = None
         pending, self._pending = self._pending, {}
-        for (_, _, column), (query, waiting) in pending.items():
-            for group in self._groups(waiting):
-                self._run(query, column, group)
+        for key, (value, waiting) in pending.items():
+            self._flush_key(key, value, waiting)
+
+    @staticmethod
+    def _failed(failure, group, alone):
+        """A merged statement failed: each waiting call of ``group`` runs ``alone``, unless the
+        database is out (then each fails with it)."""
+        waiting = [call for call in group if not call[1].called]
+        outage = failure.check(CSMError) and failure.value.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR
+        if len(waiting) > 1 and not outage:
+            for call in waiting:
+                alone(call)
+            return
+        for _, d in waiting:
+            d.errback(failure)
+
+
+class SelectBatcher(TurnMerger):
+    """Merges the keyed SELECTs of one reactor turn; fires each with ``(description, rows)``."""
+
+    def __init__(self, pool, reactor, max_keys=MAX_KEYS):
+        super().__init__(pool, reactor)
+        self.max_keys = max_keys
+
+    def select(self, query, column, keys):
+        """Rows of ``query`` whose ``column`` is one of ``keys`` (a non-empty list)."""
+        sql, args = query.sql()
+        return self._queue((sql, repr(args), column), list(keys), query)
+
+    def _flush_key(self, key, query, waiting):
+        for group in self._groups(waiting):
+            self._run(query, key[2], group)
 
     def _groups(self, waiting):
         """``waiting`` cut into groups of at most ``max_keys`` keys (a bigger call goes alone)."""
@@ -68,7 +96,7 @@ class SelectBatcher:
         self.statements += 1
         d = self.pool.runSelect(*query.copy().any_of(column, keys).sql())
         d.addCallback(self._split, column, group)
-        d.addErrback(self._fail, query, column, group)
+        d.addErrback(self._failed, group, lambda call: self._run(query, column, [call]))
 
     @staticmethod
     def _split(result, column, group):
@@ -80,13 +108,3 @@ class SelectBatcher:
         for call_keys, d in group:
             wanted = frozenset(call_keys)
             d.callback((description, [row for row in rows if row[index] in wanted]))
-
-    def _fail(self, failure, query, column, group):
-        waiting = [call for call in group if not call[1].called]
-        outage = failure.check(CSMError) and failure.value.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR
-        if len(waiting) > 1 and not outage:
-            for call in waiting:
-                self._run(query, column, [call])
-            return
-        for _, d in waiting:
-            d.errback(failure)

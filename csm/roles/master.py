@@ -11,6 +11,7 @@ from csm.api import allocation, allocation_query, bb, cgroup, diag, health, node
 from csm.api.joblogs import JobLogs
 from csm.api.router import reply_body
 from csm.db import inventory
+from csm.db.merged import Merger
 from csm.db.pool import DatabasePool
 from csm.ras.actions import ActionRunner
 from csm.ras.engine import JsonLinesLog, RasEngine
@@ -51,9 +52,11 @@ class MasterDaemon(Daemon):
         self.node_counts = {}
         self.allocation_counts = {}
         self.db = None
+        self.allocation_writes = None
         self.ras = None
         if config.db.enabled:
             self.db = DatabasePool(config.db, self.reactor, on_overflow=self._queue_overflow)
+            self.allocation_writes = Merger(self.db, self.reactor)
             event_log = JsonLinesLog(config.ras.event_log) if config.ras.event_log else None
             self.ras = RasEngine(self.db, ActionRunner(self.reactor, config.ras.action), event_log,
                                  on_event=self._count_event)

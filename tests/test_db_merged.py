@@ -1,0 +1,81 @@
+"""csm.db.merged with the allocation steps against a real PostgreSQL: calls of one turn
+share a statement, each gets what it would have got alone, a bad one fails alone."""
+
+from twisted.internet import defer, reactor
+
+from csm.db import allocations
+from csm.db.merged import Merger
+from csm.errors import CSMError
+from tests.test_db_allocations import AllocationFixture, allocation
+
+
+class MergedStepsTests(AllocationFixture):
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        yield self.pool.runOperation("INSERT INTO csm_node (node_name, type, state) VALUES ('n04', 'compute', "
+                                     "'IN_SERVICE')")
+        self.merger = Merger(self.pool, reactor)
+
+    @defer.inlineCallbacks
+    def reserve(self, job, nodes, state="to-running"):
+        row = yield self.pool.runInteraction(allocations.reserve, allocation(job), list(nodes), False, state)
+        return row["allocation_id"]
+
+    def query(self, sql, *args):
+        return self.pool.runQuery(sql, args)
+
+    @defer.inlineCallbacks
+    def test_create_and_delete_of_three_in_three_statements(self):
+        a = yield self.reserve(1, ["n01", "n02"])
+        b = yield self.reserve(2, ["n03"])
+        c = yield self.reserve(3, ["n04"], state="staging-in")
+        finish = ("running", ("to-running",), False)
+        moved = yield defer.gatherResults([
+            self.merger.run(allocations.FINISH, finish, (a, {"n01": {"cpu_usage": 100, "energy": 7}})),
+            self.merger.run(allocations.FINISH, finish, (b, {"n03": {"cpu_usage": 500}})),
+            self.merger.run(allocations.FINISH, finish, (c, {}))])  # not to-running: stays
+        self.assertEqual([[(r["allocation_id"], r["state"]) for r in rows] for rows in moved],
+                         [[(a, "running")], [(b, "running")], []])
+        self.assertEqual((self.merger.calls, self.merger.statements), (3, 1))
+        rows = yield self.query("SELECT allocation_id, node_name, state, cpu_usage, energy FROM csm_allocation_node "
+                                "ORDER BY node_name")
+        self.assertEqual(rows, [(a, "n01", "running", 100, 7), (a, "n02", "running", -1, -1),  # n02: no answer
+                                (b, "n03", "running", 500, -1), (c, "n04", "staging-in", None, None)])
+        started = yield defer.gatherResults([self.merger.run(allocations.DELETE_START, ("running",), (i,))
+                                             for i in (a, b, c)])
+        self.assertEqual([[(r["state"], r["csm_nodes"]) for r in rows] for rows in started],
+                         [[("running", ["n01", "n02"])], [("running", ["n03"])], [("staging-in", ["n04"])]])
+        history = yield defer.gatherResults([
+            self.merger.run(allocations.HISTORY, True, (a, 0, "complete", {"n01": {"cpu_usage": 160, "energy": 9},
+                                                                           "n02": {"cpu_usage": 5}})),
+            self.merger.run(allocations.HISTORY, True, (b, 2, "failed", {}))])  # b's node did not answer
+        self.assertEqual([[(r["allocation_id"], r["state"], r["exit_status"]) for r in rows] for rows in history],
+                         [[(a, "complete", 0)], [(b, "failed", 2)]])
+        last = yield self.merger.run(allocations.HISTORY, False, (c, 0, "complete", None))
+        self.assertEqual([(r["allocation_id"], r["state"]) for r in last], [(c, "complete")])
+        self.assertEqual((self.merger.calls, self.merger.statements), (9, 4))
+        rows = yield self.query("SELECT allocation_id, node_name, cpu_usage, energy FROM csm_allocation_node_history "
+                                "ORDER BY node_name")
+        self.assertEqual(rows, [(a, "n01", 60, 2), (a, "n02", -1, -1), (b, "n03", -1, -1), (c, "n04", None, None)])
+        rows = yield self.query("SELECT allocation_id, state, exit_status FROM csm_allocation_state_history "
+                                "WHERE state IN ('complete', 'failed') ORDER BY allocation_id")
+        self.assertEqual(rows, [(a, "complete", 0), (b, "failed", 2), (c, "complete", 0)])
+        rows = yield self.query("SELECT count(*) FROM csm_allocation")
+        self.assertEqual(rows, [(0,)])
+
+    @defer.inlineCallbacks
+    def test_a_bad_call_fails_alone(self):
+        a = yield self.reserve(1, ["n01"])
+        b = yield self.reserve(2, ["n02"])
+        for i in (a, b):
+            yield self.merger.run(allocations.DELETE_START, ("to-running",), (i,))
+        done = [self.merger.run(allocations.HISTORY, False, (i, 0, "complete", None)) for i in (a, 999, b)]
+        good = yield done[0]
+        error = yield self.assertFailure(done[1], CSMError)
+        other = yield done[2]
+        self.assertIn("999", error.errmsg)
+        self.assertEqual([good[0]["allocation_id"], other[0]["allocation_id"]], [a, b])
+        self.assertEqual(self.merger.statements, 2 + 1 + 3)  # the merged one, then each alone
+        rows = yield self.query("SELECT allocation_id FROM csm_allocation_history ORDER BY 1")
+        self.assertEqual(rows, [(a,), (b,)])
