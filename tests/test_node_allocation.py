@@ -3,6 +3,7 @@
 import os
 import stat
 import subprocess
+import time
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import ProcessProtocol
@@ -85,6 +86,30 @@ class AgentTests(TestCase):
         answer = yield agent.handle(body(18, "prolog"))
         self.assertIn("counters", answer)
         yield agent.handle(body(18, "epilog"))
+
+    @defer.inlineCallbacks
+    def test_final_readings_taken_while_the_epilog_runs(self):
+        """The final reading waits (up to 10 s) for a file the epilog writes: it only finds it
+        when the epilog does not wait for the reading."""
+        marker = os.path.join(self.dir, "epilog-started")
+        script = os.path.join(self.dir, "marking_epilog")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\ntouch %s\n" % marker)
+        os.chmod(script, stat.S_IRWXU)
+        agent = AllocationAgent(reactor, "n04", "", script, "")
+        yield agent.handle(body(19, "prolog"))
+        read = agent.read_counters
+
+        def read_counters(allocation_id):
+            for _ in range(100):
+                if os.path.exists(marker):
+                    return read(allocation_id)
+                time.sleep(0.1)
+            raise AssertionError("the epilog did not start while the final counters were read")
+        agent.read_counters = read_counters
+        answer = yield agent.handle(body(19, "epilog"))
+        self.assertIn("counters", answer)
+        self.assertNotIn(19, agent.active)
 
     @defer.inlineCallbacks
     def test_failing_prolog(self):

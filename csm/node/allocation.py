@@ -5,7 +5,7 @@ script (``prolog`` or ``epilog``), the kind (``allocation`` or ``step``) and the
 allocation. A prolog creates the allocation's cgroup, runs the privileged prolog
 (``--type allocation --user_flags .. --sys_flags ..`` with the ``CSM_*``
 environment) and answers with the baseline counters, read while the script runs; an epilog reads the final
-counters, runs the privileged epilog and removes the cgroup. A script that
+counters as the privileged epilog starts (while it runs) and then removes the cgroup. A script that
 exits non-zero fails the node (``CSMERR_SCRIPT_FAILURE``), one still running at
 the timeout is killed with its process group (``CSMERR_TIMEOUT``). An epilog
 arriving while the prolog of the same allocation (or step) runs, or the other
@@ -183,14 +183,17 @@ class AllocationAgent:
 
     @defer.inlineCallbacks
     def _epilog(self, allocation_id, body, timeout):
-        final = yield self.off_reactor(self.read_counters, allocation_id)
-        baseline = self.active.pop(allocation_id, None)
-        self._stop_sampling()
+        # the final readings are taken as the epilog starts, while it runs (as the prolog's
+        # baseline): the answer waits for the longer of the two, not for both in turn
+        reading = self.off_reactor(self.read_counters, allocation_id)
         script_error = None
         try:
             yield self._run("epilog", body, timeout)
         except CSMError as exc:
             script_error = exc
+        final = yield reading
+        baseline = self.active.pop(allocation_id, None)
+        self._stop_sampling()
         removed = yield self._remove_cgroup(allocation_id)
         if script_error is not None:
             raise script_error
