@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def modules_after(code):
     """The module names a fresh interpreter holds after running ``code``."""
-    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    script = code + "\nimport sys\nloaded = sorted(sys.modules)\nimport json\nprint(json.dumps(loaded))\n"
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     if out.returncode != 0:
@@ -31,11 +31,12 @@ def loaded(modules, *packages):
 class CommandPathTests(SynchronousTestCase):
     def test_command_imports_no_daemon_libraries(self):
         """The command's module, its registry, formats and client: no reactor, TLS, attrs,
-        host ranges, argparse (a plain line needs none), or what a random id would bring."""
+        host ranges, argparse (a plain line needs none), what a random id would bring, or the
+        json package and re (the wire's codec is the C one), or the cgroup code."""
         modules = modules_after("import csm.cli.main")
         self.assertEqual(loaded(modules, "twisted", "OpenSSL", "cryptography", "attr", "attrs", "ClusterShell",
                                 "psycopg2", "txpostgres", "prometheus_client", "shutil", "random", "socket",
-                                "argparse", "gettext"), [])
+                                "argparse", "gettext", "re", "json", "signal"), [])
 
     def test_one_call_imports_nothing_heavy(self):
         """Reading a plain command line and failing to connect: still none of them."""

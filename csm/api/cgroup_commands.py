@@ -8,7 +8,7 @@ multicasts it to the allocation's nodes.
 
 from csm.api.commands import API_IDS
 from csm.api.registry import Command, Field
-from csm.node.stepcgroup import CONTROLLERS
+from csm.node.controllers import CONTROLLERS
 
 ALLOCATION_ID = Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id"), help="the allocation")
 COMPUTE = frozenset({"compute"})

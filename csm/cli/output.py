@@ -1,6 +1,6 @@
 """CAST's YAML-like output: ``---``, keys and values, ``...``."""
 
-import json
+from csm.wire.jsoncodec import quote
 
 KEY_WIDTH = 24
 
@@ -15,7 +15,7 @@ def scalar(value):
         return str(value)
     text = str(value)
     if text == "" or text != text.strip() or text.startswith(("#", '"', "'")) or "\n" in text:
-        return json.dumps(text)
+        return quote(text)
     return text
 
 

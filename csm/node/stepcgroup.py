@@ -21,9 +21,7 @@ import re
 
 from csm.errors import CSMError, ErrorCode
 from csm.node.cgroup import AllocationCgroups, CgroupError, _read, _write, parse_cpus, remove_tree
-
-#: CAST's csmi_cgroup_controller_t
-CONTROLLERS = ("cpuset", "memory", "devices", "cpuacct")
+from csm.node.controllers import CONTROLLERS
 #: parameters a step may set, by controller; v1 names map to their v2 file
 PARAMETERS = {
     "cpuset": {"cpuset.cpus": "cpuset.cpus", "cpuset.mems": "cpuset.mems"},

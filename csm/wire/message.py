@@ -1,19 +1,15 @@
 """``Message``: the one type that travels every link."""
 
-import json
-
 from csm.errors import CSMError
-from csm.wire import checksum
+from csm.wire import checksum, jsoncodec
 from csm.wire.header import HEADER, PROTOCOL_VERSION, Flags, Priority
-
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_body(body):
     """JSON-encode a body; ``None`` is an empty payload."""
     if body is None:
         return b""
-    return _encoder.encode(body).encode("utf-8")
+    return jsoncodec.dumps(body).encode("utf-8")
 
 
 class Message:
@@ -65,7 +61,7 @@ class Message:
         """
         if not self.payload:
             return None
-        return json.loads(self.payload)
+        return jsoncodec.loads(self.payload)
 
     def has(self, flag):
         return bool(self.flags & flag)
