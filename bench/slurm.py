@@ -20,11 +20,19 @@ running), and ``scontrol show node c01`` against ``csm_node_attributes_query -n
 c01``; the same CSM APIs through an in-process csm.client.Client too. After
 salloc returns, the run waits (untimed) until the node is idle again. Prints
 p50, p99 and max of each, the ratios csm / slurm, and the idle RSS (VmRSS) of
-slurmd and of the csm-compute daemon after the runs.
+slurmd and of the csm-compute daemon after the runs, and the compute's CPU over
+``IDLE_SECONDS`` idle. Each figure is printed against its target (issue 21):
+a node query at most 3 times ``scontrol show node``, an allocation's create +
+delete (two processes) at most 4 times ``salloc -N1 true``, the compute's RSS at
+most 40 MB (default config: no admin shell, no metrics exporter). Where the
+command's time goes: the same interpreter starting alone (``python -c pass``)
+and importing the command's module (``import csm.cli.main``), p50. Bytecode is
+compiled first, as ``make compile`` leaves it.
 """
 
 import argparse
 import collections
+import compileall
 import os
 import re
 import shutil
@@ -45,6 +53,9 @@ NODE = "c01"
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 TOOLS = ("slurmctld", "slurmd", "salloc", "scontrol", "sinfo", "munged")
 BIN = os.path.dirname(sys.executable)  # the virtualenv's csm_* programs
+IDLE_SECONDS = 10
+#: issue 21: csm / slurm p50 at most these; the compute's idle RSS at most this (MB)
+QUERY_TARGET, ALLOCATION_TARGET, RSS_TARGET = 3.0, 4.0, 40.0
 
 
 def _which(name):
@@ -176,7 +187,7 @@ class CSM:
 
     def __init__(self, run_dir):
         quiet = {role: dict(QUIET) for role in ("master", "aggregator", "utility", "compute")}
-        quiet["compute"].update(prolog="none", epilog="none")
+        quiet["compute"].update({"prolog": "none", "epilog": "none", "manhole.socket": ""})  # CAST's defaults
         self.cluster = LocalCluster(run_dir, computes=1, aggregators=1, utilities=1, tls=True, extra=quiet)
         self.env = dict(self.cluster.env(), CSM_SOCKET=self.cluster.daemons["util01"].socket)
         self.client = None
@@ -218,6 +229,10 @@ class CSM:
         assert self.client.call("node_attributes_query", {"node_names": [NODE]})["results"]
         return time.perf_counter() - started
 
+    def python(self, code):
+        """The interpreter the csm_* programs run, alone with ``code``: where a command's time goes."""
+        return timed([os.path.join(BIN, "python"), "-c", code], env=self.env)[0]
+
     def stop(self):
         if self.client is not None:
             self.client.close()
@@ -234,6 +249,12 @@ def _ms(values):
 
 def _ratio(csm, slurm):
     return "csm/slurm p50 %.1fx, p99 %.1fx, max %.1fx" % tuple(c / s for c, s in zip(_stats(csm), _stats(slurm)))
+
+
+def _against(what, value, target, unit):
+    """``what`` against its target: met, or by how much it is missed."""
+    verdict = "met" if value <= target else "not met, %.1fx the target" % (value / target)
+    return "%s %.1f%s, target at most %.1f%s: %s" % (what, value, unit, target, unit, verdict)
 
 
 def run(runs, run_dir):
@@ -256,9 +277,15 @@ def run(runs, run_dir):
             t["scontrol"].append(slurm.show_node())
             t["query_cli"].append(csm.query_cli())
             t["query_client"].append(csm.query_client())
+            t["python"].append(csm.python("pass"))
+            t["import"].append(csm.python("import csm.cli.main"))
         time.sleep(2)  # let both settle: idle RSS
-        rss = {"slurmd": cpu_rss(slurm.procs["slurmd"].pid)[1],
-               "csm-compute": cpu_rss(csm.cluster.daemons[NODE].process.pid)[1]}
+        compute = csm.cluster.daemons[NODE].process.pid
+        cpu_before = cpu_rss(compute)[0]
+        time.sleep(IDLE_SECONDS)
+        cpu, compute_rss = cpu_rss(compute)
+        rss = {"slurmd": cpu_rss(slurm.procs["slurmd"].pid)[1], "csm-compute": compute_rss,
+               "compute_cpu": 100.0 * (cpu - cpu_before) / IDLE_SECONDS}
     finally:
         csm.stop()
         slurm.stop()
@@ -272,6 +299,7 @@ def main():
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     ensure_slurm()
+    compileall.compile_dir(os.path.join(os.path.dirname(HERE), "csm"), quiet=1)  # as make compile leaves it
     run_dir = tempfile.mkdtemp(prefix="csm-bench-slurm-")
     os.chmod(run_dir, 0o755)  # postgres (another user) and munged's checks look into it
     try:
@@ -294,8 +322,18 @@ def main():
         % (args.runs, NODE, _ms(t["scontrol"]), NODE, _ms(t["query_cli"]), _ratio(t["query_cli"], t["scontrol"])),
         "the same through an in-process csm.client.Client: %s; %s"
         % (_ms(t["query_client"]), _ratio(t["query_client"], t["scontrol"])),
-        "idle RSS after the runs: slurmd %.1f MB, csm-compute %.1f MB; csm/slurm %.1fx"
-        % (rss["slurmd"], rss["csm-compute"], rss["csm-compute"] / rss["slurmd"]),
+        "idle RSS after the runs: slurmd %.1f MB, csm-compute %.1f MB (no admin shell, no exporter); csm/slurm "
+        "%.1fx; csm-compute CPU over %d s idle %.2f%%"
+        % (rss["slurmd"], rss["csm-compute"], rss["csm-compute"] / rss["slurmd"], IDLE_SECONDS, rss["compute_cpu"]),
+        "where a command's time goes, p50: the interpreter alone (`python -c pass`) %.1f ms, importing the "
+        "command (`python -c 'import csm.cli.main'`) %.1f ms; load average %.1f"
+        % (percentile(t["python"], 50) * 1e3, percentile(t["import"], 50) * 1e3, os.getloadavg()[0]),
+        "targets: " + "; ".join(_against(*target) for target in (
+            ("node query p50 csm/slurm", percentile(t["query_cli"], 50) / percentile(t["scontrol"], 50),
+             QUERY_TARGET, "x"),
+            ("allocation create + delete p50 csm/slurm", percentile(t["alloc_cli"], 50) / percentile(t["salloc"], 50),
+             ALLOCATION_TARGET, "x"),
+            ("compute idle RSS", rss["csm-compute"], RSS_TARGET, " MB"))),
     ]
     for line in lines:
         print(line, flush=True)
