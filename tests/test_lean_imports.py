@@ -32,11 +32,12 @@ class CommandPathTests(SynchronousTestCase):
     def test_command_imports_no_daemon_libraries(self):
         """The command's module, its registry, formats and client: no reactor, TLS, attrs,
         host ranges, argparse (a plain line needs none), what a random id would bring, or the
-        json package and re (the wire's codec is the C one), or the cgroup code."""
+        json package and re (the wire's codec is the C one), enum (the error codes and header
+        values are plain ints), or the cgroup code."""
         modules = modules_after("import csm.cli.main")
         self.assertEqual(loaded(modules, "twisted", "OpenSSL", "cryptography", "attr", "attrs", "ClusterShell",
                                 "psycopg2", "txpostgres", "prometheus_client", "shutil", "random", "socket",
-                                "argparse", "gettext", "re", "json", "signal"), [])
+                                "argparse", "gettext", "re", "json", "signal", "enum"), [])
 
     def test_one_call_imports_nothing_heavy(self):
         """Reading a plain command line and failing to connect: still none of them."""

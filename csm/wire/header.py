@@ -5,7 +5,6 @@ reserved (trace id / heartbeat interval), message id, payload length, checksum,
 uid, gid. The payload length is the frame's length prefix.
 """
 
-import enum
 import struct
 
 HEADER = struct.Struct("<BBBBIQIIII")
@@ -41,14 +40,16 @@ class Flags:
 ALL_FLAGS = 0xFF
 
 
-class Priority(enum.IntEnum):
+class Priority:
+    """Header priorities (plain ints, as ``Flags``: no enum on any path)."""
+
     NO_ACK = 0
     WITH_ACK = 1
     RETAIN = 2
 
 
-class InternalCommand(enum.IntEnum):
-    """CAST's daemon-internal command ids (200-212)."""
+class InternalCommand:
+    """CAST's daemon-internal command ids (200-212), plain ints."""
 
     CTRL_RECONFIG = 200
     CTRL_CMD = 201
