@@ -5,7 +5,7 @@ from twisted.internet import defer, reactor
 
 from csm.db import allocations
 from csm.db.merged import Merger
-from csm.errors import CSMError
+from csm.errors import CSMError, ErrorCode
 from tests.test_db_allocations import AllocationFixture, allocation
 
 
@@ -79,3 +79,36 @@ class MergedStepsTests(AllocationFixture):
         self.assertEqual(self.merger.statements, 2 + 1 + 3)  # the merged one, then each alone
         rows = yield self.query("SELECT allocation_id FROM csm_allocation_history ORDER BY 1")
         self.assertEqual(rows, [(a,), (b,)])
+
+    @defer.inlineCallbacks
+    def test_reservations_merged_and_one_wins_a_node(self):
+        yield self.pool.runOperation("UPDATE csm_node SET state = 'SOFT_FAILURE' WHERE node_name = 'n04'")
+        calls = []
+        for job, nodes in ((1, ["n01", "n02"]), (2, ["n03"]), (3, ["n02"]), (4, ["x9"]), (5, ["n04"])):
+            values = allocation(job, comment="job %d" % job)
+            key = allocations.reserve_key(values, False, "to-running")
+            calls.append(self.merger.run(allocations.RESERVE, key, (values, nodes)))
+        answers = []
+        for d in calls:
+            rows = yield d
+            try:
+                answers.append(allocations.reserved(rows))
+            except CSMError as exc:
+                answers.append(exc.errcode)
+        # job 3 shares n02 with job 1: another statement, which meets job 1's at the row lock
+        self.assertEqual((self.merger.calls, self.merger.statements), (5, 2))
+        self.assertEqual(answers[3:], [ErrorCode.CSMERR_ALLOC_INVALID_NODES, ErrorCode.CSMERR_ALLOC_UNAVAIL_NODES])
+        made = sorted((a for a in answers if isinstance(a, dict)), key=lambda a: a["primary_job_id"])
+        self.assertEqual(len(made), 2)  # job 2, and one of jobs 1 and 3
+        self.assertIn(ErrorCode.CSMERR_ALLOC_OCCUPIED_NODES, (answers[0], answers[2]))
+        winner = made[0] if made[0]["primary_job_id"] != 2 else made[1]
+        self.assertEqual([(a["num_nodes"], a["state"], a["comment"]) for a in made if a is not winner],
+                         [(1, "to-running", "job 2")])
+        self.assertEqual(winner["comment"], "job %d" % winner["primary_job_id"])
+        expected = [(made[1 if winner is made[0] else 0]["allocation_id"], "n03")]
+        expected += [(winner["allocation_id"], n) for n in (["n01", "n02"] if winner["primary_job_id"] == 1 else
+                                                            ["n02"])]
+        rows = yield self.query("SELECT allocation_id, node_name FROM csm_allocation_node")
+        self.assertEqual(sorted(rows), sorted(expected))
+        rows = yield self.query("SELECT allocation_id, state FROM csm_allocation_state_history ORDER BY 1")
+        self.assertEqual(sorted(rows), sorted((a["allocation_id"], "to-running") for a in made))

@@ -191,14 +191,12 @@ def new_allocation(ctx, body):
 @defer.inlineCallbacks
 def create(ctx, body):
     master = ctx.daemon
-    db = database(ctx)
     values, nodes = new_allocation(ctx, body)
     diagnostics = values["type"] == "diagnostics"
     prolog = values["state"] == "running" and not diagnostics
-    rows = yield prepared.query_dicts(db, *allocations.reserve_statement(
-        values, nodes, bool(body.get("shared")), "to-running" if prolog else values["state"],
-        check_nodes=not diagnostics, check_busy=values["state"] == "running"))
-    row = allocations.reserved(rows)
+    key = allocations.reserve_key(values, body.get("shared"), "to-running" if prolog else values["state"],
+                                  check_nodes=not diagnostics, check_busy=values["state"] == "running")
+    row = allocations.reserved((yield writes(ctx).run(allocations.RESERVE, key, (values, nodes))))
     result = yield master.allocation_locks.run(row["allocation_id"], _create_on_nodes, ctx, row, nodes, prolog)
     return result
 

@@ -372,6 +372,63 @@ def history_many_statement(items, with_readings):
                               "readings": _by_id((item[0], item[3]) for item in items) if with_readings else None}
 
 
+#: ``RESERVE_SQL`` for several creates whose nodes do not overlap (each allocation's checks
+#: see what others committed, not each other's inserts), with the same flags and the same
+#: given columns; ``%(items)s`` is [{"i": index, "nodes": [...], "v": {column: value}}].
+#: Each item gets its row (``csm_i``): the new allocation, or what its checks found.
+RESERVE_MANY_SQL = """
+SELECT 1 FROM csm_node WHERE node_name = ANY(%%(nodes)s) ORDER BY node_name FOR UPDATE;
+WITH items AS (SELECT (e->>'i')::int AS i, e->'v' AS v, e->'nodes' AS nodes
+                 FROM jsonb_array_elements(%%(items)s::jsonb) AS e),
+want AS (SELECT items.i, n.node_name FROM items, jsonb_array_elements_text(items.nodes) AS n(node_name)),
+found AS (SELECT w.i, n.node_name, n.state::text AS state, n.type FROM want w JOIN csm_node n USING (node_name)),
+missing AS (SELECT i, node_name FROM want EXCEPT SELECT i, node_name FROM found),
+bad AS (SELECT * FROM found WHERE %%(check_state)s AND (state <> 'IN_SERVICE' OR type <> 'compute')),
+busy AS (SELECT w.i, an.node_name, an.allocation_id FROM want w JOIN csm_allocation_node an USING (node_name)
+          WHERE %%(check_busy)s AND NOT an.state = ANY(%%(idle)s) AND (NOT %%(shared)s OR NOT an.shared)),
+errors AS (SELECT items.i,
+                  (SELECT array_agg(node_name ORDER BY node_name) FROM missing m WHERE m.i = items.i) AS csm_missing,
+                  (SELECT jsonb_agg(jsonb_build_object('node_name', b.node_name, 'state', b.state, 'type', b.type)
+                                    ORDER BY b.node_name) FROM bad b WHERE b.i = items.i) AS csm_bad,
+                  (SELECT jsonb_agg(jsonb_build_object('node_name', u.node_name, 'allocation_id', u.allocation_id)
+                                    ORDER BY u.node_name, u.allocation_id) FROM busy u WHERE u.i = items.i) AS csm_busy
+             FROM items),
+ok AS (SELECT items.i, items.v, nextval(pg_get_serial_sequence('csm_allocation', 'allocation_id')) AS id
+         FROM items JOIN errors USING (i)
+        WHERE csm_missing IS NULL AND csm_bad IS NULL AND csm_busy IS NULL),
+made AS (INSERT INTO csm_allocation (allocation_id, %(columns)s)
+         SELECT ok.id, %(values)s FROM ok, jsonb_populate_record(NULL::csm_allocation, ok.v) AS r RETURNING *),
+placed AS (INSERT INTO csm_allocation_node (allocation_id, node_name, state, shared)
+            SELECT ok.id, w.node_name, %%(state)s, %%(shared)s FROM ok JOIN want w USING (i))
+SELECT errors.i AS csm_i, made.*, errors.csm_missing, errors.csm_bad, errors.csm_busy
+  FROM errors LEFT JOIN ok USING (i) LEFT JOIN made ON made.allocation_id = ok.id
+"""
+
+
+def reserve_key(allocation, shared, row_state, check_nodes=True, check_busy=True):
+    """What a create's reservation merges by: its flags and the columns it gives."""
+    return (tuple(c for c in ALLOCATION_INPUT if c != "num_nodes" and (c == "state" or allocation.get(c) is not None)),
+            bool(shared), row_state, bool(check_nodes), bool(check_busy))
+
+
+def reserve_many_statement(key, items):
+    """(sql, args) of ``RESERVE_MANY_SQL`` for the (allocation, nodes) ``items`` of one key."""
+    columns, shared, row_state, check_nodes, check_busy = key
+    columns = ("num_nodes",) + columns
+    sql = RESERVE_MANY_SQL % {"columns": ", ".join(columns), "values": ", ".join("r." + c for c in columns)}
+    entries = [{"i": i, "nodes": list(nodes), "v": dict({c: allocation.get(c) for c in columns},
+                                                         state=row_state, num_nodes=len(nodes))}
+               for i, (allocation, nodes) in enumerate(items)]
+    return sql, {"items": json.dumps(entries, default=str), "nodes": sorted({n for _, ns in items for n in ns}),
+                 "check_state": check_nodes, "check_busy": check_busy, "shared": shared,
+                 "idle": list(IDLE_STATES), "state": row_state}
+
+
+def _split_by_index(rows, items):
+    mine = {row.pop("csm_i"): [row] for row in rows}
+    return [mine.get(i, []) for i in range(len(items))]
+
+
 def _split_by_id(rows, items):
     """Each item's rows (by its allocation id, the item's first value)."""
     mine = {}
@@ -388,6 +445,8 @@ FINISH = merged.Kind(lambda key, item: finish_statement(item[0], key[0], key[1],
 DELETE_START = merged.Kind(lambda key, item: delete_start_statement(item[0], key),
                            lambda key, items: delete_start_many_statement([item[0] for item in items], key),
                            _split_by_id)
+RESERVE = merged.Kind(lambda key, item: reserve_statement(item[0], item[1], *key[1:]), reserve_many_statement,
+                      _split_by_index, resources=lambda item: item[1])
 HISTORY = merged.Kind(lambda key, item: history_statement(*item), lambda key, items: history_many_statement(items, key),
                       _split_by_id)
 

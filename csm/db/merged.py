@@ -26,10 +26,11 @@ MAX_CALLS = 100
 
 class Kind:
     """``alone(key, item)`` and ``together(key, items)`` give ``(sql, args)`` (``%(name)s``
-    parameters); ``split(rows, items)`` gives each item its rows of the merged answer."""
+    parameters); ``split(rows, items)`` gives each item its rows of the merged answer. With
+    ``resources(item)`` (names), items sharing one go to different statements."""
 
-    def __init__(self, alone, together, split):
-        self.alone, self.together, self.split = alone, together, split
+    def __init__(self, alone, together, split, resources=None):
+        self.alone, self.together, self.split, self.resources = alone, together, split, resources
 
 
 class Merger(TurnMerger):
@@ -43,8 +44,23 @@ class Merger(TurnMerger):
         return self._queue((kind, key), item, None)
 
     def _flush_key(self, key, _, waiting):
-        for start in range(0, len(waiting), self.max_calls):
-            self._run(*key, waiting[start:start + self.max_calls])
+        for group in self._groups(key[0], waiting):
+            self._run(*key, group)
+
+    def _groups(self, kind, waiting):
+        """``waiting`` in groups of at most ``max_calls``, none with two calls sharing a resource
+        (a call goes to the first group it fits)."""
+        groups = []
+        for call in waiting:
+            names = set(kind.resources(call[0])) if kind.resources else set()
+            for used, calls in groups:
+                if len(calls) < self.max_calls and not used & names:
+                    used |= names
+                    calls.append(call)
+                    break
+            else:
+                groups.append((names, [call]))
+        return [calls for _, calls in groups]
 
     def _run(self, kind, key, group):
         self.statements += 1
