@@ -104,6 +104,10 @@ class OutageTests(TestCase):
         rows = yield self.pool.runQuery("SELECT text FROM outage_log ORDER BY n")
         self.assertEqual([r[0] for r in rows], ["event %d" % n for n in range(50)])
         self.assertEqual(self.states, [CONNECTED, OUTAGE, CONNECTED])
+        # every connection, reconnected too, runs without JIT compilation (SESSION_OPTIONS)
+        jit = yield defer.gatherResults([self.pool.runQuery("SELECT current_setting('jit'), pg_sleep(0.05)")
+                                         for _ in range(3)])
+        self.assertEqual([rows[0][0] for rows in jit], ["off"] * 3)
 
     @defer.inlineCallbacks
     def test_server_gone_under_a_running_transaction(self):

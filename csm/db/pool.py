@@ -62,6 +62,10 @@ def _quote(value):
     return text
 
 
+#: the master's sessions run short statements: JIT compiling one whose row estimates pass
+#: ``jit_above_cost`` (set-based statements over jsonb) took about 50 ms, far longer than the statement
+SESSION_OPTIONS = "-c jit=off"
+
 #: deadlock detected, serialization failure: the transaction is run again
 TRANSIENT = ("40P01", "40001")
 TRANSIENT_ATTEMPTS = 3
@@ -125,7 +129,8 @@ class DatabasePool:
     def start(self):
         """Connect every connection; fails (``CSMERR_DAEMON_DB_ERR``) if the database is unreachable."""
         try:
-            yield defer.gatherResults([c.connect(self.dsn) for c in self.connections], consumeErrors=True)
+            yield defer.gatherResults([c.connect(self.dsn, options=SESSION_OPTIONS) for c in self.connections],
+                                      consumeErrors=True)
         except defer.FirstError as exc:
             self.close()
             raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "cannot connect to the database (%s): %s"
