@@ -12,7 +12,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from csm.errors import CSMError, ErrorCode
 from csm.node import usage
 from csm.node.allocation import AllocationAgent, script_environment
-from csm.node.cgroup import AllocationCgroups, format_cpus, is_cgroup2, parse_cpus
+from csm.node.cgroup import AllocationCgroups, format_cpus, is_cgroup2, parse_cpus, remove_tree
 from tests.fakenvml import FakeGpu, FakeNvml
 
 SCRIPT = """#!/bin/sh
@@ -241,7 +241,8 @@ class RealCgroupTests(TestCase):
         if parent is None:
             raise SkipTest("no writable cgroup v2 file system on this host")
         self.root = os.path.join(parent, "csm-test-%d" % os.getpid())
-        self.addCleanup(lambda: os.path.isdir(self.root) and os.rmdir(self.root))
+        # remove_tree waits out EBUSY: a loaded kernel may still be tearing down the job's cgroup
+        self.addCleanup(lambda: os.path.isdir(self.root) and remove_tree(self.root))
         self.agent = AllocationAgent(reactor, "n01", "", "", self.root, nvml=FakeNvml([]))
         self.addCleanup(self.agent.stop)
 

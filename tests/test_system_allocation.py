@@ -15,7 +15,7 @@ import tempfile
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.cluster import LocalCluster
-from csm.node.cgroup import is_cgroup2
+from csm.node.cgroup import is_cgroup2, remove_tree
 from tests.clusters import sql
 
 NODES = ("c01", "c02", "c03", "c04")
@@ -104,8 +104,7 @@ class _Tree:
     def stop(self):
         self.cluster.stop()
         if self.cgroup_parent and os.path.isdir(self.cgroup_parent):
-            for directory, _, _ in sorted(os.walk(self.cgroup_parent), reverse=True):
-                os.rmdir(directory)
+            remove_tree(self.cgroup_parent)  # deepest first, waiting out EBUSY
 
     def query(self, statement, args=()):
         return sql(self.cluster, statement, args)

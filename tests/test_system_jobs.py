@@ -22,7 +22,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from csm.client import Client
 from csm.cluster import OTHER_USER_PYTHON, PROJECT, LocalCluster, other_user_pythonpath
 from csm.errors import CSMError
-from csm.node.cgroup import is_cgroup2
+from csm.node.cgroup import is_cgroup2, remove_tree
 
 NODES = ("c01", "c02")
 LAUNCHER = """#!/bin/sh
@@ -104,11 +104,7 @@ class _Tree:
         for user in self.users:
             subprocess.run(["userdel", user], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         if os.path.isdir(self.cgroup_parent):
-            for directory, _, _ in sorted(os.walk(self.cgroup_parent), key=lambda w: len(w[0]), reverse=True):
-                try:
-                    os.rmdir(directory)
-                except OSError:
-                    pass
+            remove_tree(self.cgroup_parent)  # deepest first, waiting out EBUSY
 
 
 class _JobTest(SynchronousTestCase):
