@@ -7,7 +7,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from csm.roles.upstream import MAX_RETRY_DELAY, QUICK_RETRIES, Backoff, UpstreamLink, reconnect_policy, retry_delay
+from csm.roles.upstream import (MAX_RETRY_DELAY, QUICK_RETRIES, REFUSED_RETRY_DELAY, Backoff, UpstreamLink,
+                                reconnect_policy, retry_delay)
 from csm.net.link import LinkOwner
 from tests.test_compute_pair import Endpoint, FakeDaemon
 
@@ -68,11 +69,24 @@ class UpstreamBackoffTests(SynchronousTestCase):
 
     def test_delays_grow_across_connections_that_never_get_ready(self):
         delays = []
-        for step in (self.refused, self.connected_then_lost) * 4:
-            delays.append(round(step(), 6))
+        for _ in range(8):
+            delays.append(round(self.connected_then_lost(), 6))
             self.next_attempt()
         self.assertEqual(delays, [0.2, 0.45, 0.8, 1.25, 2.5, 5.0, 10.0, 20.0])
-        self.assertAlmostEqual(self.refused(), MAX_RETRY_DELAY)
+        self.assertAlmostEqual(self.connected_then_lost(), MAX_RETRY_DELAY)
+
+    def test_refused_connections_back_off_less(self):
+        """Nobody listening costs the parent nothing: refusals stop growing at REFUSED_RETRY_DELAY,
+        and the count goes on, so a connection then accepted and dropped backs off further."""
+        delays = []
+        for _ in range(8):
+            delays.append(round(self.refused(), 6))
+            self.next_attempt()
+        self.assertEqual(delays, [0.2, 0.45, 0.8, 1.25, 2.5, REFUSED_RETRY_DELAY, REFUSED_RETRY_DELAY,
+                                  REFUSED_RETRY_DELAY])
+        self.assertAlmostEqual(self.connected_then_lost(), MAX_RETRY_DELAY)
+        self.next_attempt()
+        self.assertAlmostEqual(self.refused(), REFUSED_RETRY_DELAY)
 
     def test_a_ready_link_starts_again_with_quick_retries(self):
         for _ in range(6):

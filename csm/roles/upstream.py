@@ -3,6 +3,9 @@
 import random
 
 from twisted.application.internet import ClientService
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from zope.interface import implementer
 
 from csm.net.endpoints import client_endpoint
 
@@ -10,6 +13,10 @@ from csm.net.endpoints import client_endpoint
 QUICK_RETRIES = 4
 #: Past them the delay doubles with each failure up to this many seconds.
 MAX_RETRY_DELAY = 30.0
+#: ... or up to this many after a refused connection: nobody listens yet (a parent starting,
+#: an aggregator whose master is away), which costs the parent nothing, and the link should
+#: be up soon after the parent is.
+REFUSED_RETRY_DELAY = 5.0
 
 
 def reconnect_policy(attempt):
@@ -43,13 +50,38 @@ class Backoff:
         self.failures = 0
         self.draw = draw
         self.cap = cap
+        #: The last attempt was refused (set by ``RefusalNotingEndpoint``).
+        self.refused = False
 
     def __call__(self, attempt):
         self.failures += 1
-        return retry_delay(self.failures, self.draw, self.cap)
+        cap = min(self.cap, REFUSED_RETRY_DELAY) if self.refused else self.cap
+        return retry_delay(self.failures, self.draw, cap)
 
     def reset(self):
         self.failures = 0
+
+
+@implementer(IStreamClientEndpoint)
+class RefusalNotingEndpoint:
+    """An endpoint that tells a ``Backoff`` whether its last connection attempt was refused."""
+
+    def __init__(self, endpoint, backoff):
+        self.endpoint = endpoint
+        self.backoff = backoff
+
+    def connect(self, factory):
+        d = self.endpoint.connect(factory)
+        d.addCallbacks(self._made, self._failed)
+        return d
+
+    def _made(self, protocol):
+        self.backoff.refused = False
+        return protocol
+
+    def _failed(self, failure):
+        self.backoff.refused = failure.check(ConnectionRefusedError) is not None
+        return failure
 
 
 class UpstreamLink:
@@ -66,7 +98,7 @@ class UpstreamLink:
         self.link = None
         self.backoff = Backoff()
         factory = daemon.link_factory(owner, True, name=name)
-        connector = client_endpoint(daemon.reactor, endpoint, daemon.tls)
+        connector = RefusalNotingEndpoint(client_endpoint(daemon.reactor, endpoint, daemon.tls), self.backoff)
         gate = getattr(daemon, "connect_gate", None)
         if gate is not None:
             connector = gate.endpoint(connector, (endpoint.host, endpoint.port), urgent)
