@@ -21,13 +21,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import psycopg2  # noqa: E402
 from twisted.internet import defer, reactor  # noqa: E402
 
-from bench.results import record, run_reactor, stop_on_signals  # noqa: E402
+from bench.results import record, run_reactor, schema_server, stop_on_signals  # noqa: E402
 from csm.api.node import NODE_SELECT  # noqa: E402
-from csm.db import schema  # noqa: E402
-from csm.db.embedded import EmbeddedPostgres  # noqa: E402
 from csm.db.inventory import upsert_node_inventory  # noqa: E402
 from csm.db.pool import DatabasePool  # noqa: E402
 
@@ -101,21 +98,12 @@ def main():
     parser.add_argument("--queries", type=int, default=20000)
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
-    pg = EmbeddedPostgres(fast=False)
-    dsn = pg.start()
+    pg, dsn = schema_server()
     try:
-        connection = psycopg2.connect(dsn)
-        with connection, connection.cursor() as cur:
-            schema.install(cur)
-        connection.close()
         out = {}
         run_reactor(lambda: run(dsn, args.nodes, args.queries, out))
-        connection = psycopg2.connect(dsn)
-        with connection.cursor() as cur:
-            cur.execute("SELECT (SELECT count(*) FROM csm_node), (SELECT count(*) FROM csm_dimm), "
-                        "(SELECT count(*) FROM csm_gpu_history)")
-            counts = cur.fetchone()
-        connection.close()
+        [counts] = pg.query("SELECT (SELECT count(*) FROM csm_node), (SELECT count(*) FROM csm_dimm), "
+                            "(SELECT count(*) FROM csm_gpu_history)")
     finally:
         pg.stop()
     lines = [

@@ -44,6 +44,26 @@ def record(name, command, lines):
             f.write("- %s\n" % line)
 
 
+def schema_server():
+    """A private, durable PostgreSQL with CSM's schema installed: (server, dsn); ``stop()`` it."""
+    import psycopg2
+
+    from csm.db import schema
+    from csm.db.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(fast=False)
+    dsn = server.start()
+    try:
+        connection = psycopg2.connect(dsn)
+        with connection, connection.cursor() as cur:
+            schema.install(cur)
+        connection.close()
+    except BaseException:
+        server.stop()
+        raise
+    return server, dsn
+
+
 def stop_on_signals():
     """SIGTERM and SIGINT raise ``SystemExit``, so that a benchmark's ``finally`` stops the
     cluster it started (by default SIGTERM ends Python at once); more of them while it

@@ -23,14 +23,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import psycopg2  # noqa: E402
 from twisted.internet import defer, reactor  # noqa: E402
 
-from bench.results import QUIET, record, run_reactor, stop_on_signals  # noqa: E402
+from bench.results import QUIET, record, run_reactor, schema_server, stop_on_signals  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 from csm.config import DaemonConfig, InventoryConfig, UFMConfig  # noqa: E402
-from csm.db import schema  # noqa: E402
-from csm.db.embedded import EmbeddedPostgres  # noqa: E402
 from csm.db.pool import DatabasePool  # noqa: E402
 from csm.ufm import UfmClient  # noqa: E402
 from csm.ufm_collection import UfmCollectionService, unchanged  # noqa: E402
@@ -96,22 +93,13 @@ def main():
     args = parser.parse_args()
     load = os.getloadavg()[0]  # the machine is shared: say how busy it was
     standin = UfmStandIn(switches=args.switches, cables=args.cables, bad_switches=5, bad_cables=20).start()
-    pg = EmbeddedPostgres(fast=False)
-    dsn = pg.start()
+    pg, dsn = schema_server()
     try:
-        connection = psycopg2.connect(dsn)
-        with connection, connection.cursor() as cur:
-            schema.install(cur)
-        connection.close()
         out = {}
         run_reactor(lambda: run(dsn, standin, out))
-        connection = psycopg2.connect(dsn)
-        with connection.cursor() as cur:
-            cur.execute("SELECT (SELECT count(*) FROM csm_switch), (SELECT count(*) FROM csm_switch_inventory), "
-                        "(SELECT count(*) FROM csm_ib_cable), (SELECT count(*) FROM csm_ib_cable_history), "
-                        "(SELECT count(*) FROM csm_ib_cable WHERE missing_since IS NOT NULL)")
-            counts = cur.fetchone()
-        connection.close()
+        [counts] = pg.query("SELECT (SELECT count(*) FROM csm_switch), (SELECT count(*) FROM csm_switch_inventory), "
+                            "(SELECT count(*) FROM csm_ib_cable), (SELECT count(*) FROM csm_ib_cable_history), "
+                            "(SELECT count(*) FROM csm_ib_cable WHERE missing_since IS NOT NULL)")
     finally:
         pg.stop()
     try:
