@@ -70,6 +70,9 @@ def main(argv=None):
              args.run_dir), flush=True)
     cluster = LocalCluster(args.run_dir, computes=daemons, aggregators=aggregators, utilities=1,
                            tls=not args.no_tls, simulated=simulated)
+    if cluster.postgres is not None and cluster.postgres.moved_from:
+        print("csm-demo: the postgres user cannot enter %s, so the database is in %s"
+              % (cluster.postgres.moved_from, cluster.postgres.directory), flush=True)
     started = time.monotonic()
     try:
         cluster.start()

@@ -1,9 +1,11 @@
 """The private PostgreSQL of the tests and the demo."""
 
 import os
+import pwd
+import tempfile
 
 import psycopg2
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from csm.db import embedded
 
@@ -34,6 +36,24 @@ class EmbeddedTests(SynchronousTestCase):
             directory = pg.directory
         self.assertFalse(os.path.exists(directory))
         pg.stop()  # twice is harmless (the atexit net calls it again)
+
+    def test_a_directory_postgres_cannot_enter_is_replaced(self):
+        """A checkout only root may enter (under /root, say): the server runs in a temporary folder."""
+        if os.geteuid() != 0:
+            raise SkipTest("only root runs the server as another user")
+        private = tempfile.mkdtemp(prefix="csm-private-")
+        os.chmod(private, 0o700)
+        self.addCleanup(os.rmdir, private)
+        postgres = pwd.getpwnam("postgres")
+        self.assertFalse(embedded.reachable_by(postgres, os.path.join(private, "run", "postgres")))
+        self.assertTrue(embedded.reachable_by(postgres, tempfile.gettempdir()))
+        with embedded.EmbeddedPostgres(os.path.join(private, "run", "postgres"), fast=True) as pg:
+            self.assertEqual(pg.moved_from, os.path.join(private, "run", "postgres"))
+            self.assertFalse(pg.directory.startswith(private))
+            self.assertEqual(self.query(pg.dsn, "SELECT 1"), [(1,)])
+            directory = pg.directory
+        self.assertFalse(os.path.exists(directory))
+        self.assertEqual(os.listdir(private), [])
 
     def settings(self, pg):
         return dict(self.query(pg.dsn, "SELECT name, setting FROM pg_settings WHERE name IN "

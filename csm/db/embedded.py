@@ -47,10 +47,42 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def reachable_by(user, path):
+    """Whether ``user`` (a pwd entry) may enter every folder above ``path`` (and ``path``, if it exists)."""
+    path = os.path.abspath(path)
+    while True:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if st.st_uid == user.pw_uid:
+                bit = 0o100
+            elif st.st_gid == user.pw_gid:
+                bit = 0o010
+            else:
+                bit = 0o001
+            if not st.st_mode & bit:
+                return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
 class EmbeddedPostgres:
-    """One private server: ``start()`` -> DSN, ``stop_server()``/``start_server()``, ``stop()``."""
+    """One private server: ``start()`` -> DSN, ``stop_server()``/``start_server()``, ``stop()``.
+
+    Run by root, the server runs as ``postgres``, which must reach its directory: where
+    it cannot (a checkout under /root, or any folder only root may enter), the server's
+    directory is a temporary one instead, and ``moved_from`` names the one asked for.
+    """
 
     def __init__(self, directory=None, fast=False, port=None):
+        self._as_postgres = os.geteuid() == 0
+        self.moved_from = None
+        if directory is not None and self._as_postgres and not reachable_by(pwd.getpwnam("postgres"), directory):
+            self.moved_from, directory = directory, None
         self._made_directory = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="csm-pg-")
         self.data = os.path.join(self.directory, "data")
@@ -58,7 +90,6 @@ class EmbeddedPostgres:
         self.port = port or free_port()
         self.fast = fast
         self.running = False
-        self._as_postgres = os.geteuid() == 0
         self._atexit = False
 
     @property
@@ -86,7 +117,7 @@ class EmbeddedPostgres:
         if self._as_postgres:
             cmd = ("runuser", "-u", "postgres", "--") + cmd
         result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, cwd="/")  # the caller's folder may be root's only
         if result.returncode != 0:
             raise RuntimeError("%s failed: %s" % (os.path.basename(cmd[4 if self._as_postgres else 0]),
                                                  result.stdout.strip()[-2000:]))
