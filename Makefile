@@ -20,10 +20,10 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 postgres:
-	@sh tools/ensure-postgres.sh
+	@sh tools/ensure-package.sh postgresql required 'command -v initdb || ls /usr/lib/postgresql/*/bin/initdb'
 
 pamtester:
-	@sh tools/ensure-pamtester.sh
+	@sh tools/ensure-package.sh pamtester optional 'command -v pamtester'
 
 # Byte-code written ahead, even where PYTHONDONTWRITEBYTECODE is set: every csm_* command
 # starts a fresh interpreter, and compiling the package each time costs it ~10 ms.
