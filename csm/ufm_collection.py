@@ -11,7 +11,7 @@ import os
 import sys
 
 from twisted.application.internet import TimerService
-from twisted.internet import defer, task
+from twisted.internet import defer, task, threads
 
 from csm import logs
 from csm.config import ConfigError
@@ -64,6 +64,7 @@ class UfmCollectionService(TimerService):
 
     def __init__(self, reactor, clock, db, config, client=None):
         super().__init__(config.ufm.collection_interval, self.collect)
+        self.reactor = reactor
         self.clock = clock
         self.db = db
         self.config = config
@@ -84,7 +85,9 @@ class UfmCollectionService(TimerService):
             waited += 0.5
         try:
             inventory = yield self.client.collect()
-            yield defer.maybeDeferred(write_bad_files, self.config.inventory, inventory)
+            # file writes (and makedirs) off the reactor thread: the master answers requests meanwhile
+            yield threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), write_bad_files,
+                                            self.config.inventory, inventory)
             summary = yield self.db.runInteraction(switches.store, collections(inventory))
         except UfmError as exc:
             log.error("UFM inventory collection: {error}", error=str(exc))
