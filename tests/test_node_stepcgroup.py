@@ -33,12 +33,12 @@ class FakeTreeTests(TestCase):
         self.cgroups.allocations.available = True  # the directory stands for a cgroup v2 file system
         self.allocation = _fake_allocation(self.root)
         self.written = []
-        real = stepcgroup._write
+        real = stepcgroup.write_value
 
         def record(path, value):
             self.written.append((os.path.relpath(path, self.root), value))
             real(path, value)
-        self.patch(stepcgroup, "_write", record)
+        self.patch(stepcgroup, "write_value", record)
 
     def create(self, components, name="step_1", pid=0):
         return self.cgroups.create(5, name, components, pid)
@@ -93,7 +93,7 @@ class FakeTreeTests(TestCase):
         def refuse(path, value):
             if path.endswith("cpuset.cpus"):
                 raise OSError(errno.EINVAL, "Invalid argument")
-        self.patch(stepcgroup, "_write", refuse)
+        self.patch(stepcgroup, "write_value", refuse)
         self.assertRefused(ErrorCode.CSMERR_CGROUP_FAIL, "cannot write '1' to",
                            [{"type": "cpuset", "params": ["cpuset.cpus"], "values": ["1"]}])
 

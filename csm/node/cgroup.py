@@ -38,7 +38,8 @@ def is_cgroup2(path):
     return kind == "cgroup2"
 
 
-def _read(path, default=None):
+def read_value(path, default=None):
+    """The stripped text of a cgroup file, or ``default`` when it cannot be read."""
     try:
         with open(path) as f:
             return f.read().strip()
@@ -46,7 +47,7 @@ def _read(path, default=None):
         return default
 
 
-def _write(path, value):
+def write_value(path, value):
     with open(path, "w") as f:
         f.write(value)
 
@@ -86,11 +87,11 @@ class AllocationCgroups:
 
     def _enable(self, directory, wanted):
         """Turn on those of ``wanted`` the parent offers for its children; returns the enabled set."""
-        offered = set((_read(os.path.join(directory, "cgroup.controllers"), "") or "").split())
-        enabled = set((_read(os.path.join(directory, "cgroup.subtree_control"), "") or "").split())
+        offered = set((read_value(os.path.join(directory, "cgroup.controllers"), "") or "").split())
+        enabled = set((read_value(os.path.join(directory, "cgroup.subtree_control"), "") or "").split())
         for name in sorted((set(wanted) & offered) - enabled):
             try:
-                _write(os.path.join(directory, "cgroup.subtree_control"), "+" + name)
+                write_value(os.path.join(directory, "cgroup.subtree_control"), "+" + name)
                 enabled.add(name)
             except OSError:
                 pass  # e.g. processes in the parent: the controller stays off, the cgroup still works
@@ -109,10 +110,10 @@ class AllocationCgroups:
             raise CgroupError("cannot create %s: %s" % (self.path(allocation_id), exc.strerror)) from None
         done = {"path": path, "controllers": sorted(enabled)}
         if "cpuset" in enabled and isolated_cores:
-            cpus = parse_cpus(_read(os.path.join(self.root, "cpuset.cpus.effective"), ""))
+            cpus = parse_cpus(read_value(os.path.join(self.root, "cpuset.cpus.effective"), ""))
             keep = cpus[int(isolated_cores):] or cpus
             try:
-                _write(os.path.join(path, "cpuset.cpus"), format_cpus(keep))
+                write_value(os.path.join(path, "cpuset.cpus"), format_cpus(keep))
             except OSError as exc:
                 raise CgroupError("cannot set cpuset.cpus of %s: %s" % (path, exc.strerror)) from None
             done["cpus"] = format_cpus(keep)
@@ -124,11 +125,11 @@ class AllocationCgroups:
         result = {"cpu_usage": -1, "memory_usage_max": -1}
         if not self.available or not os.path.isdir(path):
             return result
-        for line in (_read(os.path.join(path, "cpu.stat"), "") or "").splitlines():
+        for line in (read_value(os.path.join(path, "cpu.stat"), "") or "").splitlines():
             key, _, value = line.partition(" ")
             if key == "usage_usec" and value.strip().isdigit():
                 result["cpu_usage"] = int(value) * 1000
-        peak = _read(os.path.join(path, "memory.peak"))
+        peak = read_value(os.path.join(path, "memory.peak"))
         if peak and peak.isdigit():
             result["memory_usage_max"] = int(peak)
         return result
@@ -147,12 +148,12 @@ def _kill_members(path):
     """SIGKILL every process of ``path`` and its children (``cgroup.kill`` where the kernel has it)."""
     if os.path.exists(os.path.join(path, "cgroup.kill")):
         try:
-            _write(os.path.join(path, "cgroup.kill"), "1")
+            write_value(os.path.join(path, "cgroup.kill"), "1")
             return
         except OSError:
             pass
     for directory, _, _ in os.walk(path):
-        for pid in (_read(os.path.join(directory, "cgroup.procs"), "") or "").split():
+        for pid in (read_value(os.path.join(directory, "cgroup.procs"), "") or "").split():
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except (OSError, ValueError):

@@ -20,7 +20,7 @@ import os
 import re
 
 from csm.errors import CSMError, ErrorCode
-from csm.node.cgroup import AllocationCgroups, CgroupError, _read, _write, parse_cpus, remove_tree
+from csm.node.cgroup import AllocationCgroups, CgroupError, parse_cpus, read_value, remove_tree, write_value
 from csm.node.controllers import CONTROLLERS
 #: parameters a step may set, by controller; v1 names map to their v2 file
 PARAMETERS = {
@@ -72,16 +72,16 @@ class StepCgroups:
         writes, wanted = self._plan(parent, components)
         if pid:
             _check_pid(pid)
-        offered = set((_read(os.path.join(parent, "cgroup.controllers"), "") or "").split())
+        offered = set((read_value(os.path.join(parent, "cgroup.controllers"), "") or "").split())
         missing = sorted(wanted - offered)
         if missing:
             raise _error(ErrorCode.CSMERR_CGROUP_FAIL, "the %s controller%s not offered in %s (cgroup v2 offers: %s)"
                          % (", ".join(missing), " is" if len(missing) == 1 else "s are", parent,
                             " ".join(sorted(offered)) or "none"))
-        enabled = set((_read(os.path.join(parent, "cgroup.subtree_control"), "") or "").split())
+        enabled = set((read_value(os.path.join(parent, "cgroup.subtree_control"), "") or "").split())
         for name in sorted(wanted - enabled):
             try:
-                _write(os.path.join(parent, "cgroup.subtree_control"), "+" + name)
+                write_value(os.path.join(parent, "cgroup.subtree_control"), "+" + name)
             except OSError as exc:
                 raise _error(ErrorCode.CSMERR_CGROUP_FAIL, "cannot enable %s below %s: %s (processes in the "
                              "allocation's own cgroup?)" % (name, parent, exc.strerror)) from None
@@ -184,7 +184,7 @@ def _value(parent, name, value):
             cpus = set(parse_cpus(value))
         except ValueError:
             raise _error(ErrorCode.CSMERR_CGROUP_EINVAL, "cpuset.cpus: %r is not a CPU list" % value) from None
-        allowed = set(parse_cpus(_read(os.path.join(parent, "cpuset.cpus.effective"), "") or ""))
+        allowed = set(parse_cpus(read_value(os.path.join(parent, "cpuset.cpus.effective"), "") or ""))
         if allowed and not cpus <= allowed:
             raise _error(ErrorCode.CSMERR_CGROUP_EINVAL, "cpuset.cpus: CPUs %s are outside the allocation's %s"
                          % (",".join(map(str, sorted(cpus - allowed))), ",".join(map(str, sorted(allowed)))))
@@ -193,7 +193,7 @@ def _value(parent, name, value):
 
 def _write_checked(path, name, value):
     try:
-        _write(os.path.join(path, name), value)
+        write_value(os.path.join(path, name), value)
     except OSError as exc:
         raise _error(ErrorCode.CSMERR_CGROUP_FAIL, "cannot write %r to %s: %s"
                      % (value, os.path.join(path, name), exc.strerror)) from None
