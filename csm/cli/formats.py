@@ -1,6 +1,7 @@
 """Per-command output formats where CAST prints something other than plain YAML."""
 
 from csm.cli import diag_formats, output, switch_formats
+from csm.cli.cast_records import NO_RESULTS
 from csm.cli.layout import block, records, value_text
 
 
@@ -357,7 +358,6 @@ FAILURES = {
     "allocation_update_history": "---\n# FAILED: errcode: {code} errmsg: {msg}\n...",
 }
 
-NO_RESULTS = "---\nTotal_Records: 0\n# No matching records found.\n...\n"
 #: What CAST prints when nothing matched, where it is not ``NO_RESULTS``.
 NO_RESULTS_BY_COMMAND = {
     "allocation_query_active_all": "---\nnum_allocations: 0\n# No matching records found.\n...\n",
