@@ -20,14 +20,14 @@ def _command(name, description, fields, **kw):
     return Command(name=name, cmd_id=API_IDS[name], description=description, fields=tuple(fields), **kw)
 
 
-def _csv(name, flag, letter, help_text):
-    return Field(name, "list", flags=("-" + letter, "--" + flag), help=help_text)
+def _csv(name, letter, help_text):
+    return Field(name, "list", flags=("-" + letter, "--" + name), help=help_text)
 
 
 SWITCH_COMMANDS = (
     _command("switch_attributes_query", "Query switches (csm_switch).", results_key="results", fields=(
-        _csv("roles", "roles", "r", "roles: tor,core"),
-        _csv("switch_names", "switch_names", "s", "switch names: s1,s2"),
+        _csv("roles", "r", "roles: tor,core"),
+        _csv("switch_names", "s", "switch names: s1,s2"),
         Field("serial_number", "str", flags=("-S", "--serial_number")),
         Field("state", "str", flags=("-t", "--state")),
         LIMIT, OFFSET,
@@ -42,18 +42,18 @@ SWITCH_COMMANDS = (
                      Field("physical_frame_location", "str", nullable=True, flags=("-f", "--physical_frame_location")),
                      Field("physical_u_location", "str", nullable=True, flags=("-u", "--physical_u_location")))),
     _command("ib_cable_query", "Query InfiniBand cables (csm_ib_cable).", results_key="results", fields=(
-        _csv("comments", "comments", "c", "comments"),
-        _csv("guids", "guids", "g", "guids of either end"),
-        _csv("identifiers", "identifiers", "i", "e.g. QSFP+"),
-        _csv("lengths", "lengths", "L", "e.g. 3 m"),
-        _csv("names", "names", "n", "UFM link names"),
-        _csv("part_numbers", "part_numbers", "p", "part numbers"),
-        _csv("ports", "ports", "P", "ports of either end"),
-        _csv("revisions", "revisions", "r", "revisions"),
-        _csv("serial_numbers", "serial_numbers", "s", "serial numbers"),
-        _csv("severities", "severities", "S", "e.g. Info,Warning"),
-        _csv("types", "types", "t", "cable technology"),
-        _csv("widths", "widths", "w", "e.g. IB_4x"),
+        _csv("comments", "c", "comments"),
+        _csv("guids", "g", "guids of either end"),
+        _csv("identifiers", "i", "e.g. QSFP+"),
+        _csv("lengths", "L", "e.g. 3 m"),
+        _csv("names", "n", "UFM link names"),
+        _csv("part_numbers", "p", "part numbers"),
+        _csv("ports", "P", "ports of either end"),
+        _csv("revisions", "r", "revisions"),
+        _csv("serial_numbers", "s", "serial numbers"),
+        _csv("severities", "S", "e.g. Info,Warning"),
+        _csv("types", "t", "cable technology"),
+        _csv("widths", "w", "e.g. IB_4x"),
         LIMIT, OFFSET,
         Field("order_by", "str", flags=("-O", "--order_by"), help=_order_help(CABLE_ORDER)))),
     _command("ib_cable_query_history", "The history of a cable.", results_key="results",
