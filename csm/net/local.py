@@ -28,10 +28,14 @@ _CRED = struct.Struct("3i")
 _CLIENT_FORBIDDEN = Flags.INT | Flags.MTC | Flags.RESP
 
 
-def peer_credentials(transport):
-    """(pid, uid, gid) of the process at the other end of a unix socket."""
-    sock = transport.getHandle()
+def socket_credentials(sock):
+    """(pid, uid, gid) of the process at the other end of a connected unix socket."""
     return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+
+
+def peer_credentials(transport):
+    """(pid, uid, gid) of the process at the other end of a unix socket's transport."""
+    return socket_credentials(transport.getHandle())
 
 
 class SocketInUse(Exception):
@@ -62,7 +66,7 @@ def check_socket_free(path, timeout=2.0):
 
 def _describe_listener(sock):
     """``pid N, <role> <node>`` of the daemon on a connected local socket (what it says of itself)."""
-    pid = _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))[0]
+    pid = socket_credentials(sock)[0]
     hello = {}
     try:
         sock.sendall(Message.make(InternalCommand.STATUS, {"version": __version__, "role": "client"},
