@@ -15,8 +15,6 @@ and optionally over SSH on ``ssh_host:ssh_port``, public keys from
 """
 
 import os
-import socket
-import struct
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -30,9 +28,9 @@ from twisted.internet import endpoints, protocol
 from zope.interface import implementer
 
 from csm import logs
+from csm.net.local import peer_credentials
 
 log = logs.logger("csmd")
-_CRED = struct.Struct("3i")
 
 
 def _session(namespace):
@@ -45,8 +43,7 @@ class _CheckedServerProtocol(insults.ServerProtocol):
     """Refuses any peer but root and the daemon's own user (SO_PEERCRED)."""
 
     def connectionMade(self):
-        sock = self.transport.getHandle()
-        _pid, uid, _gid = _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+        _pid, uid, _gid = peer_credentials(self.transport)
         if uid not in (0, os.geteuid()):
             log.warn("manhole: refused uid {uid}", uid=uid)
             self.transport.write(b"manhole: permission denied\r\n")
