@@ -68,6 +68,11 @@ LIMIT = Field("limit", "int", flags=("-l", "--limit"), help="the most records to
 OFFSET = Field("offset", "int", flags=("-o", "--offset"), help="records to skip")
 
 
+def api_command(name, description, fields, **kw):
+    """A regular CAST API: its wire id from ``API_IDS``."""
+    return Command(name=name, cmd_id=API_IDS[name], description=description, fields=tuple(fields), **kw)
+
+
 def _ras_type_fields(create):
     return (
         Field("msg_id", "str", required=True, flags=("-m", "--msg_id"), help="the type, e.g. csm.status.down"),

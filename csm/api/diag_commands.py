@@ -3,7 +3,7 @@
 Flags follow CAST's command-line tools (``csmi/src/diag/cmd``).
 """
 
-from csm.api.commands import API_IDS, LIMIT, OFFSET
+from csm.api.commands import LIMIT, OFFSET, api_command
 from csm.api.registry import Command, Field
 
 #: csmi_diag_run_status_t
@@ -12,11 +12,7 @@ END_STATUSES = tuple(s for s in RUN_STATUSES if s != "RUNNING")
 RUN_ID = Field("run_id", "int", required=True, flags=("-r", "--run_id"), help="the diagnostic run id")
 
 
-def _command(name, description, fields, **kw):
-    return Command(name=name, cmd_id=API_IDS[name], description=description, fields=tuple(fields), **kw)
-
-
-DIAG_RUN_BEGIN = _command(
+DIAG_RUN_BEGIN = api_command(
     "diag_run_begin", "Record the start of a diagnostic run (without -r the master picks the next run id).",
     fields=(Field("run_id", "int", flags=("-r", "--run_id"), help="the diagnostic run id (default: the next)"),
             Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id"),
@@ -24,14 +20,14 @@ DIAG_RUN_BEGIN = _command(
             Field("log_dir", "str", required=True, flags=("-l", "--log_dir"), help="where its log files are"),
             Field("cmd_line", "str", flags=("-c", "--cmd_line"), help="how the diagnostic program was invoked")))
 
-DIAG_RUN_END = _command(
+DIAG_RUN_END = api_command(
     "diag_run_end", "End a diagnostic run: it and its results move to history.",
     fields=(RUN_ID,
             Field("status", "str", required=True, choices=END_STATUSES, flags=("-s", "--status")),
             Field("inserted_ras", "bool", flags=("-i", "--inserted_ras"),
                   help="whether the run raised RAS events: t or f (default f)")))
 
-DIAG_RESULT_CREATE = _command(
+DIAG_RESULT_CREATE = api_command(
     "diag_result_create", "Record the result of one test of a running diagnostic run on one node.",
     fields=(RUN_ID,
             Field("test_name", "str", required=True, flags=("-t", "--test_name")),
@@ -41,7 +37,7 @@ DIAG_RESULT_CREATE = _command(
             Field("begin_time", "str", flags=("-b", "--begin_time"), help="when the test began"),
             Field("log_file", "str", flags=("-l", "--log_file"))))
 
-DIAG_RUN_QUERY = _command(
+DIAG_RUN_QUERY = api_command(
     "diag_run_query", "Query diagnostic runs, running and in history.", results_key="runs",
     one_of=("allocation_ids", "run_ids", "status", "inserted_ras", "begin_time_search_begin",
             "begin_time_search_end", "end_time_search_begin", "end_time_search_end"),
@@ -55,7 +51,7 @@ DIAG_RUN_QUERY = _command(
             Field("status", "list", choices=RUN_STATUSES, flags=("-s", "--status"), help="statuses: FAILED,RUNNING"),
             LIMIT, OFFSET))
 
-DIAG_RUN_QUERY_DETAILS = _command(
+DIAG_RUN_QUERY_DETAILS = api_command(
     "diag_run_query_details", "A diagnostic run with every result it recorded.", fields=(RUN_ID,))
 
 DIAG_CHECK = Command(

@@ -1,7 +1,7 @@
 """The switch and InfiniBand cable commands (CAST's ``csmi/src/inv/cmd``) and the UFM collection APIs."""
 
-from csm.api.commands import API_IDS, LIMIT, OFFSET
-from csm.api.registry import Command, Field
+from csm.api.commands import LIMIT, OFFSET, api_command
+from csm.api.registry import Field
 
 SWITCH_ORDER = ("switch_name", "serial_number", "discovery_time", "collection_time", "comment", "description",
                 "fw_version", "gu_id", "has_ufm_agent", "hw_version", "ip", "model", "num_modules",
@@ -16,32 +16,28 @@ def _order_help(columns):
     return "; ".join("%s %s" % (chr(ord("a") + i), c) for i, c in enumerate(columns)) + " (upper case: descending)"
 
 
-def _command(name, description, fields, **kw):
-    return Command(name=name, cmd_id=API_IDS[name], description=description, fields=tuple(fields), **kw)
-
-
 def _csv(name, letter, help_text):
     return Field(name, "list", flags=("-" + letter, "--" + name), help=help_text)
 
 
 SWITCH_COMMANDS = (
-    _command("switch_attributes_query", "Query switches (csm_switch).", results_key="results", fields=(
+    api_command("switch_attributes_query", "Query switches (csm_switch).", results_key="results", fields=(
         _csv("roles", "r", "roles: tor,core"),
         _csv("switch_names", "s", "switch names: s1,s2"),
         Field("serial_number", "str", flags=("-S", "--serial_number")),
         Field("state", "str", flags=("-t", "--state")),
         LIMIT, OFFSET,
         Field("order_by", "str", flags=("-O", "--order_by"), help=_order_help(SWITCH_ORDER)))),
-    _command("switch_attributes_query_details", "One switch with its modules (csm_switch_inventory).",
+    api_command("switch_attributes_query_details", "One switch with its modules (csm_switch_inventory).",
              fields=(Field("switch_name", "str", required=True, flags=("-s", "--switch_name")),)),
-    _command("switch_attributes_query_history", "The history of a switch's attributes.", results_key="results",
+    api_command("switch_attributes_query_history", "The history of a switch's attributes.", results_key="results",
              fields=(Field("switch_name", "str", required=True, flags=("-s", "--switch_name")), LIMIT, OFFSET)),
-    _command("switch_attributes_update", "Set the comment or location of switches. #CSM_NULL clears a field.",
+    api_command("switch_attributes_update", "Set the comment or location of switches. #CSM_NULL clears a field.",
              fields=(Field("switch_names", "list", required=True, flags=("-s", "--switch_names")),
                      Field("comment", "str", nullable=True, flags=("-c", "--comment")),
                      Field("physical_frame_location", "str", nullable=True, flags=("-f", "--physical_frame_location")),
                      Field("physical_u_location", "str", nullable=True, flags=("-u", "--physical_u_location")))),
-    _command("ib_cable_query", "Query InfiniBand cables (csm_ib_cable).", results_key="results", fields=(
+    api_command("ib_cable_query", "Query InfiniBand cables (csm_ib_cable).", results_key="results", fields=(
         _csv("comments", "c", "comments"),
         _csv("guids", "g", "guids of either end"),
         _csv("identifiers", "i", "e.g. QSFP+"),
@@ -56,15 +52,15 @@ SWITCH_COMMANDS = (
         _csv("widths", "w", "e.g. IB_4x"),
         LIMIT, OFFSET,
         Field("order_by", "str", flags=("-O", "--order_by"), help=_order_help(CABLE_ORDER)))),
-    _command("ib_cable_query_history", "The history of a cable.", results_key="results",
+    api_command("ib_cable_query_history", "The history of a cable.", results_key="results",
              fields=(Field("serial_number", "str", required=True, flags=("-s", "--serial_number")), LIMIT, OFFSET)),
-    _command("ib_cable_update", "Set the comment of cables. #CSM_NULL clears it.",
+    api_command("ib_cable_update", "Set the comment of cables. #CSM_NULL clears it.",
              fields=(Field("serial_numbers", "list", required=True, flags=("-s", "--serial_numbers")),
                      Field("comment", "str", required=True, nullable=True, flags=("-c", "--comment")))),
-    _command("switch_inventory_collection", "Store UFM's switches (standalone_ib_and_switch_collection).",
+    api_command("switch_inventory_collection", "Store UFM's switches (standalone_ib_and_switch_collection).",
              cli="", timeout=120.0, open_input=True, fields=()),
-    _command("switch_children_inventory_collection", "Store UFM's switch modules.",
+    api_command("switch_children_inventory_collection", "Store UFM's switch modules.",
              cli="", timeout=120.0, open_input=True, fields=()),
-    _command("ib_cable_inventory_collection", "Store UFM's InfiniBand cables.",
+    api_command("ib_cable_inventory_collection", "Store UFM's InfiniBand cables.",
              cli="", timeout=120.0, open_input=True, fields=()),
 )

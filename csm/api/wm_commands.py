@@ -4,8 +4,8 @@ Flags follow CAST's command-line tools (``csmi/src/wm/cmd``); states, types and
 error codes follow ``csm-apis-db.md`` section 7.2.
 """
 
-from csm.api.commands import API_IDS, LIMIT, OFFSET
-from csm.api.registry import Command, Field
+from csm.api.commands import LIMIT, OFFSET, api_command
+from csm.api.registry import Field
 
 #: csmi_state_t, in CAST's order.
 ALLOCATION_STATES = ("staging-in", "to-running", "running", "to-staging-out", "staging-out", "to-complete",
@@ -38,11 +38,7 @@ STEP_HISTORY = ("history", ("archive_history_time", "cpu_stats", "end_time", "er
                             "total_s_time:f", "total_u_time:f"))
 
 
-def _command(name, description, fields, **kw):
-    return Command(name=name, cmd_id=API_IDS[name], description=description, fields=tuple(fields), **kw)
-
-
-ALLOCATION_CREATE = _command(
+ALLOCATION_CREATE = api_command(
     "allocation_create",
     "Reserve compute nodes for a job; in state running (not diagnostics) the privileged prolog runs on "
     "every node first.",
@@ -76,7 +72,7 @@ ALLOCATION_CREATE = _command(
         Field("user_script", "str", default=""), Field("job_submit_time", "str"),
     ))
 
-ALLOCATION_DELETE = _command(
+ALLOCATION_DELETE = api_command(
     "allocation_delete",
     "End an allocation: the epilog runs on its nodes (unless it is staging in or out), then it moves to "
     "history with the nodes' usage.",
@@ -85,7 +81,7 @@ ALLOCATION_DELETE = _command(
             Field("exit_status", "int", default=0, flags=("-e", "--exit_status"),
                   help="the job's exit status (default 0)")))
 
-ALLOCATION_UPDATE_STATE = _command(
+ALLOCATION_UPDATE_STATE = api_command(
     "allocation_update_state",
     "Move an allocation from staging-in to running (the prolog runs) or to staging-out (the epilog runs).",
     multicast=True,
@@ -93,25 +89,25 @@ ALLOCATION_UPDATE_STATE = _command(
             Field("new_state", "str", required=True, choices=("running", "staging-out"), flags=("-s", "--state")),
             Field("exit_status", "int", flags=("-e", "--exit_status"))), cli_missing=9)
 
-ALLOCATION_QUERY = _command(
+ALLOCATION_QUERY = api_command(
     "allocation_query", "One allocation, active or in history, by id or by job id.",
     one_of=("allocation_id", "primary_job_id"), fields=(ALLOCATION_ID, PRIMARY_JOB_ID, SECONDARY_JOB_ID),
     layout=ALLOCATION_LAYOUT)
 
-ALLOCATION_QUERY_ACTIVE_ALL = _command(
+ALLOCATION_QUERY_ACTIVE_ALL = api_command(
     "allocation_query_active_all", "Every active allocation.", results_key="allocations",
     fields=(Field("fields", "list", flags=("-f", "--fields"), help="only these fields: f1,f2 (CAST: -f/--format)"),
             LIMIT, OFFSET))
 
-ALLOCATION_QUERY_DETAILS = _command(
+ALLOCATION_QUERY_DETAILS = api_command(
     "allocation_query_details", "An allocation with its steps, per-node accounting and state changes.",
     fields=(REQUIRED_ALLOCATION_ID,), layout=ALLOCATION_LAYOUT, cli_missing=9)
 
-ALLOCATION_RESOURCES_QUERY = _command(
+ALLOCATION_RESOURCES_QUERY = api_command(
     "allocation_resources_query", "The nodes of an allocation and whether each is ready.", results_key="results",
     fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET), layout=(12, "node_name", "ready:yn"))
 
-ALLOCATION_UPDATE_HISTORY = _command(
+ALLOCATION_UPDATE_HISTORY = api_command(
     "allocation_update_history", "Correct the accounting fields of an allocation in history.",
     fields=(REQUIRED_ALLOCATION_ID,
             Field("user_name", "str", flags=("-u", "--use_name", "--user_name")),
@@ -122,7 +118,7 @@ ALLOCATION_UPDATE_HISTORY = _command(
             Field("job_name", "str", flags=("-j", "--job_name")),
             Field("reservation", "str", flags=("-r", "--reservation"))))
 
-NODE_FIND_JOB = _command(
+NODE_FIND_JOB = api_command(
     "node_find_job", "The allocations (active and in history) that ran on some nodes.", results_key="results",
     fields=(Field("node_names", "list", required=True, flags=("-n", "--node_names")),
             Field("begin_time_search_begin", "str", flags=("-b", "--begin_time_search_begin")),
@@ -144,7 +140,7 @@ NODE_FIND_JOB = _command(
     layout=("node_name", "allocation_id:n", "primary_job_id:n", "user_name", "num_nodes:n", "begin_time",
             "end_time"))
 
-STEP_BEGIN = _command(
+STEP_BEGIN = api_command(
     "allocation_step_begin", "Record a step of an allocation (the step prolog runs when user flags are set).",
     multicast=True,
     fields=(REQUIRED_ALLOCATION_ID,
@@ -161,7 +157,7 @@ STEP_BEGIN = _command(
             Field("status", "str", choices=STEP_STATUSES, default="running"),
             Field("user_flags", "str", flags=("-u", "--user_flags"), help="flags for the step prolog")), cli_missing=9)
 
-STEP_END = _command(
+STEP_END = api_command(
     "allocation_step_end", "End a step: it moves to history with its statistics.", multicast=True,
     fields=(REQUIRED_ALLOCATION_ID,
             Field("step_id", "int", required=True, flags=("-s", "--step_id")),
@@ -177,16 +173,16 @@ STEP_END = _command(
             Field("total_u_time", "float", flags=("-t", "--total_u_time")),
             Field("total_s_time", "float", flags=("-T", "--total_s_time"))), cli_missing=9)
 
-STEP_QUERY = _command(
+STEP_QUERY = api_command(
     "allocation_step_query", "Steps of an allocation, active and in history.", results_key="steps",
     fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id")), LIMIT, OFFSET),
     layout=STEP_LAYOUT + (STEP_HISTORY,), cli_missing=9)
 
-STEP_QUERY_ACTIVE_ALL = _command(
+STEP_QUERY_ACTIVE_ALL = api_command(
     "allocation_step_query_active_all", "The active steps of an allocation.", results_key="steps",
     fields=(REQUIRED_ALLOCATION_ID, LIMIT, OFFSET), layout=STEP_LAYOUT, cli_missing=9)
 
-STEP_QUERY_DETAILS = _command(
+STEP_QUERY_DETAILS = api_command(
     "allocation_step_query_details", "The steps of an allocation (or one step) with their nodes.",
     results_key="steps",
     fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id"))),
