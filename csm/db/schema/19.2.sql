@@ -162,27 +162,27 @@ CREATE TABLE csm_ib_cable (
 CREATE INDEX ix_csm_ib_cable_a ON csm_ib_cable (guid_s1);
 CREATE INDEX ix_csm_ib_cable_b ON csm_ib_cable (guid_s2);
 
-DO $$
+-- A live table's history table: its columns with history_time, operation and archive_history_time,
+-- and the indexes of every history table (index _b: ``keys``, then history_time). 19.3 uses it too.
+CREATE FUNCTION fn_csm_make_history_table(live text, keys text[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    live text;
-    key text;
+    history text := live || '_history';
 BEGIN
-    FOREACH live IN ARRAY ARRAY['csm_switch', 'csm_switch_inventory', 'csm_ib_cable'] LOOP
-        key := CASE live WHEN 'csm_switch' THEN 'switch_name' WHEN 'csm_ib_cable' THEN 'serial_number'
-                         ELSE 'name' END;
-        EXECUTE format('CREATE TABLE %I (LIKE %I)', live || '_history', live);
-        EXECUTE format('ALTER TABLE %I ADD COLUMN history_time timestamp NOT NULL,
-                        ADD COLUMN operation char(1) NOT NULL, ADD COLUMN archive_history_time timestamp',
-                       live || '_history');
-        EXECUTE format('CREATE INDEX %I ON %I (history_time)', 'ix_' || live || '_history_a', live || '_history');
-        EXECUTE format('CREATE INDEX %I ON %I (%I, history_time)', 'ix_' || live || '_history_b',
-                       live || '_history', key);
-        EXECUTE format('CREATE INDEX %I ON %I (archive_history_time)', 'ix_' || live || '_history_d',
-                       live || '_history');
-        -- a collection that finds nothing new only moves collection_time: no history row
-        PERFORM fn_csm_make_history_trigger(live, '{collection_time}', 'INSERT OR UPDATE OR DELETE');
-    END LOOP;
+    EXECUTE format('CREATE TABLE %I (LIKE %I)', history, live);
+    EXECUTE format('ALTER TABLE %I ADD COLUMN history_time timestamp NOT NULL,
+                    ADD COLUMN operation char(1) NOT NULL, ADD COLUMN archive_history_time timestamp', history);
+    EXECUTE format('CREATE INDEX %I ON %I (history_time)', 'ix_' || history || '_a', history);
+    EXECUTE format('CREATE INDEX %I ON %I (%s, history_time)', 'ix_' || history || '_b', history,
+                   (SELECT string_agg(quote_ident(k), ', ') FROM unnest(keys) k));
+    EXECUTE format('CREATE INDEX %I ON %I (archive_history_time)', 'ix_' || history || '_d', history);
 END $$;
+
+SELECT fn_csm_make_history_table('csm_switch', '{switch_name}');
+SELECT fn_csm_make_history_table('csm_switch_inventory', '{name}');
+SELECT fn_csm_make_history_table('csm_ib_cable', '{serial_number}');
+-- a collection that finds nothing new only moves collection_time: no history row
+SELECT fn_csm_make_history_trigger(live, '{collection_time}', 'INSERT OR UPDATE OR DELETE')
+  FROM unnest(ARRAY['csm_switch', 'csm_switch_inventory', 'csm_ib_cable']) live;
 
 -- Beyond CAST: when each kind was last collected, and what that collection found. A record's own
 -- collection_time is when a collection last wrote it (first seen, changed, or back); an unchanged

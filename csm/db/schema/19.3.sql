@@ -46,22 +46,8 @@ CREATE TABLE csm_lv (
     FOREIGN KEY (vg_name, node_name) REFERENCES csm_vg (vg_name, node_name));
 CREATE INDEX ix_csm_lv_a ON csm_lv (allocation_id);
 
-DO $$
-DECLARE
-    live text;
-BEGIN
-    FOREACH live IN ARRAY ARRAY['csm_vg', 'csm_vg_ssd'] LOOP
-        EXECUTE format('CREATE TABLE %I (LIKE %I)', live || '_history', live);
-        EXECUTE format('ALTER TABLE %I ADD COLUMN history_time timestamp NOT NULL,
-                        ADD COLUMN operation char(1) NOT NULL, ADD COLUMN archive_history_time timestamp',
-                       live || '_history');
-        EXECUTE format('CREATE INDEX %I ON %I (history_time)', 'ix_' || live || '_history_a', live || '_history');
-        EXECUTE format('CREATE INDEX %I ON %I (vg_name, node_name, history_time)', 'ix_' || live || '_history_b',
-                       live || '_history');
-        EXECUTE format('CREATE INDEX %I ON %I (archive_history_time)', 'ix_' || live || '_history_d',
-                       live || '_history');
-    END LOOP;
-END $$;
+SELECT fn_csm_make_history_table('csm_vg', '{vg_name,node_name}');
+SELECT fn_csm_make_history_table('csm_vg_ssd', '{vg_name,node_name}');
 SELECT fn_csm_make_history_trigger('csm_vg', '{update_time}', 'INSERT OR UPDATE OR DELETE');
 SELECT fn_csm_make_history_trigger('csm_vg_ssd', '{}', 'INSERT OR UPDATE OR DELETE');
 CREATE TRIGGER tr_csm_vg_update_time BEFORE INSERT OR UPDATE ON csm_vg
