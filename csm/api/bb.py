@@ -19,7 +19,7 @@ from csm.api.bb_commands import (BB_CMD, BB_LV_CREATE, BB_LV_DELETE, BB_LV_QUERY
                                  BB_VG_DELETE, BB_VG_QUERY)
 from csm.api.ras import database
 from csm.db.allocations import fetch
-from csm.db.queries import Select, query_dicts
+from csm.db.queries import Select, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode
 from csm.node.jobs import BB_ARGUMENTS
 from csm.wire import Flags
@@ -104,21 +104,14 @@ def vg_delete(ctx, body):
     return {"vg_name": body["vg_name"], "node_name": body["node_name"]}
 
 
-@defer.inlineCallbacks
 def vg_query(ctx, body):
-    where, args = [], []
-    for key, column in (("node_names", "node_name"), ("vg_names", "vg_name")):
-        if body.get(key):
-            where.append("v.%s = ANY(%%s)" % column)
-            args.append(body[key])
-    sql = ("SELECT v.vg_name, v.node_name, v.total_size, v.available_size, v.scheduler, v.update_time, "
-           "(SELECT coalesce(json_agg(json_build_object('serial_number', s.serial_number, 'ssd_allocation', "
-           "s.ssd_allocation) ORDER BY s.serial_number), '[]') FROM csm_vg_ssd s WHERE s.vg_name = v.vg_name "
-           "AND s.node_name = v.node_name) AS ssd_info FROM csm_vg v WHERE %s ORDER BY v.node_name, v.vg_name"
-           % " AND ".join(where))
-    sql += Select("").page(body.get("limit"), body.get("offset")).paging
-    rows = yield query_dicts(database(ctx), sql, args)
-    return {"results": rows}
+    query = (Select("SELECT v.vg_name, v.node_name, v.total_size, v.available_size, v.scheduler, v.update_time, "
+                    "(SELECT coalesce(json_agg(json_build_object('serial_number', s.serial_number, 'ssd_allocation', "
+                    "s.ssd_allocation) ORDER BY s.serial_number), '[]') FROM csm_vg_ssd s WHERE s.vg_name = v.vg_name "
+                    "AND s.node_name = v.node_name) AS ssd_info FROM csm_vg v")
+             .any_of("v.node_name", body.get("node_names")).any_of("v.vg_name", body.get("vg_names")))
+    query.order = " ORDER BY v.node_name, v.vg_name"
+    return query_results(database(ctx), query.page(body.get("limit"), body.get("offset")))
 
 
 @defer.inlineCallbacks
@@ -209,24 +202,17 @@ def _lv_handler(interaction):
 lv_create, lv_update, lv_delete = (_lv_handler(_lv_create), _lv_handler(_lv_update), _lv_handler(_lv_delete))
 
 
-@defer.inlineCallbacks
 def lv_query(ctx, body):
-    where, args = [], []
-    for key, column, cast in (("allocation_ids", "allocation_id", "bigint[]"),
-                              ("logical_volume_names", "logical_volume_name", "text[]"),
-                              ("node_names", "node_name", "text[]")):
-        if body.get(key):
-            where.append("%s = ANY(%%s::%s)" % (column, cast))
-            args.append(body[key])
     try:
-        args = [[int(v) for v in args[0]]] + args[1:] if body.get("allocation_ids") else args
+        allocation_ids = [int(v) for v in body.get("allocation_ids") or ()]
     except ValueError:
         raise _invalid("allocation_ids: whole numbers") from None
-    sql = "SELECT %s FROM csm_lv WHERE %s ORDER BY node_name, logical_volume_name" % (
-        ", ".join(LV_COLUMNS), " AND ".join(where))
-    sql += Select("").page(body.get("limit"), body.get("offset")).paging
-    rows = yield query_dicts(database(ctx), sql, args)
-    return {"results": rows}
+    query = (Select("SELECT %s FROM csm_lv" % ", ".join(LV_COLUMNS))
+             .any_of("allocation_id", allocation_ids, "::bigint[]")
+             .any_of("logical_volume_name", body.get("logical_volume_names"), "::text[]")
+             .any_of("node_name", body.get("node_names"), "::text[]"))
+    query.order = " ORDER BY node_name, logical_volume_name"
+    return query_results(database(ctx), query.page(body.get("limit"), body.get("offset")))
 
 
 # -- csm_bb_cmd ----------------------------------------------------------------------------
