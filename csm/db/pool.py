@@ -291,9 +291,9 @@ class DatabasePool:
         self._round = None
         self._reconnecting = True
         try:
-            dead = [c for c in self.connections if c.detector.connectionIsDead]
-            if dead and (yield self._reconnect(dead[0])):
-                yield defer.DeferredList([self._reconnect(c) for c in dead[1:]])
+            down = [c for c in self.connections if c.detector.connectionIsDead]
+            if down and (yield self._reconnect(down[0])):
+                yield defer.DeferredList([self._reconnect(c) for c in down[1:]])
         finally:
             self._reconnecting = False
         self._reconnect_soon()
