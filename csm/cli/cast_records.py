@@ -24,6 +24,14 @@ def missing(record, width, pad="  "):
     return [line(record, "missing_since", width, pad)] if record.get("missing_since") else []
 
 
+def updated(verb, *keys):
+    """A formatter: CAST's ``All N record(s) successfully <verb>``, N the names in the first of ``keys`` given."""
+    def text(result, args):
+        names = next((args[key] for key in keys if args.get(key)), ())
+        return "---\n# All %d record(s) successfully %s.\n...\n" % (len(names), verb)
+    return text
+
+
 def listing(keys, width, results_key="results", first_width=None, prepare=None):
     """A formatter: every record of ``result[results_key]`` as ``RECORD_N`` with ``keys`` in order."""
     def render(result, args):

@@ -1,7 +1,7 @@
 """Per-command output formats where CAST prints something other than plain YAML."""
 
 from csm.cli import diag_formats, output, switch_formats
-from csm.cli.cast_records import NO_RESULTS
+from csm.cli.cast_records import NO_RESULTS, updated
 from csm.cli.layout import block, records, value_text
 
 
@@ -274,12 +274,6 @@ def node_find_job(result, args, command):
     return "\n".join(lines + ["..."]) + "\n"
 
 
-def _updated(verb):
-    def text(result, args):
-        return "---\n# All %d record(s) successfully %s.\n...\n" % (len(args.get("node_names") or ()), verb)
-    return text
-
-
 def _type_done(flag):
     def text(result, args, command):
         return ("%s has completed successfully!\n    %s: %s\n    msg_id:            %s\n"
@@ -329,8 +323,8 @@ FORMATTERS = {
     "allocation_step_begin": _silent,
     "allocation_step_end": _silent,
     "ras_event_create": _silent,
-    "node_attributes_update": _updated("updated"),
-    "node_delete": _updated("deleted"),
+    "node_attributes_update": updated("updated", "node_names"),
+    "node_delete": updated("deleted", "node_names"),
     "ctrl_cmd": ctrl_cmd,
     "soft_failure_recovery": soft_failure_recovery,
     "infrastructure_health_check": lambda result, args: health_check(result, args.get("verbose_health")),

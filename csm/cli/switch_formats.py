@@ -1,7 +1,7 @@
 """Output of the switch and InfiniBand cable commands in CAST's layout (``csmi/src/inv/cmd``)."""
 
 from csm.api.switch_commands import CABLE_ORDER, SWITCH_ORDER
-from csm.cli.cast_records import line, listing, missing
+from csm.cli.cast_records import line, listing, missing, updated
 
 MODULE_ORDER = ("name", "host_system_guid", "discovery_time", "collection_time", "comment", "description",
                 "device_name", "device_type", "fw_version", "hw_version", "max_ib_ports", "module_index",
@@ -25,17 +25,12 @@ def switch_details(result, args):
     return "\n".join(lines + ["..."]) + "\n"
 
 
-def _updated(result, args):
-    names = args.get("switch_names") or args.get("serial_numbers") or []
-    return "---\n# All %d record(s) successfully updated.\n...\n" % len(names)
-
-
 FORMATTERS = {
     "switch_attributes_query": listing(SWITCH_ORDER, 24),
     "switch_attributes_query_history": listing(("history_time",) + SWITCH_ORDER, 24),
     "switch_attributes_query_details": switch_details,
-    "switch_attributes_update": _updated,
+    "switch_attributes_update": updated("updated", "switch_names"),
     "ib_cable_query": listing(CABLE_ORDER, 16, first_width=15),
     "ib_cable_query_history": listing(("history_time",) + CABLE_ORDER, 16),
-    "ib_cable_update": _updated,
+    "ib_cable_update": updated("updated", "serial_numbers"),
 }
