@@ -119,7 +119,7 @@ def collection(kind):
                     raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "inventory: record %d, %s: expected a "
                                    "text, number or boolean" % (number, field))
         d = database(ctx).runInteraction(switches.store, {kind: rows})
-        return d.addCallback(lambda summary: dict(summary[kind], kind=kind, received=len(rows)))
+        return d.addCallback(lambda summary: dict(summary[kind], kind=kind))
     return handle
 
 
