@@ -247,9 +247,10 @@ NODE_COMMANDS = (
                 Field("feature_4", "str", nullable=True, flags=("-4", "--feature_4")),
                 Field("force", "bool", default=False, flags=("--force",),
                       help="allow a state change the transition table does not"),
-            )),
+            ), cli_partial=("update", "node_names")),
     Command(name="node_delete", cmd_id=API_IDS["node_delete"], description="Delete nodes and their inventory.",
-            fields=(Field("node_names", "list", required=True, flags=("-n", "--node_names")),)),
+            fields=(Field("node_names", "list", required=True, flags=("-n", "--node_names")),),
+            cli_partial=("delete", "node_names")),
     _node_query("cluster_query_state", "Every node with its state, type and allocations.", (
         Field("state", "str", choices=NODE_STATES, flags=("-s", "--state")),
         Field("type", "str", choices=NODE_TYPES, flags=("-t", "--type")),

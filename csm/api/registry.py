@@ -173,13 +173,15 @@ class Command(_Frozen):
     ``Record`` or ``RECORD``; ``cli_one_of``: the command-line tool needs one of these
     flags (CAST's tool refuses none with 8), the API itself may take none;
     ``cli_missing``: the tool's exit status when a required flag is missing, where
-    CAST's is not CSMERR_MISSING_PARAM (some of its tools exit 9, one exits 1).
+    CAST's is not CSMERR_MISSING_PARAM (some of its tools exit 9, one exits 1);
+    ``cli_partial``: (verb, list field) of CAST's listing when some records of an update
+    or delete fail (CSMERR_UPDATE_MISMATCH), e.g. ("delete", "node_names").
     """
 
     _attributes = (("name", _REQUIRED), ("cmd_id", _REQUIRED), ("handled_on", MASTER), ("multicast", False),
                    ("fields", ()), ("cli", None), ("description", ""), ("timeout", 30.0), ("open_input", False),
                    ("one_of", ()), ("results_key", None), ("layout", ()), ("record_label", "Record"),
-                   ("cli_one_of", ()), ("cli_missing", None))
+                   ("cli_one_of", ()), ("cli_missing", None), ("cli_partial", None))
     __slots__ = tuple(name for name, _ in _attributes)
 
     @property

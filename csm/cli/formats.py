@@ -367,8 +367,7 @@ def failure_line(command, error):
 def update_mismatch(command, error, args):
     """CAST's partial update: how many of the nodes (switches, cables) failed, and which."""
     names = [e.source for e in error.node_errors]
-    verb = "delete" if command.name == "node_delete" else "update"
-    key = next((k for k in ("switch_names", "serial_numbers") if k in args), "node_names")
+    verb, key = command.cli_partial
     lines = ["---", "# Could not %s %d of the %d record(s):" % (verb, len(names), len(args.get(key) or ())),
              "total_failures: %d" % len(names), "%s:" % key]
     lines.extend(" - %s" % name for name in names)

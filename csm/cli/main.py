@@ -111,8 +111,7 @@ def _failed(command, error, fmt, out, body):
     if error.errcode == ErrorCode.CSMI_NO_RESULTS:
         out.write(formats.no_results(command))
         return
-    if error.errcode == ErrorCode.CSMERR_UPDATE_MISMATCH and command.name in (
-            "node_attributes_update", "node_delete", "switch_attributes_update", "ib_cable_update"):
+    if error.errcode == ErrorCode.CSMERR_UPDATE_MISMATCH and command.cli_partial:
         out.write(formats.update_mismatch(command, error, body))
         return
     out.write(formats.failure_line(command, error) + "\n")
