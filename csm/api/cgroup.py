@@ -18,7 +18,8 @@ from csm.api.ras import database
 from csm.api.wm_commands import ALLOCATION_QUERY, ALLOCATION_TYPES
 from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
-from csm.node.jobs import KV_PAIRS, user_name_of
+from csm.node.jobs import KV_PAIRS
+from csm.users import user_name_of
 from csm.wire import Flags, Message
 
 #: states of an allocation whose prolog has run on its nodes

@@ -1,13 +1,12 @@
 """RAS API handlers on the master: events (create, query, acknowledge) and types."""
 
-import pwd
-
 from twisted.internet import defer
 
 from csm.api import commands
 from csm.db.queries import Select, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode
 from csm.ras.engine import parse_time_stamp
+from csm.users import user_name_of
 from csm.wire import Flags
 
 EVENT_COLUMNS = ("rec_id", "msg_id", "severity", "time_stamp", "master_time_stamp", "location_name", "count",
@@ -94,10 +93,7 @@ def event_query_allocation(ctx, body):
 
 
 def event_ack(ctx, body):
-    try:
-        who = pwd.getpwuid(ctx.uid).pw_name
-    except KeyError:
-        who = "uid %d" % ctx.uid
+    who = user_name_of(ctx.uid)
     query = Select("UPDATE csm_ras_event_action SET acked_by = %s, ack_time = now()", who).where("ack_time IS NULL")
     if body.get("rec_ids"):
         try:

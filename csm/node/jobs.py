@@ -8,7 +8,6 @@ files) runs on a thread; programs are started with ``spawnProcess``.
 """
 
 import os
-import pwd
 import re
 import sys
 
@@ -207,10 +206,3 @@ def _check_pid_owner(pid, uid):
         raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "pid %d is not a running process" % pid) from None
     if owner != uid:
         raise CSMError(ErrorCode.CSMERR_PERM, "pid %d is not a process of uid %d" % (pid, uid))
-
-
-def user_name_of(uid):
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return "uid %d" % uid
