@@ -9,9 +9,9 @@ present() { sh -c "$check" >/dev/null 2>&1; }
 present && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "$package not found: installing Debian's $package package"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null 2>&1 ||
-        { DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null &&
-          DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null; }
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "$package" >/dev/null 2>&1 ||
+        { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null &&
+          DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "$package" >/dev/null; }
     present && exit 0
 fi
 echo "csm needs Debian's '$package' package: install it" >&2
