@@ -7,7 +7,7 @@ it was given, and answers with one combined reply. Every node gets a result:
 its answer, or an error saying it failed, was not reachable, or did not answer.
 """
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 
 from csm.errors import CSMError, ErrorCode, NodeError
 from csm.wire import Flags, Message
@@ -27,7 +27,6 @@ def node_errors(results):
 
 #: how long a multicast waits for unreachable nodes to find a new primary aggregator
 RESEND_WAIT = 5.0
-RESEND_POLL = 0.2
 
 
 @defer.inlineCallbacks
@@ -59,14 +58,20 @@ def _reachable(master, node):
 
 @defer.inlineCallbacks
 def _wait_for_primaries(master, nodes, most):
-    """The nodes that have a connected primary aggregator within ``most`` seconds."""
-    waited = 0.0
-    while waited < most:
-        if all(_reachable(master, node) for node in nodes):
+    """The nodes that have a connected primary aggregator within ``most`` seconds: looked at
+    again each time an aggregator reports its computes (or is lost), not polled."""
+    if most <= 1.0:
+        return []
+    deadline = master.clock.seconds() + most
+    while not all(_reachable(master, node) for node in nodes):
+        left = deadline - master.clock.seconds()
+        if left <= 0:
             break
-        yield task.deferLater(master.clock, RESEND_POLL, lambda: None)
-        waited += RESEND_POLL
-    return [node for node in nodes if _reachable(master, node)] if most > 1.0 else []
+        try:
+            yield master.nodeset.when_changed().addTimeout(left, master.clock)
+        except defer.TimeoutError:
+            break
+    return [node for node in nodes if _reachable(master, node)]
 
 
 @defer.inlineCallbacks

@@ -8,6 +8,7 @@ link loss takes all its computes with it.
 """
 
 import attrs
+from twisted.internet import defer
 
 STATUS_UP = "csm.status.up"
 STATUS_DOWN = "csm.status.down"
@@ -44,6 +45,18 @@ class NodeSet:
         self.on_event = on_event
         #: called with the ComputeView when its primary or secondary aggregator changes
         self.on_change = on_change
+        self._waiters = []
+
+    def when_changed(self):
+        """A Deferred that fires (with None) after the next report or aggregator loss."""
+        d = defer.Deferred(lambda d: self._waiters.remove(d))
+        self._waiters.append(d)
+        return d
+
+    def _changed(self):
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
 
     def update(self, aggregator, entries, full=False):
         """Apply an aggregator's report: ``[{"node", "up": bool, "primary": bool}]``.
@@ -58,11 +71,13 @@ class NodeSet:
                     self._set(view.node, aggregator, None)
         for entry in entries:
             self._set(entry["node"], aggregator, bool(entry.get("primary")) if entry.get("up") else None)
+        self._changed()
 
     def aggregator_lost(self, aggregator):
         for view in list(self.computes.values()):
             if aggregator in view.aggregators:
                 self._set(view.node, aggregator, None)
+        self._changed()
 
     def primary_of(self, node):
         view = self.computes.get(node)
