@@ -17,6 +17,7 @@ from csm.ras.actions import ActionRunner
 from csm.ras.engine import JsonLinesLog, RasEngine
 from csm.api.commands import AGGREGATOR_REHOME, ECHO, SOFT_FAILURE_RECOVERY, SSD_WEAR_UPDATE
 from csm.errors import CSMError, ErrorCode
+from csm.metrics import ComputeLinks
 from csm.net.endpoints import server_endpoint
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.nodeset import NodeSet
@@ -25,6 +26,13 @@ from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmd")
 rlog = logs.logger("csmras")
+
+
+def _queue_written(cursor):
+    """The marker write of ``_flush_writes``: it runs once every write queued before it has."""
+
+
+_queue_written.safe_in_batch = True
 
 
 def _expect_role(role):
@@ -45,6 +53,7 @@ class MasterDaemon(Daemon):
         self.aggregators = PeerTable("aggregator")
         self.utilities = PeerTable("utility")
         self.nodeset = NodeSet(self._compute_event, self._primary_changed)
+        self.compute_links = ComputeLinks()
         self.ras_counts = collections.Counter()
         self.recovery = recovery.RecoveryCounts()
         self.allocation_locks = allocation.AllocationLocks()
@@ -134,12 +143,15 @@ class MasterDaemon(Daemon):
 
     @defer.inlineCallbacks
     def _flush_writes(self, timeout=3.0):
-        """Let queued writes (RAS events first of all) reach the database before exiting."""
-        deadline = self.clock.seconds() + timeout
-        while self.db.queue and self.db.state == "connected" and self.clock.seconds() < deadline:
-            yield task.deferLater(self.clock, 0.05, lambda: None)
-        if self.db.queue:
-            log.error("exiting with {n} writes not in the database", n=len(self.db.queue))
+        """Let queued writes (RAS events first of all) reach the database before exiting: a
+        last write, queued behind them, fires when they are written (or an outage begins)."""
+        if self.db.queue and self.db.state == "connected":
+            written = self.db.enqueue_write("ras", _queue_written, want_result=True)
+            written = self.db.unless_outage(written, None).addTimeout(timeout, self.clock)
+            yield written.addErrback(lambda _: None)
+        left = sum(1 for write in self.db.queue if write.function is not _queue_written)
+        if left:
+            log.error("exiting with {n} writes not in the database", n=left)
 
     def _peer_lost(self, table):
         def lost(link):
@@ -175,6 +187,7 @@ class MasterDaemon(Daemon):
             self.ras_event("csm.db.queue_overflow", self.node_name, kvcsv="kind=%s,dropped=%d" % (kind, dropped))
 
     def _compute_event(self, msg_id, node, aggregator):
+        self.compute_links.seen.add(node)
         self.ras_event(msg_id, node, "aggregator %s" % aggregator)
 
     def _primary_changed(self, view):
@@ -250,7 +263,8 @@ class MasterDaemon(Daemon):
                                         labels=["state"])
         for state, count in sorted(self.allocation_counts.items()):
             allocations.add_metric([state], count)
-        return [ras_events, database, queued, computes, nodes, allocations]
+        return [ras_events, database, queued, computes, self.compute_links.family(self.nodeset.computes),
+                nodes, allocations]
 
     def _count_nodes(self):
         if self.db is None or self.db.state != "connected":
