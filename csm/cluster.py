@@ -139,8 +139,10 @@ class LocalCluster:
     """Master, aggregators, utilities and computes on loopback in ``run_dir``."""
 
     def __init__(self, run_dir, computes=2, aggregators=2, utilities=1, tls=True,
-                 heartbeat_interval=15, extra=None, db=True, simulated=0, fast_db=False):
-        """``fast_db`` runs PostgreSQL without fsync (the test suite only: not durable)."""
+                 heartbeat_interval=15, extra=None, db=True, simulated=0, fast_db=False, metrics=False):
+        """``fast_db`` runs PostgreSQL without fsync (the test suite only: not durable); ``metrics``
+        gives every daemon a ``/metrics`` endpoint on a free loopback port (csm.net.metrics_listen)."""
+        self.metrics = metrics
         self.simulated = simulated
         self.sim = None
         self.run_dir = os.path.abspath(run_dir)
@@ -204,6 +206,8 @@ class LocalCluster:
     def add(self, name, role, compute_port=None, aggregators=()):
         config = self._base(role, name)
         net = config["csm"]["net"]
+        if self.metrics:
+            net["metrics_listen"] = {"host": "127.0.0.1", "port": free_port()}
         if role == "master":
             config["csm"]["db"] = dict(self.db)
             config["csm"]["ras"] = {"event_log": os.path.join(self.run_dir, "ras_events.json"), "action": {
