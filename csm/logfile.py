@@ -62,25 +62,54 @@ def install_file_log(log_config, publisher=globalLogPublisher):
 
 
 class JsonLines:
-    """Append-only JSON lines (transaction and allocation metrics logs), rotated by size.
+    """Append-only JSON lines (RAS event, transaction and allocation metrics logs), rotated by size.
 
-    ``rotate_bytes`` <= 0 never rotates; rotated files are ``<path>.1``, ``.2``...
-    (Twisted's ``LogFile``). The file is opened on the first record.
+    Records are buffered and written together at the end of the reactor turn that made
+    them (``clock.callLater(0)``), so a burst of RAS events costs one write, not one per
+    event, on the reactor thread; ``close()`` writes what is left. ``rotate_bytes`` <= 0
+    never rotates; rotated files are ``<path>.1``, ``.2``... (Twisted's ``LogFile``). The
+    file is opened on the first write.
     """
 
-    def __init__(self, path, rotate_bytes=-1):
+    def __init__(self, path, rotate_bytes=-1, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.path = path
         self.rotate_bytes = rotate_bytes if rotate_bytes and rotate_bytes > 0 else None
+        self.clock = clock
         self._file = None
+        self._pending = []
+        self._flush_call = None
 
     def write(self, record):
+        self._pending.append(json.dumps(record, default=str, sort_keys=True) + "\n")
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flush)
+
+    def flush(self):
+        """Write the buffered records now (in pieces that end where the file is to rotate)."""
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        lines, self._pending = self._pending, []
+        if not lines:
+            return
         if self._file is None:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
             self._file = LogFile(os.path.basename(self.path), directory, rotateLength=self.rotate_bytes)
-        self._file.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+        chunk, size = [], self._file.size
+        for line in lines:
+            chunk.append(line)
+            size += len(line)
+            if self.rotate_bytes and size >= self.rotate_bytes:  # the next write rotates first
+                self._file.write("".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            self._file.write("".join(chunk))
 
     def close(self):
+        self.flush()
         if self._file is not None:
             self._file.close()
             self._file = None

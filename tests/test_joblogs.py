@@ -4,6 +4,7 @@ import json
 import os
 
 import attrs
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.api.joblogs import JobLogs
@@ -23,6 +24,7 @@ class JobLogTests(SynchronousTestCase):
             "n01": {"errcode": 0, "output": {"cpus": {"cpu_0": 5}, "gpus": [{"gpu_id": 0, "gpu_usage": 3,
                                                                             "max_gpu_memory": 8}]}},
             "n02": {"errcode": 5, "errmsg": "timeout", "output": None}})
+        logs.flush()
         with open(os.path.join(directory, "tx.log")) as f:
             (record,) = [json.loads(line) for line in f]
         self.assertEqual((record["type"], record["uid"], record["traceid"], record["data"]["state"]),
@@ -47,7 +49,23 @@ class JobLogTests(SynchronousTestCase):
         self.addCleanup(log.close)
         for number in range(20):
             log.write({"n": number, "pad": "x" * 40})
+        log.flush()
         self.assertTrue(os.path.exists(path + ".1"))
         with open(path) as f:
             last = [json.loads(line) for line in f][-1]
         self.assertEqual(last["n"], 19)
+
+    def test_records_buffered_until_the_turn_ends(self):
+        """A burst of records is one write at the end of the reactor turn (not one per record)."""
+        clock = Clock()
+        path = os.path.join(self.mktemp(), "ras.json")
+        log = JsonLines(path, clock=clock)
+        self.addCleanup(log.close)
+        for number in range(100):
+            log.write({"n": number})
+        self.assertFalse(os.path.exists(path))
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(0)
+        with open(path) as f:
+            self.assertEqual([json.loads(line)["n"] for line in f], list(range(100)))
+        self.assertEqual(clock.getDelayedCalls(), [])

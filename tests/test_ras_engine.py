@@ -13,7 +13,8 @@ from csm.config import RasActionConfig
 from csm.db.pool import DatabasePool
 from csm.errors import CSMError, ErrorCode
 from csm.ras.actions import ActionRunner
-from csm.ras.engine import JsonLinesLog, RasEngine
+from csm.logfile import JsonLines
+from csm.ras.engine import RasEngine
 from tests import dbfixture
 
 
@@ -36,7 +37,9 @@ class EngineTestCase(TestCase):
         pool = DatabasePool(None, reactor, dsn=self.dsn, size=2)
         yield pool.start()
         self.addCleanup(pool.close)
-        return RasEngine(pool, actions, JsonLinesLog(self.log_path))
+        event_log = JsonLines(self.log_path)
+        self.addCleanup(event_log.close)
+        return RasEngine(pool, actions, event_log)
 
     def query(self, statement, *args):
         cur = self.sql.cursor()
@@ -67,6 +70,7 @@ class PipelineTests(EngineTestCase):
         yield self.engine.create({"msg_id": "t.test.a", "location_name": "c01", "kvcsv": "k=v2"})
         self.assertEqual(self.query("SELECT severity::text FROM csm_ras_event_action_view WHERE msg_id = 't.test.a' "
                                     "ORDER BY rec_id"), [("WARNING",), ("FATAL",)])
+        self.engine.event_log.flush()
         logged = [json.loads(line) for line in open(self.log_path)]
         self.assertEqual([entry["data"]["message"] for entry in logged], ["c01 v1", "c01 v2"])
 

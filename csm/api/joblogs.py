@@ -19,9 +19,9 @@ def _stamp():
 class JobLogs:
     """Both logs of one master; a log whose file is ``none`` or that is turned off writes nothing."""
 
-    def __init__(self, log_config):
+    def __init__(self, log_config, clock=None):
         def open_log(enabled, path, size):
-            return JsonLines(path, size) if enabled and path and path.lower() != "none" else None
+            return JsonLines(path, size, clock) if enabled and path and path.lower() != "none" else None
         self.transactions = open_log(log_config.transaction, log_config.transaction_file,
                                      log_config.transaction_rotation_size)
         self.metrics = open_log(log_config.allocation_metrics, log_config.allocation_metrics_file,
@@ -48,6 +48,11 @@ class JobLogs:
             if cpus:
                 self.metrics.write({"type": "allocation-cpu", "timestamp": stamp, "source": node,
                                     "data": dict(cpus, allocation_id=allocation_id)})
+
+    def flush(self):
+        for log in (self.transactions, self.metrics):
+            if log is not None:
+                log.flush()
 
     def close(self):
         for log in (self.transactions, self.metrics):

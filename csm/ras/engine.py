@@ -97,21 +97,3 @@ class RasEngine:
         if outcome.get("stored") and self.actions is not None:
             self.actions.run_for(record, outcome.get("control_action"), outcome.get("severity"))
         return outcome
-
-
-class JsonLinesLog:
-    """Append-only JSON lines (the RAS event log shipped to the BDS); the file stays open."""
-
-    def __init__(self, path):
-        self.path = path
-        self._file = None
-
-    def write(self, record):
-        if self._file is None:
-            self._file = open(self.path, "a", buffering=1)  # line-buffered: each event reaches the file
-        self._file.write(json.dumps(record, default=str, sort_keys=True) + "\n")
-
-    def close(self):
-        if self._file is not None:
-            self._file.close()
-            self._file = None

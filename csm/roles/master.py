@@ -14,7 +14,8 @@ from csm.db import inventory
 from csm.db.merged import Merger
 from csm.db.pool import DatabasePool
 from csm.ras.actions import ActionRunner
-from csm.ras.engine import JsonLinesLog, RasEngine
+from csm.logfile import JsonLines
+from csm.ras.engine import RasEngine
 from csm.api.commands import AGGREGATOR_REHOME, ECHO, SOFT_FAILURE_RECOVERY, SSD_WEAR_UPDATE
 from csm.errors import CSMError, ErrorCode
 from csm.metrics import ComputeLinks
@@ -57,7 +58,7 @@ class MasterDaemon(Daemon):
         self.ras_counts = collections.Counter()
         self.recovery = recovery.RecoveryCounts()
         self.allocation_locks = allocation.AllocationLocks()
-        self.job_logs = JobLogs(config.log)
+        self.job_logs = JobLogs(config.log, self.clock)
         self.node_counts = {}
         self.allocation_counts = {}
         self.db = None
@@ -66,7 +67,7 @@ class MasterDaemon(Daemon):
         if config.db.enabled:
             self.db = DatabasePool(config.db, self.reactor, on_overflow=self._queue_overflow)
             self.allocation_writes = Merger(self.db, self.reactor)
-            event_log = JsonLinesLog(config.ras.event_log) if config.ras.event_log else None
+            event_log = JsonLines(config.ras.event_log, clock=self.clock) if config.ras.event_log else None
             self.ras = RasEngine(self.db, ActionRunner(self.reactor, config.ras.action), event_log,
                                  on_event=self._count_event)
         self.ufm_collection = None
