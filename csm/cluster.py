@@ -3,7 +3,9 @@
 ``LocalCluster`` writes a config file per daemon (CAST's format) into a run
 directory, makes TLS certificates when asked, starts master, aggregators,
 utilities and computes as separate ``twistd -n csm-<role>`` processes, and stops
-them with SIGTERM.
+them with SIGTERM. Given ``hosts`` (a started ``csm.hosts.Network``), each daemon
+runs in a host of its own: its name is its address in every config, and its
+certificate names it and its address.
 """
 
 import atexit
@@ -91,9 +93,9 @@ class Daemon:
 
     def start(self):
         self.write_config()
-        cmd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-               "--nodaemon", "--pidfile=", "--logfile", self.out,
-               "csm-" + self.role, "--config", self.path]
+        cmd = self.cluster.on_host(self.name, [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                                               "--nodaemon", "--pidfile=", "--logfile", self.out,
+                                               "csm-" + self.role, "--config", self.path])
         with open(self.out + ".stderr", "ab") as err:
             self.process = subprocess.Popen(cmd, cwd=self.cluster.run_dir, stdin=subprocess.DEVNULL,
                                             stdout=err, stderr=err, env=self.cluster.env())
@@ -135,14 +137,43 @@ class Daemon:
         raise RuntimeError("%s did not open %s within %gs" % (self.name, self.socket, timeout))
 
 
+class SimGroup:
+    """Several csm-sim processes that start and stop together (as one Popen)."""
+
+    def __init__(self, processes):
+        self.processes = processes
+        self.pid = processes[0].pid
+
+    def poll(self):
+        """None while any runs, else the first non-zero exit status (or 0)."""
+        codes = [process.poll() for process in self.processes]
+        return None if None in codes else next((code for code in codes if code), 0)
+
+    def send_signal(self, signum):
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for process in self.processes:
+            process.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return self.poll()
+
+
 class LocalCluster:
     """Master, aggregators, utilities and computes on loopback in ``run_dir``."""
 
     def __init__(self, run_dir, computes=2, aggregators=2, utilities=1, tls=True,
-                 heartbeat_interval=15, extra=None, db=True, simulated=0, fast_db=False, metrics=False):
+                 heartbeat_interval=15, extra=None, db=True, simulated=0, fast_db=False, metrics=False,
+                 hosts=None):
         """``fast_db`` runs PostgreSQL without fsync (the test suite only: not durable); ``metrics``
         gives every daemon a ``/metrics`` endpoint on a free loopback port (csm.net.metrics_listen)."""
         self.metrics = metrics
+        self.hosts = hosts
         self.simulated = simulated
         self.sim = None
         self.run_dir = os.path.abspath(run_dir)
@@ -154,11 +185,19 @@ class LocalCluster:
             self.postgres = EmbeddedPostgres(os.path.join(self.run_dir, "postgres"), fast=fast_db)
             self.db = {"host": "127.0.0.1", "port": self.postgres.port, "name": "csmdb", "user": "csmdb",
                        "password": "", "connection_pool_size": 10}
+            if hosts is not None:  # the database is on the master's host: its unix socket
+                self.db["host"] = self.postgres.directory
         self.tls = tls
         self.heartbeat_interval = heartbeat_interval
         self.extra = extra or {}
         self.ssl = {"ca_file": "", "cred_pem": ""}
-        if tls:
+        self.ca = None
+        if tls and hosts is not None:  # one certificate per host, issued in add()
+            from csm.net.certs import CertificateAuthority
+            os.makedirs(os.path.join(self.run_dir, "tls"), exist_ok=True)
+            self.ca = CertificateAuthority()
+            self.ssl = {"ca_file": self.ca.write_ca(os.path.join(self.run_dir, "tls", "ca.pem")), "cred_pem": ""}
+        elif tls:
             from csm.net.certs import make_pki
             ca, cred = make_pki(os.path.join(self.run_dir, "tls"))
             self.ssl = {"ca_file": ca, "cred_pem": cred}
@@ -174,6 +213,21 @@ class LocalCluster:
         for i in range(1, computes + 1):
             pair = [aggs[(i - 1) % len(aggs)], aggs[i % len(aggs)]] if len(aggs) > 1 else aggs
             self.add("c%02d" % i, "compute", aggregators=pair)
+
+    def address(self, name):
+        """Where daemon ``name`` is reached: its host name, or loopback without hosts."""
+        return "127.0.0.1" if self.hosts is None else name
+
+    def on_host(self, name, argv):
+        """``argv`` as run on the host of daemon ``name`` (as is without hosts)."""
+        return argv if self.hosts is None else self.hosts.hosts[name].command(argv)
+
+    def _host_credential(self, name):
+        """Add the host ``name`` and issue its certificate (name and address); the PEM's path."""
+        host = self.hosts.add(name)
+        if self.ca is None:
+            return ""
+        return self.ca.issue(os.path.join(self.run_dir, "tls", name + ".pem"), names=(name, host.address))
 
     def env(self):
         env = dict(os.environ)
@@ -206,21 +260,24 @@ class LocalCluster:
     def add(self, name, role, compute_port=None, aggregators=()):
         config = self._base(role, name)
         net = config["csm"]["net"]
+        here = self.address(name)
+        if self.hosts is not None:
+            net["ssl"]["cred_pem"] = self._host_credential(name)
         if self.metrics:
-            net["metrics_listen"] = {"host": "127.0.0.1", "port": free_port()}
+            net["metrics_listen"] = {"host": here, "port": free_port()}
         if role == "master":
             config["csm"]["db"] = dict(self.db)
             config["csm"]["ras"] = {"event_log": os.path.join(self.run_dir, "ras_events.json"), "action": {
                 "scriptdir": os.path.join(self.run_dir, "ras_actions"),
                 "logdir": os.path.join(self.run_dir, "ras_logs"), "timeout": 10, "maxactions": 100}}
-            net["aggregator_listen"] = {"host": "127.0.0.1", "port": self.ports["aggregator_listen"]}
-            net["utility_listen"] = {"host": "127.0.0.1", "port": self.ports["utility_listen"]}
+            net["aggregator_listen"] = {"host": here, "port": self.ports["aggregator_listen"]}
+            net["utility_listen"] = {"host": here, "port": self.ports["utility_listen"]}
         elif role == "aggregator":
-            net["master"] = {"host": "127.0.0.1", "port": self.ports["aggregator_listen"]}
-            net["compute_listen"] = {"host": "127.0.0.1", "port": compute_port}
+            net["master"] = {"host": self.address("master"), "port": self.ports["aggregator_listen"]}
+            net["compute_listen"] = {"host": here, "port": compute_port}
             config["csm"]["bds"] = {"host": "NONE", "port": 10522}
         elif role == "utility":
-            net["master"] = {"host": "127.0.0.1", "port": self.ports["utility_listen"]}
+            net["master"] = {"host": self.address("master"), "port": self.ports["utility_listen"]}
         else:
             for key, agg in zip(("aggregatorA", "aggregatorB"), aggregators):
                 net[key] = dict(agg.config["csm"]["net"]["compute_listen"])
@@ -246,25 +303,45 @@ class LocalCluster:
     def start_sim(self, nodes, record=None, settings=None, prefix="sim"):
         """``csm-sim`` with ``nodes`` simulated computes on this cluster's aggregators (a Popen).
 
-        ``settings`` are config paths and values, as ``extra`` (``{"log.csmnet": "warning"}``)."""
+        ``settings`` are config paths and values, as ``extra`` (``{"log.csmnet": "warning"}``).
+        With hosts, one csm-sim per aggregator, each on a host of its own (``sim01``...) with its
+        share of the nodes, primary on that aggregator or the next: a ``SimGroup``."""
         aggregators = [d.config["csm"]["net"]["compute_listen"] for d in self.by_role("aggregator")]
+        if self.hosts is None:
+            return self._sim("sim", nodes, 0, aggregators, record, settings, prefix)
+        group, first = [], 0
+        for index in range(len(aggregators)):
+            share = nodes // len(aggregators) + (index < nodes % len(aggregators))
+            pair = [aggregators[index], aggregators[(index + 1) % len(aggregators)]][:len(aggregators)]
+            group.append(self._sim("sim%02d" % (index + 1), share, first, pair,
+                                   record and "%s.%02d" % (record, index + 1), settings, prefix))
+            first += share
+        return SimGroup(group)
+
+    def _sim(self, name, nodes, first, aggregators, record, settings, prefix):
+        """One csm-sim process called ``name`` (its config, log and output are ``name``.*)."""
+        ssl = dict(self.ssl)
+        if self.hosts is not None:
+            ssl["cred_pem"] = self._host_credential(name)
         config = {"csm": {"role": "Compute",
                           "api_permission_file": os.path.join(self.run_dir, "csm_api.acl"),
                           "api_configuration_file": os.path.join(self.run_dir, "csm_api.cfg"),
-                          "log": {"consoleLog": False, "fileLog": os.path.join(self.run_dir, "sim.log")},
+                          "log": {"consoleLog": False, "fileLog": os.path.join(self.run_dir, name + ".log")},
                           "net": {"heartbeat_interval": self.heartbeat_interval, "aggregatorA": aggregators[0],
-                                  "ssl": dict(self.ssl)}}}
+                                  "ssl": ssl}}}
         for path, value in (settings or {}).items():
             _set(config["csm"], path, value)
-        path = os.path.join(self.run_dir, "sim.cfg")
+        path = os.path.join(self.run_dir, name + ".cfg")
         with open(path, "w") as f:
             json.dump(config, f, indent=2)
         cmd = [sys.executable, "-m", "csm.sim", "--config", path, "--nodes", str(nodes), "--prefix", prefix,
+               "--first", str(first),
                "--aggregators", ",".join("%s:%d" % (a["host"], a["port"]) for a in aggregators)]
         if record:
             cmd += ["--record", record]
-        with open(os.path.join(self.run_dir, "sim.out"), "ab") as out:
-            return subprocess.Popen(cmd, env=self.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        with open(os.path.join(self.run_dir, name + ".out"), "ab") as out:
+            return subprocess.Popen(self.on_host(name, cmd), env=self.env(), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=out)
 
     @staticmethod
     def stop_sim(sim, timeout=60.0):
