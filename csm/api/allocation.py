@@ -13,7 +13,6 @@ runs on the nodes whose prolog succeeded, the allocation goes to history as
 the caller gets ``CSMERR_MULTI_RESP_ERROR`` naming each node.
 """
 
-import pwd
 import re
 import time
 
@@ -26,6 +25,7 @@ from csm.api.wm_commands import ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION
 from csm.db import allocations, prepared
 from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
+from csm.users import PASSWD
 
 log = logs.logger("csmapi")
 
@@ -149,13 +149,13 @@ def _user(ctx, body):
     name, uid, gid = body.get("user_name"), body.get("user_id"), body.get("user_group_id")
     try:
         if uid is None and name:
-            entry = pwd.getpwnam(name)
+            entry = PASSWD.getpwnam(name)
             uid = entry.pw_uid
             gid = entry.pw_gid if gid is None else gid
         if uid is None:
             uid = ctx.uid
         if not name or gid is None:
-            entry = pwd.getpwuid(uid)
+            entry = PASSWD.getpwuid(uid)
             name, gid = name or entry.pw_name, entry.pw_gid if gid is None else gid
     except KeyError:
         if not name and uid is None:
