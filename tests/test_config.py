@@ -4,9 +4,12 @@ import json
 import os
 import tempfile
 
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import Logger, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from csm.config import (ApiAcl, ConfigError, load_acl, load_api_timeouts, load_daemon_config)
+from csm.config import (ApiAcl, ConfigError, load_acl, load_api_timeouts, load_daemon_config,
+                        report_unused)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONF = os.path.join(os.path.dirname(HERE), "conf")
@@ -169,6 +172,35 @@ class BadInputTests(ConfigTestCase):
         data = json.loads(json.dumps(COMPUTE))
         data["csm"]["api_permission_file"] = "acl.json"
         self.assertEqual(self.load(data).api_permission_file, os.path.join(self.dir, "acl.json"))
+
+
+class UnusedKeysTests(ConfigTestCase):
+    """CAST keys this implementation reads but does not use are named once at start."""
+
+    def test_cast_compute_names_its_unused_keys(self):
+        compute = load_daemon_config(os.path.join(CAST, "csm_compute.cfg"), warn=self.warnings.append)
+        self.assertEqual(compute.unused, ("csm.thread_pool_size", "csm.jitter_mitigation"))
+        master = load_daemon_config(os.path.join(CAST, "csm_master.cfg"), warn=self.warnings.append)
+        self.assertEqual(master.unused, ("csm.thread_pool_size", "csm.db.schema_name"))
+
+    def test_file_without_them_names_none(self):
+        config = self.load(COMPUTE)
+        self.assertEqual(config.unused, ())
+        self.assertEqual(config.thread_pool_size, 1)
+
+    def test_reported_in_one_line(self):
+        data = json.loads(json.dumps(COMPUTE))
+        data["csm"].update(thread_pool_size=4, jitter_mitigation={"enabled": False}, db={"schema_name": "x"})
+        config = self.load(data)
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        report_unused(config, Logger(namespace="csmd"))
+        self.assertEqual(len(events), 1)
+        text = formatEvent(events[0])
+        for key in ("csm.thread_pool_size", "csm.jitter_mitigation", "csm.db.schema_name", "csm.cfg"):
+            self.assertIn(key, text)
+        self.assertEqual(self.warnings, [])
+        report_unused(self.load(COMPUTE), Logger(namespace="csmd"))
+        self.assertEqual(len(events), 1)
 
 
 class AclTests(ConfigTestCase):

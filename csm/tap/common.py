@@ -5,10 +5,11 @@ import signal
 import sys
 
 from twisted.application import service
+from twisted.logger import Logger
 from twisted.python import usage
 
 from csm import logfile
-from csm.config import ConfigError, load_daemon_config
+from csm.config import ConfigError, load_daemon_config, report_unused
 from csm.heap import HeapFreezer
 from csm.net.local import SocketInUse, check_socket_free
 from csm.roles import daemon_class
@@ -55,6 +56,7 @@ def _make_daemon(options, plugin_role, reactor):
     except OSError as exc:
         raise ConfigError(config.path, "csm.log.fileLog", "cannot write %s: %s"
                           % (config.log.fileLog, exc.strerror or exc)) from None
+    report_unused(config, Logger(namespace="csmd"))
     if config.role == "master" and config.db.enabled:
         problem = check_database(config.db)
         if problem:
