@@ -79,6 +79,7 @@ setup(
         "prometheus-client",
         "ClusterShell",  # host ranges (c[01-04]) in the csm_* commands
         "treq",
+        "sdnotify",  # readiness to systemd (Type=notify units in conf/systemd)
     ],
     extras_require={"test": ["hypothesis"]},
     entry_points={
@@ -89,6 +90,7 @@ setup(
             "csm-sim = csm.sim:main",
             "csm-db = csm.db.admin:main",
             "csm-diag = csm.diag.runner:main",
+            "csm-certs = csm.certs:main",
             "csm-pam-login = csm.node.pam:main",
             "standalone_ib_and_switch_collection = csm.ufm_collection:main",
         ],
