@@ -8,7 +8,7 @@ every migration, so the migration path is exercised by every fresh install);
 
 import os
 
-VERSIONS = ("19.0", "19.1", "19.2", "19.3", "19.4")
+VERSIONS = ("19.0", "19.1", "19.2", "19.3", "19.4", "19.5")
 SCHEMA_VERSION = VERSIONS[-1]
 _DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema")
 

@@ -1,0 +1,182 @@
+"""CSM's verdicts about nodes reach Slurm (``csm.ras.slurm`` in the master's config).
+
+A node that CSM puts in SOFT_FAILURE or HARD_FAILURE is drained in Slurm with the
+reason ``csm: <msg_id>`` (the RAS event that did it; else the change's cause, e.g.
+``csm: CSM API``); a node CSM returns to IN_SERVICE is resumed, but only while its
+drain reason is ours, so a drain an administrator made stays. A node already drained
+for another reason is left as it is.
+
+The changes come from the database (``NodeStateFeed``: LISTEN on ``csm_node_state``,
+which schema 19.5 notifies at the commit of every real state change), so every path
+that changes a state is covered. ``scontrol`` and ``sinfo`` run as child processes;
+the changes of one node are applied in order.
+"""
+
+import json
+import os
+
+from twisted.application import service
+from twisted.internet import defer, task, utils
+
+from csm import logs
+from csm.db.connection import Connection, Detector, close as close_connection
+
+log = logs.logger("csmras")
+
+CHANNEL = "csm_node_state"
+DRAIN_STATES = ("SOFT_FAILURE", "HARD_FAILURE")
+REASON_PREFIX = "csm: "
+#: seconds between attempts to reach the database again, and between liveness probes
+RETRY_DELAY, PROBE_INTERVAL = 2.0, 15.0
+
+
+class SlurmNodes:
+    """Drains and resumes Slurm nodes with ``scontrol`` (``sinfo`` reads a node first)."""
+
+    def __init__(self, reactor, scontrol="scontrol", slurm_conf=""):
+        self.reactor = reactor
+        self.scontrol = scontrol
+        self.sinfo = os.path.join(os.path.dirname(scontrol), "sinfo") if os.path.dirname(scontrol) else "sinfo"
+        self.env = dict(os.environ)
+        if slurm_conf:
+            self.env["SLURM_CONF"] = slurm_conf
+        self._last = {}  # node -> the Deferred of its latest change
+
+    def changed(self, node, state, cause):
+        """Apply a CSM state change of ``node`` after the ones before it; fires when done."""
+        if state in DRAIN_STATES:
+            step = lambda _: self.drain(node, REASON_PREFIX + cause)  # noqa: E731
+        elif state == "IN_SERVICE":
+            step = lambda _: self.resume(node)  # noqa: E731
+        else:
+            return defer.succeed(None)
+        d = self._last.get(node, defer.succeed(None)).addBoth(step)
+        self._last[node] = d
+
+        def forget(result):
+            if self._last.get(node) is d:
+                del self._last[node]
+            return result
+        return d.addBoth(forget)
+
+    def _run(self, executable, *args):
+        """(exit status, output) of one Slurm command."""
+        d = utils.getProcessOutputAndValue(executable, args, env=self.env, reactor=self.reactor)
+        return d.addCallback(lambda out: (out[2], (out[0] + out[1]).decode(errors="replace").strip()))
+
+    @defer.inlineCallbacks
+    def node(self, node):
+        """(Slurm state, drain reason) of ``node``; None when Slurm does not know it."""
+        code, out = yield self._run(self.sinfo, "-h", "-N", "-n", node, "-o", "%T|%E")
+        if code or "|" not in out:
+            return None
+        state, reason = out.splitlines()[0].split("|", 1)
+        return state.lower(), reason
+
+    @defer.inlineCallbacks
+    def drain(self, node, reason):
+        """Drain ``node`` with ``reason`` unless Slurm does not know it or drains it for another reason."""
+        known = yield self.node(node)
+        if known is None:
+            log.info("Slurm: {node} is not a Slurm node: not drained", node=node)
+            return False
+        state, current = known
+        if "drain" in state and not current.startswith(REASON_PREFIX):
+            log.info("Slurm: {node} stays drained for {reason!r}", node=node, reason=current)
+            return False
+        ok = yield self._update(node, "state=drain", "reason=" + reason)
+        return ok
+
+    @defer.inlineCallbacks
+    def resume(self, node):
+        """Resume ``node`` when Slurm drains it for a reason of ours."""
+        known = yield self.node(node)
+        if known is None or not known[1].startswith(REASON_PREFIX):
+            return False
+        ok = yield self._update(node, "state=resume")
+        return ok
+
+    @defer.inlineCallbacks
+    def _update(self, node, *settings):
+        code, out = yield self._run(self.scontrol, "update", "nodename=" + node, *settings)
+        if code:
+            log.warn("Slurm: scontrol update nodename={node} {settings} failed ({code}): {out}", node=node,
+                     settings=" ".join(settings), code=code, out=out)
+            return False
+        log.info("Slurm: {node} {settings}", node=node, settings=" ".join(settings))
+        return True
+
+
+class NodeStateFeed(service.Service):
+    """One database connection LISTENing on ``csm_node_state``; each change goes to
+    ``on_change(node, state, cause)``. Reconnects when the database goes and comes back
+    (changes made meanwhile are not replayed: Slurm's HealthCheckProgram catches up)."""
+
+    def __init__(self, reactor, dsn, on_change):
+        self.reactor = reactor
+        self.dsn = dsn
+        self.on_change = on_change
+        self.connection = None
+        self.listening = False
+        self._retry = None
+        self._probe = task.LoopingCall(self._alive)
+        self._probe.clock = reactor
+
+    def startService(self):
+        super().startService()
+        self._connect()
+        self._probe.start(PROBE_INTERVAL, now=False)
+
+    def stopService(self):
+        super().stopService()
+        if self._probe.running:
+            self._probe.stop()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._drop()
+
+    def _drop(self):
+        self.listening = False
+        if self.connection is not None:
+            close_connection(self.connection)
+            self.connection = None
+
+    @defer.inlineCallbacks
+    def _connect(self):
+        self._retry = None
+        connection = Connection(self.reactor, detector=Detector(self.reactor, on_death=self._lost))
+        self.connection = connection
+        try:
+            yield connection.connect(self.dsn)
+            connection.addNotifyObserver(self._notified)
+            yield connection.runOperation("LISTEN " + CHANNEL)
+        except Exception as exc:
+            if connection is self.connection:
+                log.warn("Slurm node feed: cannot listen on the database ({error}); again in {delay} s",
+                         error=str(exc).strip().splitlines()[0] if str(exc).strip() else exc, delay=RETRY_DELAY)
+                self._lost()
+            return
+        self.listening = True
+        log.info("Slurm node feed: listening for node state changes")
+
+    def _lost(self):
+        if not self.running or self._retry is not None:
+            return
+        self._drop()
+        self._retry = self.reactor.callLater(RETRY_DELAY, self._connect)
+
+    def _alive(self):
+        if self.listening:
+            self.connection.runOperation("SELECT 1").addErrback(lambda _: self._lost())
+
+    def _notified(self, notify):
+        try:
+            change = json.loads(notify.payload)
+            node, state = change["node_name"], change["state"]
+        except (ValueError, KeyError, TypeError):
+            log.warn("Slurm node feed: unreadable notification {payload!r}", payload=notify.payload)
+            return None
+        cause = change.get("ras_msg_id") or change.get("alteration") or "CSM"
+        # not returned: txpostgres would hold every later notification until this one's Slurm work ends
+        defer.maybeDeferred(self.on_change, node, state, cause).addErrback(
+            lambda failure: log.failure("Slurm: {node} -> {state}", failure, node=node, state=state))

@@ -1,0 +1,75 @@
+"""The master's feed of node state changes (schema 19.5 NOTIFY, csm.ras.slurm.NodeStateFeed)
+against a real PostgreSQL."""
+
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from csm.ras.slurm import NodeStateFeed
+from tests import dbfixture
+
+
+def later(seconds):
+    d = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
+
+
+class NodeStateFeedTests(unittest.TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        _, self.dsn = dbfixture.fresh_database(self)
+        self.db = dbfixture.connect(self.dsn)
+        self.addCleanup(self.db.close)
+        with self.db.cursor() as cur:
+            cur.execute("INSERT INTO csm_node (node_name, type, state) VALUES ('c01', 'compute', 'IN_SERVICE')")
+        self.changes = []
+        self.feed = NodeStateFeed(reactor, self.dsn, lambda *change: self.changes.append(change))
+        self.feed.startService()
+        self.addCleanup(self.feed.stopService)
+        yield self.until(lambda: self.feed.listening)
+
+    @defer.inlineCallbacks
+    def until(self, predicate, seconds=20):
+        for _ in range(int(seconds / 0.05)):
+            if predicate():
+                return
+            yield later(0.05)
+        self.fail("condition not met in %s s" % seconds)
+
+    def sql(self, statement, args=()):
+        with self.db.cursor() as cur:
+            cur.execute(statement, args)
+
+    @defer.inlineCallbacks
+    def test_ras_change_names_the_event(self):
+        self.sql("SELECT fn_csm_node_state_update(ARRAY['c01'], 'SOFT_FAILURE', 'RAS EVENT', NULL, 7, "
+                 "'csm.ras.test')")
+        yield self.until(lambda: self.changes)
+        self.assertEqual(self.changes, [("c01", "SOFT_FAILURE", "csm.ras.test")])
+
+    @defer.inlineCallbacks
+    def test_any_writer_and_only_committed_changes(self):
+        self.db.autocommit = False
+        with self.db.cursor() as cur:
+            cur.execute("UPDATE csm_node SET state = 'HARD_FAILURE' WHERE node_name = 'c01'")
+        self.db.rollback()
+        with self.db.cursor() as cur:
+            cur.execute("UPDATE csm_node SET state = 'IN_SERVICE' WHERE node_name = 'c01'")  # no change
+            cur.execute("UPDATE csm_node SET state = 'MAINTENANCE' WHERE node_name = 'c01'")
+        self.db.commit()
+        yield self.until(lambda: self.changes)
+        yield later(0.3)
+        self.assertEqual(self.changes, [("c01", "MAINTENANCE", "CSM API")])
+
+    @defer.inlineCallbacks
+    def test_listens_again_after_losing_the_database_connection(self):
+        first = self.feed.connection
+        self.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' "
+                 "AND datname = current_database()")
+        yield self.until(lambda: self.feed.listening and self.feed.connection is not first)
+        self.sql("UPDATE csm_node SET state = 'SOFT_FAILURE' WHERE node_name = 'c01'")
+        yield self.until(lambda: self.changes)
+        self.assertEqual(self.changes, [("c01", "SOFT_FAILURE", "CSM API")])
+
