@@ -28,6 +28,7 @@ from twisted.internet import endpoints, protocol
 from zope.interface import implementer
 
 from csm import logs
+from csm.net.listen import UnixListenService
 from csm.net.local import peer_credentials
 
 log = logs.logger("csmd")
@@ -62,31 +63,9 @@ class _UnixFactory(protocol.ServerFactory):
         return proto
 
 
-class UnixManholeService(service.Service):
-    """The shell on a unix socket; the file is made 0600, owned by root, and removed at stop."""
-
-    def __init__(self, reactor, path, namespace, mode=0o600):
-        self.reactor = reactor
-        self.path = path
-        self.namespace = namespace
-        self.mode = mode
-        self.port = None
-
-    def startService(self):
-        if os.path.exists(self.path):
-            os.unlink(self.path)
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self.port = self.reactor.listenUNIX(self.path, _UnixFactory(self.namespace), mode=self.mode)
-        os.chmod(self.path, self.mode)
-        if os.geteuid() == 0:
-            os.chown(self.path, 0, 0)
-        super().startService()
-
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
+def unix_manhole_service(reactor, path, namespace, mode=0o600):
+    """The shell on a unix socket; the file is made ``mode``, owned by root, and replaced at start."""
+    return UnixListenService(reactor, path, _UnixFactory(namespace), mode, root_owned=True)
 
 
 @implementer(IAuthorizedKeysDB)
@@ -133,9 +112,10 @@ def makeManholeService(config, namespace, reactor=None, mode=0o600):
         from twisted.internet import reactor
     top = service.MultiService()
     if config.socket:
-        UnixManholeService(reactor, config.socket, namespace, mode).setServiceParent(top)
+        unix_manhole_service(reactor, config.socket, namespace, mode).setServiceParent(top)
     if config.ssh_port:
         factory = ssh_factory(namespace, config.authorized_keys, config.host_key or config.socket + ".host_key")
-        endpoint = endpoints.TCP4ServerEndpoint(reactor, config.ssh_port, interface=config.ssh_host or "127.0.0.1")
+        endpoint = endpoints.serverFromString(reactor, "tcp:%d:interface=%s" % (
+            config.ssh_port, endpoints.quoteStringArgument(config.ssh_host or "127.0.0.1")))
         internet.StreamServerEndpointService(endpoint, factory).setServiceParent(top)
     return top

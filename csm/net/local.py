@@ -7,18 +7,14 @@ API timeout: a reply, an error, or CSMERR_TIMEOUT.
 """
 
 import errno
-import grp
-import os
 import socket
 import struct
-
-from twisted.application import service
-from twisted.internet import defer
 
 from csm import __version__, logs
 from csm.errors import CSMError, ErrorCode
 from csm.net.factory import LinkFactory
 from csm.net.link import LinkOwner, LinkProtocol
+from csm.net.listen import UnixListenService
 from csm.wire import Flags, FrameDecoder, FrameError, InternalCommand, Message
 
 log = logs.logger("csmapi")
@@ -153,41 +149,23 @@ class LocalAPI(LinkOwner):
         d.addErrback(lambda f: log.failure("local request failed", f))
 
 
-class LocalSocketService(service.Service):
+class LocalSocketService(UnixListenService):
     """Listens on the daemon's unix socket with the configured mode and group."""
 
     def __init__(self, reactor, daemon, listen_config):
-        self.reactor = reactor
         self.daemon = daemon
-        self.path = listen_config.socket
-        self.mode = listen_config.permissions or 0o777
-        self.group = listen_config.group
         self.api = LocalAPI(daemon)
-        self.port = None
-
-    def startService(self):
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        if os.path.exists(self.path):
-            check_socket_free(self.path)
-            os.unlink(self.path)  # stale socket of a previous run
-        factory = LinkFactory(self.api, self.daemon.clock, initiator=False,
-                              max_payload=self.daemon.max_payload,
-                              heartbeat_interval=self.daemon.heartbeat_interval)
+        factory = LinkFactory(self.api, daemon.clock, initiator=False, max_payload=daemon.max_payload,
+                              heartbeat_interval=daemon.heartbeat_interval)
         factory.protocol = LocalLinkProtocol
-        self.port = self.reactor.listenUNIX(self.path, factory, backlog=128, mode=self.mode)
-        os.chmod(self.path, self.mode)
-        if self.group:
-            os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+        super().__init__(reactor, listen_config.socket, factory, listen_config.permissions or 0o777,
+                         group=listen_config.group, check_free=check_socket_free)
+
+    def listening(self, port):
+        super().listening(port)
         log.info("local API listening on {path}", path=self.path)
-        super().startService()
 
     def stopService(self):
-        super().stopService()
         for link in list(self.api.clients):
             link.close()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return defer.maybeDeferred(port.stopListening)
-        return None
+        return super().stopService()

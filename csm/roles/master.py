@@ -3,7 +3,6 @@
 import collections
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from twisted.application import internet
 from twisted.internet import defer, task
 
 from csm import logs
@@ -20,6 +19,7 @@ from csm.api.commands import AGGREGATOR_REHOME, ECHO, SOFT_FAILURE_RECOVERY, SSD
 from csm.errors import CSMError, ErrorCode
 from csm.metrics import ComputeLinks
 from csm.net.endpoints import server_endpoint
+from csm.net.listen import ListeningService
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.nodeset import NodeSet
 from csm.roles.peers import PeerTable
@@ -70,6 +70,9 @@ class MasterDaemon(Daemon):
             event_log = JsonLines(config.ras.event_log, clock=self.clock) if config.ras.event_log else None
             self.ras = RasEngine(self.db, ActionRunner(self.reactor, config.ras.action), event_log,
                                  on_event=self._count_event)
+            if config.ras.slurm.enabled:  # beyond CAST: Slurm drains the nodes CSM failed
+                from csm.ras.slurm import slurm_feed
+                slurm_feed(self.reactor, self.db.dsn, config.ras.slurm).setServiceParent(self)
         self.ufm_collection = None
         if self.db is not None and config.ufm.rest_address and config.ufm.collection_interval > 0:
             from csm.ufm_collection import UfmCollectionService
@@ -81,10 +84,8 @@ class MasterDaemon(Daemon):
                 continue
             owner = DaemonLinkOwner(self, table.role, on_ready=table.connected,
                                     on_lost=self._peer_lost(table), accept=_expect_role(table.role))
-            listener = internet.StreamServerEndpointService(
-                server_endpoint(self.reactor, endpoint, self.tls), self.link_factory(owner, False))
-            listener._raiseSynchronously = True
-            listener.setServiceParent(self)
+            ListeningService(server_endpoint(self.reactor, endpoint, self.tls),
+                             self.link_factory(owner, False)).setServiceParent(self)
 
     def build_handlers(self):
         handlers = super().build_handlers()

@@ -1,0 +1,72 @@
+"""Listening services: a port held while the service runs, and the unix sockets of a daemon
+(the local API and the admin shell) made with their mode and owner."""
+
+import grp
+import os
+
+from twisted.application import service
+from twisted.internet import defer, endpoints
+
+
+class ListeningService(service.Service):
+    """Listens on ``endpoint`` while running.
+
+    A port that cannot be opened at start (in use, no permission) raises from
+    ``startService``, so a daemon stops at start with that one error rather than
+    running without the port.
+    """
+
+    def __init__(self, endpoint, factory):
+        self.endpoint = endpoint
+        self.factory = factory
+        self.port = None
+
+    def startService(self):
+        super().startService()
+        failed = []
+        self.endpoint.listen(self.factory).addCallbacks(self._listening, failed.append)
+        if failed:
+            self.running = 0
+            failed[0].raiseException()
+
+    def _listening(self, port):
+        self.port = port
+        self.listening(port)
+
+    def listening(self, port):
+        """Called once the port is open."""
+
+    def stopService(self):
+        super().stopService()
+        port, self.port = self.port, None
+        return defer.maybeDeferred(port.stopListening) if port is not None else None
+
+
+class UnixListenService(ListeningService):
+    """Listens on the unix socket ``path`` with ``mode``, owned by ``group`` (a name) or, with
+    ``root_owned``, by root. A socket file left at ``path`` is first passed to
+    ``check_free(path)`` (which raises if a live daemon answers there), then replaced."""
+
+    def __init__(self, reactor, path, factory, mode, group=None, root_owned=False, check_free=None, backlog=128):
+        description = "unix:%s:mode=%o:backlog=%d:lockfile=0" % (endpoints.quoteStringArgument(path), mode, backlog)
+        super().__init__(endpoints.serverFromString(reactor, description), factory)
+        self.path = path
+        self.mode = mode
+        self.group = group
+        self.root_owned = root_owned
+        self.check_free = check_free
+
+    def startService(self):
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        if os.path.exists(self.path):
+            if self.check_free is not None:
+                self.check_free(self.path)
+            os.unlink(self.path)  # stale socket of a previous run
+        super().startService()
+
+    def listening(self, port):
+        os.chmod(self.path, self.mode)  # listenUNIX's mode is subject to the umask
+        if self.group:
+            os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+        elif self.root_owned and os.geteuid() == 0:
+            os.chown(self.path, 0, 0)

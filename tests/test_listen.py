@@ -1,0 +1,43 @@
+"""Listening services: a port that cannot be opened stops the start; unix sockets get their mode."""
+
+import os
+import shutil
+import socket
+import stat
+import tempfile
+
+from twisted.internet import defer, endpoints, protocol, reactor
+from twisted.internet.error import CannotListenError
+from twisted.trial.unittest import TestCase
+
+from csm.net.listen import ListeningService, UnixListenService
+
+
+class ListeningServiceTests(TestCase):
+    def test_port_in_use_raises_at_start(self):
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        endpoint = endpoints.serverFromString(reactor, "tcp:%d:interface=127.0.0.1" % held.getsockname()[1])
+        service = ListeningService(endpoint, protocol.Factory.forProtocol(protocol.Protocol))
+        self.assertRaises(CannotListenError, service.startService)
+        self.assertFalse(service.running)
+        self.assertIsNone(service.port)
+
+    @defer.inlineCallbacks
+    def test_unix_socket_mode_and_stale_file(self):
+        directory = tempfile.mkdtemp(prefix="csm-listen-")
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "sub", "api.sock")
+        os.makedirs(os.path.dirname(path))
+        open(path, "w").close()  # left by a killed daemon
+        checked = []
+        service = UnixListenService(reactor, path, protocol.Factory.forProtocol(protocol.Protocol), 0o660,
+                                    check_free=checked.append)
+        service.startService()
+        self.assertEqual(checked, [path])
+        self.assertTrue(stat.S_ISSOCK(os.stat(path).st_mode))
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o660)
+        yield service.stopService()
+        self.assertFalse(service.running)
