@@ -66,6 +66,9 @@ class LinkOwner:
     def accept_hello(self, link, hello):
         """Listener side: raise ``CSMError`` to refuse the peer."""
 
+    def hello_refused(self, link, error):
+        """Initiator side: the peer refused this daemon's hello (``CSMError``)."""
+
     def link_ready(self, link):
         pass
 
@@ -279,8 +282,9 @@ class LinkProtocol(Protocol):
             if not message.flags & Flags.RESP:
                 self._protocol_error("expected the hello answer")
             elif message.flags & Flags.ERR:
-                log.error("{peer} refused this daemon: {msg}", peer=self.name or "peer",
-                          msg=message.error().errmsg)
+                error = message.error()
+                log.error("{peer} refused this daemon: {msg}", peer=self.name or "peer", msg=error.errmsg)
+                self.owner.hello_refused(self, error)
                 self.close()
             else:
                 self._verified(hello, message.reserved)
