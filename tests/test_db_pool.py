@@ -246,9 +246,9 @@ class OutageTests(TestCase):
 
     @defer.inlineCallbacks
     def test_overflow_drops_environmental_data_first(self):
-        self.pool.max_queue = 4
+        self.pool.writes.max_queue = 4
         overflows = []
-        self.pool.on_overflow = lambda kind, count: overflows.append(kind)
+        self.pool.writes.on_overflow = lambda kind, count: overflows.append(kind)
         yield threads.deferToThread(self.pg.stop_server)
         yield self.assertFailure(self.pool.runQuery("SELECT 1"), CSMError)
         for n in range(3):

@@ -1,4 +1,4 @@
-"""The master's database pool on txpostgres, with outage detection and a write queue.
+"""The master's database pool on txpostgres, with outage detection; it owns the write queue.
 
 Each pooled ``txpostgres.Connection`` has a ``DeadConnectionDetector`` that
 tells the pool when it dies. The pool is in **outage** while any connection is
@@ -12,14 +12,13 @@ restart. A pool with no successful call for ``heartbeat`` seconds runs
 ``SELECT 1``, so a server that went away is noticed even when nothing asks.
 
 Writes that daemons send without waiting for a reply (RAS events, inventory,
-environmental data) go through ``enqueue_write``: they are run in order, wait
-in a bounded queue during an outage and are written once the database is
-back. Over the bound the oldest environmental entries go first, then
-inventory (daemons resend it); RAS events are never dropped.
+environmental data) go through ``enqueue_write`` to the pool's ``WriteQueue``
+(``csm.db.write_queue``): run in order, kept through an outage, written once
+the database is back. The connections and their txpostgres fixes are in
+``csm.db.connection``.
 """
 
 import collections
-import itertools
 
 import psycopg2
 from twisted.internet import defer, task
@@ -31,7 +30,8 @@ from csm.db import schema
 from csm.db.batch import SelectBatcher
 from csm.db.connection import Connection, Detector, db_error, dead, reconnect_delays
 from csm.db.connection import close as close_connection
-from csm.db.writes import BATCH, SETTLE_CHECKS, TRANSACTION_STATUS, Attempt, BatchAborted, Write, run_batch
+from csm.db.write_queue import WriteQueue
+from csm.db.writes import SETTLE_CHECKS, TRANSACTION_STATUS
 from csm.errors import CSMError, ErrorCode
 
 log = logs.logger("csmdb")
@@ -44,7 +44,6 @@ STOPPED = "stopped"
 ACQUIRE_TIMEOUT = 2.0
 #: an outage sooner than this after the last one ended goes on with its back-off
 STABLE = 10.0
-DROP_ORDER = ("env", "inventory")
 
 
 def dsn_from_config(db):
@@ -91,22 +90,14 @@ class DatabasePool:
         self.size = max(1, size or getattr(db_config, "connection_pool_size", 1) or 1)
         self.heartbeat = heartbeat
         self.heartbeat_timeout = heartbeat_timeout
-        self.max_queue = max_queue
-        self.on_overflow = on_overflow
         self.state = STOPPED
         self.observers = []
-        self.queue = collections.deque()
-        self.dropped = collections.Counter()
-        self.written = 0
+        self.writes = WriteQueue(self, max_queue, on_overflow)
         #: merges concurrent keyed SELECTs (``csm.db.queries.keyed_results``)
         self.batcher = SelectBatcher(self, reactor)
         self.version = None  # the schema version read at start
         self._free = collections.deque()
         self._waiters = collections.deque()
-        self._draining = False
-        self._numbers = itertools.count(1)
-        self._backlog_until = 0  # the number of the last write queued while not connected
-        self._unsure = None  # the Attempt whose connection went after its COMMIT was sent
         self._outage_answers = {}  # Deferred -> what it fires with when an outage begins
         self._beat = None
         self._last_success = None
@@ -163,6 +154,10 @@ class DatabasePool:
         return defer.succeed(None)
 
     close = stop
+
+    @property
+    def connected(self):
+        return self.state == CONNECTED
 
     def subscribe(self, observer):
         """``observer(state)`` on every change between connected and outage."""
@@ -310,7 +305,7 @@ class DatabasePool:
         timer = self.reactor.callLater(self.heartbeat_timeout, close_connection, connection)
         try:
             yield defer.maybeDeferred(connection.detector.reconnect)
-            attempt = self._unsure
+            attempt = self.writes.unsure
             if attempt is not None and attempt.committed is None and self.state != STOPPED:
                 attempt.committed = yield self._committed(connection, attempt)
         except Exception:
@@ -349,7 +344,7 @@ class DatabasePool:
         if self.state == OUTAGE and not any(c.detector.connectionIsDead for c in self.connections):
             self._recovered_at = self.reactor.seconds()
             self._set_state(CONNECTED)
-            self._drain()
+            self.writes.drain()
 
     def _heartbeat(self):
         """``SELECT 1`` unless a call succeeded within the last period."""
@@ -375,27 +370,6 @@ class DatabasePool:
 
     # -- the write queue ------------------------------------------------------------------
 
-    def enqueue_write(self, kind, function, *args, want_result=False):
-        """Queue ``function(cursor, *args)`` as one transaction, run in order.
-
-        With ``want_result`` the returned Deferred fires with the function's
-        result once written (or fails with its error, or if dropped).
-        """
-        write = Write(kind, function, args, defer.Deferred() if want_result else None, next(self._numbers))
-        if self.state != CONNECTED:
-            self._backlog_until = write.number
-        self.queue.append(write)
-        if len(self.queue) > self.max_queue:
-            self._overflow()
-        self._drain()
-        return write.done
-
-    @property
-    def writes_promptly(self):
-        """A write queued now goes to the database at once: the pool is connected and has
-        written what was queued during the last outage."""
-        return self.state == CONNECTED and not (self.queue and self.queue[0].number <= self._backlog_until)
-
     def unless_outage(self, d, instead):
         """``d``'s result, or ``instead`` as soon as an outage begins (``d`` is then left to
         finish on its own: a queued write is written once the database is back)."""
@@ -410,75 +384,21 @@ class DatabasePool:
         d.addBoth(settle)
         return answer
 
-    def _overflow(self):
-        for kind in DROP_ORDER:
-            for index, write in enumerate(self.queue):
-                if write.kind == kind:
-                    del self.queue[index]
-                    write.finish(error=CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "dropped: write queue full"))
-                    self.dropped[kind] += 1
-                    if self.dropped[kind] == 1 or self.dropped[kind] % 1000 == 0:
-                        log.warn("database write queue full ({max}): dropped {n} {kind} writes so far",
-                                 max=self.max_queue, n=self.dropped[kind], kind=kind)
-                    if self.on_overflow is not None:
-                        self.on_overflow(kind, self.dropped[kind])
-                    return
-        # only RAS events left: they are kept, the bound is exceeded
+    def enqueue_write(self, kind, function, *args, want_result=False):
+        """Queue ``function(cursor, *args)``, written in order (``csm.db.write_queue``)."""
+        return self.writes.enqueue(kind, function, args, want_result)
 
-    @defer.inlineCallbacks
-    def _drain(self):
-        """Write the queue in order, up to ``BATCH`` writes a transaction (one savepoint each).
+    @property
+    def writes_promptly(self):
+        """A write queued now goes to the database at once (``WriteQueue.prompt``)."""
+        return self.writes.prompt
 
-        A transaction whose connection went after its COMMIT was sent is looked up when the
-        database is back (``_reconnect``): if it committed, its writes are not run again."""
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            while self.queue and self.state == CONNECTED:
-                attempt, self._unsure = self._unsure, None
-                if attempt is not None and attempt.committed:
-                    outcomes = attempt.outcomes  # asked when the connection came back
-                else:
-                    attempt = Attempt(list(itertools.islice(self.queue, BATCH)))
-                    try:
-                        outcomes = yield self.runInteraction(run_batch, attempt)
-                    except BatchAborted as aborted:
-                        # it fails alone; the writes before it were rolled back and run again next round
-                        failed = attempt.batch[aborted.index]
-                        self.queue.remove(failed)
-                        log.error("queued {kind} write failed and is dropped: {error}", kind=failed.kind,
-                                  error=aborted.error.errmsg)
-                        failed.finish(error=aborted.error)
-                        continue
-                    except CSMError as exc:
-                        if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR:
-                            if attempt.outcomes is not None:
-                                self._unsure = attempt
-                            continue  # outage or no free connection: the batch stays at the head
-                        outcomes = [(False, exc)] * len(attempt.batch)
-                    except Exception as exc:  # a bug must not block the queue
-                        outcomes = [(False, exc)] * len(attempt.batch)
-                self._finish(attempt.batch, outcomes)
-        finally:
-            self._draining = False
-
-    def _finish(self, batch, outcomes):
-        for write, (ok, value) in zip(batch, outcomes):
-            if self.queue and self.queue[0] is write:
-                self.queue.popleft()
-            if ok:
-                self.written += 1
-                write.finish(value)
-                continue
-            if write.done is None:
-                log.error("queued {kind} write failed and is dropped: {error}", kind=write.kind,
-                          error=getattr(value, "errmsg", value))
-            write.finish(error=value)
+    @property
+    def queue(self):
+        return self.writes.queue
 
     def status(self):
-        return {"db_state": self.state, "db_schema_version": self.version, "db_pool_size": self.size,
-                "db_free_conn_size": len(self._free),
-                "db_queued_writes": len(self.queue), "db_reconnect_attempts": self.reconnect_attempts,
-                "db_merged_queries": self.batcher.calls, "db_merged_statements": self.batcher.statements,
-                "db_dropped_writes": dict(self.dropped)}
+        return dict(self.writes.status(), db_state=self.state, db_schema_version=self.version,
+                    db_pool_size=self.size, db_free_conn_size=len(self._free),
+                    db_reconnect_attempts=self.reconnect_attempts, db_merged_queries=self.batcher.calls,
+                    db_merged_statements=self.batcher.statements)
