@@ -102,10 +102,26 @@ def _net(reader, csm, net):
         reader.warn("%s: csm.net.aggregatorB host %r looks like a template; single aggregator mode"
                     % (reader.path, raw))
         net = attrs.evolve(net, aggregatorB=None)
+    net = attrs.evolve(net, masters=_masters(reader, reader.section(csm, "csm.net").get("masters")))
     a, b = net.aggregatorA, net.aggregatorB
     if a is not None and b is not None and (a.host, a.port) == (b.host, b.port):
         raise reader.error("csm.net.aggregatorB", "is the same as aggregatorA (%s:%d)" % (a.host, a.port))
     return net
+
+
+def _masters(reader, raw):
+    """``csm.net.masters``: a list of ``{"host", "port"}`` (beyond CAST)."""
+    if raw in (None, ""):
+        return ()
+    if not isinstance(raw, list):
+        raise reader.error("csm.net.masters", "expected a list of {\"host\", \"port\"}")
+    masters = []
+    for index, entry in enumerate(raw):
+        name = "masters[%d]" % index
+        endpoint = reader.endpoint({name: entry}, "csm.net", name)
+        if endpoint is not None:
+            masters.append(endpoint)
+    return tuple(masters)
 
 
 def _bds(reader, bds):

@@ -70,6 +70,8 @@ class SSLConfig:
 
 @attrs.frozen
 class NetConfig:
+    other_keys = ("masters",)
+
     heartbeat_interval: int = 15
     local_client_listen: LocalListen = LocalListen()
     aggregator_listen: Endpoint = None
@@ -82,6 +84,14 @@ class NetConfig:
     max_message_size: int = DEFAULT_MAX_MESSAGE
     failback_after: int = 0
     metrics_listen: Endpoint = None
+    #: beyond CAST: more masters than ``master`` (high availability), tried in turn
+    masters: tuple = setting((), derived=True)
+
+    @property
+    def master_list(self):
+        """Every master an aggregator or utility may reach: ``master`` first, then ``masters``."""
+        first = () if self.master is None else (self.master,)
+        return first + tuple(m for m in self.masters if m != self.master)
 
 
 @attrs.frozen
@@ -215,6 +225,15 @@ class ManholeConfig:
 
 
 @attrs.frozen
+class HAConfig:
+    """Beyond CAST: masters elected through the database (``csm.election``)."""
+
+    enabled: bool = False
+    #: seconds a silent active master keeps its lease (0: the heartbeat interval)
+    lease_seconds: float = 0.0
+
+
+@attrs.frozen
 class DaemonConfig:
     other_keys = ("role", "tuning")
 
@@ -235,6 +254,7 @@ class DaemonConfig:
     inventory: InventoryConfig = InventoryConfig()
     ufm: UFMConfig = UFMConfig()
     manhole: ManholeConfig = ManholeConfig()
+    ha: HAConfig = HAConfig()
     #: the compute's soft failure recovery script (CAST's fixed path; a key here, beyond CAST)
     recovery_script: str = file_path(DEFAULT_RECOVERY_SCRIPT, empty_default=True)
     #: the compute's privileged prolog and epilog ("none": run nothing), and where its

@@ -58,7 +58,7 @@ class AggregatorDaemon(Daemon):
         self.computes = PeerTable("compute")
         owner = DaemonLinkOwner(self, "master", on_ready=self._master_ready,
                                 on_lost=self._master_lost)
-        self.master = UpstreamLink(self, config.net.master, owner, "master")
+        self.master = UpstreamLink(self, config.net.master_list, owner, "master")
         self.master.service.setServiceParent(self)
         self._compute_factory = self.link_factory(
             ComputeLinkOwner(self, "compute", on_ready=self._compute_ready, on_lost=self._compute_lost,

@@ -8,6 +8,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from zope.interface import implementer
 
 from csm.net.endpoints import client_endpoint
+from csm.roles.master_list import QUICK_DELAY, MasterList, RefusalOwner
 
 #: CAST's quick retries (50 ms x (n + 1)^2, up to 1.25 s) for this many failures in a row.
 QUICK_RETRIES = 4
@@ -52,14 +53,24 @@ class Backoff:
         self.cap = cap
         #: The last attempt was refused (set by ``RefusalNotingEndpoint``).
         self.refused = False
+        #: The next attempt goes to another master of a round (``MasterList``): at once.
+        self.quick = False
+        #: A standby master refused the hello: an election is under way.
+        self.standby = False
 
     def __call__(self, attempt):
+        if self.quick:
+            self.quick = False
+            return QUICK_DELAY
         self.failures += 1
         cap = min(self.cap, REFUSED_RETRY_DELAY) if self.refused else self.cap
+        if self.standby:
+            cap = min(cap, reconnect_policy(QUICK_RETRIES))
         return retry_delay(self.failures, self.draw, cap)
 
     def reset(self):
         self.failures = 0
+        self.standby = False
 
 
 @implementer(IStreamClientEndpoint)
@@ -93,15 +104,24 @@ class UpstreamLink:
     """
 
     def __init__(self, daemon, endpoint, owner, name, policy=None, urgent=lambda: True):
-        self.endpoint = endpoint
+        """``endpoint``: one parent, or a list of masters (``MasterList``)."""
+        endpoints = list(endpoint) if isinstance(endpoint, (list, tuple)) else [endpoint]
+        self.endpoint = endpoints[0]
         self.name = name
         self.link = None
         self.backoff = Backoff()
+        self.masters = None
+        connectors = [RefusalNotingEndpoint(client_endpoint(daemon.reactor, e, daemon.tls), self.backoff)
+                      for e in endpoints]
+        connector = connectors[0]
+        if len(endpoints) > 1:
+            self.masters = connector = MasterList(connectors, ["%s:%d" % (e.host, e.port) for e in endpoints],
+                                                  self.backoff)
+            owner = RefusalOwner(owner, self.masters)
         factory = daemon.link_factory(owner, True, name=name)
-        connector = RefusalNotingEndpoint(client_endpoint(daemon.reactor, endpoint, daemon.tls), self.backoff)
         gate = getattr(daemon, "connect_gate", None)
-        if gate is not None:
-            connector = gate.endpoint(connector, (endpoint.host, endpoint.port), urgent)
+        if gate is not None and self.masters is None:
+            connector = gate.endpoint(connector, (self.endpoint.host, self.endpoint.port), urgent)
         self.service = ClientService(connector, factory, clock=daemon.clock,
                                      retryPolicy=self.backoff if policy is None else policy(self.backoff))
 
@@ -112,6 +132,8 @@ class UpstreamLink:
     def lost(self, link):
         if self.link is link:
             self.link = None
+            if self.masters is not None:
+                self.masters.next()  # the active master went: another takes over
 
     def current(self):
         return self.link

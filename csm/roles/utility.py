@@ -11,7 +11,7 @@ class UtilityDaemon(Daemon):
         super().__init__(config, reactor, **kw)
         owner = DaemonLinkOwner(self, "master", on_ready=self._master_ready,
                                 on_lost=self._master_lost)
-        self.master = UpstreamLink(self, config.net.master, owner, "master")
+        self.master = UpstreamLink(self, config.net.master_list, owner, "master")
         self.master.service.setServiceParent(self)
 
     def _master_ready(self, link):
