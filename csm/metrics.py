@@ -78,6 +78,26 @@ class DaemonCollector:
         yield from daemon.metric_families()
 
 
+class ComputeLinks:
+    """``csm_compute_aggregator_links{compute}`` on the master: how many aggregators reach each
+    compute (2 redundant, 1 without redundancy, 0 down), for every compute seen since the
+    master started (a compute that goes away stays at 0 rather than vanishing)."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def family(self, computes):
+        """The gauge from the node set's ``{node: ComputeView}``."""
+        self.seen.update(computes)
+        links = GaugeMetricFamily("csm_compute_aggregator_links",
+                                  "Aggregators that reach a compute (2: redundant, 1: no redundancy, 0: down)",
+                                  labels=["compute"])
+        for node in sorted(self.seen):
+            view = computes.get(node)
+            links.add_metric([node], len(view.aggregators) if view is not None else 0)
+        return links
+
+
 def make_registry(daemon):
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
