@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 NODES ?= 4
 
-.PHONY: demo test venv postgres pamtester compile clean bench
+.PHONY: demo test venv postgres pamtester prometheus compile clean bench
 
 venv: $(VENV)/.installed
 
@@ -25,15 +25,20 @@ postgres:
 pamtester:
 	@sh tools/ensure-package.sh pamtester optional 'command -v pamtester'
 
+# Prometheus and promtool (one Debian package): the demo runs it where installed; the tests
+# check the rules in conf/prometheus and have it scrape a tree. `make demo PROMETHEUS=1` installs it.
+prometheus:
+	@sh tools/ensure-package.sh prometheus optional 'command -v prometheus && command -v promtool'
+
 # Byte-code written ahead, even where PYTHONDONTWRITEBYTECODE is set: every csm_* command
 # starts a fresh interpreter, and compiling the package each time costs it ~10 ms.
 compile: venv
 	@$(PY) -m compileall -q csm twisted/plugins
 
-demo: venv postgres compile
+demo: venv postgres compile $(if $(PROMETHEUS),prometheus)
 	$(VENV)/bin/csm-demo --nodes $(NODES) $(DEMO_ARGS)
 
-test: venv postgres pamtester compile
+test: venv postgres pamtester prometheus compile
 	$(PY) tools/run_tests.py $(TESTS)
 
 clean:

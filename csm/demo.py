@@ -5,7 +5,9 @@ aggregators, a utility and N computes as real twistd processes with TLS
 (certificates made into the run directory), runs the health check through a
 compute's command line, shows the nodes' inventory in the database, a state
 change and a RAS event, and keeps the tree running until Ctrl-C (or exits at
-once with ``--once``).
+once with ``--once``). Every daemon serves ``/metrics``; the demo writes a
+Prometheus service discovery file naming them and, where Debian's
+``prometheus`` is installed, runs one on loopback that scrapes them.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import signal
 import sys
 import time
 
+from csm import prometheus
 from csm.cluster import LocalCluster
 
 #: Up to this many computes the demo starts one twistd each; beyond, two daemons and csm-sim.
@@ -37,6 +40,8 @@ def parse_args(argv):
                         help="where configs, certificates, sockets and logs go (default ./run)")
     parser.add_argument("--once", action="store_true", help="print the health check and stop")
     parser.add_argument("--no-tls", action="store_true", help="plain TCP links")
+    parser.add_argument("--no-prometheus", action="store_true",
+                        help="do not start Prometheus (it runs where the prometheus program is installed)")
     return parser.parse_args(argv)
 
 
@@ -69,13 +74,20 @@ def main(argv=None):
           % (aggregators, args.nodes, " (%d of them simulated by csm-sim)" % simulated if simulated else "",
              args.run_dir), flush=True)
     cluster = LocalCluster(args.run_dir, computes=daemons, aggregators=aggregators, utilities=1,
-                           tls=not args.no_tls, simulated=simulated)
+                           tls=not args.no_tls, simulated=simulated, metrics=True)
     if cluster.postgres is not None and cluster.postgres.moved_from:
         print("csm-demo: the postgres user cannot enter %s, so the database is in %s"
               % (cluster.postgres.moved_from, cluster.postgres.directory), flush=True)
     started = time.monotonic()
+    server = None
     try:
         cluster.start()
+        targets = prometheus.targets_beside(cluster)
+        if not args.no_prometheus and prometheus.binary() is not None:
+            try:
+                server = prometheus.server_beside(cluster, targets)
+            except RuntimeError as exc:  # the tree is worth showing without it
+                print("csm-demo: Prometheus did not start: %s" % exc, flush=True)
         entry = cluster.by_role("compute")[0]
         report = wait_healthy(cluster, entry.name, timeout=60.0 + args.nodes / 20.0, verbose=not simulated)
         print("csm-demo: tree up in %.1fs. Health check%s through %s's command line:\n"
@@ -83,12 +95,15 @@ def main(argv=None):
         print(report, flush=True)
         show_database(cluster, entry.name, args.nodes)
         print_usage(cluster, entry)
+        print_prometheus(targets, server)
         if not args.once:
             wait_for_interrupt()
     except Exception as exc:  # show where the logs are, then stop everything
         print("csm-demo: %s\ncsm-demo: logs are in %s" % (exc, args.run_dir), file=sys.stderr)
         return 1
     finally:
+        if server is not None:
+            server.stop()
         status = cluster.stop()
         print("csm-demo: stopped (%s)" % ", ".join("%s=%s" % item for item in sorted(status.items())))
     return 0
@@ -129,6 +144,16 @@ def print_usage(cluster, entry):
     print("    csm_ctrl_cmd --status")
     print("Admin shell of a daemon (root): socat -,raw,echo=0 UNIX-CONNECT:%s/master.manhole" % cluster.run_dir)
     print("Logs: %s/<daemon>.log" % cluster.run_dir, flush=True)
+
+
+def print_prometheus(targets, server):
+    print("Prometheus service discovery file (file_sd_configs): %s" % targets)
+    if server is not None:
+        print("Prometheus: %s (data, config and log in %s; rules from %s)"
+              % (server.url, server.directory, prometheus.RULES))
+    elif prometheus.binary() is None:
+        print("Prometheus is not installed: make demo PROMETHEUS=1 installs and starts it")
+    print("Grafana dashboard to import: %s" % prometheus.DASHBOARD, flush=True)
 
 
 def wait_for_interrupt():

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -97,6 +98,14 @@ class PrometheusServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(cmd, cwd=self.directory, stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=log, start_new_session=True)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:  # not ready, exited, or Ctrl-C: leave no process behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -104,11 +113,10 @@ class PrometheusServer:
             try:
                 with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
                     if response.status == 200:
-                        return self
+                        return
             except OSError:
                 pass
             time.sleep(0.2)
-        self.stop()
         raise RuntimeError("prometheus was not ready within %gs; see %s" % (timeout, self.log))
 
     def stop(self, timeout=15.0):
@@ -122,3 +130,28 @@ class PrometheusServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         return self.process.wait()
+
+
+def port_free(port):
+    """Whether nothing listens on loopback ``port``."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def targets_beside(cluster):
+    """Write ``cluster``'s service discovery file into ``<run_dir>/prometheus``; its path."""
+    directory = os.path.join(cluster.run_dir, "prometheus")
+    os.makedirs(directory, exist_ok=True)
+    return write_targets(os.path.join(directory, "csm_targets.json"), cluster)
+
+
+def server_beside(cluster, targets_file, port=DEFAULT_PORT):
+    """A started Prometheus scraping ``targets_file``, its files in ``<run_dir>/prometheus``,
+    on ``port`` when that is free (RuntimeError when it does not start)."""
+    server = PrometheusServer(os.path.join(cluster.run_dir, "prometheus"), targets_file,
+                              port=port if port_free(port) else None)
+    return server.start()

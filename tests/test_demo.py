@@ -1,13 +1,15 @@
 """``csm-demo``: the whole tree shown working, with simulated computes beyond 16."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from csm import demo
+from csm import demo, prometheus
 from csm.cluster import PROJECT
 
 
@@ -28,6 +30,7 @@ class PlanTests(SynchronousTestCase):
 class DemoTests(SynchronousTestCase):
     def test_twenty_nodes_with_csm_sim(self):
         parent = tempfile.mkdtemp(prefix="csm-demo-")
+        self.addCleanup(shutil.rmtree, parent, True)
         os.chmod(parent, 0o755)  # the postgres user reaches into it
         run_dir = os.path.join(parent, "run")
         env = dict(os.environ, PYTHONPATH=PROJECT)
@@ -49,3 +52,13 @@ class DemoTests(SynchronousTestCase):
         # the demo's database is durable: the server ran without the test suite's fast options
         with open(os.path.join(run_dir, "postgres", "data", "postmaster.opts")) as f:
             self.assertNotIn("fsync=off", f.read())
+        # every daemon in the Prometheus service discovery file (csm-sim's nodes export nothing);
+        # a real Prometheus ran beside the tree where installed, and stopped with it
+        with open(os.path.join(run_dir, "prometheus", "csm_targets.json")) as f:
+            targets = {entry["labels"]["csm_node"]: entry["labels"]["csm_role"] for entry in json.load(f)}
+        self.assertEqual(targets, {"master": "master", "agg01": "aggregator", "agg02": "aggregator",
+                                   "util01": "utility", "c01": "compute", "c02": "compute"})
+        if prometheus.binary() is not None:
+            self.assertIn("Prometheus: http://127.0.0.1:", out)
+            with open(os.path.join(run_dir, "prometheus", "prometheus.log")) as f:
+                self.assertIn("See you next time!", f.read())  # its last line at a clean stop
