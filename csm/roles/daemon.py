@@ -192,6 +192,16 @@ class Daemon(service.MultiService):
                  node=self.node_name, version=__version__, pid=os.getpid())
         super().startService()
 
+    def listening(self):
+        """Fires once this daemon listens: its local API socket and, on the master, the ports
+        for aggregators and utilities (systemd's READY=1, csm.systemd). They open in
+        startService, which fails if one cannot. An aggregator's port for computes opens only
+        once the master is reached and is not waited for: a unit started before the master
+        would time out."""
+        if not self.running:
+            return defer.fail(RuntimeError("%s daemon not started" % self.role))
+        return defer.succeed(None)
+
     def uptime(self):
         return 0.0 if self.started_at is None else self.clock.seconds() - self.started_at
 

@@ -8,7 +8,7 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
-from csm import logfile
+from csm import logfile, systemd
 from csm.config import ConfigError, load_daemon_config, report_unused
 from csm.heap import HeapFreezer
 from csm.net.local import SocketInUse, check_socket_free
@@ -68,12 +68,16 @@ def _make_daemon(options, plugin_role, reactor):
 
 
 def process_service(daemon, reactor):
-    """What one daemon process runs: the daemon, a clean exit on SIGTERM, the heap freezer
-    (one per process, not per daemon: csm-sim runs thousands of daemons in one)."""
+    """What one daemon process runs: the daemon, its readiness told to systemd (under a
+    ``Type=notify`` unit), a clean exit on SIGTERM, the heap freezer (one per process, not per
+    daemon: csm-sim runs thousands of daemons in one)."""
     top = service.MultiService()
     daemon.setServiceParent(top)
     CleanExitOnTerm(reactor).setServiceParent(top)
     HeapFreezer(reactor).setServiceParent(top)
+    notifier = systemd.notifier_from_environment()
+    if notifier is not None:
+        systemd.SystemdNotify(daemon, notifier, reactor).setServiceParent(top)
     return top
 
 
@@ -106,8 +110,8 @@ class CleanExitOnTerm(service.Service):
 
     def startService(self):
         super().startService()
-        # after the reactor's own handlers are in place
-        self.reactor.callLater(0, signal.signal, signal.SIGTERM, self._terminate)
+        # after the reactor's own handlers are in place (before systemd hears READY=1)
+        self.reactor.callWhenRunning(signal.signal, signal.SIGTERM, self._terminate)
 
     def _terminate(self, signum, frame):
         self.reactor.callFromThread(self.reactor.stop)

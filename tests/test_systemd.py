@@ -1,0 +1,152 @@
+"""Readiness told to systemd: READY=1 once the daemon listens, STOPPING=1 at stop, on a
+notification socket the test binds itself (a unix datagram socket, as systemd's)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactor
+from twisted.trial.unittest import SynchronousTestCase
+
+from csm.cluster import PROJECT, free_port
+from csm.systemd import SystemdNotify, notifier_from_environment
+
+
+class NotifySocket:
+    """A bound unix datagram socket standing in for systemd's ``$NOTIFY_SOCKET``."""
+
+    def __init__(self, case):
+        directory = tempfile.mkdtemp(prefix="csm-notify-")
+        case.addCleanup(shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        case.addCleanup(self.sock.close)
+        self.sock.bind(self.path)
+
+    def receive(self, timeout):
+        """The next datagram as text, or None after ``timeout`` seconds."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(4096).decode()
+        except socket.timeout:
+            return None
+
+
+class StandInDaemon(service.Service):
+    role = "compute"
+    node_name = "c01"
+
+    def __init__(self):
+        self.listens = defer.Deferred()
+
+    def listening(self):
+        return self.listens
+
+
+class SystemdNotifyTests(SynchronousTestCase):
+    def environ(self, **values):
+        self.patch(os, "environ", dict({k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}, **values))
+
+    def test_no_socket_no_notifier(self):
+        self.environ()
+        self.assertIsNone(notifier_from_environment())
+
+    def test_ready_only_once_listening_and_stopping_at_stop(self):
+        notify = NotifySocket(self)
+        self.environ(NOTIFY_SOCKET=notify.path)
+        notifier = notifier_from_environment()
+        self.assertNotIn("NOTIFY_SOCKET", os.environ)  # not handed on to prologs and actions
+        daemon = StandInDaemon()
+        top = service.MultiService()
+        daemon.setServiceParent(top)
+        reactor = MemoryReactor()
+        SystemdNotify(daemon, notifier, reactor).setServiceParent(top)
+        top.startService()
+        self.assertIsNone(notify.receive(0.2))  # the reactor does not run yet
+        reactor.run()
+        self.assertIsNone(notify.receive(0.2))  # it runs, but the daemon does not listen yet
+        daemon.listens.callback(None)
+        ready = notify.receive(5)
+        self.assertIn("READY=1", ready.split("\n"))
+        self.assertIn("MAINPID=%d" % os.getpid(), ready.split("\n"))
+        top.stopService()
+        self.assertEqual(notify.receive(5), "STOPPING=1")
+
+    def test_stopped_before_listening_is_never_ready(self):
+        notify = NotifySocket(self)
+        self.environ(NOTIFY_SOCKET=notify.path)
+        reactor = MemoryReactor()
+        notifying = SystemdNotify(StandInDaemon(), notifier_from_environment(), reactor)
+        notifying.startService()
+        reactor.run()
+        self.assertIsNone(notify.receive(0.2))
+        notifying.stopService()
+        self.assertEqual(notify.receive(5), "STOPPING=1")
+        self.assertIsNone(notify.receive(0.2))
+
+
+class MasterProcessTests(SynchronousTestCase):
+    """A real ``twistd csm-master`` (no database) under a stand-in of systemd's socket."""
+
+    def setUp(self):
+        self.notify = NotifySocket(self)
+        self.dir = tempfile.mkdtemp(prefix="csm-sd-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.socket = os.path.join(self.dir, "master.sock")
+        self.ports = (free_port(), free_port())
+        self.config = os.path.join(self.dir, "master.cfg")
+        with open(self.config, "w") as f:
+            json.dump({"csm": {"role": "Master", "node_name": "master", "db": {"host": "NONE"},
+                               "log": {"fileLog": os.path.join(self.dir, "master.log")},
+                               "net": {"local_client_listen": {"socket": self.socket},
+                                       "aggregator_listen": {"host": "127.0.0.1", "port": self.ports[0]},
+                                       "utility_listen": {"host": "127.0.0.1", "port": self.ports[1]}}}}, f)
+
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=PROJECT, NOTIFY_SOCKET=self.notify.path)
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--nodaemon", "--pidfile=",
+             "--logfile", os.path.join(self.dir, "twistd.log"), "csm-master", "--config", self.config],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def stop():
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            process.stderr.close()
+        self.addCleanup(stop)
+        return process
+
+    def test_ready_once_listening_stopping_at_sigterm(self):
+        process = self.start()
+        ready = self.notify.receive(60)
+        self.assertIsNotNone(ready, "no READY=1 within 60 s")
+        self.assertIn("READY=1", ready.split("\n"))
+        self.assertIn("MAINPID=%d" % process.pid, ready.split("\n"))
+        # at READY=1 every listener accepts: the local API and both ports
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as local:
+            local.connect(self.socket)
+        for port in self.ports:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(self.notify.receive(30), "STOPPING=1")
+        self.assertEqual(process.wait(30), 0)
+
+    def test_no_ready_when_a_port_cannot_be_had(self):
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", self.ports[1]))
+        taken.listen(1)
+        process = self.start()
+        self.assertNotEqual(process.wait(60), 0)
+        self.assertIsNone(self.notify.receive(0.5))
+        with open(os.path.join(self.dir, "twistd.log")) as log:
+            self.assertIn("127.0.0.1:%d" % self.ports[1], log.read())
