@@ -73,6 +73,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def terminate(process, timeout):
+    """SIGTERM ``process`` (a Popen), SIGKILL after ``timeout`` seconds; its exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
 class Daemon:
     """One daemon process of the cluster."""
 
@@ -111,15 +122,7 @@ class Daemon:
 
     def stop(self, timeout=5.0):
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
-        if self.process is None:
-            return None
-        if self.running:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait()
+        return None if self.process is None else terminate(self.process, timeout)
 
     def kill(self):
         if self.running:
@@ -346,13 +349,7 @@ class LocalCluster:
     @staticmethod
     def stop_sim(sim, timeout=60.0):
         """SIGTERM a ``csm-sim`` process (SIGKILL after ``timeout``); its exit status."""
-        if sim.poll() is None:
-            sim.send_signal(signal.SIGTERM)
-            try:
-                return sim.wait(timeout)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-        return sim.wait()
+        return terminate(sim, timeout)
 
     def by_role(self, role):
         return [d for d in self.daemons.values() if d.role == role]

@@ -11,13 +11,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import urllib.request
 
-from csm.cluster import PROJECT, free_port
+from csm.cluster import PROJECT, free_port, terminate
 
 RULES = os.path.join(PROJECT, "conf", "prometheus", "csm_rules.yml")
 DASHBOARD = os.path.join(PROJECT, "conf", "prometheus", "csm_overview.json")
@@ -121,15 +120,7 @@ class PrometheusServer:
 
     def stop(self, timeout=15.0):
         """SIGTERM (SIGKILL after ``timeout``); the exit status, or None if never started."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait()
+        return None if self.process is None else terminate(self.process, timeout)
 
 
 def port_free(port):
