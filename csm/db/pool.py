@@ -118,7 +118,8 @@ class DatabasePool:
 
     @defer.inlineCallbacks
     def start(self):
-        """Connect every connection; fails (``CSMERR_DAEMON_DB_ERR``) if the database is unreachable."""
+        """Connect every connection; fails (``CSMERR_DAEMON_DB_ERR``) if the database is unreachable.
+        A pool stopped may start again (a master elected anew): writes queued meanwhile then go out."""
         try:
             yield defer.gatherResults([c.connect(self.dsn, options=SESSION_OPTIONS) for c in self.connections],
                                       consumeErrors=True)
@@ -126,8 +127,11 @@ class DatabasePool:
             self.close()
             raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "cannot connect to the database (%s): %s"
                            % (self.dsn, str(exc.subFailure.value).strip())) from None
-        self._free.extend(self.connections)
+        for connection in self.connections:
+            connection.detector.connectionIsDead = False  # connected anew after a stop()
+        self._free = collections.deque(self.connections)
         self._set_state(CONNECTED)
+        self.writes.drain()
         self._last_success = self.reactor.seconds()
         self._beat = task.LoopingCall(self._heartbeat)
         self._beat.clock = self.reactor
