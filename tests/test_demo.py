@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,6 @@ class PlanTests(SynchronousTestCase):
 class DemoTests(SynchronousTestCase):
     def test_twenty_nodes_with_csm_sim(self):
         parent = tempfile.mkdtemp(prefix="csm-demo-")
-        self.addCleanup(shutil.rmtree, parent, True)
         os.chmod(parent, 0o755)  # the postgres user reaches into it
         run_dir = os.path.join(parent, "run")
         env = dict(os.environ, PYTHONPATH=PROJECT)

@@ -150,7 +150,6 @@ class ScrapeTests(TestCase):
     def setUp(self):
         program("prometheus")
         self.run_dir = tempfile.mkdtemp(prefix="csm-prom-")
-        self.addCleanup(shutil.rmtree, self.run_dir, True)
         self.cluster = LocalCluster(self.run_dir, computes=2, aggregators=2, utilities=1, tls=False, fast_db=True,
                                     metrics=True, extra={"compute": {"data_collection.buckets": [
                                         {"execution_interval": "00:00:01", "item_list": ["debug"]}]}})
