@@ -22,7 +22,7 @@ RULES = os.path.join(PROJECT, "conf", "prometheus", "csm_rules.yml")
 DASHBOARD = os.path.join(PROJECT, "conf", "prometheus", "csm_overview.json")
 #: The port Prometheus usually has; the demo takes it when it is free.
 DEFAULT_PORT = 9090
-_FOR = re.compile(r"(?m)^(\s+for:)\s*\S+\s*$")
+_FOR = re.compile(r"(?m)^([ \t]+for:)[ \t]*\S+[ \t]*$")
 
 
 def binary():

@@ -117,6 +117,15 @@ class RulesTests(SynchronousTestCase):
         """Each alert against made-up series (conf/prometheus/csm_rules_test.yml)."""
         self.assertIn("SUCCESS", self.promtool("test", "rules", "csm_rules_test.yml"))
 
+    def test_rules_with_a_short_hold(self):
+        """The copy the live test loads: every ``for:`` cut to 1s, still valid rules."""
+        path = prometheus.rules_with_hold(prometheus.RULES, os.path.join(tempfile.mkdtemp(), "rules.yml"), "1s")
+        with open(prometheus.RULES) as f, open(path) as g:
+            original, held = f.read(), g.read()
+        self.assertEqual(re.findall(r"^\s+for: (\S+)$", held, re.M), ["1s"] * original.count("for:"))
+        self.assertEqual(len(held.splitlines()), len(original.splitlines()))
+        self.assertIn("SUCCESS", self.promtool("check", "rules", path))
+
     def test_rules_read_declared_series(self):
         with open(prometheus.RULES) as f:
             expressions = re.findall(r"^\s+expr:\s*(?:>\s*\n((?:\s{10}.*\n)+)|(.*)$)", f.read(), re.M)
