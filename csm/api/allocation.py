@@ -20,7 +20,6 @@ from twisted.internet import defer
 
 from csm import logs
 from csm.api import multicast
-from csm.api.ras import database
 from csm.api.wm_commands import ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION_UPDATE_STATE
 from csm.db import allocations, prepared
 from csm.db.queries import query_dicts
@@ -133,7 +132,7 @@ def readings(results):
 
 def writes(ctx):
     """The master's ``Merger`` of allocation steps (concurrent ones share a statement)."""
-    database(ctx)
+    ctx.db
     return ctx.daemon.allocation_writes
 
 
@@ -235,7 +234,7 @@ def _roll_back(ctx, row, results):
         for node, result in undone.items():
             if result["errcode"] and not results[node]["errcode"]:
                 results[node] = dict(result, errmsg="%s (rollback epilog)" % result["errmsg"])
-    yield prepared.query_dicts(database(ctx), *allocations.history_statement(allocation_id, None, "failed"))
+    yield prepared.query_dicts(ctx.db, *allocations.history_statement(allocation_id, None, "failed"))
     yield raise_node_events(ctx, results, "prolog", allocation_id)
     log.warn("allocation {id} rolled back: {errors}", id=allocation_id,
              errors="; ".join(e.errmsg for e in multicast.node_errors(results))[:2000])
@@ -244,7 +243,7 @@ def _roll_back(ctx, row, results):
 @defer.inlineCallbacks
 def _one(ctx, body, lock=False):
     """The single live allocation named by id or job id (with the private check)."""
-    rows = yield query_dicts(database(ctx), *allocations.find_active_statement(
+    rows = yield query_dicts(ctx.db, *allocations.find_active_statement(
         body.get("allocation_id"), body.get("primary_job_id"), body.get("secondary_job_id"), lock))
     if not rows:
         what = ("allocation %d" % body["allocation_id"] if body.get("allocation_id") is not None else
@@ -320,7 +319,7 @@ def update_state(ctx, body):
 @defer.inlineCallbacks
 def _update_locked(ctx, allocation_id, new_state):
     master = ctx.daemon
-    db = database(ctx)
+    db = ctx.db
     row = yield _active(db, allocation_id)
     current = row["state"]
     if current == new_state:

@@ -3,7 +3,6 @@
 from twisted.internet import defer
 
 from csm.api.allocation import check_owner
-from csm.api.ras import database
 from csm.api.wm_commands import (ALLOCATION_QUERY, ALLOCATION_QUERY_ACTIVE_ALL, ALLOCATION_QUERY_DETAILS,
                                  ALLOCATION_RESOURCES_QUERY, ALLOCATION_UPDATE_HISTORY, NODE_FIND_JOB)
 from csm.db import allocations
@@ -38,7 +37,7 @@ def find(ctx, allocation_id=None, primary_job_id=None, secondary_job_id=None):
         condition = " WHERE a.primary_job_id = %s" + (" AND a.secondary_job_id = %s"
                                                        if secondary_job_id is not None else "")
         args = [primary_job_id] + ([secondary_job_id] if secondary_job_id is not None else [])
-    rows = yield query_dicts(database(ctx), "(%s%s) UNION ALL (%s%s) ORDER BY history_time DESC NULLS FIRST, "
+    rows = yield query_dicts(ctx.db, "(%s%s) UNION ALL (%s%s) ORDER BY history_time DESC NULLS FIRST, "
                                             "allocation_id" % (LIVE, condition, OLD, condition), args + args)
     return [_nest_history(row) for row in rows]
 
@@ -54,7 +53,7 @@ def query(ctx, body):
 @defer.inlineCallbacks
 def query_active_all(ctx, body):
     query = Select(LIVE).order_by(None, (), "allocation_id").page(body.get("limit"), body.get("offset"))
-    rows = yield query_dicts(database(ctx), *query.sql())
+    rows = yield query_dicts(ctx.db, *query.sql())
     wanted = body.get("fields")
     if wanted == ["%"]:  # CAST's -f %: every field
         wanted = None
@@ -76,7 +75,7 @@ def query_details(ctx, body):
     if not rows:
         raise CSMError(ErrorCode.CSMI_NO_RESULTS, "allocation %d not found" % allocation_id)
     check_owner(ctx, rows[0])
-    db = database(ctx)
+    db = ctx.db
     steps = yield query_dicts(db, "SELECT step_id, NULL::timestamp AS end_time, (SELECT array_agg(node_name ORDER BY "
                                   "node_name) FROM csm_step_node n WHERE n.allocation_id = s.allocation_id AND "
                                   "n.step_id = s.step_id) AS compute_nodes FROM csm_step s WHERE allocation_id = %s "
@@ -98,7 +97,7 @@ def resources_query(ctx, body):
     query = (Select("SELECT n.node_name, (n.state = 'IN_SERVICE') AS ready FROM csm_allocation_node an "
                     "JOIN csm_node n USING (node_name) WHERE an.allocation_id = %s", body["allocation_id"])
              .order_by(None, (), "n.node_name").page(body.get("limit"), body.get("offset")))
-    return query_dicts(database(ctx), *query.sql()).addCallback(lambda rows: {"results": rows})
+    return query_dicts(ctx.db, *query.sql()).addCallback(lambda rows: {"results": rows})
 
 
 UPDATABLE_HISTORY = ("user_name", "user_id", "user_group_id", "account", "comment", "job_name", "reservation")
@@ -109,7 +108,7 @@ def update_history(ctx, body):
     changes = {key: body[key] for key in UPDATABLE_HISTORY if body.get(key) is not None}
     if not changes:
         raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "nothing to update")
-    rows = yield query_dicts(database(ctx), "UPDATE csm_allocation_history SET %s WHERE allocation_id = %%s "
+    rows = yield query_dicts(ctx.db, "UPDATE csm_allocation_history SET %s WHERE allocation_id = %%s "
                                             "RETURNING allocation_id"
                              % ", ".join("%s = %%s" % key for key in changes),
                              list(changes.values()) + [body["allocation_id"]])
@@ -151,7 +150,7 @@ def node_find_job(ctx, body):
         raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid order_by %r (a-n)" % code)
     query.order = " ORDER BY %s NULLS LAST" % FIND_JOB_ORDER[code]
     query.page(body.get("limit"), body.get("offset"))
-    return query_dicts(database(ctx), *query.sql()).addCallback(lambda rows: {"results": rows})
+    return query_dicts(ctx.db, *query.sql()).addCallback(lambda rows: {"results": rows})
 
 
 HANDLERS = {ALLOCATION_QUERY.cmd_id: query, ALLOCATION_QUERY_ACTIVE_ALL.cmd_id: query_active_all,

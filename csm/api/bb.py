@@ -17,12 +17,10 @@ from csm.api import multicast
 from csm.api.allocation import multi_error
 from csm.api.bb_commands import (BB_CMD, BB_LV_CREATE, BB_LV_DELETE, BB_LV_QUERY, BB_LV_UPDATE, BB_VG_CREATE,
                                  BB_VG_DELETE, BB_VG_QUERY)
-from csm.api.ras import database
 from csm.db.allocations import fetch
 from csm.db.queries import Select, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode
 from csm.node.jobs import BB_ARGUMENTS
-from csm.wire import Flags
 
 LV_COLUMNS = ("logical_volume_name", "node_name", "allocation_id", "vg_name", "state", "current_size", "max_size",
               "begin_time", "updated_time", "file_system_mount", "file_system_type")
@@ -83,7 +81,7 @@ def _vg_create(cursor, body, sizes):
 @defer.inlineCallbacks
 def vg_create(ctx, body):
     sizes = _sizes(body)
-    yield database(ctx).runInteraction(_vg_create, body, sizes)
+    yield ctx.db.runInteraction(_vg_create, body, sizes)
     return {"vg_name": body["vg_name"], "node_name": body["node_name"]}
 
 
@@ -100,7 +98,7 @@ def _vg_delete(cursor, node, name):
 
 @defer.inlineCallbacks
 def vg_delete(ctx, body):
-    yield database(ctx).runInteraction(_vg_delete, body["node_name"], body["vg_name"])
+    yield ctx.db.runInteraction(_vg_delete, body["node_name"], body["vg_name"])
     return {"vg_name": body["vg_name"], "node_name": body["node_name"]}
 
 
@@ -111,7 +109,7 @@ def vg_query(ctx, body):
                     "AND s.node_name = v.node_name) AS ssd_info FROM csm_vg v")
              .any_of("v.node_name", body.get("node_names")).any_of("v.vg_name", body.get("vg_names")))
     query.order = " ORDER BY v.node_name, v.vg_name"
-    return query_results(database(ctx), query.page(body.get("limit"), body.get("offset")))
+    return query_results(ctx.db, query.page(body.get("limit"), body.get("offset")))
 
 
 @defer.inlineCallbacks
@@ -194,7 +192,7 @@ def _lv_handler(interaction):
     @defer.inlineCallbacks
     def handle(ctx, body):
         _check_size(body)
-        yield database(ctx).runInteraction(interaction, body)
+        yield ctx.db.runInteraction(interaction, body)
         return {"logical_volume_name": body["logical_volume_name"], "node_name": body["node_name"]}
     return handle
 
@@ -212,7 +210,7 @@ def lv_query(ctx, body):
              .any_of("logical_volume_name", body.get("logical_volume_names"), "::text[]")
              .any_of("node_name", body.get("node_names"), "::text[]"))
     query.order = " ORDER BY node_name, logical_volume_name"
-    return query_results(database(ctx), query.page(body.get("limit"), body.get("offset")))
+    return query_results(ctx.db, query.page(body.get("limit"), body.get("offset")))
 
 
 # -- csm_bb_cmd ----------------------------------------------------------------------------
@@ -223,7 +221,7 @@ def bb_cmd_master(ctx, body):
         raise _invalid("command_arguments: only letters, digits, space and _ = , . / : -")
     nodes = sorted(set(body["node_names"]))
     known = {row["node_name"] for row in (yield query_dicts(
-        database(ctx), "SELECT node_name FROM csm_node WHERE node_name = ANY(%s) AND type = 'compute'", (nodes,)))}
+        ctx.db, "SELECT node_name FROM csm_node WHERE node_name = ANY(%s) AND type = 'compute'", (nodes,)))}
     unknown = [node for node in nodes if node not in known]
     if unknown:
         raise _invalid("not compute nodes: %s" % ", ".join(unknown[:8]))
@@ -239,9 +237,7 @@ def bb_cmd_master(ctx, body):
 
 
 def bb_cmd_compute(ctx, body):
-    """The master's multicast runs the command here; a local caller's request climbs."""
-    if not ctx.message.flags & Flags.INT:
-        return ctx.forward()
+    """The master's multicast runs the command here."""
     return ctx.daemon.jobs.bb_cmd(body, max(1.0, float(body.get("timeout") or ctx.remaining()) - 1.0))
 
 

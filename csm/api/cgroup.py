@@ -14,7 +14,6 @@ from csm.api import multicast
 from csm.api.allocation import check_owner, multi_error
 from csm.api.cgroup_commands import (CGROUP_LOGIN, JSRUN_CMD, NOT_IMPLEMENTED, STEP_CGROUP_CREATE,
                                      STEP_CGROUP_DELETE)
-from csm.api.ras import database
 from csm.api.wm_commands import ALLOCATION_QUERY, ALLOCATION_TYPES
 from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
@@ -48,8 +47,6 @@ def _step_body(ctx, body, command):
 def step_cgroup_create(ctx, body):
     """On the compute (CAST's way), or through the master when ``compute_nodes`` names the step's nodes."""
     body = _step_body(ctx, body, STEP_CGROUP_CREATE)
-    if body.get("compute_nodes"):
-        return ctx.forward()
     if not isinstance(body.get("components"), list):
         raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: components must be a list of {type, params, values}"
                        % STEP_CGROUP_CREATE.api_name)
@@ -59,8 +56,6 @@ def step_cgroup_create(ctx, body):
 
 def step_cgroup_delete(ctx, body):
     body = _step_body(ctx, body, STEP_CGROUP_DELETE)
-    if body.get("compute_nodes"):
-        return ctx.forward()
     user_name, _ = _caller(ctx)
     return _known(ctx, body["allocation_id"]).addCallback(lambda _: ctx.daemon.jobs.step_delete(body, user_name))
 
@@ -68,7 +63,7 @@ def step_cgroup_delete(ctx, body):
 @defer.inlineCallbacks
 def _active_allocation(ctx, allocation_id):
     """The live allocation with its nodes (``CSMERR_ALLOC_MISSING`` when there is none)."""
-    rows = yield query_dicts(database(ctx), "SELECT a.allocation_id, a.user_id, a.user_name, a.launch_node_name, "
+    rows = yield query_dicts(ctx.db, "SELECT a.allocation_id, a.user_id, a.user_name, a.launch_node_name, "
                                             "a.type, array_agg(n.node_name ORDER BY n.node_name) AS nodes "
                                             "FROM csm_allocation a JOIN csm_allocation_node n USING (allocation_id) "
                                             "WHERE a.allocation_id = %s GROUP BY a.allocation_id", (allocation_id,))

@@ -12,13 +12,14 @@ from csm.node.controllers import CONTROLLERS
 
 ALLOCATION_ID = Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id"), help="the allocation")
 COMPUTE = frozenset({"compute"})
-#: the step cgroup APIs: on the compute called (CAST), or on the master with the step's nodes
+#: the step cgroup APIs: on the compute called (CAST), or on the master with the step's nodes;
+#: csm_jsrun_cmd: on the master, and refused on a compute (CAST)
 STEP_ROLES = frozenset({"compute", "master"})
 STEP_NODES = Field("compute_nodes", "list", help="(beyond CAST) the step's nodes: the master multicasts to them")
 
 STEP_CGROUP_CREATE = Command(
     name="allocation_step_cgroup_create", cmd_id=API_IDS["allocation_step_cgroup_create"], handled_on=STEP_ROLES,
-    cli="", open_input=True,
+    master_with=("compute_nodes",), cli="", open_input=True,
     description="Make a step's cgroup inside the allocation's cgroup on this node: its CPU set and memory "
                 "limits; components: [{type: cpuset|memory|devices|cpuacct, params: [..], values: [..]}].",
     fields=(ALLOCATION_ID,
@@ -27,7 +28,8 @@ STEP_CGROUP_CREATE = Command(
 
 STEP_CGROUP_DELETE = Command(
     name="allocation_step_cgroup_delete", cmd_id=API_IDS["allocation_step_cgroup_delete"], handled_on=STEP_ROLES,
-    cli="", description="Remove a step's cgroup on this node, killing what still runs in it.",
+    master_with=("compute_nodes",), cli="",
+    description="Remove a step's cgroup on this node, killing what still runs in it.",
     fields=(ALLOCATION_ID,
             Field("cgroup_name", "str", required=True),
             Field("controller_types", "list", choices=CONTROLLERS, help="controllers (v2: all go together)"),
@@ -43,7 +45,7 @@ CGROUP_LOGIN = Command(
             Field("migrate_pid", "bool", default=False)))
 
 JSRUN_CMD = Command(
-    name="jsrun_cmd", cmd_id=API_IDS["jsrun_cmd"], multicast=True,
+    name="jsrun_cmd", cmd_id=API_IDS["jsrun_cmd"], multicast=True, handled_on=STEP_ROLES,
     description="Start the job launcher's daemon (JSM) as the allocation's user in its cgroup on every node "
                 "of the allocation.",
     fields=(ALLOCATION_ID,

@@ -31,7 +31,7 @@ VERBOSE_CHOICES = ("off", "trace", "debug", "info", "warning", "error", "critica
 INFRASTRUCTURE_HEALTH_CHECK = Command(
     name="infrastructure_health_check",
     cmd_id=InternalCommand.INFRASTRUCTURE_TEST,
-    handled_on=EVERYWHERE,
+    adds_local_daemon=True,
     description="Check the CSM infrastructure: master, aggregators and their computes, utilities.",
     fields=(Field("verbose_health", "bool", flags=("-v", "--verbose"), default=False,
                   help="show the computes of every aggregator"),),
@@ -299,4 +299,11 @@ def build_registry():
                     + CGROUP_COMMANDS + BB_COMMANDS)
 
 
-REGISTRY = build_registry()
+
+def __getattr__(name):
+    """``REGISTRY``, built on first use: the command modules build on this one's fields, so
+    importing one of them first (``csm.api.wm_commands``) must not build it half-way."""
+    if name == "REGISTRY":
+        registry = globals()["REGISTRY"] = build_registry()
+        return registry
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -9,11 +9,9 @@ from twisted.internet import defer
 from csm.api import multicast
 from csm.api.commands import API_IDS
 from csm.api.diag_commands import DIAG_CHECK
-from csm.api.ras import database
 from csm.db.queries import Select, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode
 from csm.node.scripts import run_script
-from csm.wire import Flags
 
 RUNS = """
 SELECT * FROM (
@@ -54,11 +52,11 @@ def run_begin(ctx, body):
         if not cursor.fetchone():
             raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "diagnostic run %d is running already" % run_id)
         return {"run_id": run_id}
-    return database(ctx).runInteraction(begin)
+    return ctx.db.runInteraction(begin)
 
 
 def run_end(ctx, body):
-    d = database(ctx).runQuery("SELECT fn_csm_diag_run_history_dump(%s, NULL, %s, %s)",
+    d = ctx.db.runQuery("SELECT fn_csm_diag_run_history_dump(%s, NULL, %s, %s)",
                                (body["run_id"], body["status"], bool(body.get("inserted_ras"))))
 
     def ended(rows):
@@ -82,7 +80,7 @@ def result_create(ctx, body):
                              (body["run_id"], body["test_name"], body["node_name"], body.get("serial_number"),
                               body.get("begin_time"), body["status"], body.get("log_file")))
         return {}
-    return database(ctx).runInteraction(create)
+    return ctx.db.runInteraction(create)
 
 
 def run_query(ctx, body):
@@ -94,12 +92,12 @@ def run_query(ctx, body):
              .between("begin_time", body.get("begin_time_search_begin"), body.get("begin_time_search_end"))
              .between("end_time", body.get("end_time_search_begin"), body.get("end_time_search_end"))
              .order_by(None, (), "run_id").page(body.get("limit"), body.get("offset")))
-    return query_results(database(ctx), query, "runs")
+    return query_results(ctx.db, query, "runs")
 
 
 @defer.inlineCallbacks
 def run_query_details(ctx, body):
-    db = database(ctx)
+    db = ctx.db
     runs = yield query_dicts(db, RUNS + " WHERE run_id = %s ORDER BY history_time DESC NULLS FIRST LIMIT 1",
                              (body["run_id"],))
     if not runs:
@@ -116,7 +114,7 @@ def run_query_details(ctx, body):
 @defer.inlineCallbacks
 def check_master(ctx, body):
     """Send the check to every node (multicast); each node's exit status and output, or why it has none."""
-    db = database(ctx)
+    db = ctx.db
     rows = yield query_dicts(db, "SELECT node_name FROM csm_node WHERE node_name = ANY(%s) AND type = 'compute'",
                              (body["node_names"],))
     known = sorted(row["node_name"] for row in rows)
@@ -136,9 +134,7 @@ def check_master(ctx, body):
 
 
 def check_compute(ctx, body):
-    """From the aggregator: run the check here; from a local caller: up to the master."""
-    if not ctx.message.flags & Flags.INT:
-        return ctx.forward()
+    """The master's multicast, from the aggregator: run the check here."""
     daemon = ctx.daemon
     script = body.get("script")
     if not isinstance(script, str) or not script:

@@ -16,22 +16,10 @@ MAX_PROBE_TIMEOUT = 10.0
 
 
 def handle(ctx, body):
-    daemon = ctx.daemon
+    """A probe (any daemon) or a caller's request (the master: the others pass it up)."""
     if ctx.message.flags & Flags.INT:
-        return daemon.probe_report(ctx, body)
-    if daemon.role == "master":
-        d = daemon.cluster_report(ctx, body)
-    else:
-        d = ctx.forward()
-    if getattr(ctx.link, "is_local", False):
-        d.addCallback(_with_local, daemon)
-    return d
-
-
-def _with_local(report, daemon):
-    report = dict(report or {})
-    report["local_daemon"] = daemon.info()
-    return report
+        return ctx.daemon.probe_report(ctx, body)
+    return ctx.daemon.cluster_report(ctx, body)
 
 
 def probe_timeout(ctx, body):

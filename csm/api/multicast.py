@@ -133,8 +133,6 @@ def fan_out(aggregator, ctx, body):
 
 
 def aggregator_handler(ctx, body):
-    """On an aggregator, for every multicast API: the master's multicast fans out, a
-    compute's own request climbs to the master."""
-    if ctx.message.flags & Flags.INT and ctx.message.flags & Flags.MTC:
-        return fan_out(ctx.daemon, ctx, body)
-    return ctx.forward()
+    """On an aggregator, for every multicast API: the master's multicast fans out (a
+    caller's request climbs to the master: the router's ``route``)."""
+    return fan_out(ctx.daemon, ctx, body)

@@ -3,7 +3,6 @@
 from twisted.internet import defer
 
 from csm.api.commands import API_IDS
-from csm.api.ras import database
 from csm.db.queries import Select, keyed_results, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode, NodeError
 
@@ -45,13 +44,13 @@ def attributes_query(ctx, body):
              .order_by(None, (), "node_name").page(body.get("limit"), body.get("offset")))
     names = body.get("node_names")
     if names and not query.paging:  # many schedulers asking for a node or a few: one statement a turn
-        return keyed_results(database(ctx), query, "node_name", names)
-    return query_results(database(ctx), query.any_of("node_name", names))
+        return keyed_results(ctx.db, query, "node_name", names)
+    return query_results(ctx.db, query.any_of("node_name", names))
 
 
 @defer.inlineCallbacks
 def attributes_query_details(ctx, body):
-    db = database(ctx)
+    db = ctx.db
     nodes = yield query_dicts(db, NODE_SELECT + " WHERE node_name = %s", (body["node_name"],))
     if not nodes:
         raise CSMError(ErrorCode.CSMI_NO_RESULTS, "node %s not found" % body["node_name"])
@@ -69,7 +68,7 @@ def attributes_query_history(ctx, body):
              .equal("node_name", body["node_name"]))
     query.order = " ORDER BY history_time %s" % ("ASC" if body.get("order_by") == "a" else "DESC")
     query.page(body.get("limit"), body.get("offset"))
-    return query_results(database(ctx), query)
+    return query_results(ctx.db, query)
 
 
 def query_state_history(ctx, body):
@@ -78,7 +77,7 @@ def query_state_history(ctx, body):
              .equal("node_name", body["node_name"]))
     query.order = " ORDER BY history_time %s" % ("ASC" if body.get("order_by") == "a" else "DESC")
     query.page(body.get("limit"), body.get("offset"))
-    d = query_dicts(database(ctx), *query.sql())
+    d = query_dicts(ctx.db, *query.sql())
     return d.addCallback(lambda rows: {"node_name": body["node_name"], "results": rows})
 
 
@@ -116,7 +115,7 @@ def attributes_update(ctx, body):
         yield cursor.execute(sql, tuple(assignments.values()) + (list(found),))
         missing = sorted(set(body["node_names"]) - set(found))
         return {"failure_count": len(missing), "failure_node_names": missing}
-    return database(ctx).runInteraction(update).addCallback(_missing_nodes_error)
+    return ctx.db.runInteraction(update).addCallback(_missing_nodes_error)
 
 
 def _missing_nodes_error(result):
@@ -143,7 +142,7 @@ def node_delete(ctx, body):
         deleted = {row[0] for row in cursor.fetchall()}
         missing = sorted(set(body["node_names"]) - deleted)
         return {"failure_count": len(missing), "failure_node_names": missing}
-    return database(ctx).runInteraction(delete).addCallback(_missing_nodes_error)
+    return ctx.db.runInteraction(delete).addCallback(_missing_nodes_error)
 
 
 CLUSTER_STATE = """
@@ -163,7 +162,7 @@ def cluster_query_state(ctx, body):
         query.where("num_allocs = %s", body["num_allocs"])
     query.order_by_pairs(body.get("order_by"), ("node_name", "state", "type", "num_allocs"), "node_name")
     query.page(body.get("limit"), body.get("offset"))
-    return query_results(database(ctx), query)
+    return query_results(ctx.db, query)
 
 
 RESOURCES = """
@@ -181,7 +180,7 @@ SELECT n.node_name, n.type AS node_type, n.state::text AS node_state, (n.state =
 def resources_query(ctx, body):
     query = (Select(RESOURCES).any_of("n.node_name", body.get("node_names"))
              .order_by(None, (), "n.node_name").page(body.get("limit"), body.get("offset")))
-    return query_results(database(ctx), query)
+    return query_results(ctx.db, query)
 
 
 HANDLERS = {API_IDS[name]: handler for name, handler in (

@@ -19,18 +19,11 @@ TYPE_COLUMNS = ("msg_id", "severity", "message", "description", "control_action"
                 "threshold_period", "enabled", "set_state", "visible_to_users")
 
 
-def database(ctx):
-    db = getattr(ctx.daemon, "db", None)
-    if db is None:
-        raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "this master runs without a database")
-    return db
-
-
 def event_create(ctx, body):
     """Queue the event; answer once it is written, or at once ("queued") while the database
     is away or the writes queued meanwhile are still being written, and as soon as an
     outage begins: a create never waits for the database to come back."""
-    db = database(ctx)
+    db = ctx.db
     event = dict(body, time_stamp=parse_time_stamp(body.get("time_stamp")))
     d = ctx.daemon.ras.create(event)
     if ctx.message.flags & Flags.NOREPLY:
@@ -58,7 +51,7 @@ def event_query(ctx, body):
     if body.get("unacknowledged"):
         query.where("ack_time IS NULL")
     query.order_by_pairs(body.get("order_by"), CAST_ORDER, "rec_id").page(body.get("limit"), body.get("offset"))
-    return query_results(database(ctx), query)
+    return query_results(ctx.db, query)
 
 
 ALLOCATION_WINDOW = """
@@ -75,7 +68,7 @@ SELECT begin_time, end_time, ARRAY(SELECT DISTINCT node_name FROM csm_allocation
 @defer.inlineCallbacks
 def event_query_allocation(ctx, body):
     """Every event within the allocation's lifetime, as CAST; ``on_nodes``: only on its nodes, visible to users."""
-    db = database(ctx)
+    db = ctx.db
     windows = yield query_dicts(db, ALLOCATION_WINDOW, {"id": body["allocation_id"]})
     if not windows:
         raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d not found" % body["allocation_id"])
@@ -102,7 +95,7 @@ def event_ack(ctx, body):
             raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "rec_ids must be numbers") from None
     query.like("msg_id", body.get("msg_id")).like("location_name", body.get("location_name"))
     sql, args = query.sql()
-    d = query_dicts(database(ctx), sql + " RETURNING rec_id", args)
+    d = query_dicts(ctx.db, sql + " RETURNING rec_id", args)
     return d.addCallback(lambda rows: {"acked": len(rows), "acked_by": who,
                                        "rec_ids": sorted(r["rec_id"] for r in rows)})
 
@@ -120,7 +113,7 @@ def type_create(ctx, body):
     values.update(_type_values(body))
     sql = ("INSERT INTO csm_ras_type (%s) VALUES (%s) ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id"
            % (", ".join(values), ", ".join(["%s"] * len(values))))
-    d = query_dicts(database(ctx), sql, tuple(values.values()))
+    d = query_dicts(ctx.db, sql, tuple(values.values()))
 
     def done(rows):
         if not rows:
@@ -135,7 +128,7 @@ def type_update(ctx, body):
     if not values:
         raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "nothing to update for %s" % body["msg_id"])
     sql = "UPDATE csm_ras_type SET %s WHERE msg_id = %%s RETURNING msg_id" % ", ".join("%s = %%s" % k for k in values)
-    d = query_dicts(database(ctx), sql, tuple(values.values()) + (body["msg_id"],))
+    d = query_dicts(ctx.db, sql, tuple(values.values()) + (body["msg_id"],))
 
     def done(rows):
         if not rows:
@@ -146,7 +139,7 @@ def type_update(ctx, body):
 
 def type_delete(ctx, body):
     wanted = list(body["msg_ids"])
-    d = query_dicts(database(ctx), "DELETE FROM csm_ras_type WHERE msg_id = ANY(%s) RETURNING msg_id", (wanted,))
+    d = query_dicts(ctx.db, "DELETE FROM csm_ras_type WHERE msg_id = ANY(%s) RETURNING msg_id", (wanted,))
 
     def done(rows):
         deleted = sorted(r["msg_id"] for r in rows)
@@ -165,7 +158,7 @@ def type_query(ctx, body):
              .like("message", body.get("message"))
              .any_of("set_state::text", body.get("set_states"))
              .order_by(None, (), "msg_id").page(body.get("limit"), body.get("offset")))
-    return query_results(database(ctx), query)
+    return query_results(ctx.db, query)
 
 
 HANDLERS = {

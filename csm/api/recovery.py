@@ -7,11 +7,9 @@ from twisted.internet import defer
 
 from csm import logs
 from csm.api import multicast
-from csm.api.ras import database
 from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
 from csm.node.scripts import run_script
-from csm.wire import Flags
 
 CANDIDATES = """
 SELECT node_name FROM csm_node
@@ -39,7 +37,7 @@ class RecoveryCounts:
 @defer.inlineCallbacks
 def master_handler(ctx, body):
     master = ctx.daemon
-    db = database(ctx)
+    db = ctx.db
     rows = yield query_dicts(db, CANDIDATES)
     nodes = [row["node_name"] for row in rows]
     if not nodes:
@@ -66,9 +64,7 @@ def master_handler(ctx, body):
 
 
 def compute_handler(ctx, body):
-    """From the aggregator: run the recovery script; from a local caller: up to the master."""
-    if not ctx.message.flags & Flags.INT:
-        return ctx.forward()
+    """The master's multicast, from the aggregator: run the recovery script."""
     daemon = ctx.daemon
     script = daemon.config.recovery_script
     if not os.path.exists(script):

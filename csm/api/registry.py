@@ -176,12 +176,18 @@ class Command(_Frozen):
     CAST's is not CSMERR_MISSING_PARAM (some of its tools exit 9, one exits 1);
     ``cli_partial``: (verb, list field) of CAST's listing when some records of an update
     or delete fail (CSMERR_UPDATE_MISMATCH), e.g. ("delete", "node_names").
+
+    Where it runs (``csm.api.router.Router.route``): a caller's request is answered on
+    the roles in ``handled_on`` and climbs from the others; ``master_with``: fields that,
+    given, make it the master's on every role (it multicasts to the nodes they name);
+    ``adds_local_daemon``: the daemon the caller asked adds its own ``info()``.
     """
 
     _attributes = (("name", _REQUIRED), ("cmd_id", _REQUIRED), ("handled_on", MASTER), ("multicast", False),
                    ("fields", ()), ("cli", None), ("description", ""), ("timeout", 30.0), ("open_input", False),
                    ("one_of", ()), ("results_key", None), ("layout", ()), ("record_label", "Record"),
-                   ("cli_one_of", ()), ("cli_missing", None), ("cli_partial", None))
+                   ("cli_one_of", ()), ("cli_missing", None), ("cli_partial", None), ("master_with", ()),
+                   ("adds_local_daemon", False))
     __slots__ = tuple(name for name, _ in _attributes)
 
     @property

@@ -1,10 +1,12 @@
 """The router: handle a request here, or forward it upstream.
 
-A role gives the router its handlers (command id -> callable). A request whose
-command has a handler here is handled; one the registry places on another role
-is forwarded on the upstream link; anything else is ``CSMERR_CMD_UNKNOWN``.
-Every path ends in one reply ``Message`` (errors included): handlers never see
-sockets, and callers never see exceptions.
+A role gives the router its handlers (command id -> callable); the registry says
+where each API runs (``Router.route``): a caller's request is handled on the roles
+in the command's ``handled_on`` and climbs from the others; the daemons' own
+messages (``Flags.INT``: a multicast from above, a compute's inventory) are for the
+daemon they reach. Nothing else is ``CSMERR_CMD_UNKNOWN``. Handlers never hand a
+request back. Every path ends in one reply ``Message`` (errors included): handlers
+never see sockets, and callers never see exceptions.
 """
 
 import time
@@ -22,6 +24,9 @@ log = logs.logger("csmapi")
 #: the caller always answers with CSMERR_TIMEOUT before the caller gives up.
 HOP_MARGIN = {"compute": 0.5, "utility": 0.5, "aggregator": 1.0, "master": 1.5}
 
+#: where a request goes (``Router.route``)
+HERE, UP, UNKNOWN = "here", "up", "unknown"
+
 
 @attrs.define
 class Context:
@@ -37,6 +42,8 @@ class Context:
     #: handler must check that the caller owns what it touches.
     private_check: bool
     deadline: float
+    #: the master's database pool (None elsewhere, or on a master run without a database)
+    pool: object = None
 
     @property
     def clock(self):
@@ -45,12 +52,12 @@ class Context:
     def remaining(self):
         return max(0.0, self.deadline - self.daemon.clock.seconds())
 
-    def forward(self, body=None):
-        """Send this request on upstream; the Deferred fires with the reply body."""
-        message = self.message if body is None else self.message.evolve(
-            payload=self.daemon.encode_body(body))
-        d = self.daemon.router.forward(message)
-        return d.addCallback(reply_body)
+    @property
+    def db(self):
+        """The database pool; ``CSMERR_DAEMON_DB_ERR`` where there is none."""
+        if self.pool is None:
+            raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "this master runs without a database")
+        return self.pool
 
 
 def reply_body(reply):
@@ -78,20 +85,43 @@ class Router:
         """Process one request; the Deferred fires with the reply ``Message``."""
         command = self.registry.get(message.command)
         handler = self.handlers.get(message.command)
-        if handler is not None:
+        route = self.route(command, handler is not None, message)
+        if route == HERE:
             d = self._call(handler, command, message, link)
-        elif command is not None and self.daemon.role not in command.handled_on:
+        elif route == UP:
             d = self.forward(message)
         else:
             name = command.api_name if command else "command id %d" % message.command
             d = defer.succeed(message.error_reply(
                 CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not handled by the %s daemon"
                          % (name, self.daemon.role))))
+        if command is not None and command.adds_local_daemon and getattr(link, "is_local", False):
+            d.addCallback(self._with_local_daemon)
         if self.stats is not None and not message.flags & Flags.INT:
             started = time.perf_counter()
             api = command.api_name if command else str(message.command)
             d.addCallback(self._observe, api, started)
         return d
+
+    def route(self, command, handled_here, message):
+        """``HERE``, ``UP`` or ``UNKNOWN`` for ``message``, from the registry."""
+        role = self.daemon.role
+        if not handled_here:
+            return UP if command is not None and role not in command.handled_on else UNKNOWN
+        if command is None or message.flags & Flags.INT:
+            return HERE  # a daemon's own message, for the daemon it reaches
+        if role not in command.handled_on:
+            return UP
+        if command.master_with and role != "master" and _names_any(message, command.master_with):
+            return UP
+        return HERE
+
+    def _with_local_daemon(self, reply):
+        """The entry daemon adds itself to the reply (``Command.adds_local_daemon``)."""
+        if reply.is_error:
+            return reply
+        body = dict(reply.body() or {}, local_daemon=self.daemon.info())
+        return reply.evolve(payload=self.daemon.encode_body(body))
 
     def _observe(self, reply, api, started):
         self.stats.observe(api, time.perf_counter() - started, not reply.is_error)
@@ -128,12 +158,23 @@ class Router:
         ctx = Context(daemon=self.daemon, command=command, message=message, link=link,
                       uid=message.uid, gid=message.gid,
                       private_check=bool(message.flags & Flags.PCK),
-                      deadline=self.daemon.clock.seconds() + self.timeout(command))
+                      deadline=self.daemon.clock.seconds() + self.timeout(command),
+                      pool=getattr(self.daemon, "db", None))
         d = defer.maybeDeferred(handler, ctx, body)
         d.addCallback(lambda result: _ensure_deferred(result))
         d.addCallbacks(lambda result: message.reply(result),
                        lambda failure: message.error_reply(_as_csm_error(failure, command)))
         return d
+
+
+def _names_any(message, fields):
+    """Whether the request's body gives any of ``fields`` (a body that cannot be read is
+    handled here, where it gets its error)."""
+    try:
+        body = message.body()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and any(body.get(name) for name in fields)
 
 
 def _ensure_deferred(result):

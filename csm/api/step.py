@@ -12,7 +12,6 @@ from twisted.internet import defer
 
 from csm.api import multicast
 from csm.api.allocation import check_owner, multi_error, raise_node_events
-from csm.api.ras import database
 from csm.api.wm_commands import STEP_BEGIN, STEP_END, STEP_QUERY, STEP_QUERY_ACTIVE_ALL, STEP_QUERY_DETAILS
 from csm.db import allocations
 from csm.db.queries import Select, query_dicts
@@ -34,7 +33,7 @@ def _step_body(step, script):
 
 @defer.inlineCallbacks
 def _allocation(ctx, allocation_id):
-    rows = yield database(ctx).runInteraction(allocations.find_active, allocation_id)
+    rows = yield ctx.db.runInteraction(allocations.find_active, allocation_id)
     if not rows:
         raise CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation %d is not active" % allocation_id)
     check_owner(ctx, rows[0])
@@ -71,7 +70,7 @@ def _end_step(cursor, allocation_id, step_id, end):
 
 @defer.inlineCallbacks
 def begin(ctx, body):
-    db = database(ctx)
+    db = ctx.db
     allocation = yield _allocation(ctx, body["allocation_id"])
     if allocation["state"] != "running":
         raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "allocation %d is %s: steps begin in running allocations"
@@ -94,7 +93,7 @@ def begin(ctx, body):
 
 @defer.inlineCallbacks
 def end(ctx, body):
-    db = database(ctx)
+    db = ctx.db
     yield _allocation(ctx, body["allocation_id"])
     steps = yield query_dicts(db, "SELECT * FROM csm_step WHERE allocation_id = %s AND step_id = %s",
                               (body["allocation_id"], body["step_id"]))
@@ -144,7 +143,7 @@ def _query(ctx, body, history=True, details=False):
         selects.append(base)
     sql = " UNION ALL ".join("(%s)" % s for s in selects) + " ORDER BY step_id, begin_time"
     sql += Select("").page(body.get("limit"), body.get("offset")).paging
-    rows = yield query_dicts(database(ctx), sql, args)
+    rows = yield query_dicts(ctx.db, sql, args)
     for row in rows:
         ended = {c: row.pop(c) for c in HISTORY_COLUMNS}
         row["history"] = ended if ended["history_time"] is not None else None
@@ -156,7 +155,7 @@ def _query(ctx, body, history=True, details=False):
 @defer.inlineCallbacks
 def _allocation_or_history(ctx, allocation_id):
     """The private check against the allocation, live or in history."""
-    rows = yield query_dicts(database(ctx), "SELECT allocation_id, user_id, user_name FROM csm_allocation "
+    rows = yield query_dicts(ctx.db, "SELECT allocation_id, user_id, user_name FROM csm_allocation "
                                             "WHERE allocation_id = %s UNION ALL SELECT allocation_id, user_id, "
                                             "user_name FROM csm_allocation_history WHERE allocation_id = %s",
                              (allocation_id, allocation_id))

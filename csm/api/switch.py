@@ -3,7 +3,6 @@
 from twisted.internet import defer
 
 from csm.api.commands import API_IDS
-from csm.api.ras import database
 from csm.api.switch_commands import CABLE_ORDER, SWITCH_ORDER
 from csm.db import switches
 from csm.db.queries import Select, query_dicts, query_results
@@ -28,12 +27,12 @@ def switch_query(ctx, body):
         raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid order_by %r (a: switch_name, b: descending)" % order)
     query.order = " ORDER BY switch_name %s NULLS LAST" % ("DESC" if order == "b" else "ASC")
     query.page(body.get("limit"), body.get("offset"))
-    return query_results(database(ctx), query)
+    return query_results(ctx.db, query)
 
 
 @defer.inlineCallbacks
 def switch_query_details(ctx, body):
-    db = database(ctx)
+    db = ctx.db
     rows = yield query_dicts(db, SWITCHES + " WHERE switch_name = %s", (body["switch_name"],))
     if not rows:
         raise CSMError(ErrorCode.CSMI_NO_RESULTS, "switch %s not found" % body["switch_name"])
@@ -46,7 +45,7 @@ def _history(ctx, table, columns, key, value, body):
     query = Select("SELECT history_time, operation, %s, missing_since FROM %s" % (", ".join(columns), table))
     query.equal(key, value).order = " ORDER BY history_time DESC"
     query.page(body.get("limit"), body.get("offset"))
-    return query_results(database(ctx), query)
+    return query_results(ctx.db, query)
 
 
 def switch_query_history(ctx, body):
@@ -60,7 +59,7 @@ def _update(ctx, table, key, names, values):
     values = {column: None if value == NULL else value for column, value in values.items()}
     sql = "UPDATE %s SET %s WHERE %s = ANY(%%s) RETURNING %s" % (
         table, ", ".join("%s = %%s" % column for column in values), key, key)
-    d = database(ctx).runQuery(sql, tuple(values.values()) + (list(names),))
+    d = ctx.db.runQuery(sql, tuple(values.values()) + (list(names),))
 
     def updated(rows):
         missing = sorted(set(names) - {row[0] for row in rows})
@@ -90,7 +89,7 @@ def cable_query(ctx, body):
     query.order_by(body.get("order_by"), CABLE_SORT, "serial_number")
     query.order += " NULLS LAST"
     query.page(body.get("limit"), body.get("offset"))
-    return query_results(database(ctx), query)
+    return query_results(ctx.db, query)
 
 
 def cable_query_history(ctx, body):
@@ -118,7 +117,7 @@ def collection(kind):
                 if value is not None and not isinstance(value, (str, int, float, bool)):
                     raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "inventory: record %d, %s: expected a "
                                    "text, number or boolean" % (number, field))
-        d = database(ctx).runInteraction(switches.store, {kind: rows})
+        d = ctx.db.runInteraction(switches.store, {kind: rows})
         return d.addCallback(lambda summary: dict(summary[kind], kind=kind))
     return handle
 

@@ -90,8 +90,6 @@ class AggregatorDaemon(Daemon):
 
     def _rehome(self, ctx, body):
         """From the master: ask the computes served here as secondary to make this their primary."""
-        if not ctx.message.flags & Flags.INT:
-            return ctx.forward()
         wanted = set(body.get("computes") or ())
         asked = []
         for peer in self.computes.active():
@@ -103,8 +101,8 @@ class AggregatorDaemon(Daemon):
 
     def _compute_inventory(self, ctx, body):
         """Keep each compute's latest inventory; the master gets those of primary links."""
-        if ctx.link is None or getattr(ctx.link, "peer_role", "") != "compute":
-            return ctx.forward()
+        if getattr(ctx.link, "peer_role", "") != "compute":
+            raise CSMError(ErrorCode.CSMERR_BAD_ADDR_TYPE, "only a compute sends its inventory to an aggregator")
         node = ctx.link.peer_node
         self.inventories[node] = body
         peer = self.computes.get(node)

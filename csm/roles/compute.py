@@ -233,9 +233,7 @@ class ComputeDaemon(Daemon):
         return handlers
 
     def _allocation(self, ctx, body):
-        """The master's multicast runs the prolog or epilog here; a local caller's request climbs."""
-        if not ctx.message.flags & Flags.INT:
-            return ctx.forward()
+        """The master's multicast runs the prolog or epilog here."""
         return self.jobs.observe(body, self.agent.handle(body))
 
     def _connection_ctrl(self, ctx, body):
