@@ -40,6 +40,9 @@ def parse_args(argv):
                         help="where configs, certificates, sockets and logs go (default ./run)")
     parser.add_argument("--once", action="store_true", help="print the health check and stop")
     parser.add_argument("--no-tls", action="store_true", help="plain TCP links")
+    parser.add_argument("--hosts", action="store_true",
+                        help="each daemon (each group of simulated computes) on a host of its own: a network "
+                        "namespace with its name and address on a private bridge (root; else loopback)")
     parser.add_argument("--no-prometheus", action="store_true",
                         help="do not start Prometheus (it runs where the prometheus program is installed)")
     return parser.parse_args(argv)
@@ -73,8 +76,9 @@ def main(argv=None):
     print("csm-demo: starting master, %d aggregators, 1 utility and %d computes%s in %s"
           % (aggregators, args.nodes, " (%d of them simulated by csm-sim)" % simulated if simulated else "",
              args.run_dir), flush=True)
+    network = start_hosts() if args.hosts else None
     cluster = LocalCluster(args.run_dir, computes=daemons, aggregators=aggregators, utilities=1,
-                           tls=not args.no_tls, simulated=simulated, metrics=True)
+                           tls=not args.no_tls, simulated=simulated, metrics=True, hosts=network)
     if cluster.postgres is not None and cluster.postgres.moved_from:
         print("csm-demo: the postgres user cannot enter %s, so the database is in %s"
               % (cluster.postgres.moved_from, cluster.postgres.directory), flush=True)
@@ -83,7 +87,9 @@ def main(argv=None):
     try:
         cluster.start()
         targets = prometheus.targets_beside(cluster)
-        if not args.no_prometheus and prometheus.binary() is not None:
+        if network is not None:
+            print_hosts(network)
+        if not args.no_prometheus and network is None and prometheus.binary() is not None:
             try:
                 server = prometheus.server_beside(cluster, targets)
             except RuntimeError as exc:  # the tree is worth showing without it
@@ -105,8 +111,26 @@ def main(argv=None):
         if server is not None:
             server.stop()
         status = cluster.stop()
+        if network is not None:
+            network.stop()
         print("csm-demo: stopped (%s)" % ", ".join("%s=%s" % item for item in sorted(status.items())))
     return 0
+
+
+def start_hosts():
+    """A private network for ``--hosts``, or None (and one line why) where it cannot be made."""
+    from csm import hosts
+    reason = hosts.unavailable()
+    if reason:
+        print("csm-demo: %s; running every daemon on loopback instead" % reason, flush=True)
+        return None
+    return hosts.Network().start()
+
+
+def print_hosts(network):
+    print("csm-demo: every daemon on its own host (network namespace %s<name>, bridge in %s):\n    %s"
+          % (network.prefix, network.bridge_namespace,
+             "\n    ".join("%-8s %s" % (host.name, host.address) for host in network.hosts.values())), flush=True)
 
 
 def show_database(cluster, entry, computes):
