@@ -172,9 +172,11 @@ class LocalCluster:
 
     def __init__(self, run_dir, computes=2, aggregators=2, utilities=1, tls=True,
                  heartbeat_interval=15, extra=None, db=True, simulated=0, fast_db=False, metrics=False,
-                 hosts=None):
+                 hosts=None, masters=1):
         """``fast_db`` runs PostgreSQL without fsync (the test suite only: not durable); ``metrics``
-        gives every daemon a ``/metrics`` endpoint on a free loopback port (csm.net.metrics_listen)."""
+        gives every daemon a ``/metrics`` endpoint on a free loopback port (csm.net.metrics_listen);
+        ``masters`` over 1 starts that many masters, elected through the database (csm.ha)."""
+        self.masters = masters
         self.metrics = metrics
         self.hosts = hosts
         self.simulated = simulated
@@ -205,9 +207,10 @@ class LocalCluster:
             ca, cred = make_pki(os.path.join(self.run_dir, "tls"))
             self.ssl = {"ca_file": ca, "cred_pem": cred}
         self._write_api_files()
-        self.ports = {"aggregator_listen": free_port(), "utility_listen": free_port()}
         self.daemons = {}
-        self.add("master", "master")
+        for index in range(masters):
+            self.ports = {"aggregator_listen": free_port(), "utility_listen": free_port()}
+            self.add("master" if index == 0 else "master%d" % (index + 1), "master")
         for i in range(1, aggregators + 1):
             self.add("agg%02d" % i, "aggregator", compute_port=free_port())
         for i in range(1, utilities + 1):
@@ -275,12 +278,14 @@ class LocalCluster:
                 "logdir": os.path.join(self.run_dir, "ras_logs"), "timeout": 10, "maxactions": 100}}
             net["aggregator_listen"] = {"host": here, "port": self.ports["aggregator_listen"]}
             net["utility_listen"] = {"host": here, "port": self.ports["utility_listen"]}
+            if self.masters > 1:
+                config["csm"]["ha"] = {"enabled": True}
         elif role == "aggregator":
-            net["master"] = {"host": self.address("master"), "port": self.ports["aggregator_listen"]}
+            self._master_links(net, "aggregator_listen")
             net["compute_listen"] = {"host": here, "port": compute_port}
             config["csm"]["bds"] = {"host": "NONE", "port": 10522}
         elif role == "utility":
-            net["master"] = {"host": self.address("master"), "port": self.ports["utility_listen"]}
+            self._master_links(net, "utility_listen")
         else:
             for key, agg in zip(("aggregatorA", "aggregatorB"), aggregators):
                 net[key] = dict(agg.config["csm"]["net"]["compute_listen"])
@@ -294,6 +299,27 @@ class LocalCluster:
             _set(config["csm"], path, value)
         daemon = self.daemons[name] = Daemon(self, name, role, config)
         return daemon
+
+    def _master_links(self, net, listen):
+        """``csm.net.master`` (the first master) and, with several, ``csm.net.masters``."""
+        masters = [dict(d.config["csm"]["net"][listen]) for d in self.by_role("master")]
+        net["master"] = masters[0]
+        if len(masters) > 1:
+            net["masters"] = masters[1:]
+
+    def active_master(self):
+        """The name of the master that serves now (by its status), or None; a master that
+        does not answer within 2 s (stopped) is passed over."""
+        from csm.client import Client
+        for daemon in self.by_role("master"):
+            try:
+                with Client(daemon.socket, timeout=2) as client:
+                    status = client.call("ctrl_cmd", {"status": True})["status"]
+            except (CSMError, OSError):
+                continue
+            if status.get("ha_state", "active") == "active":
+                return daemon.name
+        return None
 
     def sim_names(self, nodes=None, prefix="sim"):
         """The names ``csm-sim`` gives its nodes."""

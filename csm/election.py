@@ -253,6 +253,11 @@ class Lease:
         log.error("master election: {me} stops being the active master: {reason}", me=self.node, reason=reason)
         self.on_change(STANDBY)
 
+    def step_down(self, reason):
+        """Stop being active and leave the lock free for another master."""
+        self._fence(reason)
+        self._drop_session()
+
     # -- the session ----------------------------------------------------------------------
 
     def _session_lost(self, connection, reason):

@@ -45,9 +45,13 @@ def health_check(result, verbose=False):
              "", "###### RESPONSE FROM THE LOCAL DAEMON #######"]
     master = result.get("master") or {}
     lines.append("MASTER: %s (bounced=0; version=%s)" % (master.get("node", "?"), master.get("version", "n/a")))
-    for key in ("db_state", "db_free_conn_size", "db_schema_version"):
+    for key in ("db_state", "db_free_conn_size", "db_schema_version", "ha_state"):
         if key in master:
             lines.append("        %s: %s" % (key, master[key]))
+    for entry in result.get("masters") or ():  # high availability (beyond CAST)
+        lines.append("        master %s: %s" % (entry.get("node"), entry.get("state")))
+    for entry in result.get("database") or ():
+        lines.append("        database %s: %s" % (entry.get("role"), entry.get("server")))
     aggregators = result.get("aggregators") or []
     lines.append("")
     lines.append("Aggregators:%d" % len(aggregators))

@@ -11,7 +11,7 @@ from csm.api.joblogs import JobLogs
 from csm.api.router import reply_body
 from csm.db import inventory
 from csm.db.merged import Merger
-from csm.db.pool import DatabasePool
+from csm.db.pool import DatabasePool, dsn_from_config
 from csm.ras.actions import ActionRunner
 from csm.logfile import JsonLines
 from csm.ras.engine import RasEngine
@@ -23,6 +23,7 @@ from csm.net.listen import ListeningService
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.nodeset import NodeSet
 from csm.roles.peers import PeerTable
+from csm.roles.standby import Standby, session_dsn
 from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmd")
@@ -65,7 +66,8 @@ class MasterDaemon(Daemon):
         self.allocation_writes = None
         self.ras = None
         if config.db.enabled:
-            self.db = DatabasePool(config.db, self.reactor, on_overflow=self._queue_overflow)
+            dsn = session_dsn(dsn_from_config(config.db), self.node_name) if config.ha.enabled else None
+            self.db = DatabasePool(config.db, self.reactor, dsn=dsn, on_overflow=self._queue_overflow)
             self.allocation_writes = Merger(self.db, self.reactor)
             event_log = JsonLines(config.ras.event_log, clock=self.clock) if config.ras.event_log else None
             self.ras = RasEngine(self.db, ActionRunner(self.reactor, config.ras.action), event_log,
@@ -73,6 +75,8 @@ class MasterDaemon(Daemon):
             if config.ras.slurm.enabled:  # beyond CAST: Slurm drains the nodes CSM failed
                 from csm.ras.slurm import slurm_feed
                 slurm_feed(self.reactor, self.db.dsn, config.ras.slurm).setServiceParent(self)
+        #: high availability: serve only while elected (``csm.ha``)
+        self.standby = Standby(self) if self.db is not None and config.ha.enabled else None
         self.ufm_collection = None
         if self.db is not None and config.ufm.rest_address and config.ufm.collection_interval > 0:
             from csm.ufm_collection import UfmCollectionService
@@ -83,9 +87,18 @@ class MasterDaemon(Daemon):
             if endpoint is None:
                 continue
             owner = DaemonLinkOwner(self, table.role, on_ready=table.connected,
-                                    on_lost=self._peer_lost(table), accept=_expect_role(table.role))
+                                    on_lost=self._peer_lost(table), accept=self._accept(table.role))
             ListeningService(server_endpoint(self.reactor, endpoint, self.tls),
                              self.link_factory(owner, False)).setServiceParent(self)
+
+    def _accept(self, role):
+        expect = _expect_role(role)
+
+        def accept(link, hello):
+            expect(link, hello)
+            if self.standby is not None:
+                self.standby.check_hello()
+        return accept
 
     def build_handlers(self):
         handlers = super().build_handlers()
@@ -105,8 +118,11 @@ class MasterDaemon(Daemon):
 
     def startService(self):
         super().startService()
-        if self.db is not None:
+        if self.standby is not None:
+            self.standby.start()
+        elif self.db is not None:
             self.db.start().addErrback(self._database_failed)
+        if self.db is not None:
             self._counter = task.LoopingCall(self._count_nodes)
             self._counter.clock = self.clock
             self._counter.start(5, now=False)
@@ -141,6 +157,8 @@ class MasterDaemon(Daemon):
             self.db.close()
             if self.ras.event_log is not None:
                 self.ras.event_log.close()
+        if self.standby is not None:
+            self.standby.stop()  # the lease last: the writes queued here went out first
         self.job_logs.close()
 
     @defer.inlineCallbacks
@@ -242,10 +260,13 @@ class MasterDaemon(Daemon):
             info.update(self.db.status())
         else:
             info["db_state"] = "none"
+        if self.standby is not None:
+            info.update(self.standby.info())
         return info
 
     def status(self):
-        return dict(super().status(), **({} if self.db is None else self.db.status()))
+        status = dict(super().status(), **({} if self.db is None else self.db.status()))
+        return dict(status, **self.standby.info()) if self.standby is not None else status
 
     def metric_families(self):
         ras_events = CounterMetricFamily("csm_ras_events", "RAS events stored, by severity", labels=["severity"])
@@ -286,8 +307,12 @@ class MasterDaemon(Daemon):
         aggregators, utilities = yield defer.gatherResults([
             health.probe_all(self.aggregators, timeout, verbose),
             health.probe_all(self.utilities, timeout, verbose)])
-        return {
+        report = {
             "master": dict(self.master_info(), computes=len(self.nodeset.computes)),
             "aggregators": [health.peer_entry(p, r) for p, r in aggregators],
             "utilities": [health.peer_entry(p, r) for p, r in utilities],
         }
+        if self.standby is not None:
+            report["masters"], report["database"] = yield defer.gatherResults([
+                self.standby.masters(), self.standby.database()])
+        return report
