@@ -28,6 +28,7 @@ from txpostgres import reconnection
 from csm import logs
 from csm.db import schema
 from csm.db.batch import SelectBatcher
+from csm.db.hosts import libpq_parts
 from csm.db.connection import Connection, Detector, db_error, dead, reconnect_delays
 from csm.db.connection import close as close_connection
 from csm.db.write_queue import WriteQueue
@@ -47,8 +48,9 @@ STABLE = 10.0
 
 
 def dsn_from_config(db):
-    """A libpq DSN from a ``DBConfig``-like object (host, port, name, user, password)."""
-    parts = {"host": db.host, "port": db.port, "dbname": db.name, "user": db.user}
+    """A libpq DSN from a ``DBConfig``-like object (host, port, name, user, password); several
+    hosts connect to the one that takes writes (``csm.db.hosts``)."""
+    parts = dict(libpq_parts(db), dbname=db.name, user=db.user)
     if db.password:
         parts["password"] = db.password
     return " ".join("%s=%s" % (key, _quote(value)) for key, value in parts.items() if value not in (None, ""))
