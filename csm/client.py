@@ -100,10 +100,6 @@ class Client:
         message = Message.make(command.cmd_id, body, flags=flags, message_id=self._next_id)
         return _result(self._exchange(message, self.timeout_for(command) + CLIENT_MARGIN))
 
-    def send_raw(self, data):
-        """Write bytes as they are (tests of malformed input)."""
-        self._sock.sendall(data)
-
     def _exchange(self, message, timeout):
         if self._sock is None:
             self.connect()

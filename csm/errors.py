@@ -1,5 +1,8 @@
 """CSM error codes (CAST's numbers) and the exception that carries them."""
 
+import collections
+
+
 class ErrorCode:
     """CAST's ``csmi_cmd_err_t``: the number is the wire value and the CLI exit status.
 
@@ -85,30 +88,10 @@ DEFAULT_MESSAGES = {
 }
 
 
-class NodeError:
-    """One node's failure inside a combined (multicast) reply (immutable)."""
+class NodeError(collections.namedtuple("NodeError", ("source", "errcode", "errmsg"))):
+    """One node's failure inside a combined (multicast) reply."""
 
-    __slots__ = ("source", "errcode", "errmsg")
-
-    def __init__(self, source, errcode, errmsg):
-        set_ = object.__setattr__
-        set_(self, "source", source)
-        set_(self, "errcode", errcode)
-        set_(self, "errmsg", errmsg)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("NodeError is immutable")
-
-    def __eq__(self, other):
-        if type(other) is not NodeError:
-            return NotImplemented
-        return (self.source, self.errcode, self.errmsg) == (other.source, other.errcode, other.errmsg)
-
-    def __hash__(self):
-        return hash((self.source, self.errcode, self.errmsg))
-
-    def __repr__(self):
-        return "NodeError(source=%r, errcode=%r, errmsg=%r)" % (self.source, self.errcode, self.errmsg)
+    __slots__ = ()
 
     def to_json(self):
         return {"source": self.source, "errcode": int(self.errcode), "errmsg": self.errmsg}

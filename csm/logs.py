@@ -29,10 +29,6 @@ _thresholds = {name: _ORDER[LogLevel.info] for name in SUBCOMPONENTS}
 _names = {name: "info" for name in SUBCOMPONENTS}
 
 
-def severity_names():
-    return tuple(_SEVERITIES)
-
-
 def set_level(subcomponent, severity):
     """Set one subcomponent's level by CAST severity name; ``ValueError`` if unknown."""
     if subcomponent not in _thresholds:

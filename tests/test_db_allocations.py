@@ -140,21 +140,21 @@ class AllocationStoreTests(AllocationFixture):
                                  smt_mode=2, core_blink=True, reservation="resv", secondary_job_id=3)
         live = (yield self.pool.runInteraction(allocations.find_active, row["allocation_id"]))[0]
         self.assertEqual([c for c, v in live.items() if v is None], [])  # the test sets every column
-        history = yield self.pool.runInteraction(allocations.to_history, row["allocation_id"], 5, "failed")
+        history = (yield self.one_trip(allocations.history_statement(row["allocation_id"], 5, "failed")))[0]
         self.assertEqual({c: history[c] for c in live if c != "state"}, {c: v for c, v in live.items() if c != "state"})
         self.assertEqual((history["state"], history["exit_status"]), ("failed", 5))
         self.assertIsNotNone(history["end_time"])
 
     @defer.inlineCallbacks
     def test_counters_become_deltas(self):
-        row = yield self.reserve(1, NODES)
+        row = yield self.reserve(1, NODES, state="to-running")
         allocation_id = row["allocation_id"]
-        yield self.pool.runInteraction(allocations.store_counters, allocation_id, {
+        yield self.one_trip(allocations.finish_statement(allocation_id, "running", ("to-running",), {
             "n01": {"cpu_usage": 1000, "energy": 50, "memory_usage_max": 0, "gpu_usage": -1},
-            "n02": {"cpu_usage": 1000, "energy": 50}}, False)
-        yield self.pool.runInteraction(allocations.store_counters, allocation_id, {
+            "n02": {"cpu_usage": 1000, "energy": 50}}, False))
+        yield self.one_trip(allocations.finish_statement(allocation_id, "to-staging-out", ("running",), {
             "n01": {"cpu_usage": 4000, "energy": 20, "memory_usage_max": 7 << 20, "gpu_usage": 5},
-            "n02": {"cpu_usage": 1500, "energy": 80}}, True)  # n03 did not answer
+            "n02": {"cpu_usage": 1500, "energy": 80}}, True))  # n03 did not answer
         rows = yield self.pool.runQuery("SELECT node_name, cpu_usage, energy, memory_usage_max, gpu_usage "
                                         "FROM csm_allocation_node WHERE allocation_id = %s ORDER BY 1",
                                         (allocation_id,))
@@ -170,7 +170,7 @@ class AllocationStoreTests(AllocationFixture):
             "INSERT INTO csm_step (step_id, allocation_id, begin_time, status, executable, working_directory, "
             "argument, environment_variable, num_nodes, num_processors, num_gpus, projected_memory, num_tasks) "
             "VALUES (1, %s, now(), 'running', 'a.out', '/', '', '', 1, 1, 0, 0, 1)", (allocation_id,))
-        history = yield self.pool.runInteraction(allocations.to_history, allocation_id, 3, "complete")
+        history = (yield self.one_trip(allocations.history_statement(allocation_id, 3, "complete")))[0]
         self.assertEqual((history["state"], history["exit_status"]), ("complete", 3))
         rows = yield self.pool.runQuery("SELECT error_message FROM csm_step_history WHERE allocation_id = %s",
                                         (allocation_id,))

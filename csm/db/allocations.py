@@ -213,13 +213,6 @@ def _counter_args(allocation_id, readings):
     return {"id": allocation_id, "readings": json.dumps(readings), "answered": list(readings)}
 
 
-def store_counters(cursor, allocation_id, readings, deltas):
-    """``readings`` {node: counters} as the baseline, or (``deltas``) as the final readings
-    turned into deltas; a node without readings gets -1 (unavailable)."""
-    return cursor.execute(COUNTERS_SQL % (DELTA_SET if deltas else BASELINE_SET, UNANSWERED_SET),
-                          _counter_args(allocation_id, readings))
-
-
 #: Move an allocation (only from the expected states) and its nodes to a state and store the
 #: nodes' readings (``%(set)s``: as the baseline or as deltas): one statement; the moved row.
 FINISH_SQL = """
@@ -281,14 +274,6 @@ def history_statement(allocation_id, exit_status, final_state, readings=None):
         return HISTORY_SQL, args
     args.update(_counter_args(allocation_id, readings))
     return DELTAS_SQL + HISTORY_SQL, args
-
-
-@defer.inlineCallbacks
-def to_history(cursor, allocation_id, exit_status, final_state, readings=None):
-    """The allocation, its nodes and open steps go to history; fires with the history row.
-    The final state (complete or failed) ends the allocation's state history."""
-    rows = yield fetch(cursor, *history_statement(allocation_id, exit_status, final_state, readings))
-    return rows[0] if rows else None
 
 
 @defer.inlineCallbacks

@@ -53,10 +53,6 @@ class Heartbeat:
         self._probe_next = False
         self._call = None
 
-    @property
-    def last_received(self):
-        return self._last
-
     def start(self, phase=1.0):
         """Start timing; the first check comes after ``phase`` intervals (0 < phase <= 1) and
         probes even if the peer's hello came meanwhile: its answer sets the link's phase.
