@@ -1,7 +1,7 @@
 """Two computes with one node name: the second is refused (both sides say so, a RAS event),
 the first keeps its link; a compute that comes back while its old link is silent replaces it."""
 
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
@@ -36,9 +36,7 @@ class DuplicateComputeTests(SynchronousTestCase):
             lambda: LinkProtocol(self.master, self.clock, initiator=False, heartbeat_interval=0),
             lambda: LinkProtocol(Node("aggregator", "agg01"), self.clock, initiator=True, heartbeat_interval=0))
         self.daemon.master.current = lambda: upstream
-        self.logged = []
-        globalLogPublisher.addObserver(self.logged.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+        self.logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
 
     def pair(self, server, client):
         client_link, server_link, pump = iosim.connectedServerAndClient(server, client, greet=False, clock=self.clock)

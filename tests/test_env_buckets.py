@@ -2,6 +2,8 @@
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.config import BDSConfig, Bucket
@@ -49,10 +51,7 @@ class BucketTests(SynchronousTestCase):
 
     def test_failing_item_does_not_stop_its_bucket(self):
         good, bad = CountingItem("cpu"), CountingItem("gpu", fail=True)
-        errors = []
-        from twisted.logger import globalLogPublisher
-        globalLogPublisher.addObserver(errors.append)
-        self.addCleanup(globalLogPublisher.removeObserver, errors.append)
+        errors = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         self.service([Bucket(10, ("gpu", "cpu"))], {"gpu": bad, "cpu": good})
         self.clock.pump([1] * 50)
         self.assertEqual(bad.calls, 5)
