@@ -14,18 +14,17 @@
 
 Steps 1-5 are one stored function (``fn_csm_ras_event_create``, schema 19.1),
 called through the pool's write queue so events from daemons survive a database
-outage in order, many to a transaction.
+outage in order, many to a transaction; events of plain types are inserted many
+to a statement (``csm.ras.batch``).
 """
 
 import datetime
-import json
 
 from csm import logs
 from csm.errors import CSMError, ErrorCode
 
 log = logs.logger("csmras")
 
-SUPPRESSING_STATES = ("MAINTENANCE", "OUT_OF_SERVICE")
 #: set_state -> the node states it may be applied from (CAST's SQL guard)
 ALLOWED_FROM = {
     "SOFT_FAILURE": ("DISCOVERED", "IN_SERVICE"),
@@ -46,26 +45,18 @@ def parse_time_stamp(text):
     raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid time_stamp %r (use YYYY-MM-DD HH:MM:SS[.ffffff])" % text)
 
 
-def process_event(cursor, event):
-    """Steps 1-5 in one call of ``fn_csm_ras_event_create``; fires with what happened (a dict)."""
-    d = cursor.execute("SELECT fn_csm_ras_event_create(%s::jsonb)", (json.dumps(event, default=str),))
-
-    def outcome(cursor):
-        result = cursor.fetchone()[0]
-        if "error" in result:
-            raise CSMError(ErrorCode.CSMERR_DB_ERROR, result["error"])
-        result.update(msg_id=event["msg_id"], location_name=event.get("location_name") or "")
-        if result.get("stored") and result.get("set_state") and not result.get("state_changed") \
-                and result.get("node_state"):
-            log.info("RAS {msg_id}: {node} stays {state} ({target} only from {allowed})", msg_id=event["msg_id"],
-                     node=result["location_name"], state=result["node_state"], target=result["set_state"],
-                     allowed=ALLOWED_FROM.get(result["set_state"]))
-        return result
-    return d.addCallback(outcome)
-
-
-#: the function never aborts the transaction, so a batch needs no savepoint around it
-process_event.safe_in_batch = True
+def outcome_of(result, event):
+    """What happened to ``event`` (``result``: a dict from ``fn_csm_ras_event_create`` or the batch);
+    ``CSMError`` for an event the database refused."""
+    if "error" in result:
+        raise CSMError(ErrorCode.CSMERR_DB_ERROR, result["error"])
+    result.update(msg_id=event["msg_id"], location_name=event.get("location_name") or "")
+    if result.get("stored") and result.get("set_state") and not result.get("state_changed") \
+            and result.get("node_state"):
+        log.info("RAS {msg_id}: {node} stays {state} ({target} only from {allowed})", msg_id=event["msg_id"],
+                 node=result["location_name"], state=result["node_state"], target=result["set_state"],
+                 allowed=ALLOWED_FROM.get(result["set_state"]))
+    return result
 
 
 class RasEngine:
@@ -76,11 +67,13 @@ class RasEngine:
         self.actions = actions
         self.event_log = event_log
         self.on_event = on_event  # metrics: called with each outcome
+        from csm.ras.batch import EventBatches  # here: computes import this module, never psycopg2
+        self.batches = EventBatches(pool)
 
     def create(self, event):
         """Queue an event; the Deferred fires with the outcome once written."""
-        d = self.pool.enqueue_write("ras", process_event, dict(event), want_result=True)
-        return d.addCallback(self._after, event)
+        event = dict(event)
+        return self.batches.add(event).addCallback(outcome_of, event).addCallback(self._after, event)
 
     def _after(self, outcome, event):
         if outcome.get("suppressed"):

@@ -1,0 +1,229 @@
+"""RAS events written many to a statement, in the order they came.
+
+A daemon's burst of events would cost the master one call of
+``fn_csm_ras_event_create`` each (about ten statements inside PostgreSQL).
+``EventBatches`` puts the events that arrive while the write queue is busy into
+the one RAS write still waiting at its tail, so they share a transaction.
+``process_events`` writes such a batch: one statement reads the types and node
+states the batch names; events of a *plain* type (known, enabled, no threshold,
+no ``set_state``) on a node that is not in MAINTENANCE or OUT_OF_SERVICE are
+inserted together, many rows to a statement; every other event (thresholds,
+state changes, suppression, unknown types) goes through
+``fn_csm_ras_event_create`` alone, in its place. Row ids follow the order of
+arrival, so events keep their order per node and overall. When a statement is
+refused, the batch is rolled back to its savepoint and each event runs alone
+with its own, so one bad event fails by itself and none is lost.
+"""
+
+import json
+import re
+
+import psycopg2
+from twisted.internet import defer
+
+from csm import logs
+from csm.db.connection import db_error
+
+log = logs.logger("csmras")
+
+#: the most events one queued write carries
+MAX_EVENTS = 1000
+SUPPRESSING_STATES = ("MAINTENANCE", "OUT_OF_SERVICE")
+_VARIABLE = re.compile(r"\$\((\w+)\)")
+
+#: the types and node states a batch names, as of now
+LOOKUP = ("SELECT (SELECT coalesce(jsonb_object_agg(t.msg_id, jsonb_build_object("
+          "'severity', t.severity, 'message', t.message, 'control_action', t.control_action, 'plain', "
+          "coalesce(t.enabled, false) AND t.set_state IS NULL AND NOT (coalesce(t.threshold_count, 0) >= 2 "
+          "AND coalesce(t.threshold_period, 0) >= 1), 'seq', "
+          "(SELECT max(a.msg_id_seq) FROM csm_ras_type_audit a WHERE a.msg_id = t.msg_id))), '{}') "
+          "FROM csm_ras_type t WHERE t.msg_id = ANY(%s)), "
+          "(SELECT coalesce(jsonb_object_agg(node_name, state), '{}') FROM csm_node WHERE node_name = ANY(%s))")
+#: rows of plain events: row ids taken in order, so the i-th row gets the i-th smallest
+INSERT = ("SAVEPOINT csm_ras_batch; "
+          "INSERT INTO csm_ras_event_action (rec_id, msg_id, msg_id_seq, time_stamp, master_time_stamp, "
+          "location_name, count, message, kvcsv, raw_data) "
+          "SELECT ids.rec_id, r.msg_id, r.seq, coalesce(r.stamp::timestamp, now()), now(), r.location, 1, "
+          "r.message, r.kvcsv, r.raw_data "
+          "FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (msg_id text, seq bigint, stamp text, location text, "
+          "message text, kvcsv text, raw_data text)) WITH ORDINALITY AS r(msg_id, seq, stamp, location, message, "
+          "kvcsv, raw_data, n) "
+          "JOIN (SELECT rec_id, row_number() OVER (ORDER BY rec_id) AS n FROM (SELECT nextval("
+          "pg_get_serial_sequence('csm_ras_event_action', 'rec_id')) AS rec_id "
+          "FROM generate_series(1, %s)) taken) ids ON ids.n = r.n "
+          "RETURNING rec_id, to_jsonb(time_stamp) #>> '{}', to_jsonb(now()) #>> '{}'")
+ALONE = "SELECT fn_csm_ras_event_create(%s::jsonb)"
+
+
+def _text(value):
+    """A field as ``jsonb ->> key`` gives it."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def substitute(template, event, severity):
+    """The type's message with ``$(var)`` taken from the event's fields and its ``kvcsv``, as
+    ``fn_csm_ras_event_create`` does it (the event's own fields win over kvcsv); None when a
+    value holds ``$(`` itself (the function's result then depends on its order of variables)."""
+    if not template or "$(" not in template:
+        return template or ""
+    fields = {}
+    for item in (event.get("kvcsv") or "").split(","):
+        key = item.split("=", 1)[0].strip(" ")
+        if item.find("=") >= 1 and key:
+            fields[key] = item[item.find("=") + 1:].strip(" ")
+    for key in ("msg_id", "location_name", "time_stamp", "raw_data", "kvcsv"):
+        if event.get(key) is not None:
+            fields[key] = _text(event[key])
+    fields.setdefault("severity", severity)
+    message = template
+    for var in dict.fromkeys(_VARIABLE.findall(template)):
+        if var != "message" and fields.get(var) is not None:
+            if "$(" in fields[var]:
+                return None  # the text would depend on the order the function takes the variables in
+            message = message.replace("$(" + var + ")", fields[var])
+    return message
+
+
+def _plain(event, types, nodes):
+    """The type of ``event`` when it is stored as it is (no threshold, no state, not
+    suppressed), else None."""
+    kind = types.get(event.get("msg_id"))
+    if kind is None or not kind["plain"]:
+        return None
+    if nodes.get(event.get("location_name") or "") in SUPPRESSING_STATES:
+        return None
+    if any(event.get(key) is not None and not isinstance(event[key], str)
+           for key in ("location_name", "time_stamp", "raw_data", "kvcsv")):
+        return None
+    return kind
+
+
+@defer.inlineCallbacks
+def process_events(cursor, batch):
+    """Write ``batch`` (an ``EventBatch``) in the caller's transaction; a list with each
+    event's outcome as ``fn_csm_ras_event_create`` gives it (a dict, or a ``CSMError``)."""
+    events = batch.seal()
+    batch.inserted = 0  # (a transaction run again after an outage counts again)
+    yield cursor.execute(LOOKUP, (list({e.get("msg_id") for e in events}),
+                                  list({e.get("location_name") or "" for e in events})))
+    types, nodes = cursor.fetchone()
+    outcomes, run = [], []
+    for event in events:
+        kind = _plain(event, types, nodes)
+        message = substitute(kind["message"], event, kind["severity"]) if kind is not None else None
+        if message is not None:
+            run.append((event, kind, message, nodes.get(event.get("location_name") or "")))
+            continue
+        if run:
+            outcomes.extend((yield _insert(cursor, run, batch)))
+            run = []
+        outcome = yield _alone(cursor, event)
+        if isinstance(outcome, dict) and outcome.get("state_changed"):
+            nodes[event.get("location_name") or ""] = outcome.get("set_state")
+        outcomes.append(outcome)
+    if run:
+        outcomes.extend((yield _insert(cursor, run, batch)))
+    return outcomes
+
+
+#: the function answers errors instead of raising them, and a refused statement is run again
+#: event by event under savepoints: it never leaves the transaction broken
+process_events.safe_in_batch = True
+
+
+@defer.inlineCallbacks
+def _insert(cursor, run, batch):
+    rows = [{"msg_id": event["msg_id"], "seq": kind["seq"], "stamp": event.get("time_stamp"),
+             "location": event.get("location_name") or "", "message": message,
+             "kvcsv": event.get("kvcsv"), "raw_data": event.get("raw_data")} for event, kind, message, _ in run]
+    try:
+        yield cursor.execute(INSERT, (json.dumps(rows), len(rows)))
+    except (psycopg2.InterfaceError, psycopg2.OperationalError):
+        raise
+    except psycopg2.Error:
+        yield cursor.execute("ROLLBACK TO SAVEPOINT csm_ras_batch")
+        outcomes = []
+        for event, *_ in run:
+            outcomes.append((yield _alone(cursor, event)))
+        return outcomes
+    stored = sorted(cursor.fetchall())
+    batch.inserted += len(stored)
+    return [{"stored": True, "rec_id": rec_id, "count": 1, "message": message, "severity": kind["severity"],
+             "control_action": kind["control_action"], "set_state": None, "state_changed": False,
+             "node_state": state, "time_stamp": stamp, "master_time_stamp": master}
+            for (_, kind, message, state), (rec_id, stamp, master) in zip(run, stored)]
+
+
+@defer.inlineCallbacks
+def _alone(cursor, event):
+    """One event through ``fn_csm_ras_event_create`` under its own savepoint."""
+    try:
+        yield cursor.execute("SAVEPOINT csm_ras_event; " + ALONE, (json.dumps(event, default=str),))
+    except (psycopg2.InterfaceError, psycopg2.OperationalError):
+        raise
+    except psycopg2.Error as exc:
+        yield cursor.execute("ROLLBACK TO SAVEPOINT csm_ras_event")
+        error = db_error(exc)
+        log.error("RAS event {msg_id} on {node} refused by the database and dropped: {error}",
+                  msg_id=event.get("msg_id"), node=event.get("location_name"), error=error.errmsg)
+        return error
+    return cursor.fetchone()[0]
+
+
+class EventBatch:
+    """Events waiting for one queued write; sealed once the write runs (a write run again
+    after an outage writes the same events)."""
+
+    def __init__(self):
+        self.events = []
+        self.waiting = []
+        self.sealed = None
+        self.inserted = 0  # events its set-based statements wrote
+
+    def seal(self):
+        if self.sealed is None:
+            self.sealed = list(self.events)
+        return self.sealed
+
+    def split(self, outcomes):
+        for d, outcome in zip(self.waiting, outcomes):
+            if isinstance(outcome, Exception):
+                d.errback(outcome)
+            else:
+                d.callback(outcome)
+
+    def fail(self, failure):
+        for d in self.waiting:
+            d.errback(failure)
+
+
+class EventBatches:
+    """Events for the pool's write queue: an event joins the RAS write waiting at the queue's
+    tail while it has not started, or starts a new one."""
+
+    def __init__(self, pool, max_events=MAX_EVENTS):
+        self.pool = pool
+        self.max_events = max_events
+        self._open = None
+        self.events = 0  # events written
+        self.inserted = 0  # of which by set-based statements
+
+    def add(self, event):
+        """A Deferred for the event's outcome (a dict) once written."""
+        batch, queue = self._open, self.pool.queue
+        joins = (batch is not None and batch.sealed is None and len(batch.events) < self.max_events
+                 and queue and queue[-1].args[0] is batch)
+        if not joins:
+            batch = self._open = EventBatch()
+        d = defer.Deferred()
+        batch.events.append(event)
+        batch.waiting.append(d)
+        if not joins:
+            written = self.pool.enqueue_write("ras", process_events, batch, want_result=True)
+            written.addCallbacks(self._written, batch.fail, callbackArgs=(batch,))
+        return d
+
+    def _written(self, outcomes, batch):
+        self.events += len(outcomes)
+        self.inserted += batch.inserted
+        batch.split(outcomes)

@@ -1,0 +1,129 @@
+"""RAS events written many to a statement give what one at a time gives (csm.ras.batch)."""
+
+import json
+
+from twisted.internet import defer
+
+from csm.errors import CSMError
+from csm.ras.batch import substitute
+from tests import dbfixture
+from tests.test_ras_engine import EngineTestCase
+
+#: every path of the pipeline, with plain events between the others
+EVENTS = [
+    {"msg_id": "t.plain", "location_name": "c01", "kvcsv": "k=v1, comment = fan ,junk,=x,k=v2", "raw_data": "1"},
+    {"msg_id": "t.thresh", "location_name": "c01", "raw_data": "2"},
+    {"msg_id": "t.plain", "location_name": "c04", "kvcsv": "rc=3", "raw_data": "3",
+     "time_stamp": "2026-01-02 03:04:05.000000"},
+    {"msg_id": "t.soft", "location_name": "c04", "raw_data": "4"},
+    {"msg_id": "t.plain", "location_name": "c04", "raw_data": "5"},  # c04 is SOFT_FAILURE by now
+    {"msg_id": "t.thresh", "location_name": "c01", "raw_data": "6"},  # fires: second within the window
+    {"msg_id": "t.plain", "location_name": "c02", "raw_data": "7"},  # c02 in MAINTENANCE: suppressed
+    {"msg_id": "t.off", "location_name": "c01", "raw_data": "8"},  # disabled type
+    {"msg_id": "no.such.type", "location_name": "c01", "raw_data": "9"},
+    {"msg_id": "t.plain", "raw_data": "10", "kvcsv": "message=m,severity=S"},  # no location
+    {"msg_id": "admin.common.info", "location_name": "c03", "kvcsv": "comment=hello", "raw_data": "11"},
+    {"msg_id": "t.plain", "location_name": "c03", "raw_data": "12", "kvcsv": "k=$(rc),rc=7"},
+]
+#: outcome keys that differ between two databases (ids and clocks)
+VOLATILE = ("rec_id", "time_stamp", "master_time_stamp")
+
+
+class BatchTests(EngineTestCase):
+    def add_types(self, sql):
+        cur = sql.cursor()
+        for msg_id, values in (
+                ("t.plain", "'INFO', '$(k)|$(comment)|$(rc)|$(severity)|$(message)|$(location_name)|$(raw_data)"
+                            "|$(msg_id)|$(none)|$(k)', 'NONE', 1, 0, true, NULL"),
+                ("t.thresh", "'WARNING', 'thr $(location_name)', 'NONE', 2, 60, true, NULL"),
+                ("t.soft", "'FATAL', 'soft $(location_name)', 'NONE', 1, 0, true, 'SOFT_FAILURE'"),
+                ("t.off", "'INFO', 'off', 'NONE', 1, 0, false, NULL")):
+            cur.execute("INSERT INTO csm_ras_type (msg_id, severity, message, control_action, threshold_count, "
+                        "threshold_period, enabled, set_state) VALUES ('%s', %s)" % (msg_id, values))
+
+    def one_at_a_time(self, events):
+        """``events`` through ``fn_csm_ras_event_create`` one by one, in a database set up as this
+        test's: the outcomes, the rows and the node states."""
+        _, dsn = dbfixture.fresh_database(self)
+        sql = dbfixture.connect(dsn)
+        self.addCleanup(sql.close)
+        cur = sql.cursor()
+        for node in self.query("SELECT node_name, state::text, type::text FROM csm_node"):
+            cur.execute("INSERT INTO csm_node (node_name, state, type) VALUES (%s, %s, %s)", node)
+        self.add_types(sql)
+        outcomes = []
+        for event in events:
+            cur.execute("SELECT fn_csm_ras_event_create(%s::jsonb)", (json.dumps(event),))
+            outcomes.append(cur.fetchone()[0])
+        sql.commit()
+        return outcomes, self.stored(cur)
+
+    @staticmethod
+    def stored(cur):
+        cur.execute("SELECT msg_id, location_name, count, message, kvcsv, raw_data, time_stamp IS NOT NULL "
+                    "FROM csm_ras_event_action ORDER BY rec_id")
+        rows = cur.fetchall()
+        cur.execute("SELECT node_name, state::text FROM csm_node ORDER BY 1")
+        return rows, cur.fetchall()
+
+    @defer.inlineCallbacks
+    def test_one_batch_gives_what_one_at_a_time_gives(self):
+        self.add_types(self.sql)
+        self.sql.commit()
+        expected_outcomes, expected_rows = self.one_at_a_time(EVENTS)
+        results = yield defer.DeferredList([self.engine.create(event) for event in EVENTS], consumeErrors=True)
+        self.assertEqual(self.engine.batches.events, len(EVENTS))
+        self.assertEqual(self.engine.batches.inserted, 5)  # plain, on nodes not suppressed, no "$(" in a value
+        for event, expected, (ok, outcome) in zip(EVENTS, expected_outcomes, results):
+            if "error" in expected:
+                self.assertFalse(ok)
+                outcome.trap(CSMError)
+                self.assertEqual(outcome.value.errmsg, expected["error"])
+                continue
+            self.assertTrue(ok, event)
+            got = {k: v for k, v in outcome.items() if k not in VOLATILE + ("msg_id", "location_name")}
+            self.assertEqual(got, {k: v for k, v in expected.items() if k not in VOLATILE}, event)
+            if expected.get("time_stamp") and event.get("time_stamp"):
+                self.assertEqual(outcome["time_stamp"], expected["time_stamp"])
+        self.assertEqual(self.stored(self.sql.cursor()), expected_rows)
+
+    @defer.inlineCallbacks
+    def test_order_kept_across_nodes_and_batches(self):
+        self.add_types(self.sql)
+        self.sql.commit()
+        events = [{"msg_id": "t.plain", "location_name": ("c01", "c03", "c04")[n % 3], "raw_data": str(n)}
+                  for n in range(2500)]
+        yield defer.gatherResults([self.engine.create(event) for event in events])
+        rows = self.query("SELECT raw_data FROM csm_ras_event_action ORDER BY rec_id")
+        self.assertEqual([int(raw) for raw, in rows], list(range(2500)))
+        self.assertGreater(self.engine.batches.inserted, 2000)
+
+    @defer.inlineCallbacks
+    def test_refused_event_fails_alone(self):
+        """A plain event the database refuses (a time stamp it cannot read) fails by itself;
+        the events of its statement are written one by one, in their order."""
+        self.add_types(self.sql)
+        self.sql.commit()
+        events = [{"msg_id": "t.plain", "location_name": "c01", "raw_data": "a"},
+                  {"msg_id": "t.plain", "location_name": "c01", "raw_data": "b", "time_stamp": "not a time"},
+                  {"msg_id": "t.plain", "location_name": "c01", "raw_data": "c"}]
+        results = yield defer.DeferredList([self.engine.create(event) for event in events], consumeErrors=True)
+        self.assertEqual([ok for ok, _ in results], [True, False, True])
+        results[1][1].trap(CSMError)
+        self.assertIn("not a time", results[1][1].value.errmsg)
+        self.assertEqual(self.query("SELECT raw_data FROM csm_ras_event_action ORDER BY rec_id"), [("a",), ("c",)])
+
+
+class SubstituteTests(EngineTestCase):
+    def test_same_text_as_the_stored_function(self):
+        template = "$(a) $(b)$(c) $(severity) $(message) $(raw_data) $(a)$ $( $(x-y) $()"
+        cur = self.sql.cursor()
+        cur.execute("INSERT INTO csm_ras_type (msg_id, severity, message, control_action, threshold_count, "
+                    "threshold_period, enabled) VALUES ('t.s', 'WARNING', %s, 'NONE', 1, 0, true)", (template,))
+        for kvcsv in ("a=1,b=2,c=3", " a = x y ,b=,c", "a=1=2,,=z,b", None, "", "severity=S,message=M,raw_data=r"):
+            event = {"msg_id": "t.s", "location_name": "c01", "kvcsv": kvcsv, "raw_data": "raw"}
+            cur.execute("SELECT fn_csm_ras_event_create(%s::jsonb) ->> 'message'", (json.dumps(event),))
+            self.assertEqual(substitute(template, event, "WARNING"), cur.fetchone()[0], kvcsv)
+
+    def test_value_holding_a_variable_left_to_the_function(self):
+        self.assertIsNone(substitute("$(a) $(b)", {"kvcsv": "a=$(b),b=1"}, "INFO"))
