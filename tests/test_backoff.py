@@ -5,11 +5,13 @@ import random
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
+from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.roles.upstream import (MAX_RETRY_DELAY, QUICK_RETRIES, REFUSED_RETRY_DELAY, Backoff, UpstreamLink,
                                 reconnect_policy, retry_delay)
-from csm.net.link import LinkOwner
+from csm.net.link import LinkOwner, LinkProtocol
+from tests.test_link import RecordingOwner
 from tests.test_compute_pair import Endpoint, FakeDaemon
 
 
@@ -63,6 +65,20 @@ class UpstreamBackoffTests(SynchronousTestCase):
         link.makeConnection(StringTransport())
         link.connectionLost(Failure(ConnectionDone()))
         return self.retry_delay()
+
+    def test_connected_once_the_hello_is_answered(self):
+        """prepareConnection: ``whenConnected`` fires with a ready link, not at the TCP connect."""
+        connected = []
+        self.upstream.service.whenConnected().addCallback(connected.append)
+        client = self.reactor.tcpClients[-1][2].buildProtocol(None)
+        server = LinkProtocol(RecordingOwner("master"), self.reactor, initiator=False)
+        pump = iosim.connect(server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client),
+                             greet=False)
+        self.assertEqual(connected, [])
+        pump.flush()
+        self.assertEqual(len(connected), 1)
+        self.assertTrue(connected[0].verified)
+        self.assertEqual(connected[0].peer_node, "master-node")
 
     def next_attempt(self):
         self.reactor.advance(self.retry_delay())

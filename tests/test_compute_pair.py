@@ -144,12 +144,12 @@ class PairTests(SynchronousTestCase):
 
     def test_b_tried_only_after_a_first_attempt(self):
         reactor = self.daemon.reactor
-        self.pair.start()
+        self.pair.startService()
         self.assertEqual([(h, p) for h, p, *_ in reactor.tcpClients], [("127.0.0.1", 9800)])
         factory = reactor.tcpClients[0][2]
         factory.clientConnectionFailed(None, ConnectionRefusedError())
         self.assertEqual([h for h, p, *_ in reactor.tcpClients], ["127.0.0.1", "127.0.0.2"])
-        self.pair.stop()
+        self.pair.stopService()
 
 
 class FailbackTests(SynchronousTestCase):

@@ -1,5 +1,6 @@
 """The compute daemon: a primary aggregator, and a secondary when configured."""
 
+from twisted.application import service
 from twisted.internet import defer
 
 from csm import logs
@@ -26,8 +27,9 @@ SSD_WEAR = "csm-ssd-wear"
 SECONDARY_RETRY = 10.0
 
 
-class AggregatorPair:
-    """The compute's links to aggregator A and (optionally) B.
+class AggregatorPair(service.MultiService):
+    """The compute's links to aggregator A and (optionally) B: their ``ClientService``s are
+    its children.
 
     A is tried first; B is started once A's first attempt is decided. The first
     link up is told it is primary (FAIL0VER); the other is secondary. When the
@@ -36,6 +38,7 @@ class AggregatorPair:
     """
 
     def __init__(self, daemon, endpoint_a, endpoint_b, failback_after=0):
+        super().__init__()
         self.daemon = daemon
         self.failback_after = failback_after
         self._failback_call = None
@@ -48,6 +51,7 @@ class AggregatorPair:
             owner = DaemonLinkOwner(daemon, name, on_ready=self._ready, on_lost=self._lost)
             self.upstreams[name] = UpstreamLink(daemon, endpoint, owner, name, policy=self._policy_for(name),
                                                 urgent=lambda: self.primary is None)
+            self.upstreams[name].service.setServiceParent(self)
             self.links[name] = None
 
     def _policy_for(self, name):
@@ -60,24 +64,23 @@ class AggregatorPair:
             return policy
         return wrap
 
-    def start(self):
+    def startService(self):
+        service.Service.startService(self)
         a = self.upstreams["aggregatorA"].service
         a.startService()
         if "aggregatorB" in self.upstreams:
-            # B waits until A's first attempt is decided (link up, or failed), so that
+            # B waits until A's first attempt is decided (link ready, or failed), so that
             # A becomes primary whenever it can: no race between the two.
-            d = a.whenConnected(failAfterFailures=1)
-            d.addCallback(lambda link: link.when_ready())
-            d.addBoth(lambda _: self._start_b())
+            a.whenConnected(failAfterFailures=1).addBoth(lambda _: self._start_b())
 
     def _start_b(self):
         b = self.upstreams["aggregatorB"].service
-        if not b.running:
+        if self.running and not b.running:
             b.startService()
 
-    def stop(self):
-        return defer.gatherResults([defer.maybeDeferred(u.service.stopService)
-                                    for u in self.upstreams.values() if u.service.running])
+    def stopService(self):
+        self._cancel_failback()
+        return super().stopService()
 
     def current(self):
         return self.links.get(self.primary) if self.primary else None
@@ -165,6 +168,7 @@ class ComputeDaemon(Daemon):
         super().__init__(config, reactor, **kw)
         self.aggregators = AggregatorPair(self, config.net.aggregatorA, config.net.aggregatorB,
                                           failback_after=config.net.failback_after)
+        self.aggregators.setServiceParent(self)
         self.env_dropped = 0
         self.buckets = BucketService(self.clock, config.data_collection.buckets, self.env_items(),
                                      self.send_environmental, source=self.node_name)
@@ -201,15 +205,9 @@ class ComputeDaemon(Daemon):
             link.send(Message.make(InternalCommand.ENVIRONMENTAL_DATA, {"records": others},
                                    flags=Flags.INT | Flags.NOREPLY))
 
-    def startService(self):
-        super().startService()
-        self.aggregators.start()
-
-    @defer.inlineCallbacks
     def stopService(self):
         self.agent.stop()
-        yield self.aggregators.stop()
-        yield super().stopService()
+        return super().stopService()
 
     def upstream(self):
         return self.aggregators.current()

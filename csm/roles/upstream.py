@@ -95,6 +95,18 @@ class RefusalNotingEndpoint:
         return failure
 
 
+def handshake(link):
+    """``ClientService``'s ``prepareConnection``: a connection counts as made once its hello is
+    answered, so ``whenConnected`` fires with a ready link.
+
+    A connection lost before that is still taken as made (and then lost), never as a failed
+    preparation: ``ClientService`` cannot take a rejected connection whose loss it hears of
+    later (no transition for the loss: an unhandled error), and ``Backoff`` counts such
+    connections as failures until a link is ready anyway.
+    """
+    return link.when_ready().addErrback(lambda _: None)
+
+
 class UpstreamLink:
     """One reconnecting link to a parent daemon.
 
@@ -123,7 +135,8 @@ class UpstreamLink:
         if gate is not None and self.masters is None:
             connector = gate.endpoint(connector, (self.endpoint.host, self.endpoint.port), urgent)
         self.service = ClientService(connector, factory, clock=daemon.clock,
-                                     retryPolicy=self.backoff if policy is None else policy(self.backoff))
+                                     retryPolicy=self.backoff if policy is None else policy(self.backoff),
+                                     prepareConnection=handshake)
 
     def ready(self, link):
         self.link = link
