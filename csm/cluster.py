@@ -172,11 +172,14 @@ class LocalCluster:
 
     def __init__(self, run_dir, computes=2, aggregators=2, utilities=1, tls=True,
                  heartbeat_interval=15, extra=None, db=True, simulated=0, fast_db=False, metrics=False,
-                 hosts=None, masters=1):
+                 hosts=None, masters=1, patroni=None):
         """``fast_db`` runs PostgreSQL without fsync (the test suite only: not durable); ``metrics``
         gives every daemon a ``/metrics`` endpoint on a free loopback port (csm.net.metrics_listen);
-        ``masters`` over 1 starts that many masters, elected through the database (csm.ha)."""
+        ``masters`` over 1 starts that many masters, elected through the database (csm.ha);
+        ``patroni``, a started ``csm.db.patroni.PatroniCluster``, is the database (every node in csm.db.host)."""
         self.masters = masters
+        self.patroni = patroni
+        self._database_made = False
         self.metrics = metrics
         self.hosts = hosts
         self.simulated = simulated
@@ -186,7 +189,10 @@ class LocalCluster:
         os.chmod(self.run_dir, 0o755)  # the postgres user and other users' commands reach into it
         self.postgres = None
         self.db = {"host": "NONE"}
-        if db:
+        if patroni is not None:
+            self.db = {"host": patroni.hosts(), "port": 5432, "name": "csmdb", "user": "csmdb", "password": "",
+                       "connection_pool_size": 10}
+        elif db:
             self.postgres = EmbeddedPostgres(os.path.join(self.run_dir, "postgres"), fast=fast_db)
             self.db = {"host": "127.0.0.1", "port": self.postgres.port, "name": "csmdb", "user": "csmdb",
                        "password": "", "connection_pool_size": 10}
@@ -383,14 +389,19 @@ class LocalCluster:
     def start_database(self):
         """The private PostgreSQL with the CSM database created (csm-db create)."""
         from csm.db import admin
-        self.postgres.start()
+        if self.patroni is not None:
+            where = ["--host", "127.0.0.1", "--port", str(self.patroni.port(self.patroni.primary()))]
+        else:
+            self.postgres.start()
+            where = ["--port", str(self.postgres.port)]
         with open(os.path.join(self.run_dir, "csm-db.log"), "w") as out:
-            if admin.main(["--port", str(self.postgres.port), "create"], out) != 0:
+            if admin.main(where + ["create"], out) != 0:
                 raise RuntimeError("csm-db create failed; see %s" % out.name)
+        self._database_made = True
 
     def start(self, timeout=30.0):
         """Start the database and every daemon, parents first, and wait for their sockets."""
-        if self.postgres is not None and not self.postgres.running:
+        if (self.postgres is not None and not self.postgres.running) or (self.patroni and not self._database_made):
             self.start_database()
         for role in ("master", "aggregator", "utility", "compute"):
             for daemon in self.by_role(role):
@@ -439,6 +450,8 @@ class LocalCluster:
 
     def sql(self, statement, args=()):
         """Rows of ``statement`` on this cluster's database (autocommitted; None if it returns none)."""
+        if self.patroni is not None:
+            return self.patroni.query(statement, args, dbname="csmdb")
         return self.postgres.query(statement, args, dbname="csmdb")
 
     def health(self, daemon):
