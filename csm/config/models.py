@@ -150,8 +150,18 @@ class RasActionConfig:
 
 
 @attrs.frozen
+class RasSlurmConfig:
+    """Beyond CAST: drain Slurm nodes CSM failed, resume them when back (``csm.ras.slurm``)."""
+    enabled: bool = False
+    scontrol: str = "scontrol"
+    #: slurm.conf when not Slurm's default (SLURM_CONF for scontrol and sinfo)
+    slurm_conf: str = file_path("")
+
+
+@attrs.frozen
 class RasConfig:
     action: RasActionConfig = RasActionConfig()
+    slurm: RasSlurmConfig = RasSlurmConfig()
     rest: Endpoint = None
     #: JSON lines of every RAS event the master processes (for the BDS); "" = off
     event_log: str = file_path("")

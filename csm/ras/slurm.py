@@ -180,3 +180,9 @@ class NodeStateFeed(service.Service):
         # not returned: txpostgres would hold every later notification until this one's Slurm work ends
         defer.maybeDeferred(self.on_change, node, state, cause).addErrback(
             lambda failure: log.failure("Slurm: {node} -> {state}", failure, node=node, state=state))
+
+
+def slurm_feed(reactor, dsn, config):
+    """The master's service for ``csm.ras.slurm`` (a ``RasSlurmConfig``) on the database at ``dsn``."""
+    nodes = SlurmNodes(reactor, config.scontrol, config.slurm_conf)
+    return NodeStateFeed(reactor, dsn, nodes.changed)
