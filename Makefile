@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 NODES ?= 4
 
-.PHONY: demo test venv postgres pamtester prometheus compile clean bench
+.PHONY: demo test venv postgres pamtester prometheus slurm compile clean bench
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ pamtester:
 prometheus:
 	@sh tools/ensure-package.sh prometheus optional 'command -v prometheus && command -v promtool'
 
+# Slurm (slurmctld, slurmd, the client commands, munge) for the Slurm system tests, which skip
+# naming the package where it is missing.
+slurm:
+	@sh tools/ensure-package.sh slurm-wlm optional 'test -x /usr/sbin/slurmctld -a -x /usr/sbin/slurmd -a -x /usr/sbin/munged && command -v sbatch'
+
 # Byte-code written ahead, even where PYTHONDONTWRITEBYTECODE is set: every csm_* command
 # starts a fresh interpreter, and compiling the package each time costs it ~10 ms.
 compile: venv
@@ -38,7 +43,7 @@ compile: venv
 demo: venv postgres compile $(if $(PROMETHEUS),prometheus)
 	$(VENV)/bin/csm-demo --nodes $(NODES) $(DEMO_ARGS)
 
-test: venv postgres pamtester prometheus compile
+test: venv postgres pamtester prometheus slurm compile
 	$(PY) tools/run_tests.py $(TESTS)
 
 clean:

@@ -161,6 +161,8 @@ class SlurmJobTests(SynchronousTestCase):
             self.slurm.nodes_with_reasons()["c02"]), "c02 drained")
         self.assertEqual(reason, "csm: csm.api.allocation_prolog_failure")
         self.assertEqual(self.slurm.job(job)["JobState"], "PENDING")
+        with open(self.lab.log) as f:
+            self.assertNotIn("failed", "".join(line for line in f if "job %d.0: csm_allocation_delete" % job in line))
 
     def test_ras_event_drains_the_node_and_its_return_resumes_it(self):
         self.lab.call("ras_event_create", {"msg_id": "csm.status.down", "location_name": "c01"})
