@@ -83,6 +83,23 @@ class HeapFreezerTests(SynchronousTestCase):
         self.assertNotIn(2, collected)
         self.assertEqual(self.clock.getDelayedCalls()[0].getTime(), 45)
 
+    def test_a_backlog_in_flight_starts_no_full_collection(self):
+        """300,000 objects that stay alive (requests waiting on the database) cost CPython's
+        default thresholds three full collections; none once the freezer runs."""
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        self.freezer.startService()
+        self.addCleanup(self.freezer.stopService)
+        gc.collect()
+        full = []
+
+        def callback(phase, info):
+            if phase == "start" and info["generation"] == 2:
+                full.append(info)
+        gc.callbacks.append(callback)
+        self.addCleanup(gc.callbacks.remove, callback)
+        backlog = [[n] for n in range(300000)]
+        self.assertEqual((len(backlog), full), (300000, []))
+
     def test_stop_leaves_nothing_scheduled(self):
         self.freezer.startService()
         self.clock.advance(30)
