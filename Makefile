@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 NODES ?= 4
 
-.PHONY: demo test venv postgres pamtester prometheus slurm compile clean bench
+.PHONY: demo test venv postgres pamtester prometheus slurm patroni etcd compile clean bench
 
 venv: $(VENV)/.installed
 
@@ -35,15 +35,23 @@ prometheus:
 slurm:
 	@sh tools/ensure-package.sh slurm-wlm optional 'test -x /usr/sbin/slurmctld -a -x /usr/sbin/slurmd -a -x /usr/sbin/munged && command -v sbatch'
 
+# Patroni and etcd (Debian packages): the database made highly available, for `make demo HA=1`
+# and the tests of high availability (which skip, naming the package, where it is missing).
+patroni:
+	@sh tools/ensure-package.sh patroni optional 'command -v patroni'
+
+etcd:
+	@sh tools/ensure-package.sh etcd-server optional 'command -v etcd'
+
 # Byte-code written ahead, even where PYTHONDONTWRITEBYTECODE is set: every csm_* command
 # starts a fresh interpreter, and compiling the package each time costs it ~10 ms.
 compile: venv
 	@$(PY) -m compileall -q csm twisted/plugins
 
-demo: venv postgres compile $(if $(PROMETHEUS),prometheus)
-	$(VENV)/bin/csm-demo --nodes $(NODES) $(DEMO_ARGS)
+demo: venv postgres compile $(if $(PROMETHEUS),prometheus) $(if $(HA),patroni etcd)
+	$(VENV)/bin/csm-demo --nodes $(NODES) $(if $(HA),--ha) $(DEMO_ARGS)
 
-test: venv postgres pamtester prometheus slurm compile
+test: venv postgres pamtester prometheus slurm patroni etcd compile
 	$(PY) tools/run_tests.py $(TESTS)
 
 clean:

@@ -43,6 +43,9 @@ def parse_args(argv):
     parser.add_argument("--hosts", action="store_true",
                         help="each daemon (each group of simulated computes) on a host of its own: a network "
                         "namespace with its name and address on a private bridge (root; else loopback)")
+    parser.add_argument("--ha", action="store_true",
+                        help="high availability: three etcd members, two PostgreSQL nodes under Patroni and two "
+                        "masters elected through the database (Debian's patroni and etcd-server)")
     parser.add_argument("--no-prometheus", action="store_true",
                         help="do not start Prometheus (it runs where the prometheus program is installed)")
     return parser.parse_args(argv)
@@ -76,9 +79,16 @@ def main(argv=None):
     print("csm-demo: starting master, %d aggregators, 1 utility and %d computes%s in %s"
           % (aggregators, args.nodes, " (%d of them simulated by csm-sim)" % simulated if simulated else "",
              args.run_dir), flush=True)
+    if args.ha and args.hosts:
+        print("csm-demo: --ha runs on loopback only; leave out --hosts", file=sys.stderr)
+        return 2
+    patroni = start_patroni(args.run_dir) if args.ha else None
+    if args.ha and patroni is None:
+        return 1
     network = start_hosts() if args.hosts else None
     cluster = LocalCluster(args.run_dir, computes=daemons, aggregators=aggregators, utilities=1,
-                           tls=not args.no_tls, simulated=simulated, metrics=True, hosts=network)
+                           tls=not args.no_tls, simulated=simulated, metrics=True, hosts=network,
+                           masters=2 if patroni else 1, patroni=patroni)
     if cluster.postgres is not None and cluster.postgres.moved_from:
         print("csm-demo: the postgres user cannot enter %s, so the database is in %s"
               % (cluster.postgres.moved_from, cluster.postgres.directory), flush=True)
@@ -113,8 +123,32 @@ def main(argv=None):
         status = cluster.stop()
         if network is not None:
             network.stop()
+        if patroni is not None:
+            patroni.stop()
         print("csm-demo: stopped (%s)" % ", ".join("%s=%s" % item for item in sorted(status.items())))
     return 0
+
+
+def start_patroni(run_dir):
+    """Three etcd members and two PostgreSQL nodes under Patroni in ``run_dir``/patroni, or None
+    (and one line why)."""
+    from csm.db.patroni import PatroniCluster, PatroniNotFound
+    try:
+        patroni = PatroniCluster(os.path.join(run_dir, "patroni"), nodes=2, etcd_members=3)
+    except PatroniNotFound as exc:
+        print("csm-demo: %s (make demo HA=1 installs it)" % exc, file=sys.stderr)
+        return None
+    started = time.monotonic()
+    try:
+        patroni.start()
+    except RuntimeError as exc:
+        patroni.stop()
+        print("csm-demo: Patroni did not start: %s" % exc, file=sys.stderr)
+        return None
+    print("csm-demo: etcd (%d members) and Patroni up in %.1fs: primary %s, csm.db.host %s (in %s)"
+          % (len(patroni.etcd), time.monotonic() - started, patroni.primary(), patroni.hosts(), patroni.directory),
+          flush=True)
+    return patroni
 
 
 def start_hosts():
