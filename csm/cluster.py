@@ -93,6 +93,7 @@ class Daemon:
         self.role = role
         self.config = config
         self.process = None
+        self.front = None  # a proxy before its compute port (csm.netproxy.front)
         self.path = os.path.join(cluster.run_dir, name + ".cfg")
         self.socket = config["csm"]["net"]["local_client_listen"]["socket"]
         self.log = os.path.join(cluster.run_dir, name + ".log")
@@ -341,7 +342,7 @@ class LocalCluster:
         ``settings`` are config paths and values, as ``extra`` (``{"log.csmnet": "warning"}``).
         With hosts, one csm-sim per aggregator, each on a host of its own (``sim01``...) with its
         share of the nodes, primary on that aggregator or the next: a ``SimGroup``."""
-        aggregators = [d.config["csm"]["net"]["compute_listen"] for d in self.by_role("aggregator")]
+        aggregators = [d.front or d.config["csm"]["net"]["compute_listen"] for d in self.by_role("aggregator")]
         if self.hosts is None:
             return self._sim("sim", nodes, 0, aggregators, record, settings, prefix)
         group, first = [], 0
