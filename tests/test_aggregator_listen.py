@@ -9,7 +9,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from csm.cluster import PROJECT
 from csm.config import load_daemon_config
-from csm.roles.aggregator import LISTEN_RETRY, AggregatorDaemon
+from csm.roles.aggregator import AggregatorDaemon
+from csm.roles.compute_port import LISTEN_RETRY
 
 
 class RefusingReactor(MemoryReactorClock):
@@ -55,23 +56,37 @@ class ComputePortTests(SynchronousTestCase):
     def test_listens_while_the_master_is_up_and_again_after_it_returns(self):
         self.assertEqual(self.compute_ports(), [])  # no master yet: no computes
         self.master_up = True
-        self.daemon._listen_computes()
+        self.daemon.compute_port.open()
         self.assertEqual(self.compute_ports(), [9815])
         self.master_up = False
         self.daemon._master_lost(self.master)
-        self.assertIsNone(self.daemon.compute_listener)
+        self.assertIsNone(self.daemon.compute_port.listener)
         self.master_up = True  # the master restarted: a new listening port
-        self.daemon._listen_computes()
+        self.daemon.compute_port.open()
         self.assertEqual(self.compute_ports(), [9815, 9815])
-        self.assertIsNotNone(self.daemon.compute_listener)
+        self.assertIsNotNone(self.daemon.compute_port.listener)
 
     def test_a_refused_port_is_tried_again(self):
         self.reactor.refusals = 2
         self.master_up = True
-        self.daemon._listen_computes()
+        self.daemon.compute_port.open()
         self.assertEqual(self.compute_ports(), [])
         self.reactor.advance(LISTEN_RETRY)
         self.assertEqual(self.compute_ports(), [])
         self.reactor.advance(LISTEN_RETRY)
         self.assertEqual(self.compute_ports(), [9815])
-        self.assertIsNone(self.daemon._listen_retry)
+        self.assertIsNone(self.daemon.compute_port.retry)
+
+    def test_the_port_is_a_child_closed_by_the_tree(self):
+        """Stopping the daemon stops its children: the compute port closes, a retry is cancelled."""
+        self.assertIs(self.daemon.getServiceNamed("compute-port"), self.daemon.compute_port)
+        self.master_up = True
+        self.daemon.compute_port.open()
+        self.assertIsNotNone(self.daemon.compute_port.listener)
+        self.reactor.refusals = 1
+        self.daemon._master_lost(self.master)
+        self.daemon.compute_port.open()
+        self.assertIsNotNone(self.daemon.compute_port.retry)
+        self.daemon.stopService()
+        self.assertIsNone(self.daemon.compute_port.listener)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])

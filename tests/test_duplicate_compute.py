@@ -45,7 +45,7 @@ class DuplicateComputeTests(SynchronousTestCase):
 
     def compute(self, node="c01"):
         """A compute's link to the aggregator: (compute side, aggregator side, pump)."""
-        return self.pair(lambda: self.daemon._compute_factory.buildProtocol(None),
+        return self.pair(lambda: self.daemon.compute_port.factory.buildProtocol(None),
                          lambda: LinkProtocol(Node("compute", node), self.clock, initiator=True,
                                               heartbeat_interval=15, name="aggregatorA"))
 

@@ -14,18 +14,15 @@ from csm.api.cgroup_commands import MULTICAST as NODE_JOB_MULTICAST
 from csm.api.diag_commands import DIAG_CHECK
 from csm.env.bds import BdsSink
 from csm.errors import CSMError, ErrorCode
-from csm.net.admission import HandshakeLimit
-from csm.net.endpoints import server_endpoint
 from csm.roles.connection_words import FAILOVER, PROMOTE, RESET, RESTART
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
+from csm.roles.compute_port import ComputePort
 from csm.roles.peers import PeerTable
 from csm.roles.upstream import UpstreamLink
 from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmnet")
 
-#: Seconds between attempts to open the compute port when it is refused.
-LISTEN_RETRY = 1.0
 #: RAS type of a compute refused because another has its node name.
 DUPLICATE_NODE = "csm.status.duplicate_node"
 
@@ -60,14 +57,13 @@ class AggregatorDaemon(Daemon):
                                 on_lost=self._master_lost)
         self.master = UpstreamLink(self, config.net.master_list, owner, "master")
         self.master.service.setServiceParent(self)
-        self._compute_factory = self.link_factory(
+        factory = self.link_factory(
             ComputeLinkOwner(self, "compute", on_ready=self._compute_ready, on_lost=self._compute_lost,
                              accept=self._accept_compute), False)
-        #: The compute port (not a child service: computes are only accepted while the master
-        #: is reachable), behind admission control (``self.admission``).
-        self.compute_listener = None
-        self.admission = None
-        self._listen_retry = None
+        #: The compute port: open only while the master is reachable
+        self.compute_port = ComputePort(self.reactor, self.clock, config.net.compute_listen, self.tls, factory,
+                                        wanted=lambda: self.master.current() is not None)
+        self.compute_port.setServiceParent(self)
         self.bds = None
         if config.bds.host:
             self.bds = BdsSink(self.reactor, config.bds)
@@ -144,47 +140,14 @@ class AggregatorDaemon(Daemon):
         for peer in self.computes.active():
             if peer.primary:
                 self._forward_inventory(peer.node)
-        self._listen_computes()
-
-    def _listen_computes(self):
-        """Open the compute port (a new listening port each time the master is back)."""
-        self._listen_retry = None
-        if self.compute_listener is not None or self.master.current() is None or not self.running:
-            return
-        admission = HandshakeLimit(self._compute_factory)
-        listening = server_endpoint(self.reactor, self.config.net.compute_listen, self.tls).listen(admission)
-        listening.addCallbacks(lambda port: self._listening(port, admission), self._listen_failed)
-
-    def _listening(self, port, admission):
-        self.compute_listener = admission.listening(port)
-        self.admission = admission
-        log.info("accepting computes on {port}", port=self.config.net.compute_listen.port)
-
-    def _listen_failed(self, failure):
-        """E.g. the port is still held: try again shortly."""
-        log.error("cannot listen for computes on {port}: {exc}; retrying in {s}s",
-                  port=self.config.net.compute_listen.port, exc=failure.getErrorMessage(), s=LISTEN_RETRY)
-        self._listen_retry = self.clock.callLater(LISTEN_RETRY, self._listen_computes)
-
-    def _stop_listening(self):
-        if self._listen_retry is not None and self._listen_retry.active():
-            self._listen_retry.cancel()
-        self._listen_retry = None
-        listener, self.compute_listener = self.compute_listener, None
-        if self.admission is not None:
-            self.admission.listening(None)
-            self.admission = None
-        return defer.maybeDeferred(listener.stopListening) if listener is not None else defer.succeed(None)
+        self.compute_port.open()
 
     def _master_lost(self, link):
         """As CAST: without the master, drop every compute so they fail over."""
         self.master.lost(link)
-        self._stop_listening()
+        self.compute_port.close()
         for compute in self.computes.links():
             compute.close("master connection lost")
-
-    def stopService(self):
-        return defer.gatherResults([self._stop_listening(), defer.maybeDeferred(super().stopService)])
 
     def _accept_compute(self, link, hello):
         """A compute's hello; refused while another compute of that name has a live link here
