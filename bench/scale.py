@@ -1,6 +1,7 @@
 """Summit scale on one machine: cold start, footprint, query load, master restart.
 
-    .venv/bin/python bench/scale.py [--nodes 4608] [--clients 100] [--seconds 20] [--no-tls] [--cores N] [--fast-db] [--record]
+    .venv/bin/python bench/scale.py [--nodes 4608] [--clients 100] [--seconds 20] [--no-tls] [--cores N] [--fast-db]
+                                    [--hosts] [--record]
 
 Starts a master with its private PostgreSQL, one aggregator per 288 nodes (16
 at 4,608), a utility (real twistd processes, TLS between them as in the demo)
@@ -31,6 +32,11 @@ runs PostgreSQL without fsync (as the figures before 2026-12-01 23:00, when
 LocalCluster's database became durable): on a machine whose disk is shared, the
 master's writes then measure the tree rather than the disk.
 
+With ``--hosts`` every daemon is on a host of its own (csm.hosts: network
+namespaces on a private bridge, names and addresses in configs and
+certificates) and the computes are spread over one csm-sim per aggregator, each
+on its own host (16 at 4,608 nodes); without, all on loopback and one csm-sim.
+
 Targets: every node registered within 60 s of a master restart; master RSS
 under 1 GB; node query p99 under 50 ms at 100 clients; held to one core, every
 node registered and answering within 120 s of a cold start and of a master restart.
@@ -49,6 +55,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.results import QUIET, cpu_rss, record, stop_on_signals  # noqa: E402
+from csm import hosts  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 
 NODES_PER_AGGREGATOR = 288
@@ -108,7 +115,9 @@ class Footprint:
 def describe(usage):
     """One line: master, utility, aggregators (mean and max), csm-sim."""
     aggregators = [value for name, value in usage.items() if name.startswith("agg")]
-    master, utility, sim = usage["master"], usage["util01"], usage["csm-sim"]
+    master, utility = usage["master"], usage["util01"]
+    sims = [value for name, value in usage.items() if name.startswith("csm-sim")]
+    sim = (sum(cpu for cpu, _ in sims), sum(rss for _, rss in sims))
     return ("master %.1f%% CPU, RSS %.0f MB; utility %.1f%% CPU, RSS %.0f MB; %d aggregators %.1f%% CPU each "
             "(max %.1f%%), RSS %.0f MB each (max %.0f MB); csm-sim %.1f%% CPU, RSS %.0f MB"
             % (master[0], master[1], utility[0], utility[1], len(aggregators),
@@ -199,11 +208,34 @@ def hold_to(cores):
                                                           ",".join(map(str, allowed)))
 
 
-def run(nodes, clients, seconds, tls, cores=0, fast_db=False):
+def sim_pids(sim):
+    """{name: pid} of the csm-sim processes (one, or one per aggregator with hosts)."""
+    processes = getattr(sim, "processes", [sim])
+    if len(processes) == 1:
+        return {"csm-sim": processes[0].pid}
+    return {"csm-sim%02d" % index: process.pid for index, process in enumerate(processes, 1)}
+
+
+def start_network(on_hosts):
+    """(a started csm.hosts.Network or None, how the tree is laid out)."""
+    if not on_hosts:
+        return None, ""
+    reason = hosts.unavailable()
+    if reason:
+        print("scale: %s; on loopback instead" % reason, flush=True)
+        return None, ", loopback (%s)" % reason
+    return hosts.Network().start(), ", every daemon on a host of its own (network namespaces)"
+
+
+def run(nodes, clients, seconds, tls, cores=0, fast_db=False, on_hosts=False):
     held = hold_to(cores) + (", PostgreSQL without fsync" if fast_db else "")
     aggregators = max(2, math.ceil(nodes / NODES_PER_AGGREGATOR))
+    network, layout = start_network(on_hosts)
+    if network is not None:
+        layout += ", the computes in %d csm-sim on hosts of their own" % aggregators
+    held += layout
     cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-bench-scale-"), computes=0, aggregators=aggregators,
-                           utilities=1, tls=tls, fast_db=fast_db,
+                           utilities=1, tls=tls, fast_db=fast_db, hosts=network,
                            extra={role: QUIET for role in ("master", "aggregator", "utility", "compute")})
     lines = []
     try:
@@ -221,7 +253,7 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False):
 
         def pids():
             found = {d.name: d.process.pid for d in cluster.daemons.values() if d.role != "compute"}
-            found["csm-sim"] = cluster.sim.pid
+            found.update(sim_pids(cluster.sim))
             return found
 
         time.sleep(10)  # the master writes the last link events
@@ -242,7 +274,7 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False):
                      % (describe(usage), queries, statements, queries / max(1, statements)))
         print("\n".join(lines[-2:]), flush=True)
         rate = PACED_SHARE * result["per_second"] / clients
-        others = [cluster.sim.pid] + [d.process.pid for d in cluster.by_role("aggregator")]
+        others = list(sim_pids(cluster.sim).values()) + [d.process.pid for d in cluster.by_role("aggregator")]
         base = os.getpriority(os.PRIO_PROCESS, 0)  # the benchmark may run under nice
         for niceness, how in ((0, "all at one priority"), (OTHERS_NICE, "csm-sim and the aggregators at nice +%d"
                                                              % OTHERS_NICE)):
@@ -268,6 +300,8 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False):
         print(lines[-1], flush=True)
     finally:
         cluster.stop()
+        if network is not None:
+            network.stop()
     return lines
 
 
@@ -280,9 +314,11 @@ def main():
     parser.add_argument("--no-tls", action="store_true")
     parser.add_argument("--cores", type=int, default=0, help="hold the whole tree to this many cores (0: all)")
     parser.add_argument("--fast-db", action="store_true", help="PostgreSQL without fsync (not durable)")
+    parser.add_argument("--hosts", action="store_true",
+                        help="each daemon on a host of its own, one csm-sim per aggregator (network namespaces; root)")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
-    lines = run(args.nodes, args.clients, args.seconds, not args.no_tls, args.cores, args.fast_db)
+    lines = run(args.nodes, args.clients, args.seconds, not args.no_tls, args.cores, args.fast_db, args.hosts)
     if args.record:
         lines.append("targets: every node registered within 60 s of a master restart; master RSS under 1 GB; "
                      "node query p99 under 50 ms at 100 clients; held to one core, every node registered and "
