@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 NODES ?= 4
 
-.PHONY: demo test venv postgres pamtester prometheus slurm patroni etcd compile clean bench
+.PHONY: demo test venv postgres pamtester iproute2 prometheus slurm patroni etcd compile clean bench
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ postgres:
 
 pamtester:
 	@sh tools/ensure-package.sh pamtester optional 'command -v pamtester'
+
+# ip, for hosts in network namespaces (csm-demo --hosts, the network fault tests)
+iproute2:
+	@sh tools/ensure-package.sh iproute2 optional 'command -v ip'
 
 # Prometheus and promtool (one Debian package): the demo runs it where installed; the tests
 # check the rules in conf/prometheus and have it scrape a tree. `make demo PROMETHEUS=1` installs it.
@@ -48,10 +52,10 @@ etcd:
 compile: venv
 	@$(PY) -m compileall -q csm twisted/plugins
 
-demo: venv postgres compile $(if $(PROMETHEUS),prometheus) $(if $(HA),patroni etcd)
+demo: venv postgres compile $(if $(findstring --hosts,$(DEMO_ARGS)),iproute2) $(if $(PROMETHEUS),prometheus) $(if $(HA),patroni etcd)
 	$(VENV)/bin/csm-demo --nodes $(NODES) $(if $(HA),--ha) $(DEMO_ARGS)
 
-test: venv postgres pamtester prometheus slurm patroni etcd compile
+test: venv postgres pamtester iproute2 prometheus slurm patroni etcd compile
 	$(PY) tools/run_tests.py $(TESTS)
 
 clean:
