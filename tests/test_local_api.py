@@ -1,10 +1,13 @@
-"""The local API over a real unix socket: ACL, credentials, timeouts, bad input."""
+"""The local API over a real unix socket: ACL, credentials, timeouts, bad input.
+
+The daemon's side keeps time on a ``Clock``: an API timeout is advanced to, not waited for."""
 
 import os
-import socket
 import tempfile
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from csm.api.registry import Command, Field, Registry
@@ -39,7 +42,7 @@ class FakeTimeouts:
         return 0.5 if name == "csm_allocation_query" else 30.0
 
     def as_dict(self):
-        return {"csm_allocation_query": 0.5}
+        return {}  # the client keeps its own (longer) timeout: the daemon's answer is the one seen
 
 
 class FakeDaemon:
@@ -49,18 +52,24 @@ class FakeDaemon:
     heartbeat_interval = 15
 
     def __init__(self):
-        self.clock = reactor
+        self.clock = Clock()
         self.registry = Registry([PUBLIC, PRIVILEGED, PRIVATE, SLOW])
         self.acl = FakeAcl()
         self.api_timeouts = FakeTimeouts()
         self.seen = []
+        #: fires when a request reaches the handler that never answers
+        self.stuck = defer.Deferred()
         handlers = {
             42: self.echo,
             47: self.echo,
             21: self.echo,
-            20: lambda ctx, body: defer.Deferred(),  # never answers
+            20: self.never_answer,
         }
         self.router = Router(self, self.registry, handlers, upstream=lambda: None)
+
+    def never_answer(self, ctx, body):
+        reactor.callLater(0, self.stuck.callback, ctx)  # once the daemon holds the request (and its timeout)
+        return defer.Deferred()
 
     def echo(self, ctx, body):
         self.seen.append(ctx)
@@ -123,10 +132,14 @@ class LocalAPITests(TestCase):
     @defer.inlineCallbacks
     def test_request_outliving_timeout_gets_csmerr_timeout(self):
         client = yield self.client()
-        start = reactor.seconds()
-        error = yield self.assertFailure(client.call("allocation_query", {}), CSMError)
+        d = client.call("allocation_query", {})
+        yield self.daemon.stuck
+        self.daemon.clock.advance(0.25)
+        self.assertNoResult(d)
+        self.daemon.clock.advance(0.25)
+        error = yield self.assertFailure(d, CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_TIMEOUT)
-        self.assertLess(reactor.seconds() - start, 1.4)
+        self.assertIn("timed out after 0.5s", error.errmsg)
 
     @defer.inlineCallbacks
     def test_wrong_field_named_in_error(self):
@@ -167,21 +180,9 @@ class LocalAPITests(TestCase):
     @defer.inlineCallbacks
     def test_garbage_drops_only_that_client(self):
         good = yield self.client()
-        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        yield defer.maybeDeferred(raw.connect, self.path)
-        raw.sendall(os.urandom(256))
-        raw.setblocking(False)
-        # the daemon closes the raw connection
-        for _ in range(50):
-            yield deferLater(0.02)
-            try:
-                if raw.recv(4096) == b"":
-                    break
-            except BlockingIOError:
-                continue
-        else:
-            self.fail("garbage connection was not closed")
-        raw.close()
+        garbage = Garbage()
+        yield connectProtocol(UNIXClientEndpoint(reactor, self.path), garbage)
+        yield garbage.closed  # the daemon closes that connection
         result = yield good.call("node_attributes_query", {})
         self.assertEqual(result["input"], {})
 
@@ -195,6 +196,14 @@ class LocalAPITests(TestCase):
         return d
 
 
-def deferLater(seconds):
-    from twisted.internet import task
-    return task.deferLater(reactor, seconds, lambda: None)
+class Garbage(protocol.Protocol):
+    """Writes bytes that are no frame; ``closed`` fires when the other side hangs up."""
+
+    def __init__(self):
+        self.closed = defer.Deferred()
+
+    def connectionMade(self):
+        self.transport.write(os.urandom(256))
+
+    def connectionLost(self, reason):
+        self.closed.callback(None)
