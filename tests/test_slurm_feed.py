@@ -1,7 +1,7 @@
 """The master's feed of node state changes (schema 19.5 NOTIFY, csm.ras.slurm.NodeStateFeed)
 against a real PostgreSQL."""
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from csm.ras.slurm import NodeStateFeed
@@ -9,9 +9,7 @@ from tests import dbfixture
 
 
 def later(seconds):
-    d = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
+    return task.deferLater(reactor, seconds, lambda: None)
 
 
 class NodeStateFeedTests(unittest.TestCase):
