@@ -99,3 +99,11 @@ class HostsTests(SynchronousTestCase):
         self.addCleanup(network.stop)
         self.assertEqual(ours(prefix), [])
         self.assertEqual(sleeper.wait(10), -signal.SIGKILL)  # what ran in them is gone too
+
+    def test_not_root_says_so_in_one_line(self):
+        from csm.cluster import OTHER_USER_PYTHON, other_user_pythonpath
+        proc = subprocess.run(["runuser", "-u", "nobody", "--", "env", "PYTHONPATH=" + other_user_pythonpath(),
+                               OTHER_USER_PYTHON, "-c", "from csm.demo import start_hosts; print(start_hosts())"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/")
+        self.assertEqual(proc.stdout, "csm-demo: network namespaces need root; running every daemon on loopback "
+                                      "instead\nNone\n")
