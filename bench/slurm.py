@@ -28,6 +28,14 @@ most 40 MB (default config: no admin shell, no metrics exporter). Where the
 command's time goes: the same interpreter starting alone (``python -c pass``)
 and importing the command's module (``import csm.cli.main``), p50. Bytecode is
 compiled first, as ``make compile`` leaves it.
+
+``--job-nodes N`` instead: one job over N nodes (Slurm with one slurmd per node
+on this machine, csm/slurmlocal.py; CSM with N real computes of the same
+names), ``srun -N<N> true`` named ``csm`` (conf/slurm's PrologSlurmctld and
+EpilogSlurmctld make it a CSM allocation) against the same job named ``plain``
+(the same scripts exit 0 at once), alternating, ``--runs`` each: what CSM adds
+to a job's start (srun's wall time) and end (from srun's return until the job
+is gone and every node idle).
 """
 
 import argparse
@@ -36,7 +44,6 @@ import compileall
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,29 +54,24 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.results import QUIET, cpu_rss, percentile, record, stop_on_signals  # noqa: E402
 from csm.client import Client  # noqa: E402
-from csm.cluster import LocalCluster, free_port  # noqa: E402
+from csm.cluster import LocalCluster  # noqa: E402
+from csm.slurmlocal import PACKAGES, LocalSlurm, missing_tools, which  # noqa: E402
 
 NODE = "c01"
-PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
-TOOLS = ("slurmctld", "slurmd", "salloc", "scontrol", "sinfo", "munged")
 BIN = os.path.dirname(sys.executable)  # the virtualenv's csm_* programs
 IDLE_SECONDS = 10
 #: issue 21: csm / slurm p50 at most these; the compute's idle RSS at most this (MB)
 QUERY_TARGET, ALLOCATION_TARGET, RSS_TARGET = 3.0, 4.0, 40.0
 
 
-def _which(name):
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-
-
 def ensure_slurm():
     """Install Slurm and munge when missing (as root); exit with a message when that cannot be done."""
-    missing = [tool for tool in TOOLS if not _which(tool)]
+    missing = missing_tools()
     if missing and os.geteuid() == 0:
         print("installing %s (missing: %s)" % (" ".join(PACKAGES), " ".join(missing)), flush=True)
         subprocess.run(["apt-get", "install", "-y", "--no-install-recommends"] + list(PACKAGES),
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdin=subprocess.DEVNULL)
-        missing = [tool for tool in TOOLS if not _which(tool)]
+        missing = missing_tools()
     if missing:
         sys.exit("bench/slurm.py: Slurm is not installed (no %s) and could not be installed; as root: "
                  "apt-get install %s" % (", ".join(missing), " ".join(PACKAGES)))
@@ -79,107 +81,33 @@ def timed(cmd, env=None, expect=0):
     """Run ``cmd``; (seconds, output). Fails unless it exits ``expect``."""
     started = time.perf_counter()
     proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=120)
+                          stderr=subprocess.STDOUT, text=True, timeout=300)
     elapsed = time.perf_counter() - started
     if proc.returncode != expect:
         raise RuntimeError("%s exited %d: %s" % (" ".join(cmd), proc.returncode, proc.stdout.strip()[-500:]))
     return elapsed, proc.stdout
 
 
-def _stop(proc, timeout=10):
-    """SIGTERM the process group ``proc`` leads, SIGKILL after ``timeout``."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-class Slurm:
-    """munged, slurmctld and slurmd for one node, all files in ``run_dir``."""
+class Slurm(LocalSlurm):
+    """munged, slurmctld and slurmd for one node (PrologFlags=Alloc), all files in ``run_dir``."""
 
     def __init__(self, run_dir):
-        self.dir = run_dir
-        self.conf = os.path.join(run_dir, "slurm.conf")
-        self.env = dict(os.environ, SLURM_CONF=self.conf)
-        self.procs = {}
-
-    def _spawn(self, name, cmd):
-        with open(os.path.join(self.dir, name + ".out"), "ab") as out:
-            self.procs[name] = subprocess.Popen(cmd, env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                                stdout=out, stderr=out, start_new_session=True)
-
-    def _write_conf(self):
-        hardware = subprocess.run([_which("slurmd"), "-C"], stdout=subprocess.PIPE, text=True).stdout
-        cpus = " ".join(re.findall(r"\b(?:CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=\d+",
-                                   hardware)) or "CPUs=%d" % os.cpu_count()
-        path = lambda name: os.path.join(self.dir, name)  # noqa: E731
-        settings = [
-            ("ClusterName", "csmbench"), ("SlurmctldHost", "localhost(127.0.0.1)"),
-            ("SlurmctldPort", free_port()), ("SlurmdPort", free_port()),
-            ("AuthType", "auth/munge"), ("CredType", "cred/munge"), ("AuthInfo", "socket=" + path("munge.sock")),
-            ("SlurmUser", "root"), ("SlurmdUser", "root"),
-            ("StateSaveLocation", path("state")), ("SlurmdSpoolDir", path("spool")),
-            ("SlurmctldPidFile", path("slurmctld.pid")), ("SlurmdPidFile", path("slurmd.pid")),
-            ("SlurmctldLogFile", path("slurmctld.log")), ("SlurmdLogFile", path("slurmd.log")),
-            ("SelectType", "select/cons_tres"), ("SelectTypeParameters", "CR_Core"),
-            ("ProctrackType", "proctrack/linuxproc"), ("TaskPlugin", "task/none"), ("MpiDefault", "none"),
-            ("JobAcctGatherType", "jobacct_gather/none"), ("AccountingStorageType", "accounting_storage/none"),
-            ("JobCompType", "jobcomp/none"), ("PrologFlags", "Alloc"), ("MailProg", "/bin/true"),
-            ("ReturnToService", 2),
-            ("NodeName", "%s NodeAddr=127.0.0.1 %s State=UNKNOWN" % (NODE, cpus)),
-            ("PartitionName", "bench Nodes=%s Default=YES MaxTime=INFINITE State=UP" % NODE),
-        ]
-        for sub in ("state", "spool"):
-            os.makedirs(path(sub))
-        with open(self.conf, "w") as f:
-            f.writelines("%s=%s\n" % setting for setting in settings)
-
-    def start(self):
-        key = os.path.join(self.dir, "munge.key")
-        with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
-            f.write(os.urandom(1024))
-        self._write_conf()
-        self._spawn("munged", [_which("munged"), "-F", "--key-file=" + key] + [
-            "--%s=%s" % (option, os.path.join(self.dir, name)) for option, name in (
-                ("socket", "munge.sock"), ("pid-file", "munged.pid"), ("log-file", "munged.log"),
-                ("seed-file", "munged.seed"))])
-        self._wait(lambda: os.path.exists(os.path.join(self.dir, "munge.sock")), "munged's socket")
-        self._spawn("slurmctld", [_which("slurmctld"), "-D", "-f", self.conf])
-        self._spawn("slurmd", [_which("slurmd"), "-D", "-N", NODE, "-f", self.conf])
-        self._wait(self.idle, "sinfo to show %s idle" % NODE)
-        return self
+        super().__init__(run_dir, [NODE], settings=[("PrologFlags", "Alloc")], cluster_name="csmbench")
 
     def idle(self):
         out = subprocess.run(["sinfo", "-h", "-N", "-n", NODE, "-o", "%T"], env=self.env, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True).stdout
         return out.strip() == "idle"
 
-    def _wait(self, predicate, what, timeout=60):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            dead = [name for name, proc in self.procs.items() if proc.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                raise RuntimeError("Slurm: %s while waiting for %s; see %s" % (
-                    "%s exited" % ", ".join(dead) if dead else "timed out", what, self.dir))
-            time.sleep(0.02)
-
     def salloc(self):
         elapsed, _ = timed(["salloc", "-N1", "true"], env=self.env)
-        self._wait(self.idle, "%s idle after the job" % NODE)  # the job's end on the node, untimed
+        self.wait(self.idle, "%s idle after the job" % NODE)  # the job's end on the node, untimed
         return elapsed
 
     def show_node(self):
         elapsed, out = timed(["scontrol", "show", "node", NODE], env=self.env)
         assert "NodeName=%s " % NODE in out, out
         return elapsed
-
-    def stop(self):
-        for name in ("slurmd", "slurmctld", "munged"):
-            if name in self.procs:
-                _stop(self.procs[name])
 
 
 class CSM:
@@ -259,7 +187,6 @@ def _against(what, value, target, unit):
 
 def run(runs, run_dir):
     slurm, csm = Slurm(os.path.join(run_dir, "slurm")), CSM(os.path.join(run_dir, "csm"))
-    os.makedirs(slurm.dir)
     t = collections.defaultdict(list)
     try:
         slurm.start()
@@ -284,7 +211,7 @@ def run(runs, run_dir):
         cpu_before = cpu_rss(compute)[0]
         time.sleep(IDLE_SECONDS)
         cpu, compute_rss = cpu_rss(compute)
-        rss = {"slurmd": cpu_rss(slurm.procs["slurmd"].pid)[1], "csm-compute": compute_rss,
+        rss = {"slurmd": cpu_rss(slurm.procs["slurmd-" + NODE].pid)[1], "csm-compute": compute_rss,
                "compute_cpu": 100.0 * (cpu - cpu_before) / IDLE_SECONDS}
     finally:
         csm.stop()
@@ -292,13 +219,144 @@ def run(runs, run_dir):
     return t, rss
 
 
+JOB_SCRIPT = """#!/bin/sh
+# the CSM script for jobs named csm, nothing for the others (the same Slurm path for both)
+case "$SLURM_JOB_NAME" in
+    csm) CSM_SLURM_DEFAULTS=%s exec %s ;;
+esac
+exit 0
+"""
+
+
+def _job_script(run_dir, defaults, name):
+    path = os.path.join(run_dir, name)
+    with open(path, "w") as f:
+        f.write(JOB_SCRIPT % (defaults, os.path.join(os.path.dirname(HERE), "conf", "slurm", name)))
+    os.chmod(path, 0o755)
+    return path
+
+
+class SlurmWithCSM:
+    """Slurm over ``nodes`` computes that are CSM computes too; conf/slurm's PrologSlurmctld and
+    EpilogSlurmctld for jobs named ``csm``."""
+
+    def __init__(self, run_dir, nodes):
+        quiet = {role: dict(QUIET) for role in ("master", "aggregator", "utility", "compute")}
+        quiet["compute"]["manhole.socket"] = ""
+        self.cluster = LocalCluster(os.path.join(run_dir, "csm"), computes=nodes, aggregators=2, utilities=1,
+                                    tls=True, extra=quiet)
+        self.names = self.cluster.compute_names()
+        slurm_dir = os.path.join(run_dir, "slurm")
+        os.makedirs(slurm_dir)
+        defaults = os.path.join(run_dir, "csm-slurm")
+        with open(defaults, "w") as f:
+            f.write("CSM_BIN=%s\nCSM_SOCKET=%s\nSLURM_CONF=%s\nCSM_SLURM_LOG=%s\n" % (
+                BIN, self.cluster.daemons["util01"].socket, os.path.join(slurm_dir, "slurm.conf"),
+                os.path.join(run_dir, "csm-slurm.log")))
+        self.slurm = LocalSlurm(slurm_dir, self.names, cpus_per_node=1, cluster_name="csmbench", settings=[
+            ("PrologSlurmctld", _job_script(run_dir, defaults, "csm-slurmctld-prolog")),
+            ("EpilogSlurmctld", _job_script(run_dir, defaults, "csm-slurmctld-epilog"))])
+        self.client = None
+
+    def start(self):
+        self.cluster.start(timeout=120)
+        self.client = Client(self.cluster.daemons["util01"].socket)
+        self.cluster.wait_for(lambda: len(self.client.call("node_attributes_query", {"node_names": self.names})
+                                          ["results"]) == len(self.names), timeout=300, what="every inventory")
+        self.client.call("node_attributes_update", {"node_names": self.names, "state": "IN_SERVICE"})
+        self.slurm.start(timeout=300)
+        return self
+
+    def job(self, name):
+        """``srun -N<all> -J name true``: (seconds until srun returns, seconds more until the job is gone
+        and every node idle), and the job id."""
+        argv = ["srun", "-N%d" % len(self.names), "-J", name, "sh", "-c", '[ "$SLURM_PROCID" = 0 ] && '
+                'echo "$SLURM_JOB_ID"; true']
+        started = time.perf_counter()
+        elapsed, out = timed(argv, env=self.slurm.env)
+        job = int(re.search(r"^(\d+)$", out, re.M).group(1))
+
+        def ended():
+            _, queued = self.slurm.run("squeue", "-h", "-j", str(job))
+            return not queued.strip() and set(self.slurm.node_states().values()) == {"idle"}
+        self.slurm.wait(ended, "job %d to end" % job, timeout=300)
+        return elapsed, time.perf_counter() - started - elapsed, job
+
+    def csm_job(self):
+        run, end, job = self.job("csm")
+        allocation = self.client.call("allocation_query", {"primary_job_id": job})["allocations"][0]
+        assert allocation["history"] and len(allocation["compute_nodes"]) == len(self.names), allocation
+        return run, end
+
+    def stop(self):
+        try:
+            self.slurm.stop()
+        finally:
+            if self.client is not None:
+                self.client.close()
+            self.cluster.stop()
+
+
+def job_run(nodes, runs, run_dir):
+    """The same job over ``nodes`` nodes with and without the CSM allocation, alternating."""
+    lab = SlurmWithCSM(run_dir, nodes)
+    t = collections.defaultdict(list)
+    try:
+        started = time.perf_counter()
+        lab.start()
+        t["setup"].append(time.perf_counter() - started)
+        lab.job("plain"), lab.csm_job()  # warm-up, untimed
+        for _ in range(runs):
+            for name, job in (("plain", lambda: lab.job("plain")[:2]), ("csm", lab.csm_job)):
+                run, end = job()
+                t[name + "_run"].append(run)
+                t[name + "_end"].append(end)
+    finally:
+        lab.stop()
+    return t
+
+
+def job_main(args):
+    run_dir = tempfile.mkdtemp(prefix="csm-bench-slurm-job-")
+    os.chmod(run_dir, 0o755)
+    try:
+        t = job_run(args.job_nodes, args.runs, run_dir)
+    except Exception:
+        print("bench/slurm.py: failed; logs are in %s" % run_dir, file=sys.stderr)
+        raise
+    shutil.rmtree(run_dir, ignore_errors=True)
+    p50 = lambda key: percentile(t[key], 50) * 1e3  # noqa: E731
+    lines = [
+        "one job over %d nodes (one slurmd per node on this machine, Debian's multiple-slurmd), `srun -N%d true`, "
+        "%d runs each, alternating; with CSM: conf/slurm's PrologSlurmctld (csm_allocation_create over the %d "
+        "nodes, CSM's sample privileged prolog on each) and EpilogSlurmctld (csm_allocation_delete, the sample "
+        "epilog); without: a PrologSlurmctld and EpilogSlurmctld that exit 0; CSM master, 2 aggregators, "
+        "utility and %d computes with TLS (set up in %.0f s)"
+        % (args.job_nodes, args.job_nodes, args.runs, args.job_nodes, args.job_nodes, t["setup"][0]),
+        "start and run (srun's wall time): without CSM %s; with CSM %s; CSM adds p50 %.1f ms"
+        % (_ms(t["plain_run"]), _ms(t["csm_run"]), p50("csm_run") - p50("plain_run")),
+        "end (srun's return until the job is gone and every node idle): without CSM %s; with CSM %s; "
+        "CSM adds p50 %.1f ms" % (_ms(t["plain_end"]), _ms(t["csm_end"]), p50("csm_end") - p50("plain_end")),
+        "load average %.1f" % os.getloadavg()[0],
+    ]
+    for line in lines:
+        print(line, flush=True)
+    if args.record:
+        record("slurm_job", "python bench/slurm.py --job-nodes %d --runs %d --record" % (args.job_nodes, args.runs),
+               lines)
+
+
 def main():
     stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--record", action="store_true")
+    parser.add_argument("--job-nodes", type=int, default=0,
+                        help="instead: one job over this many nodes with and without CSM (64 is the aim)")
     args = parser.parse_args()
     ensure_slurm()
+    if args.job_nodes:
+        return job_main(args)
     compileall.compile_dir(os.path.join(os.path.dirname(HERE), "csm"), quiet=1)  # as make compile leaves it
     run_dir = tempfile.mkdtemp(prefix="csm-bench-slurm-")
     os.chmod(run_dir, 0o755)  # postgres (another user) and munged's checks look into it
@@ -308,7 +366,7 @@ def main():
         print("bench/slurm.py: failed; logs are in %s" % run_dir, file=sys.stderr)
         raise
     shutil.rmtree(run_dir, ignore_errors=True)
-    version = subprocess.run([_which("slurmd"), "-V"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    version = subprocess.run([which("slurmd"), "-V"], stdout=subprocess.PIPE, text=True).stdout.strip()
     lines = [
         "%s and CSM on one machine, one node: Slurm slurmctld + slurmd (auth/munge, PrologFlags=Alloc, no prolog "
         "script); CSM master + 1 aggregator + utility + compute (TLS, prolog and epilog none)" % version,
