@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import psycopg2  # noqa: E402
 
-from bench.results import cpu_rss, record, run_reactor, stop_on_signals  # noqa: E402
+from bench.results import cpu_rss, record, run_reactor, server_pids, stop_on_signals  # noqa: E402
 from csm.cluster import LocalCluster  # noqa: E402
 from csm.wire import Flags, InternalCommand, Message  # noqa: E402
 
@@ -33,21 +33,6 @@ TARGET = 20000
 
 QUIET = {role: {"log.default_sev": "warning", "log.csmras": "warning", "log.csmd": "warning",
                 "log.csmnet": "warning", "log.csmapi": "warning"} for role in ("master", "utility")}
-
-
-def server_pids(server):
-    """The private PostgreSQL's processes: its postmaster and the postmaster's children."""
-    with open(os.path.join(server.data, "postmaster.pid")) as f:
-        postmaster = int(f.readline())
-    pids = [postmaster]
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                if int(f.read().rpartition(")")[2].split()[1]) == postmaster:
-                    pids.append(int(name))
-        except OSError:
-            pass  # ended meanwhile
-    return pids
 
 
 def cpu_seconds(cluster):

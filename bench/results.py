@@ -22,6 +22,28 @@ def cpu_rss(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), rss / 1024.0
 
 
+def server_pids(server):
+    """The private PostgreSQL's processes: its postmaster and the postmaster's children."""
+    with open(os.path.join(server.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    pids = [postmaster]
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                if int(f.read().rpartition(")")[2].split()[1]) == postmaster:
+                    pids.append(int(name))
+        except OSError:
+            pass  # ended meanwhile
+    return pids
+
+
+def pss_mb(pid):
+    """A process's proportional set size in MB (shared pages split between their users, so the
+    figures of a tree add up: PostgreSQL's shared buffers are counted once)."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Pss:")) / 1024.0
+
+
 def percentile(values, pct):
     if not values:
         return float("nan")

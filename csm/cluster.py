@@ -10,7 +10,9 @@ certificate names it and its address.
 
 import atexit
 import json
+import math
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -41,6 +43,10 @@ for name in sorted({name.split(".")[0] for name in set(sys.modules) - before}):
         print(os.path.dirname(path) if os.path.basename(path) == "__init__.py" else path)
 """
 _other_user_path = []
+#: the most nodes one csm-sim runs: it asks for 4 open files a node and 1,024 more (``csm.sim``),
+#: within the hard limit
+_FILES = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+SIM_NODES_PER_PROCESS = 1 << 30 if _FILES == resource.RLIM_INFINITY else max(1, (_FILES - 1024) // 4)
 
 
 def other_user_pythonpath():
@@ -341,15 +347,26 @@ class LocalCluster:
 
         ``settings`` are config paths and values, as ``extra`` (``{"log.csmnet": "warning"}``).
         With hosts, one csm-sim per aggregator, each on a host of its own (``sim01``...) with its
-        share of the nodes, primary on that aggregator or the next: a ``SimGroup``."""
+        share of the nodes, primary on that aggregator or the next: a ``SimGroup``. Without,
+        one csm-sim, or as many as it takes to stay within the open-file limit (a ``SimGroup``
+        of ``sim01``...: 11,136 nodes need more sockets than one process may open here)."""
         aggregators = [d.front or d.config["csm"]["net"]["compute_listen"] for d in self.by_role("aggregator")]
         if self.hosts is None:
-            return self._sim("sim", nodes, 0, aggregators, record, settings, prefix)
+            processes = math.ceil(nodes / SIM_NODES_PER_PROCESS)
+            if processes <= 1:
+                return self._sim("sim", nodes, 0, aggregators, record, settings, prefix)
+
+            def pair(index):
+                return aggregators
+        else:
+            processes = len(aggregators)
+
+            def pair(index):
+                return [aggregators[index], aggregators[(index + 1) % len(aggregators)]][:len(aggregators)]
         group, first = [], 0
-        for index in range(len(aggregators)):
-            share = nodes // len(aggregators) + (index < nodes % len(aggregators))
-            pair = [aggregators[index], aggregators[(index + 1) % len(aggregators)]][:len(aggregators)]
-            group.append(self._sim("sim%02d" % (index + 1), share, first, pair,
+        for index in range(processes):
+            share = nodes // processes + (index < nodes % processes)
+            group.append(self._sim("sim%02d" % (index + 1), share, first, pair(index),
                                    record and "%s.%02d" % (record, index + 1), settings, prefix))
             first += share
         return SimGroup(group)

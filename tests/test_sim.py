@@ -10,17 +10,22 @@ import tempfile
 import psycopg2
 from twisted.trial.unittest import SynchronousTestCase
 
+from csm import cluster as cluster_module
 from csm.cluster import PROJECT, LocalCluster
 
 
 class SimTests(SynchronousTestCase):
     def test_simulated_computes_register(self):
+        """Also split over two csm-sim processes, as more nodes than one process may open
+        sockets for are (El Capitan's 11,136 here)."""
+        self.patch(cluster_module, "SIM_NODES_PER_PROCESS", 4)
         run_dir = tempfile.mkdtemp(prefix="csm-sim-")
         cluster = LocalCluster(run_dir, computes=0, aggregators=2, utilities=0, tls=True)
         self.addCleanup(cluster.stop)
         cluster.start()
         sim = cluster.start_sim(6)
         self.addCleanup(lambda: sim.poll() is None and (sim.send_signal(signal.SIGTERM), sim.wait(30)))
+        self.assertEqual(len(sim.processes), 2)
 
         def nodes():
             connection = psycopg2.connect(cluster.postgres.dsn_for("csmdb"))
