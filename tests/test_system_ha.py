@@ -1,6 +1,5 @@
 """Two masters elected through PostgreSQL, with real processes: kill -9 and SIGSTOP the active one."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -9,9 +8,11 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from csm.api.commands import RAS_EVENT_CREATE
 from csm.client import Client
 from csm.errors import CSMError, ErrorCode
 from tests.clusters import shared_cluster
+from csm.wire import Flags, Message
 from tests.test_system_db_outage import EventSender
 
 HEARTBEAT = 3
@@ -61,6 +62,14 @@ class MasterTakeOverTests(SynchronousTestCase):
         time.sleep(0.1)
         self.cluster.daemons[self.active].kill()
         killed = time.monotonic()
+        # with no master reachable, the utility holds fire-and-forget RAS events for the next one
+        standby = self.cluster.daemons[self.standby]
+        standby.signal(signal.SIGSTOP)
+        self.addCleanup(standby.signal, signal.SIGCONT)
+        self.cluster.wait_for(lambda: not self.cluster._upstream_up("util01"), timeout=10, interval=0.05,
+                              what="util01 without a master")
+        self.send_without_reply("util01", ["held %d" % n for n in range(5)])
+        standby.signal(signal.SIGCONT)
         self.cluster.wait_for(lambda: self.cluster.active_master() == self.standby, timeout=20,
                               what="%s to take over" % self.standby)
         self.cluster.wait_complete("c01", timeout=30)
@@ -75,6 +84,9 @@ class MasterTakeOverTests(SynchronousTestCase):
         stored = self.stored("kill")
         self.assertEqual(acknowledged - set(stored), set())
         self.assertEqual(set(stored.values()), {1})
+        self.cluster.wait_for(lambda: len(self.cluster.sql("SELECT 1 FROM csm_ras_event_action WHERE message LIKE "
+                                                           "'util01: held %%'")) == 5,
+                              timeout=20, what="the events util01 held")
         errors = {reply.errcode for _, _, reply in calls if isinstance(reply, CSMError)}
         self.assertLessEqual(errors, {ErrorCode.CSMERR_SENDRCV_ERROR, ErrorCode.CSMERR_TIMEOUT})
         self.assertTrue(any(isinstance(r, CSMError) for _, _, r in calls) or took_over < 1, calls[-5:])
@@ -121,6 +133,18 @@ class MasterTakeOverTests(SynchronousTestCase):
                                     ("csm-master " + self.active,))
         self.assertEqual(sessions, [(1,)])
 
+    def send_without_reply(self, daemon, comments):
+        """RAS events with NOREPLY through ``daemon``'s socket, then a status call on the same
+        connection (answered once the daemon has taken them)."""
+        with Client(self.cluster.daemons[daemon].socket) as client:
+            client.connect()
+            for n, comment in enumerate(comments):
+                message = Message.make(RAS_EVENT_CREATE.cmd_id, {"msg_id": "admin.common.info", "location_name":
+                                                                 daemon, "kvcsv": "comment=" + comment},
+                                       flags=Flags.NOREPLY, message_id=1000 + n)
+                client._sock.sendall(message.encode())
+            client.call("ctrl_cmd", {"status": True})
+
     def _create_through(self, daemon, comment, answers):
         try:
             with Client(self.cluster.daemons[daemon].socket, timeout=60) as client:
@@ -128,10 +152,3 @@ class MasterTakeOverTests(SynchronousTestCase):
                                                                 "kvcsv": "comment=" + comment}))
         except (CSMError, OSError) as exc:
             answers.append(exc)
-
-
-def _json(text):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text

@@ -132,6 +132,9 @@ class Router:
         command = self.registry.get(message.command)
         link = self.upstream() if self.upstream else None
         if link is None:
+            hold = getattr(self.daemon, "hold_upstream", None)
+            if message.flags & Flags.NOREPLY and hold is not None and hold(message):
+                return defer.succeed(message.reply())  # sent when the link is back
             error = CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "%s daemon has no connection upstream"
                              % self.daemon.role)
             return defer.succeed(message.error_reply(error))

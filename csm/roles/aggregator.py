@@ -189,6 +189,10 @@ class AggregatorDaemon(Daemon):
     def upstream(self):
         return self.master.current()
 
+    def hold_upstream(self, message):
+        """A fire-and-forget RAS event while no master is reachable: sent to the next one."""
+        return self.master.hold(message)
+
     def links(self):
         return [("master", self.master.current())] + [
             ("compute %s (%s)" % (p.node, "PRIMARY" if p.primary else "SECONDARY"), p.link)

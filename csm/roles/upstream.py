@@ -1,5 +1,6 @@
 """The link to a parent daemon: reconnects by itself, backing off while attempts fail."""
 
+import collections
 import random
 
 from twisted.application.internet import ClientService
@@ -7,9 +8,15 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from zope.interface import implementer
 
+from csm import logs
+from csm.api.commands import RAS_EVENT_CREATE
 from csm.net.endpoints import client_endpoint
 from csm.roles.master_list import QUICK_DELAY, MasterList, RefusalOwner
 
+log = logs.logger("csmnet")
+
+#: Fire-and-forget RAS events an aggregator or utility keeps while its master is away.
+MAX_HELD = 10000
 #: CAST's quick retries (50 ms x (n + 1)^2, up to 1.25 s) for this many failures in a row.
 QUICK_RETRIES = 4
 #: Past them the delay doubles with each failure up to this many seconds.
@@ -123,6 +130,9 @@ class UpstreamLink:
         self.link = None
         self.backoff = Backoff()
         self.masters = None
+        #: fire-and-forget RAS events waiting for the link (``hold``)
+        self.held = collections.deque()
+        self.dropped = 0
         connectors = [RefusalNotingEndpoint(client_endpoint(daemon.reactor, e, daemon.tls), self.backoff)
                       for e in endpoints]
         connector = connectors[0]
@@ -141,6 +151,24 @@ class UpstreamLink:
     def ready(self, link):
         self.link = link
         self.backoff.reset()
+        held, self.held = self.held, collections.deque()
+        if held:
+            log.info("sending {n} RAS events held while no {name} was reachable", n=len(held), name=self.name)
+        for message in held:
+            link.send(message)
+
+    def hold(self, message):
+        """Keep a fire-and-forget RAS event while the link is down (the oldest go past
+        ``MAX_HELD``); True when it is held."""
+        if message.command != RAS_EVENT_CREATE.cmd_id:
+            return False
+        self.held.append(message)
+        if len(self.held) > MAX_HELD:
+            self.held.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warn("{n} RAS events dropped while no {name} was reachable", n=self.dropped, name=self.name)
+        return True
 
     def lost(self, link):
         if self.link is link:

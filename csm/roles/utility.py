@@ -24,5 +24,9 @@ class UtilityDaemon(Daemon):
     def upstream(self):
         return self.master.current()
 
+    def hold_upstream(self, message):
+        """A fire-and-forget RAS event while no master is reachable: sent to the next one."""
+        return self.master.hold(message)
+
     def links(self):
         return [("master", self.master.current())]
