@@ -8,13 +8,15 @@ unplugged host, made and healed while the daemons run.
 """
 
 import os
+import re
 import subprocess
+import sys
 import tempfile
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from csm import hosts
-from csm.cluster import LocalCluster
+from csm.cluster import PROJECT, LocalCluster
 
 HEARTBEAT = 3
 OTHER = {"agg01": "agg02", "agg02": "agg01"}
@@ -148,3 +150,24 @@ class NamespaceFaultTests(SynchronousTestCase):
                                                for kind in ("PRIMARY", "SECONDARY")))
         self.assertEqual(set(self.links_in_db()), {"c01", "c02", "c03"})
         self.assertTrue(all(primary and secondary for primary, secondary in self.links_in_db().values()))
+
+
+class DemoOnHostsTests(SynchronousTestCase):
+    def test_demo_hosts_once(self):
+        """csm-demo --hosts: the tree on hosts of its own, shown working, and nothing left behind."""
+        reason = hosts.unavailable()
+        if reason:
+            raise SkipTest(reason)
+        run_dir = os.path.join(tempfile.mkdtemp(prefix="csm-demo-hosts-"), "run")
+        proc = subprocess.run([sys.executable, "-m", "csm.demo", "--hosts", "--once", "--nodes", "2",
+                               "--no-prometheus", "--run-dir", run_dir], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=240, stdin=subprocess.DEVNULL,
+                              env=dict(os.environ, PYTHONPATH=PROJECT))
+        self.assertEqual(proc.returncode, 0, proc.stdout)
+        self.assertIn("every daemon on its own host", proc.stdout)
+        self.assertRegex(proc.stdout, r"agg01 +10\.213\.")
+        self.assertIn("AGGREGATOR: agg02", proc.stdout)
+        with open(os.path.join(run_dir, "c01.cfg")) as f:
+            self.assertNotIn("127.0.0.1", f.read())
+        prefix = re.search(r"network namespace (csmh\d+-)", proc.stdout).group(1)
+        self.assertEqual([name for name in os.listdir(hosts.NETNS_DIR) if name.startswith(prefix)], [])
