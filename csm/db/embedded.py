@@ -70,6 +70,20 @@ def reachable_by(user, path):
         path = parent
 
 
+def query(dsn, statement, args=()):
+    """Rows of one ``statement`` through ``dsn`` (autocommitted; None if it returns no rows)."""
+    import psycopg2
+
+    connection = psycopg2.connect(dsn)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cur:
+            cur.execute(statement, args)
+            return cur.fetchall() if cur.description else None
+    finally:
+        connection.close()
+
+
 class EmbeddedPostgres:
     """One private server: ``start()`` -> DSN, ``stop_server()``/``start_server()``, ``stop()``.
 
@@ -102,16 +116,7 @@ class EmbeddedPostgres:
     def query(self, statement, args=(), dbname="postgres"):
         """Rows of one ``statement`` on ``dbname`` (autocommitted, so DDL such as CREATE
         DATABASE works too; None if it returns no rows)."""
-        import psycopg2
-
-        connection = psycopg2.connect(self.dsn_for(dbname))
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cur:
-                cur.execute(statement, args)
-                return cur.fetchall() if cur.description else None
-        finally:
-            connection.close()
+        return query(self.dsn_for(dbname), statement, args)
 
     def _run(self, *cmd):
         if self._as_postgres:

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 
-from csm.db.embedded import find_binary, free_port, reachable_by
+from csm.db.embedded import find_binary, free_port, query, reachable_by
 
 #: Seconds Patroni's leader key lives without renewal: how long a dead primary goes unnoticed.
 TTL = 8
@@ -188,19 +188,10 @@ class PatroniCluster:
 
     def query(self, statement, args=(), dbname="postgres"):
         """Rows of one ``statement`` on the primary (autocommitted; None if it returns none)."""
-        import psycopg2
-
         hosts = ",".join("127.0.0.1" for _ in self.nodes)
         ports = ",".join(str(node["port"]) for node in self.nodes.values())
-        connection = psycopg2.connect("host=%s port=%s dbname=%s user=postgres target_session_attrs=read-write "
-                                      "connect_timeout=5" % (hosts, ports, dbname))
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cur:
-                cur.execute(statement, args)
-                return cur.fetchall() if cur.description else None
-        finally:
-            connection.close()
+        return query("host=%s port=%s dbname=%s user=postgres target_session_attrs=read-write connect_timeout=5"
+                     % (hosts, ports, dbname), statement, args)
 
     def kill(self, name):
         """SIGKILL the node's Patroni and its PostgreSQL (every process of the postmaster's group)."""
