@@ -5,8 +5,10 @@ import stat
 import subprocess
 import time
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, inotify, reactor, task
 from twisted.internet.protocol import ProcessProtocol
+from twisted.python import filepath
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from csm.errors import CSMError, ErrorCode
@@ -19,7 +21,7 @@ SCRIPT = """#!/bin/sh
 echo "$@|$CSM_ALLOCATION_ID|$CSM_PRIMARY_JOB_ID|$CSM_SECONDARY_JOB_ID|$CSM_USER_NAME|$CSM_STEP_ID" >> %(log)s
 case "$CSM_ALLOCATION_ID" in
   13) echo "bad node" >&2; exit 4;;
-  14) sleep 30 & sleep 30;;
+  14) sleep 30 & touch %(log)s.spawned; sleep 30;;
   15) sleep 1;;
 esac
 exit 0
@@ -120,10 +122,34 @@ class AgentTests(TestCase):
 
     @defer.inlineCallbacks
     def test_hanging_prolog_is_killed_with_its_children(self):
-        started = reactor.seconds()
-        error = yield self.assertFailure(self.agent.handle(body(14, "prolog", timeout=3.5)), CSMError)
+        """The script's timeout is advanced to on a Clock once the script has started a child
+        that holds its output open; killed with its group, it ends at once (without the group
+        kill the handle would wait out the child's 30 s and the test time out)."""
+        clock = Clock()
+        agent = AllocationAgent(ClockedReactor(clock), "n01", self.agent.scripts["prolog"], "", "")
+        self.addCleanup(agent.stop)
+        spawned = self.created(self.log + ".spawned")
+        d = agent.handle(body(14, "prolog", timeout=3.5))
+        yield spawned
+        clock.advance(3.4)
+        self.assertNoResult(d)
+        clock.advance(0.1)
+        error = yield self.assertFailure(d, CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_TIMEOUT)
-        self.assertLess(reactor.seconds() - started, 5)  # the background sleep did not hold the pipe open
+
+    def created(self, path):
+        """Fires when the file ``path`` is made (inotify: no polling)."""
+        path = os.path.abspath(path)
+        notifier = inotify.INotify()
+        notifier.startReading()
+        self.addCleanup(notifier.loseConnection)
+        made = defer.Deferred()
+
+        def event(_, what, mask):
+            if what.asTextMode().path == path and not made.called:
+                made.callback(None)
+        notifier.watch(filepath.FilePath(os.path.dirname(path)), mask=inotify.IN_CREATE, callbacks=[event])
+        return made
 
     @defer.inlineCallbacks
     def test_collisions_and_joins(self):
@@ -254,7 +280,8 @@ class RealCgroupTests(TestCase):
         self.assertEqual(answer["cgroup"]["path"], path)
         self.assertTrue(os.path.isdir(path))
         # a job's process in the cgroup: its CPU time is the allocation's, and the epilog ends it
-        job = reactor.spawnProcess(ProcessProtocol(), "/bin/sh", ["sh", "-c", "while :; do :; done"])
+        ended = Ended()
+        job = reactor.spawnProcess(ended, "/bin/sh", ["sh", "-c", "while :; do :; done"])
         self.addCleanup(lambda: job.pid and os.kill(job.pid, 9))
         with open(os.path.join(path, "cgroup.procs"), "w") as f:
             f.write(str(job.pid))
@@ -262,11 +289,34 @@ class RealCgroupTests(TestCase):
         self.assertGreater(self.agent.cgroups.usage(21)["cpu_usage"], 0)
         yield self.agent.handle(body(21, "epilog"))
         self.assertFalse(os.path.exists(path))
-        for _ in range(50):  # cgroup.kill: the job is gone
-            if job.pid is None:
-                break
-            yield task.deferLater(reactor, 0.05, lambda: None)
+        yield ended.done  # cgroup.kill: the job is gone
         self.assertIsNone(job.pid)
+
+
+class Ended(ProcessProtocol):
+    """``done`` fires when the process has ended."""
+
+    def __init__(self):
+        self.done = defer.Deferred()
+
+    def processEnded(self, reason):
+        self.done.callback(None)
+
+
+class ClockedReactor:
+    """The reactor, its time taken from a ``Clock``: real processes, timers advanced by the test."""
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def callLater(self, *args, **kw):
+        return self.clock.callLater(*args, **kw)
+
+    def seconds(self):
+        return self.clock.seconds()
+
+    def __getattr__(self, name):
+        return getattr(reactor, name)
 
 
 class CgroupTests(SynchronousTestCase):
