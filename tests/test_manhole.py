@@ -1,14 +1,18 @@
-"""The admin shell: a real unix socket and a real SSH login."""
+"""The admin shell: a real unix socket and a real SSH login.
+
+The clients are Twisted protocols that fire when the expected output arrives or the
+connection ends: nothing polls or sleeps."""
 
 import os
-import socket
+import shutil
+import signal
 import subprocess
 import tempfile
-import time
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from twisted.internet import reactor, threads
+from twisted.internet import defer, protocol, reactor, threads
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.trial.unittest import TestCase
 
 from csm.cluster import free_port
@@ -18,21 +22,59 @@ from csm.manhole import makeManholeService
 NAMESPACE = {"status": lambda: {"role": "compute", "links": ["aggregatorA"]}}
 
 
-def talk(path, command, until, timeout=10):
-    """Connect, type ``command``, read until ``until`` shows up."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
-    sock.settimeout(timeout)
-    sock.sendall(command)
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while until not in seen and time.monotonic() < deadline:
-        data = sock.recv(4096)
-        if not data:
-            break
-        seen += data
-    sock.close()
-    return seen
+class Typist(protocol.Protocol):
+    """Types ``command``; ``seen`` fires with the output once ``until`` shows up or the
+    connection ends."""
+
+    def __init__(self, command, until):
+        self.command, self.until = command, until
+        self.output = b""
+        self.seen = defer.Deferred()
+
+    def connectionMade(self):
+        self.transport.write(self.command)
+
+    def dataReceived(self, data):
+        self.output += data
+        if self.until in self.output and not self.seen.called:
+            self.seen.callback(self.output)
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        if not self.seen.called:
+            self.seen.callback(self.output)
+
+
+@defer.inlineCallbacks
+def talk(path, command, until):
+    """Connect to the unix socket, type ``command``; fires with the output up to ``until``."""
+    typist = Typist(command, until)
+    yield connectProtocol(UNIXClientEndpoint(reactor, path), typist)
+    return (yield typist.seen)
+
+
+class Ssh(protocol.ProcessProtocol):
+    """An ``ssh`` client process: types ``command``; ``done`` fires with (output, errors) once
+    ``until`` shows up (then it is killed) or it ends."""
+
+    def __init__(self, command, until):
+        self.command, self.until = command, until
+        self.output = self.errors = b""
+        self.done = defer.Deferred()
+
+    def connectionMade(self):
+        self.transport.write(self.command)
+
+    def outReceived(self, data):
+        self.output += data
+        if self.until in self.output:
+            self.transport.signalProcess(signal.SIGKILL)
+
+    def errReceived(self, data):
+        self.errors += data
+
+    def processEnded(self, reason):
+        self.done.callback((self.output, self.errors))
 
 
 def write_key(path):
@@ -57,7 +99,7 @@ class UnixShellTests(TestCase):
     def test_status_over_the_socket(self):
         self.start()
         self.assertEqual(os.stat(self.path).st_mode & 0o777, 0o600)
-        d = threads.deferToThread(talk, self.path, b"status()\r", b"aggregatorA")
+        d = talk(self.path, b"status()\r", b"aggregatorA")
         d.addCallback(lambda out: self.assertIn(b"'role': 'compute'", out))
         return d
 
@@ -96,23 +138,15 @@ class SshShellTests(TestCase):
         svc.startService()
         self.addCleanup(svc.stopService)
 
-        def ssh(key, command, until=b"'role': 'compute'", timeout=20):
-            """Log in, type ``command``, and collect the output until ``until`` or the end."""
-            proc = subprocess.Popen(["ssh", "-tt", "-i", key, "-p", str(port), "-o", "StrictHostKeyChecking=no",
-                                     "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                                     "-o", "IdentitiesOnly=yes", "root@127.0.0.1"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            proc.stdin.write(command)
-            proc.stdin.flush()
-            seen = b""
-            deadline = time.monotonic() + timeout
-            os.set_blocking(proc.stdout.fileno(), False)
-            while until not in seen and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-                seen += proc.stdout.read() or b""
-            proc.kill()
-            proc.wait()
-            return seen, proc.stderr.read()
+        def ssh(key, command, until=b"'role': 'compute'"):
+            """Log in, type ``command``; fires with (output, errors) up to ``until`` or the end."""
+            client = Ssh(command, until)
+            argv = ["ssh", "-tt", "-i", key, "-p", str(port), "-o", "StrictHostKeyChecking=no",
+                    "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                    "root@127.0.0.1"]
+            process = reactor.spawnProcess(client, shutil.which("ssh") or "/usr/bin/ssh", argv, env=os.environ.copy())
+            self.addCleanup(lambda: process.pid and process.signalProcess(signal.SIGKILL))
+            return client.done
 
         def check(results):
             (good_out, _), (bad_out, bad_err) = results
@@ -120,6 +154,4 @@ class SshShellTests(TestCase):
             self.assertNotIn(b"'role'", bad_out)
             self.assertIn(b"Permission denied", bad_err)
 
-        def both():
-            return (ssh(good, b"status()\r"), ssh(bad, b"status()\r"))
-        return threads.deferToThread(both).addCallback(check)
+        return defer.gatherResults([ssh(good, b"status()\r"), ssh(bad, b"status()\r")]).addCallback(check)
