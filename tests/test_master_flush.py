@@ -10,6 +10,7 @@ from twisted.trial.unittest import TestCase
 from csm.cluster import PROJECT
 from csm.config import load_daemon_config
 from csm.db.pool import DatabasePool
+from csm.roles.database import DatabaseService
 from csm.roles.master import MasterDaemon
 from tests import dbfixture
 
@@ -44,7 +45,7 @@ class FlushTests(TestCase):
         master.db, master.clock = pool, Clock()  # a clock that never moves: polling it would hang
         for i in range(50):
             pool.enqueue_write("ras", insert, "event %d" % i)
-        yield master._flush_writes()
+        yield DatabaseService(master).flush()
         self.assertEqual(list(pool.queue), [])
         rows = yield pool.runQuery("SELECT count(*) FROM flush_log")
         self.assertEqual(rows, [(50,)])

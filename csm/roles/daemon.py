@@ -192,6 +192,18 @@ class Daemon(service.MultiService):
                  node=self.node_name, version=__version__, pid=os.getpid())
         super().startService()
 
+    @defer.inlineCallbacks
+    def stopService(self):
+        """Stop the children one at a time, the last added first (``MultiService`` stops them all
+        at once): what serves stops before what it uses (the master's listeners before its
+        database, whose last writes then include the RAS events of the links they closed)."""
+        service.Service.stopService(self)
+        for child in reversed(list(self)):
+            try:
+                yield child.stopService()
+            except Exception:
+                log.failure("stopping {child}", child=child)
+
     def listening(self):
         """Fires once this daemon listens: its local API socket and, on the master, the ports
         for aggregators and utilities (systemd's READY=1, csm.systemd). They open in

@@ -3,7 +3,8 @@
 import collections
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from twisted.internet import defer, task
+from twisted.application.internet import TimerService
+from twisted.internet import defer
 
 from csm import logs
 from csm.api import allocation, allocation_query, bb, cgroup, diag, health, node, ras, recovery, step, switch
@@ -21,6 +22,7 @@ from csm.metrics import ComputeLinks
 from csm.net.endpoints import server_endpoint
 from csm.net.listen import ListeningService
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
+from csm.roles.database import DatabaseService
 from csm.roles.nodeset import NodeSet
 from csm.roles.peers import PeerTable
 from csm.roles.standby import Standby, session_dsn
@@ -29,12 +31,8 @@ from csm.wire import Flags, InternalCommand, Message
 log = logs.logger("csmd")
 rlog = logs.logger("csmras")
 
-
-def _queue_written(cursor):
-    """The marker write of ``_flush_writes``: it runs once every write queued before it has."""
-
-
-_queue_written.safe_in_batch = True
+#: seconds between counts of nodes and allocations by state (the metrics' gauges)
+NODE_COUNT_INTERVAL = 5
 
 
 def _expect_role(role):
@@ -63,6 +61,7 @@ class MasterDaemon(Daemon):
         self.node_counts = {}
         self.allocation_counts = {}
         self.db = None
+        self.database = None
         self.allocation_writes = None
         self.ras = None
         if config.db.enabled:
@@ -72,6 +71,10 @@ class MasterDaemon(Daemon):
             event_log = JsonLines(config.ras.event_log, clock=self.clock) if config.ras.event_log else None
             self.ras = RasEngine(self.db, ActionRunner(self.reactor, config.ras.action), event_log,
                                  on_event=self._count_event)
+            #: the pool's start and stop (before the listeners: it stops after them)
+            self.database = DatabaseService(self)
+            self.database.setServiceParent(self)
+            self._every(NODE_COUNT_INTERVAL, self._count_nodes)
             if config.ras.slurm.enabled:  # beyond CAST: Slurm drains the nodes CSM failed
                 from csm.ras.slurm import slurm_feed
                 slurm_feed(self.reactor, self.db.dsn, config.ras.slurm).setServiceParent(self)
@@ -82,6 +85,9 @@ class MasterDaemon(Daemon):
             from csm.ufm_collection import UfmCollectionService
             self.ufm_collection = UfmCollectionService(self.reactor, self.clock, self.db, config)
             self.ufm_collection.setServiceParent(self)
+        tasks = config.recurring_tasks
+        if tasks.enabled and tasks.soft_fail_recovery.enabled:
+            self._every(tasks.soft_fail_recovery.interval, self._recover, tasks.soft_fail_recovery.retry)
         for table, endpoint in ((self.aggregators, config.net.aggregator_listen),
                                 (self.utilities, config.net.utility_listen)):
             if endpoint is None:
@@ -90,6 +96,12 @@ class MasterDaemon(Daemon):
                                     on_lost=self._peer_lost(table), accept=self._accept(table.role))
             ListeningService(server_endpoint(self.reactor, endpoint, self.tls),
                              self.link_factory(owner, False)).setServiceParent(self)
+
+    def _every(self, seconds, function, *args):
+        """Periodic work as a child ``TimerService`` on the daemon's clock (first run at start)."""
+        timer = TimerService(seconds, function, *args)
+        timer.clock = self.clock
+        timer.setServiceParent(self)
 
     def _accept(self, role):
         expect = _expect_role(role)
@@ -116,62 +128,19 @@ class MasterDaemon(Daemon):
             handlers.update(table)
         return handlers
 
-    def startService(self):
-        super().startService()
-        if self.standby is not None:
-            self.standby.start()
-        elif self.db is not None:
-            self.db.start().addErrback(self._database_failed)
-        if self.db is not None:
-            self._counter = task.LoopingCall(self._count_nodes)
-            self._counter.clock = self.clock
-            self._counter.start(5, now=False)
-        tasks = self.config.recurring_tasks
-        self._recovery_task = None
-        if tasks.enabled and tasks.soft_fail_recovery.enabled:
-            self._recovery_task = task.LoopingCall(self._recover, tasks.soft_fail_recovery.retry)
-            self._recovery_task.clock = self.clock
-            self._recovery_task.start(tasks.soft_fail_recovery.interval, now=False)
-
     def _recover(self, retry):
-        """The recurring soft failure recovery (csm.recurring_tasks)."""
+        """The recurring soft failure recovery (csm.recurring_tasks); skipped while the database
+        is not connected (the first run, at start, before it is)."""
+        if self.db is None or self.db.state != "connected":
+            return None
         message = Message.make(SOFT_FAILURE_RECOVERY.cmd_id, {"retry_count": retry})
         d = self.router.handle(message)
         d.addCallback(lambda reply: reply.is_error and log.warn("soft failure recovery: {error}",
                                                                 error=reply.error().errmsg))
         return d
 
-    def _database_failed(self, failure):
-        log.critical("cannot use the database: {error}", error=failure.getErrorMessage())
-        self.reactor.stop()
-
-    @defer.inlineCallbacks
     def stopService(self):
-        yield super().stopService()
-        if self._recovery_task is not None and self._recovery_task.running:
-            self._recovery_task.stop()
-        if self.db is not None:
-            if self._counter.running:
-                self._counter.stop()
-            yield self._flush_writes()
-            self.db.close()
-            if self.ras.event_log is not None:
-                self.ras.event_log.close()
-        if self.standby is not None:
-            self.standby.stop()  # the lease last: the writes queued here went out first
-        self.job_logs.close()
-
-    @defer.inlineCallbacks
-    def _flush_writes(self, timeout=3.0):
-        """Let queued writes (RAS events first of all) reach the database before exiting: a
-        last write, queued behind them, fires when they are written (or an outage begins)."""
-        if self.db.queue and self.db.state == "connected":
-            written = self.db.enqueue_write("ras", _queue_written, want_result=True)
-            written = self.db.unless_outage(written, None).addTimeout(timeout, self.clock)
-            yield written.addErrback(lambda _: None)
-        left = sum(1 for write in self.db.queue if write.function is not _queue_written)
-        if left:
-            log.error("exiting with {n} writes not in the database", n=left)
+        return super().stopService().addCallback(lambda _: self.job_logs.close())
 
     def _peer_lost(self, table):
         def lost(link):
