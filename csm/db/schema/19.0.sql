@@ -52,6 +52,24 @@ BEGIN
                    'tr_' || live || '_history_dump', events, live, 'fn_' || live || '_history');
 END $$;
 
+-- X_history for a live table X: X's columns (those named ``nullable`` without NOT NULL), then
+-- history_time, operation and archive_history_time; indexed by time (_a), by the live
+-- table's ``keys`` (_b) and by archive time (_d).
+CREATE FUNCTION fn_csm_history_table(live text, keys text[], nullable text[] DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    history text := live || '_history';
+BEGIN
+    EXECUTE format('CREATE TABLE %I (LIKE %I)', history, live);
+    EXECUTE format('ALTER TABLE %I %s ADD COLUMN history_time timestamp NOT NULL,
+                    ADD COLUMN operation char(1) NOT NULL, ADD COLUMN archive_history_time timestamp', history,
+                   (SELECT string_agg(format('ALTER COLUMN %I DROP NOT NULL,', n), ' ') FROM unnest(nullable) n));
+    EXECUTE format('CREATE INDEX %I ON %I (history_time)', 'ix_' || history || '_a', history);
+    EXECUTE format('CREATE INDEX %I ON %I (%s)', 'ix_' || history || '_b', history,
+                   (SELECT string_agg(quote_ident(k), ', ') FROM unnest(keys) k));
+    EXECUTE format('CREATE INDEX %I ON %I (archive_history_time)', 'ix_' || history || '_d', history);
+END $$;
+
 -- update_time: stamped on insert and on any real change.
 CREATE FUNCTION fn_csm_stamp_update_time() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -97,14 +115,7 @@ CREATE TABLE csm_node (
     comment                 text);
 CREATE INDEX ix_csm_node_a ON csm_node (node_name, state);
 
-CREATE TABLE csm_node_history (LIKE csm_node);
-ALTER TABLE csm_node_history
-    ADD COLUMN history_time timestamp NOT NULL,
-    ADD COLUMN operation char(1) NOT NULL,
-    ADD COLUMN archive_history_time timestamp;
-CREATE INDEX ix_csm_node_history_a ON csm_node_history (history_time);
-CREATE INDEX ix_csm_node_history_b ON csm_node_history (node_name);
-CREATE INDEX ix_csm_node_history_d ON csm_node_history (archive_history_time);
+SELECT fn_csm_history_table('csm_node', '{node_name}');
 
 CREATE TABLE csm_node_state_history (
     history_time         timestamp NOT NULL,
@@ -203,21 +214,8 @@ CREATE INDEX ix_csm_ssd_wear_history_a ON csm_ssd_wear_history (history_time);
 CREATE INDEX ix_csm_ssd_wear_history_b ON csm_ssd_wear_history (serial_number, node_name);
 CREATE INDEX ix_csm_ssd_wear_history_d ON csm_ssd_wear_history (archive_history_time);
 
-DO $$
-DECLARE
-    child text;
-BEGIN
-    FOREACH child IN ARRAY ARRAY['csm_processor_socket', 'csm_gpu', 'csm_hca', 'csm_dimm', 'csm_ssd'] LOOP
-        EXECUTE format('CREATE TABLE %I (LIKE %I)', child || '_history', child);
-        EXECUTE format('ALTER TABLE %I ALTER COLUMN node_name DROP NOT NULL,
-                        ADD COLUMN history_time timestamp NOT NULL,
-                        ADD COLUMN operation char(1) NOT NULL,
-                        ADD COLUMN archive_history_time timestamp', child || '_history');
-        EXECUTE format('CREATE INDEX %I ON %I (history_time)', 'ix_' || child || '_history_a', child || '_history');
-        EXECUTE format('CREATE INDEX %I ON %I (node_name)', 'ix_' || child || '_history_b', child || '_history');
-        EXECUTE format('CREATE INDEX %I ON %I (archive_history_time)', 'ix_' || child || '_history_d', child || '_history');
-    END LOOP;
-END $$;
+SELECT fn_csm_history_table(child, '{node_name}', '{node_name}')
+  FROM unnest(ARRAY['csm_processor_socket', 'csm_gpu', 'csm_hca', 'csm_dimm', 'csm_ssd']) child;
 
 SELECT fn_csm_make_history_trigger(child, '{}', 'INSERT OR UPDATE OR DELETE')
   FROM unnest(ARRAY['csm_processor_socket', 'csm_gpu', 'csm_hca', 'csm_dimm']) child;
@@ -334,14 +332,7 @@ CREATE TABLE csm_allocation_node (
     UNIQUE (allocation_id, node_name));
 CREATE INDEX ix_csm_allocation_node_b ON csm_allocation_node (node_name);
 
-CREATE TABLE csm_allocation_node_history (LIKE csm_allocation_node);
-ALTER TABLE csm_allocation_node_history
-    ADD COLUMN history_time timestamp NOT NULL,
-    ADD COLUMN operation char(1) NOT NULL,
-    ADD COLUMN archive_history_time timestamp;
-CREATE INDEX ix_csm_allocation_node_history_a ON csm_allocation_node_history (history_time);
-CREATE INDEX ix_csm_allocation_node_history_b ON csm_allocation_node_history (allocation_id, node_name);
-CREATE INDEX ix_csm_allocation_node_history_d ON csm_allocation_node_history (archive_history_time);
+SELECT fn_csm_history_table('csm_allocation_node', '{allocation_id,node_name}');
 SELECT fn_csm_make_history_trigger('csm_allocation_node', '{}', 'DELETE');
 
 -- Steps -------------------------------------------------------------------------------------
@@ -390,14 +381,7 @@ CREATE TABLE csm_step_node (
     FOREIGN KEY (step_id, allocation_id) REFERENCES csm_step (step_id, allocation_id),
     FOREIGN KEY (allocation_id, node_name) REFERENCES csm_allocation_node (allocation_id, node_name));
 
-CREATE TABLE csm_step_node_history (LIKE csm_step_node);
-ALTER TABLE csm_step_node_history
-    ADD COLUMN history_time timestamp NOT NULL,
-    ADD COLUMN operation char(1) NOT NULL,
-    ADD COLUMN archive_history_time timestamp;
-CREATE INDEX ix_csm_step_node_history_a ON csm_step_node_history (history_time);
-CREATE INDEX ix_csm_step_node_history_b ON csm_step_node_history (allocation_id, step_id);
-CREATE INDEX ix_csm_step_node_history_d ON csm_step_node_history (archive_history_time);
+SELECT fn_csm_history_table('csm_step_node', '{allocation_id,step_id}');
 SELECT fn_csm_make_history_trigger('csm_step_node', '{}', 'DELETE');
 
 -- Moving finished work to history (the live tables have no trigger for it) ------------------
@@ -522,3 +506,6 @@ CREATE VIEW csm_ras_event_action_view AS
            a.severity, a.description, a.control_action, a.threshold_count, a.threshold_period,
            a.enabled, a.set_state, a.visible_to_users
       FROM csm_ras_event_action e JOIN csm_ras_type_audit a ON a.msg_id_seq = e.msg_id_seq;
+
+-- The history-table maker served this file only: the schema a site has is the same however it was installed.
+DROP FUNCTION fn_csm_history_table(text, text[], text[]);
