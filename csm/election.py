@@ -146,8 +146,7 @@ class Lease:
     def _connect(self):
         connection = _LeaseConnection(self.reactor)
         try:
-            yield connection.connect(self.dsn, application_name=application_name(self.node),
-                                     connect_timeout=max(1, int(self.ttl / 2)))
+            yield self._timed(connection.connect(self.dsn, application_name=application_name(self.node)))
         except Exception as exc:
             if self._connect_failures == 0:
                 log.warn("master election: cannot reach the database ({error}); trying every {s}s",
@@ -166,7 +165,7 @@ class Lease:
 
     @defer.inlineCallbacks
     def _contend(self):
-        rows = yield self.connection.runQuery(HOLDER, _KEYS)
+        rows = yield self._query(HOLDER, _KEYS)
         if rows:
             _pid, silent, app = rows[0]
             self._free_seen = 0
@@ -180,12 +179,12 @@ class Lease:
             if silent is not None and silent > self.ttl:
                 log.warn("master election: the lease of {holder} has been silent for {s:.1f}s (over {ttl}s): "
                          "ending its database sessions", holder=holder, s=silent, ttl=self.ttl)
-                yield self.connection.runQuery(END_HOLDER, {"app": app})
+                yield self._query(END_HOLDER, {"app": app})
             return
         self._free_seen += 1
         if self._free_seen < (2 if self._seen_other and not self._held_last else 1):
             return
-        taken = yield self.connection.runQuery(TAKE, _KEYS)
+        taken = yield self._query(TAKE, _KEYS)
         if not taken[0][0]:
             return
         yield self._fence_others()
@@ -204,7 +203,7 @@ class Lease:
         """End every other master's sessions and wait (up to ``ttl``) until they are gone."""
         deadline = self.reactor.seconds() + self.ttl
         while True:
-            rows = yield self.connection.runQuery(OTHERS, {"me": application_name(self.node)})
+            rows = yield self._query(OTHERS, {"me": application_name(self.node)})
             if not rows[0][0]:
                 return
             if self.reactor.seconds() >= deadline:
@@ -221,7 +220,7 @@ class Lease:
     @defer.inlineCallbacks
     def _renew(self):
         sent = self.reactor.seconds()
-        rows = yield self.connection.runQuery(MINE, _KEYS)
+        rows = yield self._query(MINE, _KEYS)
         if self.state != ACTIVE:
             return
         if not rows[0][0]:
@@ -260,6 +259,25 @@ class Lease:
 
     # -- the session ----------------------------------------------------------------------
 
+    def _query(self, sql, args):
+        """``sql`` on the lease session; a server that does not answer within ``ttl`` fails it."""
+        return self._timed(self.connection.runQuery(sql, args))
+
+    def _timed(self, d):
+        """``d``'s result, or ``TimeoutError`` after ``ttl`` (txpostgres cannot cancel a call
+        under way: it is left to finish, its result dropped)."""
+        result = defer.Deferred()
+        timer = self.reactor.callLater(self.ttl, lambda: result.called or result.errback(
+            defer.TimeoutError("no answer from the database within %gs" % self.ttl)))
+
+        def done(value):
+            if timer.active():
+                timer.cancel()
+            if not result.called:
+                result.callback(value)
+        d.addBoth(done)
+        return result
+
     def _session_lost(self, connection, reason):
         if connection is self.connection:
             self.connection = None
@@ -284,5 +302,5 @@ class Lease:
         """``{node: sessions}`` of every master connected to the database (this one included)."""
         if self.connection is None:
             return {}
-        rows = yield self.connection.runQuery(MASTERS, {"n": len(APPLICATION) + 1})
+        rows = yield self._query(MASTERS, {"n": len(APPLICATION) + 1})
         return dict(rows)

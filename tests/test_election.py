@@ -1,5 +1,7 @@
 """The master's lease: a real PostgreSQL, two contenders, a lost session, a silent holder."""
 
+import socket
+
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
@@ -94,6 +96,24 @@ class LeaseTests(unittest.TestCase):
         yield self.wait(lambda: election.ACTIVE in (first.state, second.state), what="a master active")
         yield sleep(1.0)
         self.assertEqual((first.state, second.state), (election.ACTIVE, election.STANDBY))
+
+
+class SilentServerTests(unittest.TestCase):
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_a_server_that_never_answers_does_not_hold_up_the_election(self):
+        silent = socket.socket()
+        self.addCleanup(silent.close)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections are taken by the kernel, never answered
+        lease = election.Lease(reactor, "host=127.0.0.1 port=%d dbname=x user=x" % silent.getsockname()[1],
+                               "m1", 1.0, lambda state: None, interval=0.25)
+        self.addCleanup(lease.stop)
+        lease.start()
+        yield sleep(3.5)
+        self.assertGreaterEqual(lease._connect_failures, 2)  # each attempt gave up after the lease
+        self.assertEqual(lease.state, election.STANDBY)
 
 
 class DeadlineTests(unittest.TestCase):
