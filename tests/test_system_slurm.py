@@ -67,7 +67,12 @@ class Lab:
         return self
 
     def call(self, command, body):
-        return self.client.call(command, body)
+        try:
+            return self.client.call(command, body)
+        except OSError:  # the socket closed under a long idle wait: once more on a new one
+            self.client.close()
+            self.client = Client(self.cluster.daemons["util01"].socket)
+            return self.client.call(command, body)
 
     def stop(self):
         try:
@@ -199,4 +204,15 @@ class SlurmJobTests(SynchronousTestCase):
         # a drain of ours on a node CSM has IN_SERVICE (the master was away when it came back)
         self.slurm.run("scontrol", "update", "nodename=c01", "state=drain", "reason=csm: csm.status.down")
         self.healthcheck("c01")
+        self.assertEqual(self.slurm.node_states()["c01"], "idle")
+
+    def test_changes_of_one_node_apply_in_order(self):
+        before = self.lab.cluster.log_text("master").count("Slurm: c01 state=resume")
+        # one transaction: both notifications arrive together
+        self.lab.cluster.sql("UPDATE csm_node SET state = 'HARD_FAILURE' WHERE node_name = 'c01'; "
+                             "UPDATE csm_node SET state = 'IN_SERVICE' WHERE node_name = 'c01'")
+        self.wait(lambda: self.lab.cluster.log_text("master").count("Slurm: c01 state=resume") > before,
+                  "the master to resume c01")
+        log = self.lab.cluster.log_text("master")
+        self.assertLess(log.rindex("Slurm: c01 state=drain reason=csm: CSM API"), log.rindex("Slurm: c01 state=resume"))
         self.assertEqual(self.slurm.node_states()["c01"], "idle")
