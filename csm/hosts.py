@@ -10,7 +10,7 @@ the host: its network namespace and a UTS namespace whose host name is the host'
 Faults: ``cut(a, b)`` drops every packet between two hosts (an unreachable route
 each way: new connections fail at once, open ones go silent), ``heal(a, b)`` undoes it;
 ``isolate(name)`` unplugs a host from the bridge (its peers hear nothing),
-``rejoin(name)`` plugs it back.
+``rejoin(name)`` plugs it back, ``heal_all()`` undoes every fault.
 
 Every name starts with ``csmh<pid>-`` (the creating process). ``stop()`` removes
 the namespaces, the bridge and the files, and kills what still runs in them; it is
@@ -134,6 +134,7 @@ class Network:
         self.bridge_namespace = self.prefix + "bridge"
         self._state = None
         self._cuts = set()
+        self._isolated = set()
         self._started = False
 
     def start(self):
@@ -191,10 +192,19 @@ class Network:
     def isolate(self, name):
         """Unplug host ``name`` from the bridge: no packet reaches it or leaves it."""
         _ip("-n", self.bridge_namespace, "link", "set", self.hosts[name].port, "down")
+        self._isolated.add(name)
 
     def rejoin(self, name):
         """Plug host ``name`` back in."""
         _ip("-n", self.bridge_namespace, "link", "set", self.hosts[name].port, "up")
+        self._isolated.discard(name)
+
+    def heal_all(self):
+        """Undo every ``cut`` and ``isolate``."""
+        for a, b in list(self._cuts):
+            self.heal(a, b)
+        for name in list(self._isolated):
+            self.rejoin(name)
 
     def stop(self):
         """Kill what runs in the hosts, remove every namespace and file this network made."""

@@ -4,9 +4,13 @@ Master, two aggregators and three computes, each its own host (name, address,
 certificate) on a private bridge. c01 and c03 are configured with agg01 first,
 c02 with agg02 (a compute's primary is the first link up, so the tests read it).
 The faults are cut links (nothing passes, nothing is refused by a peer) and an
-unplugged host, made and healed while the daemons run.
+unplugged host, made and healed while the daemons run. The tests share one tree
+per test process: each heals what it broke and waits for the whole tree with both
+links before the next (a tree that does not come back is stopped, and the next
+test starts a new one).
 """
 
+import atexit
 import os
 import re
 import subprocess
@@ -22,6 +26,35 @@ HEARTBEAT = 3
 OTHER = {"agg01": "agg02", "agg02": "agg01"}
 #: A dead link is noticed after about 2.5 heartbeat intervals; then reconnects and failover.
 NOTICED = 12 * HEARTBEAT
+
+
+_shared = {}
+
+
+def shared_tree():
+    """(network, cluster): started on first use, stopped at exit or when a test leaves it broken."""
+    if "tree" not in _shared:
+        network = hosts.Network().start()
+        run_dir = tempfile.mkdtemp(prefix="csm-netns-")
+        os.chmod(run_dir, 0o755)
+        cluster = LocalCluster(run_dir, computes=3, aggregators=2, utilities=0, tls=True,
+                               heartbeat_interval=HEARTBEAT, fast_db=True, hosts=network)
+        _shared["tree"] = network, cluster
+        atexit.register(stop_tree)
+        try:
+            cluster.start()
+            cluster.wait_complete("c01", timeout=60, redundant=True)
+        except Exception:
+            stop_tree()
+            raise
+    return _shared["tree"]
+
+
+def stop_tree():
+    network, cluster = _shared.pop("tree", (None, None))
+    if cluster is not None:
+        cluster.stop()
+        network.stop()
 
 
 class NamespaceFaultTests(SynchronousTestCase):
@@ -41,15 +74,22 @@ class NamespaceFaultTests(SynchronousTestCase):
         reason = hosts.unavailable()
         if reason:
             raise SkipTest(reason)
-        self.network = hosts.Network().start()
-        self.addCleanup(self.network.stop)
-        run_dir = tempfile.mkdtemp(prefix="csm-netns-")
-        os.chmod(run_dir, 0o755)
-        self.cluster = LocalCluster(run_dir, computes=3, aggregators=2, utilities=0, tls=True,
-                                    heartbeat_interval=HEARTBEAT, fast_db=True, hosts=self.network)
-        self.addCleanup(self.cluster.stop)
-        self.cluster.start()
-        self.cluster.wait_complete("c01", timeout=60, redundant=True)
+        self.network, self.cluster = shared_tree()
+        self.marks = {name: len(self.cluster.log_text(name)) for name in self.cluster.daemons}
+        self.addCleanup(self.restore)
+
+    def restore(self):
+        """Heal every fault; the whole tree with both links again, or a new tree for the next test."""
+        self.network.heal_all()
+        try:
+            self.cluster.wait_complete("c01", timeout=2 * NOTICED, redundant=True)
+        except Exception:
+            stop_tree()
+            raise
+
+    def log(self, daemon):
+        """What ``daemon`` logged since this test began."""
+        return self.cluster.log_text(daemon)[self.marks[daemon]:]
 
     def db(self, statement, *args):
         return self.cluster.sql(statement, args)
@@ -67,7 +107,7 @@ class NamespaceFaultTests(SynchronousTestCase):
                                      what="%s in csm_node (last %s)" % (what, self.links_in_db()))
 
     def wait_log(self, daemon, text, times=1):
-        return self.cluster.wait_for(lambda: self.cluster.log_text(daemon).count(text) >= times,
+        return self.cluster.wait_for(lambda: self.log(daemon).count(text) >= times,
                                      timeout=NOTICED, what="%r in %s's log" % (text, daemon))
 
     def test_link_down_between_one_compute_and_its_primary(self):
@@ -85,8 +125,8 @@ class NamespaceFaultTests(SynchronousTestCase):
         self.wait_db(expected, "c01 on %s alone" % new)
         self.wait_log("master", "RAS csm.status.lost_redundancy on c01")
         self.assertEqual(self.primaries(), dict(before, c01=new))
-        self.assertNotIn("lost_redundancy on c03", self.cluster.log_text("master"))
-        self.assertNotIn("lost_redundancy on c02", self.cluster.log_text("master"))
+        self.assertNotIn("lost_redundancy on c03", self.log("master"))
+        self.assertNotIn("lost_redundancy on c02", self.log("master"))
         rc, out = self.cluster.cli("c01", "csm_node_attributes_query", "-n", "c03")
         self.assertEqual(rc, 0, out)
         # healed: c01 takes its old primary back as its secondary and stays where it is
