@@ -4,7 +4,7 @@ against a real PostgreSQL."""
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
-from csm.ras.slurm import NodeStateFeed
+from csm.ras.slurm import APPLICATION_NAME, NodeStateFeed
 from tests import dbfixture
 
 
@@ -22,8 +22,8 @@ class NodeStateFeedTests(unittest.TestCase):
         self.addCleanup(self.db.close)
         with self.db.cursor() as cur:
             cur.execute("INSERT INTO csm_node (node_name, type, state) VALUES ('c01', 'compute', 'IN_SERVICE')")
-        self.changes = []
-        self.feed = NodeStateFeed(reactor, self.dsn, lambda *change: self.changes.append(change))
+        self.changes, self.listened = [], []
+        self.feed = NodeStateFeed(reactor, self.dsn, lambda *change: self.changes.append(change), self.listened.append)
         self.feed.startService()
         self.addCleanup(self.feed.stopService)
         yield self.until(lambda: self.feed.listening)
@@ -64,10 +64,19 @@ class NodeStateFeedTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_listens_again_after_losing_the_database_connection(self):
         first = self.feed.connection
-        self.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' "
-                 "AND datname = current_database()")
+        self.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+                 "AND datname = current_database()", (APPLICATION_NAME,))
         yield self.until(lambda: self.feed.listening and self.feed.connection is not first)
         self.sql("UPDATE csm_node SET state = 'SOFT_FAILURE' WHERE node_name = 'c01'")
         yield self.until(lambda: self.changes)
         self.assertEqual(self.changes, [("c01", "SOFT_FAILURE", "CSM API")])
+
+    @defer.inlineCallbacks
+    def test_every_state_is_read_each_time_it_starts_listening(self):
+        self.assertEqual(self.listened, [{"c01": ("IN_SERVICE", "CSM INVENTORY")}])
+        self.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                 (APPLICATION_NAME,))
+        self.sql("SELECT fn_csm_node_state_update(ARRAY['c01'], 'HARD_FAILURE', 'RAS EVENT', NULL, 9, 'csm.ras.x')")
+        yield self.until(lambda: len(self.listened) == 2)
+        self.assertEqual(self.listened[1], {"c01": ("HARD_FAILURE", "csm.ras.x")})
 

@@ -216,3 +216,15 @@ class SlurmJobTests(SynchronousTestCase):
         log = self.lab.cluster.log_text("master")
         self.assertLess(log.rindex("Slurm: c01 state=drain reason=csm: CSM API"), log.rindex("Slurm: c01 state=resume"))
         self.assertEqual(self.slurm.node_states()["c01"], "idle")
+
+    def test_a_change_made_while_the_master_was_not_listening_reaches_slurm(self):
+        from csm.ras.slurm import APPLICATION_NAME
+        feed = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        self.lab.cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                             (APPLICATION_NAME,))
+        self.wait(lambda: self.lab.cluster.sql(feed, (APPLICATION_NAME,))[0][0] == 0, "the feed's session gone")
+        self.lab.cluster.sql("SELECT fn_csm_node_state_update(ARRAY['c02'], 'SOFT_FAILURE', 'RAS EVENT', NULL, 1, "
+                             "'csm.status.down')")
+        state, reason = self.wait(lambda: (lambda n: n if "drain" in n[0] else None)(
+            self.slurm.nodes_with_reasons()["c02"]), "c02 drained once the master listens again")
+        self.assertEqual(reason, "csm: csm.status.down")

@@ -8,8 +8,9 @@ for another reason is left as it is.
 
 The changes come from the database (``NodeStateFeed``: LISTEN on ``csm_node_state``,
 which schema 19.5 notifies at the commit of every real state change), so every path
-that changes a state is covered. ``scontrol`` and ``sinfo`` run as child processes;
-the changes of one node are applied in order.
+that changes a state is covered; when the feed starts listening (the master's start,
+a reconnection) Slurm is brought in line with every node's state. ``scontrol`` and
+``sinfo`` run as child processes; the changes of one node are applied in order.
 """
 
 import json
@@ -24,6 +25,7 @@ from csm.db.connection import Connection, Detector, close as close_connection
 log = logs.logger("csmras")
 
 CHANNEL = "csm_node_state"
+APPLICATION_NAME = "csm-slurm-feed"  # the feed's session in pg_stat_activity
 DRAIN_STATES = ("SOFT_FAILURE", "HARD_FAILURE")
 REASON_PREFIX = "csm: "
 #: seconds between attempts to reach the database again, and between liveness probes
@@ -74,6 +76,29 @@ class SlurmNodes:
         return state.lower(), reason
 
     @defer.inlineCallbacks
+    def reconcile(self, csm_states):
+        """Bring Slurm in line with ``csm_states`` ({node: (state, cause)}) after a time of not
+        listening (the master's start, a lost database connection): one ``sinfo`` for every node,
+        then a drain or resume where they disagree. Fires with the nodes changed."""
+        code, out = yield self._run(self.sinfo, "-h", "-N", "-o", "%N|%T|%E")
+        if code:
+            log.warn("Slurm: sinfo failed ({code}): {out}", code=code, out=out)
+            return []
+        work = []
+        for line in sorted(set(out.splitlines())):
+            node, _, rest = line.partition("|")
+            state, _, reason = rest.partition("|")
+            if node not in csm_states:
+                continue
+            csm_state, cause = csm_states[node]
+            drained = "drain" in state.lower()
+            if csm_state in DRAIN_STATES and not drained or \
+                    csm_state == "IN_SERVICE" and drained and reason.startswith(REASON_PREFIX):
+                work.append(self.changed(node, csm_state, cause).addCallback(lambda done, node=node: done and node))
+        done = yield defer.gatherResults(work)
+        return sorted(node for node in done if node)
+
+    @defer.inlineCallbacks
     def drain(self, node, reason):
         """Drain ``node`` with ``reason`` unless Slurm does not know it or drains it for another reason."""
         known = yield self.node(node)
@@ -107,15 +132,24 @@ class SlurmNodes:
         return True
 
 
+#: every node's state with the cause of its latest change (the RAS msg_id where there is one)
+STATES_SQL = """SELECT n.node_name, n.state::text,
+       (SELECT coalesce(h.ras_msg_id, h.alteration) FROM csm_node_state_history h
+         WHERE h.node_name = n.node_name ORDER BY h.history_time DESC LIMIT 1)
+  FROM csm_node n"""
+
+
 class NodeStateFeed(service.Service):
     """One database connection LISTENing on ``csm_node_state``; each change goes to
-    ``on_change(node, state, cause)``. Reconnects when the database goes and comes back
-    (changes made meanwhile are not replayed: Slurm's HealthCheckProgram catches up)."""
+    ``on_change(node, state, cause)``. Reconnects when the database goes and comes back;
+    once listening (at start and after each reconnection), every node's state goes to
+    ``on_listening({node: (state, cause)})``, so nothing changed meanwhile is missed."""
 
-    def __init__(self, reactor, dsn, on_change):
+    def __init__(self, reactor, dsn, on_change, on_listening=None):
         self.reactor = reactor
         self.dsn = dsn
         self.on_change = on_change
+        self.on_listening = on_listening
         self.connection = None
         self.listening = False
         self._retry = None
@@ -147,9 +181,10 @@ class NodeStateFeed(service.Service):
         connection = Connection(self.reactor, detector=Detector(self.reactor, on_death=self._lost))
         self.connection = connection
         try:
-            yield connection.connect(self.dsn)
+            yield connection.connect(self.dsn, application_name=APPLICATION_NAME)
             connection.addNotifyObserver(self._notified)
             yield connection.runOperation("LISTEN " + CHANNEL)
+            rows = yield connection.runQuery(STATES_SQL) if self.on_listening is not None else []
         except Exception as exc:
             if connection is self.connection:
                 log.warn("Slurm node feed: cannot listen on the database ({error}); again in {delay} s",
@@ -158,6 +193,10 @@ class NodeStateFeed(service.Service):
             return
         self.listening = True
         log.info("Slurm node feed: listening for node state changes")
+        if self.on_listening is not None:
+            states = {node: (state, cause or "CSM") for node, state, cause in rows}
+            defer.maybeDeferred(self.on_listening, states).addErrback(
+                lambda failure: log.failure("Slurm: bringing Slurm in line with CSM", failure))
 
     def _lost(self):
         if not self.running or self._retry is not None:
@@ -185,4 +224,4 @@ class NodeStateFeed(service.Service):
 def slurm_feed(reactor, dsn, config):
     """The master's service for ``csm.ras.slurm`` (a ``RasSlurmConfig``) on the database at ``dsn``."""
     nodes = SlurmNodes(reactor, config.scontrol, config.slurm_conf)
-    return NodeStateFeed(reactor, dsn, nodes.changed)
+    return NodeStateFeed(reactor, dsn, nodes.changed, nodes.reconcile)
