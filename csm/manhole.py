@@ -111,6 +111,7 @@ def makeManholeService(config, namespace, reactor=None, mode=0o600):
     if reactor is None:
         from twisted.internet import reactor
     top = service.MultiService()
+    top.setName("manhole")
     if config.socket:
         unix_manhole_service(reactor, config.socket, namespace, mode).setServiceParent(top)
     if config.ssh_port:

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import tempfile
 import time
 import urllib.error
@@ -19,6 +20,21 @@ from tests.test_manhole import talk
 
 
 REST_PORT = free_port()
+
+
+def shell(path, command, until, timeout=30):
+    """Type ``command`` into the admin shell at ``path``; its output up to ``until`` (blocking)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(command)
+        output = b""
+        while until not in output:
+            data = sock.recv(65536)
+            if not data:
+                break
+            output += data
+    return output
 
 
 def cluster_with_db():
@@ -48,6 +64,14 @@ class NodeTests(SynchronousTestCase):
         out = talk(os.path.join(self.cluster.run_dir, "master.manhole"),
                    b"print('pool', type(db).__name__, db.state)\r", b"pool DatabasePool connected")
         self.assertIn(b"pool DatabasePool connected", out)
+
+    def test_master_shell_prints_its_service_tree(self):
+        out = shell(os.path.join(self.cluster.run_dir, "master.manhole"), b"tree()\r",
+                    b"`-- ListeningService 'utility-port' listening on tcp 127.0.0.1:")
+        for line in (b"MasterDaemon", b"|-- LocalSocketService 'local-api' listening on unix ",
+                     b"|-- DatabaseService 'database'", b"|-- TimerService 'node-count' every 5s: _count_nodes",
+                     b"|-- ListeningService 'aggregator-port' listening on tcp 127.0.0.1:"):
+            self.assertIn(line, out)
 
     def nodes(self):
         rc, out = self.cli("csm_node_attributes_query", "-n", "agg01,c[01-02],util01", "--format", "json")

@@ -152,6 +152,8 @@ class LocalAPI(LinkOwner):
 class LocalSocketService(UnixListenService):
     """Listens on the daemon's unix socket with the configured mode and group."""
 
+    name = "local-api"
+
     def __init__(self, reactor, daemon, listen_config):
         self.daemon = daemon
         self.api = LocalAPI(daemon)

@@ -37,6 +37,8 @@ class AggregatorPair(service.MultiService):
     that comes back is secondary (no switch-back while the primary lives).
     """
 
+    name = "aggregators"
+
     def __init__(self, daemon, endpoint_a, endpoint_b, failback_after=0):
         super().__init__()
         self.daemon = daemon

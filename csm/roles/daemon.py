@@ -17,6 +17,7 @@ from csm.net.factory import LinkFactory
 from csm.net.link import LinkOwner
 from csm.net.local import LocalSocketService
 from csm.net.tls import TLSContexts
+from csm.servicetree import service_tree
 from csm.wire import Flags, Message
 from csm.wire.message import encode_body
 
@@ -141,7 +142,8 @@ class Daemon(service.MultiService):
     def manhole_namespace(self):
         """What the admin shell sees."""
         return {"daemon": self, "status": self.status, "links": self.links, "registry": self.registry,
-                "router": self.router, "config": self.config, "logs": logs, "db": getattr(self, "db", None)}
+                "router": self.router, "config": self.config, "logs": logs, "db": getattr(self, "db", None),
+                "tree": lambda: print(service_tree(self))}
 
     def raise_ras(self, msg_id, location_name=None, raw_data=None, kvcsv=None):
         """Raise a RAS event from this daemon (fire and forget, through the tree to the master)."""

@@ -74,7 +74,7 @@ class MasterDaemon(Daemon):
             #: the pool's start and stop (before the listeners: it stops after them)
             self.database = DatabaseService(self)
             self.database.setServiceParent(self)
-            self._every(NODE_COUNT_INTERVAL, self._count_nodes)
+            self._every("node-count", NODE_COUNT_INTERVAL, self._count_nodes)
             if config.ras.slurm.enabled:  # beyond CAST: Slurm drains the nodes CSM failed
                 from csm.ras.slurm import slurm_feed
                 slurm_feed(self.reactor, self.db.dsn, config.ras.slurm).setServiceParent(self)
@@ -87,19 +87,23 @@ class MasterDaemon(Daemon):
             self.ufm_collection.setServiceParent(self)
         tasks = config.recurring_tasks
         if tasks.enabled and tasks.soft_fail_recovery.enabled:
-            self._every(tasks.soft_fail_recovery.interval, self._recover, tasks.soft_fail_recovery.retry)
+            self._every("soft-failure-recovery", tasks.soft_fail_recovery.interval, self._recover,
+                        tasks.soft_fail_recovery.retry)
         for table, endpoint in ((self.aggregators, config.net.aggregator_listen),
                                 (self.utilities, config.net.utility_listen)):
             if endpoint is None:
                 continue
             owner = DaemonLinkOwner(self, table.role, on_ready=table.connected,
                                     on_lost=self._peer_lost(table), accept=self._accept(table.role))
-            ListeningService(server_endpoint(self.reactor, endpoint, self.tls),
-                             self.link_factory(owner, False)).setServiceParent(self)
+            listener = ListeningService(server_endpoint(self.reactor, endpoint, self.tls),
+                                        self.link_factory(owner, False))
+            listener.setName(table.role + "-port")
+            listener.setServiceParent(self)
 
-    def _every(self, seconds, function, *args):
+    def _every(self, name, seconds, function, *args):
         """Periodic work as a child ``TimerService`` on the daemon's clock (first run at start)."""
         timer = TimerService(seconds, function, *args)
+        timer.setName(name)
         timer.clock = self.clock
         timer.setServiceParent(self)
 

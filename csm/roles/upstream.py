@@ -147,6 +147,7 @@ class UpstreamLink:
         self.service = ClientService(connector, factory, clock=daemon.clock,
                                      retryPolicy=self.backoff if policy is None else policy(self.backoff),
                                      prepareConnection=handshake)
+        self.service.setName(name)
 
     def ready(self, link):
         self.link = link
