@@ -99,6 +99,9 @@ def main(argv=None):
         targets = prometheus.targets_beside(cluster)
         if network is not None:
             print_hosts(network)
+            if not args.no_prometheus and prometheus.binary() is not None:
+                print("csm-demo: Prometheus is not started with --hosts (the daemons' /metrics are on the "
+                      "private bridge)", flush=True)
         if not args.no_prometheus and network is None and prometheus.binary() is not None:
             try:
                 server = prometheus.server_beside(cluster, targets)
