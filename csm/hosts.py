@@ -18,6 +18,12 @@ also registered with ``atexit`` (SIGTERM is turned into an exit when nobody
 handles it). ``remove_stale()``, run by ``start()``, removes what runs of dead
 processes left behind (after a SIGKILL). Needs root and ``ip`` (iproute2);
 ``unavailable()`` says why not, in one line, or returns None.
+
+    with Network() as network:                      # or network = Network().start() ... network.stop()
+        node = network.add("node01")                # a Host: name, address, namespace
+        ctl = network.add("ctl")
+        subprocess.Popen(node.command(["slurmd", "-D", "-N", "node01"]))   # reaches "ctl" by name
+        network.cut("node01", "ctl")                # ... and network.heal("node01", "ctl")
 """
 
 import atexit
