@@ -165,7 +165,8 @@ class SlurmJobTests(SynchronousTestCase):
         state, reason = self.wait(lambda: (lambda n: n if "drain" in n[0] else None)(
             self.slurm.nodes_with_reasons()["c02"]), "c02 drained")
         self.assertEqual(reason, "csm: csm.api.allocation_prolog_failure")
-        self.assertEqual(self.slurm.job(job)["JobState"], "PENDING")
+        self.wait(lambda: self.slurm.job(job)["JobState"] == "PENDING", "the job pending (its requeue complete)")
+        self.assertFalse(os.path.exists(os.path.join(self.lab.dir, "started.%d" % job)))
         with open(self.lab.log) as f:
             self.assertNotIn("failed", "".join(line for line in f if "job %d.0: csm_allocation_delete" % job in line))
 
@@ -228,3 +229,16 @@ class SlurmJobTests(SynchronousTestCase):
         state, reason = self.wait(lambda: (lambda n: n if "drain" in n[0] else None)(
             self.slurm.nodes_with_reasons()["c02"]), "c02 drained once the master listens again")
         self.assertEqual(reason, "csm: csm.status.down")
+
+    def test_csm_away_at_start_requeues_the_job_and_drains_nothing(self):
+        with open(self.lab.defaults) as f:
+            settings = f.read()
+        self.addCleanup(lambda: open(self.lab.defaults, "w").write(settings))
+        with open(self.lab.defaults, "a") as f:
+            f.write("CSM_SOCKET=%s/nobody.sock\n" % self.lab.dir)  # the local CSM daemon is not there
+        job = self.sbatch("-N2", "--wrap", "touch %s/started.$SLURM_JOB_ID" % self.lab.dir)
+        self.wait(lambda: int(self.slurm.job(job).get("Restarts", 0)) >= 1, "the job requeued")
+        self.assertIn("csm_allocation_create failed", self._log_since("job %d.0" % job))
+        self.assertFalse(os.path.exists(os.path.join(self.lab.dir, "started.%d" % job)))
+        self.assertEqual(self.lab.call("allocation_query_active_all", {}).get("allocations", []), [])
+        self.assertEqual([node for node, state in self.slurm.node_states().items() if "drain" in state], [])
