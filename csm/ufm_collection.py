@@ -11,7 +11,7 @@ import os
 import sys
 
 from twisted.application.internet import TimerService
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, threads
 
 from csm import logs
 from csm.config import ConfigError
@@ -75,14 +75,25 @@ class UfmCollectionService(TimerService):
         self.last = None
         self.runs = 0
 
+    def connected(self):
+        """Fires (with None) once the pool is connected, told by the pool, or after ``DB_WAIT``
+        seconds (the collection then fails and is logged)."""
+        if self.db.state == "connected":
+            return defer.succeed(None)
+        d = defer.Deferred()
+
+        def observer(state):
+            if state == "connected" and not d.called:
+                d.callback(None)
+        self.db.subscribe(observer)
+        d.addTimeout(DB_WAIT, self.clock).addErrback(lambda f: f.trap(defer.TimeoutError))
+        return d.addBoth(lambda result: self.db.observers.remove(observer))
+
     @defer.inlineCallbacks
     def collect(self):
         """One collection; fires with its summary (also kept as ``last``), never fails."""
         from csm.db import switches
-        waited = 0.0
-        while self.db.state != "connected" and waited < DB_WAIT:  # the master's pool starts after us
-            yield task.deferLater(self.clock, 0.5, lambda: None)
-            waited += 0.5
+        yield self.connected()  # the master's pool may still be connecting
         try:
             inventory = yield self.client.collect()
             # file writes (and makedirs) off the reactor thread: the master answers requests meanwhile

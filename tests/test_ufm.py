@@ -172,3 +172,35 @@ class PeriodicCollectionTests(TestCase):
         self.assertIn("malformed JSON", fourth["error"])
         self.assertEqual((yield self.count("SELECT count(*) FROM csm_ib_cable WHERE severity = 'Warning'")), 8)
         self.assertTrue(self.service._loop.running)
+
+
+class PoolWaitTests(TestCase):
+    """A collection that starts before the master's pool is connected waits for the pool's word."""
+
+    def service(self, pool, clock):
+        config = DaemonConfig(path="", role="master", node_name="master",
+                              ufm=UFMConfig(rest_address="127.0.0.1", rest_port=1, collection_interval=600),
+                              inventory=InventoryConfig(self.mktemp(), {}))
+        return UfmCollectionService(reactor, clock, pool, config)
+
+    @defer.inlineCallbacks
+    def test_fires_when_the_pool_connects(self):
+        _, dsn = dbfixture.fresh_database(self)
+        pool = DatabasePool(None, reactor, dsn=dsn, size=1)
+        self.addCleanup(pool.close)
+        clock = task.Clock()
+        waiting = self.service(pool, clock).connected()
+        self.assertNoResult(waiting)
+        yield pool.start()  # no clock moved: told, not polled
+        self.assertIsNone(self.successResultOf(waiting))
+        self.assertEqual(pool.observers, [])
+
+    def test_gives_up_after_db_wait(self):
+        pool = DatabasePool(None, reactor, dsn="host=/nonexistent", size=1)
+        clock = task.Clock()
+        waiting = self.service(pool, clock).connected()
+        clock.advance(29.9)
+        self.assertNoResult(waiting)
+        clock.advance(0.1)
+        self.assertIsNone(self.successResultOf(waiting))
+        self.assertEqual(pool.observers, [])
