@@ -4,7 +4,7 @@ against a real PostgreSQL."""
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
-from csm.ras.slurm import APPLICATION_NAME, NodeStateFeed
+from csm.ras.slurm import APPLICATION_NAME, NodeStateFeed, SlurmNodes
 from tests import dbfixture
 
 
@@ -80,3 +80,40 @@ class NodeStateFeedTests(unittest.TestCase):
         yield self.until(lambda: len(self.listened) == 2)
         self.assertEqual(self.listened[1], {"c01": ("HARD_FAILURE", "csm.ras.x")})
 
+
+
+class Recorded(SlurmNodes):
+    """SlurmNodes whose drain and resume wait for the test to finish them (no Slurm here)."""
+
+    def __init__(self):
+        super().__init__(task.Clock())
+        self.started, self.pending = [], []
+
+    def _step(self, kind, node):
+        self.started.append((kind, node))
+        self.pending.append(defer.Deferred())
+        return self.pending[-1]
+
+    def drain(self, node, reason):
+        return self._step("drain", node)
+
+    def resume(self, node):
+        return self._step("resume", node)
+
+
+class OrderTests(unittest.SynchronousTestCase):
+
+    def test_changes_of_a_node_run_one_after_the_other_in_order(self):
+        nodes, results = Recorded(), []
+        for state in ("SOFT_FAILURE", "IN_SERVICE"):
+            nodes.changed("c01", state, "x").addCallback(results.append)
+        nodes.changed("c02", "HARD_FAILURE", "x")
+        self.assertEqual(nodes.started, [("drain", "c01"), ("drain", "c02")])
+        nodes.pending[0].callback(True)
+        nodes.changed("c01", "HARD_FAILURE", "x").addCallback(results.append)  # while the resume runs
+        self.assertEqual(nodes.started[2:], [("resume", "c01")])
+        nodes.pending[2].callback(False)
+        self.assertEqual(nodes.started[3:], [("drain", "c01")])
+        nodes.pending[3].callback(True)
+        self.assertEqual(results, [True, False, True])
+        self.assertEqual(sorted(nodes._locks), ["c02"])

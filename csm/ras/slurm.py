@@ -42,24 +42,23 @@ class SlurmNodes:
         self.env = dict(os.environ)
         if slurm_conf:
             self.env["SLURM_CONF"] = slurm_conf
-        self._last = {}  # node -> the Deferred of its latest change
+        self._locks = {}  # node -> the DeferredLock its changes take in turn
 
     def changed(self, node, state, cause):
         """Apply a CSM state change of ``node`` after the ones before it; fires when done."""
         if state in DRAIN_STATES:
-            step = lambda _: self.drain(node, REASON_PREFIX + cause)  # noqa: E731
+            step = lambda: self.drain(node, REASON_PREFIX + cause)  # noqa: E731
         elif state == "IN_SERVICE":
-            step = lambda _: self.resume(node)  # noqa: E731
+            step = lambda: self.resume(node)  # noqa: E731
         else:
             return defer.succeed(None)
-        d = self._last.get(node, defer.succeed(None)).addBoth(step)
-        self._last[node] = d
+        lock = self._locks.setdefault(node, defer.DeferredLock())
 
         def forget(result):
-            if self._last.get(node) is d:
-                del self._last[node]
+            if not lock.locked and not lock.waiting and self._locks.get(node) is lock:
+                del self._locks[node]
             return result
-        return d.addBoth(forget)
+        return lock.run(step).addBoth(forget)
 
     def _run(self, executable, *args):
         """(exit status, output) of one Slurm command."""
