@@ -99,6 +99,21 @@ class BatchTests(EngineTestCase):
         self.assertGreater(self.engine.batches.inserted, 2000)
 
     @defer.inlineCallbacks
+    def test_event_behind_another_kind_of_write(self):
+        """An event queued behind a write of another kind (one without arguments, as the
+        master's flush marker) starts a batch of its own."""
+        self.add_types(self.sql)
+        self.sql.commit()
+        pool = self.engine.pool
+        marker = pool.enqueue_write("ras", lambda cursor: "marker", want_result=True)
+        first = self.engine.create({"msg_id": "t.plain", "location_name": "c01", "raw_data": "a"})
+        pool.enqueue_write("inventory", lambda cursor: None)
+        second = self.engine.create({"msg_id": "t.plain", "location_name": "c01", "raw_data": "b"})
+        outcomes = yield defer.gatherResults([marker, first, second])
+        self.assertEqual(outcomes[0], "marker")
+        self.assertEqual(self.query("SELECT raw_data FROM csm_ras_event_action ORDER BY rec_id"), [("a",), ("b",)])
+
+    @defer.inlineCallbacks
     def test_refused_event_fails_alone(self):
         """A plain event the database refuses (a time stamp it cannot read) fails by itself;
         the events of its statement are written one by one, in their order."""

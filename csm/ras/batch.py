@@ -212,7 +212,7 @@ class EventBatches:
         """A Deferred for the event's outcome (a dict) once written."""
         batch, queue = self._open, self.pool.queue
         joins = (batch is not None and batch.sealed is None and len(batch.events) < self.max_events
-                 and queue and queue[-1].args[0] is batch)
+                 and queue and queue[-1].args == (batch,))
         if not joins:
             batch = self._open = EventBatch()
         d = defer.Deferred()
