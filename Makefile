@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 NODES ?= 4
 
-.PHONY: demo test venv postgres pamtester iproute2 prometheus slurm patroni etcd compile clean bench
+.PHONY: demo test venv postgres pamtester iproute2 prometheus slurm patroni etcd systemd compile clean bench
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ postgres:
 
 pamtester:
 	@sh tools/ensure-package.sh pamtester optional 'command -v pamtester'
+
+# systemd-analyze checks the units in conf/systemd (tests/test_install.py)
+systemd:
+	@sh tools/ensure-package.sh systemd optional 'command -v systemd-analyze'
 
 # ip, for hosts in network namespaces (csm-demo --hosts, the network fault tests)
 iproute2:
@@ -55,7 +59,7 @@ compile: venv
 demo: venv postgres compile $(if $(findstring --hosts,$(DEMO_ARGS)),iproute2) $(if $(PROMETHEUS),prometheus) $(if $(HA),patroni etcd)
 	$(VENV)/bin/csm-demo --nodes $(NODES) $(if $(HA),--ha) $(DEMO_ARGS)
 
-test: venv postgres pamtester iproute2 prometheus slurm patroni etcd compile
+test: venv postgres pamtester iproute2 prometheus slurm patroni etcd systemd compile
 	$(PY) tools/run_tests.py $(TESTS)
 
 clean:

@@ -1,5 +1,7 @@
 """Packaging for csm: the daemons' twistd plugins, the csm_* commands and the tools."""
 
+import os
+
 from setuptools import find_packages, setup
 
 # One console script per API command.  tests/test_cli.py checks this list against the
@@ -61,12 +63,25 @@ CSM_COMMANDS = [
     "csm_bb_lv_query",
 ]
 
+
+def conf_files():
+    """conf/ as data files under <prefix>/share/etc (CAST's /opt/ibm/csm/share/etc; csm/conf_files.py
+    finds them there): default configs, RAS types, sample prologs, systemd units."""
+    found = []
+    for directory, _dirs, files in sorted(os.walk("conf")):
+        files = [os.path.join(directory, name) for name in sorted(files) if not name.endswith((".pyc", "~"))]
+        if files:
+            found.append((os.path.normpath(os.path.join("share", "etc", os.path.relpath(directory, "conf"))), files))
+    return found
+
+
 setup(
     name="csm",
     version="1.8.5",
     description="Cluster System Management (IBM CAST's CSM) daemons on Twisted",
     packages=find_packages(include=["csm", "csm.*"]) + ["twisted.plugins"],
     package_data={"csm.db": ["schema/*.sql"], "twisted": ["plugins/csm_plugins.py"]},
+    data_files=conf_files(),
     python_requires=">=3.9",
     install_requires=[
         "twisted[tls,conch]>=22.10",

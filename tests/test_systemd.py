@@ -1,5 +1,6 @@
 """Readiness told to systemd: READY=1 once the daemon listens, STOPPING=1 at stop, on a
-notification socket the test binds itself (a unix datagram socket, as systemd's)."""
+notification socket the test binds itself (a unix datagram socket, as systemd's); the units in
+conf/systemd checked by ``systemd-analyze verify`` and run as systemd would."""
 
 import json
 import os
@@ -13,10 +14,14 @@ import tempfile
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactor
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from csm.cluster import PROJECT, free_port
 from csm.systemd import SystemdNotify, notifier_from_environment
+
+ROLES = ("master", "aggregator", "utility", "compute")
+UNITS = os.path.join(PROJECT, "conf", "systemd")
+INSTALLED_TWISTD = "/opt/ibm/csm/bin/twistd"
 
 
 class NotifySocket:
@@ -37,6 +42,20 @@ class NotifySocket:
             return self.sock.recv(4096).decode()
         except socket.timeout:
             return None
+
+
+def master_config(directory):
+    """A master's config in ``directory`` (no database): (its path, local socket, ports)."""
+    socket_path = os.path.join(directory, "master.sock")
+    ports = (free_port(), free_port())
+    path = os.path.join(directory, "master.cfg")
+    with open(path, "w") as f:
+        json.dump({"csm": {"role": "Master", "node_name": "master", "db": {"host": "NONE"},
+                           "log": {"fileLog": os.path.join(directory, "master.log")},
+                           "net": {"local_client_listen": {"socket": socket_path},
+                                   "aggregator_listen": {"host": "127.0.0.1", "port": ports[0]},
+                                   "utility_listen": {"host": "127.0.0.1", "port": ports[1]}}}}, f)
+    return path, socket_path, ports
 
 
 class StandInDaemon(service.Service):
@@ -99,15 +118,7 @@ class MasterProcessTests(SynchronousTestCase):
         self.notify = NotifySocket(self)
         self.dir = tempfile.mkdtemp(prefix="csm-sd-")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        self.socket = os.path.join(self.dir, "master.sock")
-        self.ports = (free_port(), free_port())
-        self.config = os.path.join(self.dir, "master.cfg")
-        with open(self.config, "w") as f:
-            json.dump({"csm": {"role": "Master", "node_name": "master", "db": {"host": "NONE"},
-                               "log": {"fileLog": os.path.join(self.dir, "master.log")},
-                               "net": {"local_client_listen": {"socket": self.socket},
-                                       "aggregator_listen": {"host": "127.0.0.1", "port": self.ports[0]},
-                                       "utility_listen": {"host": "127.0.0.1", "port": self.ports[1]}}}}, f)
+        self.config, self.socket, self.ports = master_config(self.dir)
 
     def start(self):
         env = dict(os.environ, PYTHONPATH=PROJECT, NOTIFY_SOCKET=self.notify.path)
@@ -150,3 +161,69 @@ class MasterProcessTests(SynchronousTestCase):
         self.assertIsNone(self.notify.receive(0.5))
         with open(os.path.join(self.dir, "twistd.log")) as log:
             self.assertIn("127.0.0.1:%d" % self.ports[1], log.read())
+
+
+class SystemdUnitTests(SynchronousTestCase):
+    """The units in conf/systemd, their twistd the one of this virtualenv (a plain install's
+    is checked by tests/test_install.py)."""
+
+    def units(self):
+        if shutil.which("systemd-analyze") is None:
+            raise SkipTest("systemd-analyze is not installed (package systemd)")
+        twistd = os.path.join(sys.prefix, "bin", "twistd")
+        directory = tempfile.mkdtemp(prefix="csm-units-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        units = {}
+        for role in ROLES:
+            name = "csmd-%s.service" % role
+            with open(os.path.join(UNITS, name)) as f:
+                text = f.read()
+            self.assertIn(INSTALLED_TWISTD, text)
+            units[role] = os.path.join(directory, name)
+            with open(units[role], "w") as f:
+                f.write(text.replace(INSTALLED_TWISTD, twistd))
+        return units
+
+    def test_systemd_analyze_verify(self):
+        units = self.units()
+        result = subprocess.run(["systemd-analyze", "verify"] + sorted(units.values()), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        self.assertEqual((result.returncode, result.stdout), (0, ""))  # a warning is a failure too
+
+    def test_as_cast_runs_them(self):
+        """Type=notify, as root, CAST's config path, CAST's restart policy (none for computes)."""
+        units = self.units()
+        for role, path in units.items():
+            with open(path) as f:
+                lines = [line.strip() for line in f if "=" in line and not line.startswith("#")]
+            settings = dict(line.split("=", 1) for line in lines)
+            self.assertEqual(settings["Type"], "notify")
+            self.assertNotIn("User", settings)
+            self.assertEqual(settings.get("Restart"), None if role == "compute" else "on-failure")
+            argv = settings["ExecStart"].split()
+            self.assertEqual(argv[-2:], ["--config", "/etc/ibm/csm/csm_%s.cfg" % role])
+            self.assertIn("--nodaemon", argv)  # systemd watches the process it started
+            # the command line parses: the role's plugin, its options
+            help_text = subprocess.run(argv + ["--help"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       env=dict(os.environ, PYTHONPATH=PROJECT), text=True, timeout=60).stdout
+            self.assertIn("--config=", help_text)
+
+    def test_the_master_unit_command_tells_systemd_it_is_ready(self):
+        """ExecStart of csmd-master.service as systemd runs it (a notify socket, no terminal), on
+        a config of its own (no database): READY=1, then STOPPING=1 and exit 0 on SIGTERM."""
+        units = self.units()
+        with open(units["master"]) as f:
+            argv = next(line for line in f if line.startswith("ExecStart=")).strip().split("=", 1)[1].split()
+        directory = tempfile.mkdtemp(prefix="csm-unit-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        config = master_config(directory)[0]
+        notify = NotifySocket(self)
+        process = subprocess.Popen(argv[:-1] + [config], cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL,
+                                   env=dict(os.environ, PYTHONPATH=PROJECT, NOTIFY_SOCKET=notify.path))
+        self.addCleanup(lambda: process.poll() is None and (process.kill(), process.wait()))
+        ready = notify.receive(60)
+        self.assertIn("READY=1", (ready or "no READY=1 within 60 s").split("\n"))
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(notify.receive(30), "STOPPING=1")
+        self.assertEqual(process.wait(30), 0)

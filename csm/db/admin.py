@@ -26,11 +26,11 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
+from csm.conf_files import conf_file
 from csm.config import ConfigError, load_daemon_config
 from csm.db import schema
 
-PROJECT_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conf")
-DEFAULT_RAS_TYPES = os.path.join(PROJECT_CONF, "csm_ras_type_data.csv")
+DEFAULT_RAS_TYPES = conf_file("csm_ras_type_data.csv")
 RAS_COLUMNS = ("msg_id", "severity", "message", "description", "control_action", "threshold_count",
                "threshold_period", "enabled", "set_state", "visible_to_users")
 SEVERITIES = ("INFO", "WARNING", "FATAL")
@@ -300,7 +300,7 @@ def parser():
     p.add_argument("--admin-user", default="postgres", help="superuser that creates and drops the database")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("create", help="create the database, role, schema and RAS types")
-    c.add_argument("--ras-types", help="RAS type CSV to load (default conf/csm_ras_type_data.csv)")
+    c.add_argument("--ras-types", help="RAS type CSV to load (default %s)" % DEFAULT_RAS_TYPES)
     c.add_argument("--no-ras-types", action="store_true")
     d = sub.add_parser("drop", help="drop the database")
     d.add_argument("--force", action="store_true", help="terminate open connections first")
