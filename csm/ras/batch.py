@@ -84,16 +84,23 @@ def substitute(template, event, severity):
     return message
 
 
+def _names(values):
+    """The distinct strings among ``values`` (anything else goes through the stored function)."""
+    return list({value for value in values if isinstance(value, str)})
+
+
 def _plain(event, types, nodes):
     """The type of ``event`` when it is stored as it is (no threshold, no state, not
     suppressed), else None."""
-    kind = types.get(event.get("msg_id"))
-    if kind is None or not kind["plain"]:
+    if not isinstance(event.get("msg_id"), str):
         return None
-    if nodes.get(event.get("location_name") or "") in SUPPRESSING_STATES:
+    kind = types.get(event["msg_id"])
+    if kind is None or not kind["plain"]:
         return None
     if any(event.get(key) is not None and not isinstance(event[key], str)
            for key in ("location_name", "time_stamp", "raw_data", "kvcsv")):
+        return None
+    if nodes.get(event.get("location_name") or "") in SUPPRESSING_STATES:
         return None
     return kind
 
@@ -104,8 +111,8 @@ def process_events(cursor, batch):
     event's outcome as ``fn_csm_ras_event_create`` gives it (a dict, or a ``CSMError``)."""
     events = batch.seal()
     batch.inserted = 0  # (a transaction run again after an outage counts again)
-    yield cursor.execute(LOOKUP, (list({e.get("msg_id") for e in events}),
-                                  list({e.get("location_name") or "" for e in events})))
+    yield cursor.execute(LOOKUP, (_names(event.get("msg_id") for event in events),
+                                  _names(event.get("location_name") or "" for event in events)))
     types, nodes = cursor.fetchone()
     outcomes, run = [], []
     for event in events:
@@ -118,8 +125,8 @@ def process_events(cursor, batch):
             outcomes.extend((yield _insert(cursor, run, batch)))
             run = []
         outcome = yield _alone(cursor, event)
-        if isinstance(outcome, dict) and outcome.get("state_changed"):
-            nodes[event.get("location_name") or ""] = outcome.get("set_state")
+        if isinstance(outcome, dict) and outcome.get("state_changed") and isinstance(event.get("location_name"), str):
+            nodes[event["location_name"]] = outcome.get("set_state")
         outcomes.append(outcome)
     if run:
         outcomes.extend((yield _insert(cursor, run, batch)))
