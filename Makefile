@@ -25,7 +25,7 @@ postgres:
 pamtester:
 	@sh tools/ensure-package.sh pamtester optional 'command -v pamtester'
 
-# systemd-analyze checks the units in conf/systemd (tests/test_install.py)
+# systemd-analyze checks the units in conf/systemd (tests/test_systemd.py)
 systemd:
 	@sh tools/ensure-package.sh systemd optional 'command -v systemd-analyze'
 
