@@ -77,8 +77,8 @@ def wheelhouse(directory):
 class FreshInstall:
     """``pip install .`` of this checkout into a new virtualenv under ``root``."""
 
-    def __init__(self):
-        self.root = tempfile.mkdtemp(prefix="csm-install-")
+    def __init__(self, root):
+        self.root = root
         self.venv = os.path.join(self.root, "venv")
         self.work = os.path.join(self.root, "work")  # where commands run: not the checkout
         os.makedirs(self.work)
@@ -113,8 +113,9 @@ class PlainInstallTests(SynchronousTestCase):
     """One test, so that the suite's parallel workers make one install, not one each."""
 
     def test_plain_install(self):
-        self.install = FreshInstall()
-        self.addCleanup(shutil.rmtree, self.install.root, True)
+        root = tempfile.mkdtemp(prefix="csm-install-")
+        self.addCleanup(shutil.rmtree, root, True)  # also after a failed or interrupted install
+        self.install = FreshInstall(root)
         for check in (self.check_twistd_lists_the_four_roles, self.check_everything_comes_from_the_install,
                       self.check_conf_files_installed, self.check_the_plugin_cache_beside_the_installed_plugins,
                       self.check_the_commands_are_installed):
