@@ -3,7 +3,7 @@
 ``PatroniCluster(nodes=2, etcd_members=3).start()`` runs an etcd cluster and one
 Patroni per PostgreSQL node, each in a folder of a temporary directory and as
 ``postgres`` when run by root (PostgreSQL refuses root). Patroni bootstraps the
-primary, the others follow it by streaming replication. ``hosts()`` is the value
+primary, the others follow it by synchronous streaming replication. ``hosts()`` is the value
 of ``csm.db.host`` that names every node (libpq multi-host). ``kill(node)`` kills a
 node's Patroni and PostgreSQL (SIGKILL), as a host that dies: its leader key expires
 after ``ttl`` seconds and a replica is promoted. ``stop()`` stops everything and
@@ -108,8 +108,10 @@ class PatroniCluster:
             "restapi": {"listen": "127.0.0.1:%d" % node["rest"], "connect_address": "127.0.0.1:%d" % node["rest"]},
             "etcd3": {"hosts": ["127.0.0.1:%d" % m["client"] for m in self.etcd]},
             "bootstrap": {
+                # synchronous: a commit is on a replica before it is acknowledged, so a promoted
+                # replica has every acknowledged write (Patroni promotes only the synchronous one)
                 "dcs": {"ttl": TTL, "loop_wait": LOOP_WAIT, "retry_timeout": RETRY_TIMEOUT,
-                        "maximum_lag_on_failover": 1048576,
+                        "maximum_lag_on_failover": 1048576, "synchronous_mode": True,
                         "postgresql": {"use_pg_rewind": False, "use_slots": True, "parameters": parameters}},
                 "initdb": [{"encoding": "UTF8"}, {"locale": "C"}] + ([] if not self.fast else ["no-sync"]),
                 "pg_hba": hba,
