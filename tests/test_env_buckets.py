@@ -101,6 +101,22 @@ class XidTests(SynchronousTestCase):
         clock.advance(5)
         self.assertEqual(len(raised), 1)  # each event once
 
+    def test_polling_is_a_child_timer_stopped_with_the_service(self):
+        from csm.env.xid import XidService
+        from csm.node.items.gpu import GpuXidWatcher
+        from tests.fakenvml import two_gpus
+        clock = Clock()
+        service = XidService(clock, GpuXidWatcher(two_gpus()), lambda msg_id, **kw: None, interval=5,
+                             run_blocking=defer.maybeDeferred)
+        service.startService()
+        self.assertEqual(service.getServiceNamed("poll").step, 5)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        service.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        service.startService()  # once again: one timer, not two
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        service.stopService()
+
     def test_gpu_bucket_records_from_fake_nvml(self):
         from csm.env.items import build_items
         from tests.fakenvml import two_gpus

@@ -6,21 +6,27 @@ service does nothing (one log line).
 """
 
 from twisted.application import service
-from twisted.internet import task, threads
+from twisted.application.internet import TimerService
+from twisted.internet import defer, threads
 
 from csm import logs
 
 log = logs.logger("csmenv")
 
 
-class XidService(service.Service):
+class XidService(service.MultiService):
+    """Starts the watcher off the reactor thread; where it is supported, a child
+    ``TimerService`` polls it every ``interval`` seconds."""
+
+    name = "gpu-xid"
+
     def __init__(self, clock, watcher, raise_event, interval=5.0, run_blocking=None):
+        super().__init__()
         self.clock = clock
         self.watcher = watcher
         self.raise_event = raise_event
         self.interval = interval
         self.run_blocking = run_blocking or threads.deferToThread
-        self._loop = None
 
     def startService(self):
         super().startService()
@@ -30,9 +36,10 @@ class XidService(service.Service):
         if not supported or not self.running:
             log.info("GPU XID events are not available on this node")
             return
-        self._loop = task.LoopingCall(self.poll)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True).addErrback(lambda f: log.failure("XID polling stopped", f))
+        polling = TimerService(self.interval, self.poll)
+        polling.clock = self.clock
+        polling.setName("poll")
+        polling.setServiceParent(self)  # started at once: this service runs
 
     def poll(self):
         return self.run_blocking(self.watcher.poll).addCallback(self._raise)
@@ -43,6 +50,8 @@ class XidService(service.Service):
             self.raise_event("gpu.xid.%d" % xid, kvcsv="gpu_id=%s,uuid=%s,xid=%d" % (gpu, uuid, xid))
 
     def stopService(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        return self.run_blocking(self.watcher.stop).addErrback(lambda f: None) if self.running else None
+        if not self.running:
+            return None
+        d = defer.maybeDeferred(super().stopService)
+        d.addCallback(lambda _: [child.disownServiceParent() for child in list(self)])  # a new one at the next start
+        return d.addCallback(lambda _: self.run_blocking(self.watcher.stop)).addErrback(lambda f: None)
