@@ -14,6 +14,7 @@ command-line caller sees).
 
 import argparse
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -111,7 +112,8 @@ def main():
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
-    cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-bench-ras-"), computes=0, aggregators=0, utilities=1,
+    run_dir = tempfile.mkdtemp(prefix="csm-bench-ras-")
+    cluster = LocalCluster(run_dir, computes=0, aggregators=0, utilities=1,
                            tls=False, extra=QUIET)
     cluster.postgres.fast = False
     try:
@@ -125,6 +127,7 @@ def main():
         missing, duplicates = args.events - stored_events, stored_rows - stored_events
     finally:
         cluster.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
     lines = [
         "fire-and-forget through a utility: %d events written in %.1f s, all %d in the table after %.1f s: %.0f events/s"
         % (args.events, sent, args.events - missing, stored, args.events / stored),

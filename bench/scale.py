@@ -57,6 +57,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -283,7 +284,8 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False, on_hosts=False, ag
     if network is not None:
         layout += ", the computes in %d csm-sim on hosts of their own" % aggregators
     held += layout
-    cluster = LocalCluster(tempfile.mkdtemp(prefix="csm-bench-scale-"), computes=0, aggregators=aggregators,
+    run_dir = tempfile.mkdtemp(prefix="csm-bench-scale-")
+    cluster = LocalCluster(run_dir, computes=0, aggregators=aggregators,
                            utilities=1, tls=tls, fast_db=fast_db, hosts=network,
                            extra={role: QUIET for role in ("master", "aggregator", "utility", "compute")})
     lines = []
@@ -381,6 +383,7 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False, on_hosts=False, ag
         print("\n".join(lines[-2:]), flush=True)
     finally:
         cluster.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
         if network is not None:
             network.stop()
     return lines
