@@ -36,6 +36,15 @@ class BucketTests(SynchronousTestCase):
         self.addCleanup(svc.stopService)
         return svc
 
+    def test_each_bucket_a_child_timer_gone_at_stop(self):
+        svc = self.service([Bucket(10, ("gpu",)), Bucket(60, ("ssd",))], {"gpu": CountingItem("gpu"),
+                                                                          "ssd": CountingItem("ssd")})
+        self.assertEqual(list(svc), [])  # before the first aligned run
+        self.clock.advance(20)
+        self.assertEqual(sorted(timer.step for timer in svc), [10, 60])
+        svc.stopService()
+        self.assertEqual((list(svc), self.clock.getDelayedCalls()), ([], []))
+
     def test_first_run_aligned_to_interval(self):
         self.assertEqual(first_delay(1000, 600), 200)
         self.assertEqual(first_delay(1200, 600), 600)

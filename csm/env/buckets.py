@@ -1,6 +1,6 @@
 """Environmental buckets: each bucket's items collected every ``execution_interval``.
 
-Each bucket is a ``LoopingCall`` on the daemon's clock whose first run is at the
+Each bucket is a ``TimerService`` on the daemon's clock whose first run is at the
 next wall-clock multiple of its interval (a 10-minute bucket fires at :00, :10,
 ..., as CAST). Items run off the reactor thread (``deferToThread`` by default);
 one item failing never stops its bucket, and its error is logged once, not on
@@ -10,7 +10,8 @@ every run. Records go to ``send(records)``.
 import time
 
 from twisted.application import service
-from twisted.internet import defer, task, threads
+from twisted.application.internet import TimerService
+from twisted.internet import defer, threads
 
 from csm import logs
 
@@ -22,10 +23,12 @@ def first_delay(now, interval):
     return interval - (now % interval) if interval > 0 else 0.0
 
 
-class BucketService(service.Service):
-    """Runs the configured buckets; ``items`` maps an item name to an object with ``collect()``."""
+class BucketService(service.MultiService):
+    """Runs the configured buckets; ``items`` maps an item name to an object with ``collect()``.
+    Each bucket is a child ``TimerService``, added at its first aligned run."""
 
     def __init__(self, clock, buckets, items, send, run_blocking=None, source=""):
+        super().__init__()
         self.clock = clock
         self.buckets = [b for b in buckets if any(name in items for name in b.item_list)]
         self.items = items
@@ -33,33 +36,27 @@ class BucketService(service.Service):
         self.source = source
         self.run_blocking = run_blocking or threads.deferToThread
         self.runs = {}
-        self._loops = []
         self._starts = []
         self._failing = set()
 
     def startService(self):
         super().startService()
         now = self.clock.seconds()
-        for bucket in self.buckets:
-            loop = task.LoopingCall(self.collect, bucket)
-            loop.clock = self.clock
-            self._loops.append(loop)
-            call = self.clock.callLater(first_delay(now, bucket.execution_interval),
-                                        self._start, loop, bucket.execution_interval)
-            self._starts.append(call)
+        self._starts = [self.clock.callLater(first_delay(now, bucket.execution_interval), self._start, bucket)
+                        for bucket in self.buckets]
 
-    def _start(self, loop, interval):
-        loop.start(interval, now=True).addErrback(lambda f: log.failure("bucket loop stopped", f))
+    def _start(self, bucket):
+        timer = TimerService(bucket.execution_interval, self.collect, bucket)
+        timer.clock = self.clock
+        timer.setServiceParent(self)  # runs at once (this service runs), then every interval
 
     def stopService(self):
         for call in self._starts:
             if call.active():
                 call.cancel()
-        for loop in self._loops:
-            if loop.running:
-                loop.stop()
-        self._loops, self._starts = [], []
-        return super().stopService()
+        self._starts = []
+        d = defer.maybeDeferred(super().stopService)
+        return d.addCallback(lambda _: [child.disownServiceParent() for child in list(self)])
 
     def collect(self, bucket):
         """Collect every item of one bucket; fires when the records were handed on."""
