@@ -16,7 +16,6 @@ from csm.client import Client
 from csm.cluster import LocalCluster, free_port
 from csm.wire import Flags
 from tests.clusters import shared_cluster
-from tests.test_manhole import talk
 
 
 REST_PORT = free_port()
@@ -61,8 +60,8 @@ class NodeTests(SynchronousTestCase):
         return self.cluster.cli("c01", *args, **kw)
 
     def test_master_shell_sees_its_database_pool(self):
-        out = talk(os.path.join(self.cluster.run_dir, "master.manhole"),
-                   b"print('pool', type(db).__name__, db.state)\r", b"pool DatabasePool connected")
+        out = shell(os.path.join(self.cluster.run_dir, "master.manhole"),
+                    b"print('pool', type(db).__name__, db.state)\r", b"pool DatabasePool connected")
         self.assertIn(b"pool DatabasePool connected", out)
 
     def test_master_shell_prints_its_service_tree(self):
