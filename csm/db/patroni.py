@@ -94,9 +94,11 @@ class PatroniCluster:
     def _config(self, name):
         node = self.nodes[name]
         here = os.path.join(self.directory, name)
+        # a commit waits until the synchronous replica has written it (not flushed it to its disk):
+        # it survives the primary's loss; waiting for the replica's fsync too made every commit slow
         parameters = {"max_connections": 200, "unix_socket_directories": here, "wal_level": "replica",
                       "hot_standby": "on", "max_wal_senders": 10, "max_replication_slots": 10,
-                      "wal_keep_size": "64MB"}
+                      "wal_keep_size": "64MB", "synchronous_commit": "remote_write"}
         if self.fast:
             parameters.update(fsync="off", full_page_writes="off")
         hba = ["local all all trust", "host all all 127.0.0.1/32 trust",
