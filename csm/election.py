@@ -38,8 +38,6 @@ LOCK = (0x43534D, 1)
 APPLICATION = "csm-master "
 #: Seconds a silent lease session is waited for, as a share of ``ttl``, before fencing.
 FENCE_SHARE = 0.75
-#: The refusal a standby sends to an aggregator's or utility's hello starts with this.
-NOT_ACTIVE = "not active"
 
 _KEYS = {"k1": LOCK[0], "k2": LOCK[1]}
 _THIS_DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database())"

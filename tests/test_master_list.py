@@ -10,9 +10,8 @@ from twisted.trial import unittest
 
 from csm.config import ConfigError, load_daemon_config
 from csm.config.models import Endpoint
-from csm.election import NOT_ACTIVE
 from csm.errors import CSMError, ErrorCode
-from csm.roles.master_list import QUICK_DELAY, MasterList
+from csm.roles.master_list import NOT_ACTIVE, QUICK_DELAY, MasterList
 from csm.roles.upstream import Backoff, RefusalNotingEndpoint
 
 

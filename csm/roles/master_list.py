@@ -12,9 +12,12 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from zope.interface import implementer
 
 from csm import logs
-from csm.election import NOT_ACTIVE
 
 log = logs.logger("csmnet")
+
+#: The refusal a standby master sends to an aggregator's or utility's hello starts with this
+#: (here, not in ``csm.election``: an aggregator does not import the database driver).
+NOT_ACTIVE = "not active"
 
 #: Seconds before trying the next master of a round.
 QUICK_DELAY = 0.05

@@ -12,8 +12,9 @@ from twisted.internet import defer
 
 from csm import logs
 from csm.db.pool import CONNECTED
-from csm.election import ACTIVE, NOT_ACTIVE, Lease, application_name
+from csm.election import ACTIVE, Lease, application_name
 from csm.errors import CSMError, ErrorCode
+from csm.roles.master_list import NOT_ACTIVE
 
 log = logs.logger("csmd")
 
