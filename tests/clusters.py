@@ -6,6 +6,7 @@ test asks for it and stopped when the process exits.
 
 import atexit
 import os
+import socket
 import tempfile
 
 from csm.cluster import LocalCluster
@@ -35,3 +36,20 @@ def shared_cluster(name, **options):
 def sql(cluster, statement, args=()):
     """Rows of ``statement`` run on ``cluster``'s database (psycopg2, autocommitted)."""
     return cluster.sql(statement, args)
+
+
+def manhole_talk(path, command, until, timeout=30):
+    """Connect to a running daemon's admin shell, type ``command``, read until ``until`` shows up
+    (blocking: the daemon is another process)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    sock.settimeout(timeout)
+    sock.sendall(command)
+    seen = b""
+    while until not in seen:
+        data = sock.recv(4096)
+        if not data:
+            break
+        seen += data
+    sock.close()
+    return seen

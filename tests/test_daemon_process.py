@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from csm import logfile, logs
 from csm.cluster import PROJECT, free_port
 from csm.config import LogConfig
-from tests.clusters import shared_cluster
+from tests.clusters import manhole_talk, shared_cluster
 
 
 def twistd(*args, timeout=30):
@@ -75,23 +74,6 @@ class SchemaVersionTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(os.path.join(directory, "m.sock")))
 
 
-def talk(path, command, until, timeout=10):
-    """Connect to a running daemon's admin shell, type ``command``, read until ``until`` shows up
-    (blocking: the daemon is another process)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
-    sock.settimeout(timeout)
-    sock.sendall(command)
-    seen = b""
-    while until not in seen:
-        data = sock.recv(4096)
-        if not data:
-            break
-        seen += data
-    sock.close()
-    return seen
-
-
 class RunningDaemonTests(SynchronousTestCase):
     def setUp(self):
         self.cluster = shared_cluster("tree", computes=2, aggregators=2, utilities=1, tls=True)
@@ -109,9 +91,9 @@ class RunningDaemonTests(SynchronousTestCase):
         self.assertEqual(rc, 0, out)
 
     def test_manhole_status_of_a_running_daemon(self):
-        out = talk(os.path.join(self.cluster.run_dir, "agg01.manhole"), b"status()['links'][0]\r", b"HAPPY")
+        out = manhole_talk(os.path.join(self.cluster.run_dir, "agg01.manhole"), b"status()['links'][0]\r", b"HAPPY")
         self.assertIn(b"'name': 'master'", out)
-        out = talk(os.path.join(self.cluster.run_dir, "agg01.manhole"), b"status()['role']\r", b"aggregator'")
+        out = manhole_talk(os.path.join(self.cluster.run_dir, "agg01.manhole"), b"status()['role']\r", b"aggregator'")
         self.assertIn(b"'aggregator'", out)
 
     def test_ctrl_cmd_status(self):

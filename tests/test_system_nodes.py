@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import tempfile
 import time
 import urllib.error
@@ -15,25 +14,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from csm.client import Client
 from csm.cluster import LocalCluster, free_port
 from csm.wire import Flags
-from tests.clusters import shared_cluster
+from tests.clusters import manhole_talk, shared_cluster
 
 
 REST_PORT = free_port()
-
-
-def shell(path, command, until, timeout=30):
-    """Type ``command`` into the admin shell at ``path``; its output up to ``until`` (blocking)."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(command)
-        output = b""
-        while until not in output:
-            data = sock.recv(65536)
-            if not data:
-                break
-            output += data
-    return output
 
 
 def cluster_with_db():
@@ -60,12 +44,12 @@ class NodeTests(SynchronousTestCase):
         return self.cluster.cli("c01", *args, **kw)
 
     def test_master_shell_sees_its_database_pool(self):
-        out = shell(os.path.join(self.cluster.run_dir, "master.manhole"),
+        out = manhole_talk(os.path.join(self.cluster.run_dir, "master.manhole"),
                     b"print('pool', type(db).__name__, db.state)\r", b"pool DatabasePool connected")
         self.assertIn(b"pool DatabasePool connected", out)
 
     def test_master_shell_prints_its_service_tree(self):
-        out = shell(os.path.join(self.cluster.run_dir, "master.manhole"), b"tree()\r",
+        out = manhole_talk(os.path.join(self.cluster.run_dir, "master.manhole"), b"tree()\r",
                     b"`-- ListeningService 'utility-port' listening on tcp 127.0.0.1:")
         for line in (b"MasterDaemon", b"|-- LocalSocketService 'local-api' listening on unix ",
                      b"|-- DatabaseService 'database'", b"|-- TimerService 'node-count' every 5s: _count_nodes",
