@@ -71,11 +71,12 @@ class HeapFreezer(service.Service):
         self.freezes = 0
         self._delay = settle
         self._call = None
+        self._thresholds = None  # the collector's thresholds before startService
 
     def startService(self):
         super().startService()
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_AFTER)
+        self._thresholds = gc.get_threshold()
+        gc.set_threshold(self._thresholds[0], self._thresholds[1], FULL_AFTER)
         self._delay = self.settle
         self._call = self.clock.callLater(self._stretched(), self._freeze)
 
@@ -84,6 +85,9 @@ class HeapFreezer(service.Service):
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+        if self._thresholds is not None:  # the process's collector as it was (tests run many daemons in one)
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
 
     def _freeze(self):
         if gc.isenabled():

@@ -106,6 +106,16 @@ class HeapFreezerTests(SynchronousTestCase):
         self.freezer.stopService()
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_stop_gives_the_collector_its_thresholds_back(self):
+        """The thresholds are the process's: a test that starts a daemon in-process leaves
+        the collector of every later test as it found it."""
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        gc.set_threshold(700, 10, 10)
+        self.freezer.startService()
+        self.assertEqual(gc.get_threshold(), (700, 10, heap.FULL_AFTER))
+        self.freezer.stopService()
+        self.assertEqual(gc.get_threshold(), (700, 10, 10))
+
     def test_a_disabled_collector_is_left_alone(self):
         gc.disable()
         self.addCleanup(gc.enable)
