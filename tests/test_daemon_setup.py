@@ -106,6 +106,34 @@ class SetupTests(SynchronousTestCase):
                    "csm.api_configuration_file: %s:1:24: invalid JSON: Expecting property name enclosed in "
                    "double quotes" % api)
 
+    def test_master_port_in_use(self):
+        import socket
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        path = self.write("m.cfg", {"csm": {
+            "role": "Master", "node_name": "master-a", "db": {"host": "NONE"},
+            "api_permission_file": self.write("acl.json", {"privileged_user_id": "root"}),
+            "api_configuration_file": self.write("api.cfg", {}),
+            "log": {"fileLog": os.path.join(self.dir, "m.log")},
+            "net": {"local_client_listen": {"socket": self.socket},
+                    "aggregator_listen": {"host": "127.0.0.1", "port": port},
+                    "utility_listen": {"host": "127.0.0.1", "port": free_port()}}}})
+        command = twistd_command(path)
+        command[command.index("csm-utility")] = "csm-master"
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PYTHONPATH=PROJECT), stdin=subprocess.DEVNULL, timeout=60)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        line = "csm-master: %s: csm.net.aggregator_listen: cannot listen on 127.0.0.1:%d: Address already in use" % (
+            path, port)
+        self.assertEqual(result.stderr.splitlines(), [line])
+        with open(path + ".twistd") as f:
+            logged = f.read()
+        self.assertIn(line, logged)
+        self.assertNotIn("Traceback", logged)
+
     def test_second_daemon_on_a_live_socket_refuses_and_leaves_it(self):
         path = self.config()
         first = subprocess.Popen(twistd_command(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.internet.error import CannotListenError
 from twisted.trial.unittest import TestCase
 
+from csm.config import ConfigError
 from csm.net.listen import ListeningService, UnixListenService
 
 
@@ -24,6 +25,20 @@ class ListeningServiceTests(TestCase):
         self.assertRaises(CannotListenError, service.startService)
         self.assertFalse(service.running)
         self.assertIsNone(service.port)
+
+    def test_port_in_use_names_the_key_it_was_given(self):
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        endpoint = endpoints.serverFromString(reactor, "tcp:%d:interface=127.0.0.1" % port)
+        service = ListeningService(endpoint, protocol.Factory.forProtocol(protocol.Protocol),
+                                   config_key=("/etc/m.cfg", "csm.net.aggregator_listen"))
+        error = self.assertRaises(ConfigError, service.startService)
+        self.assertEqual(str(error), "/etc/m.cfg: csm.net.aggregator_listen: cannot listen on 127.0.0.1:%d: "
+                                     "Address already in use" % port)
+        self.assertFalse(service.running)
 
     @defer.inlineCallbacks
     def test_unix_socket_mode_and_stale_file(self):

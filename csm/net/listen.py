@@ -6,6 +6,9 @@ import os
 
 from twisted.application import service
 from twisted.internet import defer, endpoints
+from twisted.internet.error import CannotListenError
+
+from csm.config.errors import ConfigError
 
 
 class ListeningService(service.Service):
@@ -13,12 +16,15 @@ class ListeningService(service.Service):
 
     A port that cannot be opened at start (in use, no permission) raises from
     ``startService``, so a daemon stops at start with that one error rather than
-    running without the port.
+    running without the port. Given ``config_key`` (the config file's path and the key
+    that names the port), the error is a ``ConfigError`` naming them (one line at start,
+    csm.tap.common); else the endpoint's own error.
     """
 
-    def __init__(self, endpoint, factory):
+    def __init__(self, endpoint, factory, config_key=None):
         self.endpoint = endpoint
         self.factory = factory
+        self.config_key = config_key
         self.port = None
 
     def startService(self):
@@ -27,6 +33,11 @@ class ListeningService(service.Service):
         self.endpoint.listen(self.factory).addCallbacks(self._listening, failed.append)
         if failed:
             self.running = 0
+            if self.config_key is not None and failed[0].check(CannotListenError):
+                error = failed[0].value
+                reason = getattr(error.socketError, "strerror", None) or error.socketError
+                raise ConfigError(*self.config_key, "cannot listen on %s:%s: %s"
+                                  % (error.interface or "*", error.port, reason)) from None
             failed[0].raiseException()
 
     def _listening(self, port):

@@ -89,14 +89,14 @@ class MasterDaemon(Daemon):
         if tasks.enabled and tasks.soft_fail_recovery.enabled:
             self._every("soft-failure-recovery", tasks.soft_fail_recovery.interval, self._recover,
                         tasks.soft_fail_recovery.retry)
-        for table, endpoint in ((self.aggregators, config.net.aggregator_listen),
-                                (self.utilities, config.net.utility_listen)):
+        for table, key in ((self.aggregators, "aggregator_listen"), (self.utilities, "utility_listen")):
+            endpoint = getattr(config.net, key)
             if endpoint is None:
                 continue
             owner = DaemonLinkOwner(self, table.role, on_ready=table.connected,
                                     on_lost=self._peer_lost(table), accept=self._accept(table.role))
             listener = ListeningService(server_endpoint(self.reactor, endpoint, self.tls),
-                                        self.link_factory(owner, False))
+                                        self.link_factory(owner, False), config_key=(config.path, "csm.net." + key))
             listener.setName(table.role + "-port")
             listener.setServiceParent(self)
 

@@ -71,7 +71,7 @@ def process_service(daemon, reactor):
     """What one daemon process runs: the daemon, its readiness told to systemd (under a
     ``Type=notify`` unit), a clean exit on SIGTERM, the heap freezer (one per process, not per
     daemon: csm-sim runs thousands of daemons in one)."""
-    top = service.MultiService()
+    top = ProcessService(daemon.role)
     daemon.setServiceParent(top)
     CleanExitOnTerm(reactor).setServiceParent(top)
     HeapFreezer(reactor).setServiceParent(top)
@@ -79,6 +79,26 @@ def process_service(daemon, reactor):
     if notifier is not None:
         systemd.SystemdNotify(daemon, notifier, reactor).setServiceParent(top)
     return top
+
+
+class ProcessService(service.MultiService):
+    """The top of a daemon process. A bad set-up found only at start (a port in use raises
+    ``ConfigError`` from its listener) is one line on the process's stderr and in the log, and
+    exit 1: twistd would print the traceback."""
+
+    def __init__(self, role):
+        super().__init__()
+        self.role = role
+
+    def startService(self):
+        try:
+            super().startService()
+        except ConfigError as exc:
+            line = "csm-%s: %s" % (self.role, exc)
+            Logger(namespace="csmd").error("{line}", line=line)
+            sys.__stderr__.write(line + "\n")  # twistd's log has taken sys.stderr by now
+            sys.__stderr__.flush()
+            raise SystemExit(1)
 
 
 def check_database(db):
