@@ -1,5 +1,7 @@
 """csm.netproxy: latency held in order on a Clock, resets, and real connections relayed through it."""
 
+import argparse
+
 from twisted.internet import defer, endpoints, protocol, reactor, task
 from twisted.test.proto_helpers import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -27,7 +29,7 @@ class DelayTests(SynchronousTestCase):
 
     def test_forward_parsed_or_refused(self):
         self.assertEqual(parse_forward("agg01:9000=agg01:9001"), (("agg01", 9000), ("agg01", 9001)))
-        self.assertRaises(Exception, parse_forward, "agg01:9000")
+        self.assertRaises(argparse.ArgumentTypeError, parse_forward, "agg01:9000")
 
 
 class Echo(protocol.Protocol):
