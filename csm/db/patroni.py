@@ -212,11 +212,10 @@ class PatroniCluster:
                 pid = int(f.readline())
         except (OSError, ValueError):
             return
-        for target in (pid,):
-            try:
-                os.killpg(os.getpgid(target), signal.SIGKILL)
-            except OSError:
-                pass
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except OSError:
+            pass
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
