@@ -40,6 +40,17 @@ class ListeningServiceTests(TestCase):
                                      "Address already in use" % port)
         self.assertFalse(service.running)
 
+    def test_unix_socket_refused_names_its_path(self):
+        directory = tempfile.mkdtemp(prefix="csm-listen-")
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "missing", "agg.sock")
+        endpoint = endpoints.serverFromString(reactor, "unix:%s:lockfile=0" % path)
+        service = ListeningService(endpoint, protocol.Factory.forProtocol(protocol.Protocol),
+                                   config_key=("/etc/m.cfg", "csm.net.aggregator_listen"))
+        error = self.assertRaises(ConfigError, service.startService)
+        self.assertEqual(str(error), "/etc/m.cfg: csm.net.aggregator_listen: cannot listen on %s: "
+                                     "No such file or directory" % path)
+
     @defer.inlineCallbacks
     def test_unix_socket_mode_and_stale_file(self):
         directory = tempfile.mkdtemp(prefix="csm-listen-")

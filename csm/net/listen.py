@@ -36,8 +36,9 @@ class ListeningService(service.Service):
             if self.config_key is not None and failed[0].check(CannotListenError):
                 error = failed[0].value
                 reason = getattr(error.socketError, "strerror", None) or error.socketError
-                raise ConfigError(*self.config_key, "cannot listen on %s:%s: %s"
-                                  % (error.interface or "*", error.port, reason)) from None
+                port = os.fsdecode(error.port) if isinstance(error.port, bytes) else error.port  # a unix path
+                where = port if error.interface is None else "%s:%s" % (error.interface or "*", port)
+                raise ConfigError(*self.config_key, "cannot listen on %s: %s" % (where, reason)) from None
             failed[0].raiseException()
 
     def _listening(self, port):
