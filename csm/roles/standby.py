@@ -36,6 +36,8 @@ class Standby:
         config = daemon.config
         self.ttl = config.ha.lease_seconds or config.net.heartbeat_interval
         self.lease = Lease(daemon.reactor, daemon.db.dsn, daemon.node_name, self.ttl, self._changed)
+        #: counts the lease's changes: a pool start that fails after a later change is stale
+        self._term = 0
 
     @property
     def active(self):
@@ -56,16 +58,19 @@ class Standby:
 
     def _changed(self, state):
         db = self.daemon.db
+        self._term += 1
         if state == ACTIVE:
             log.info("active master: starting the database pool ({n} writes queued)", n=len(db.queue))
-            db.start().addErrback(self._start_failed)
+            db.start().addErrback(self._start_failed, self._term)
             return
         db.stop()
         for peer in list(self.daemon.aggregators) + list(self.daemon.utilities):
             if peer.link is not None:
                 peer.link.close("this master is no longer active")
 
-    def _start_failed(self, failure):
+    def _start_failed(self, failure, term):
+        if term != self._term:
+            return  # fenced (and maybe elected again) since: this start was stopped, not refused
         log.error("elected, but the database pool cannot start: {error}; standing down",
                   error=failure.getErrorMessage())
         self.lease.step_down("the database pool could not start")
