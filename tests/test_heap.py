@@ -128,5 +128,6 @@ class HeapFreezerTests(SynchronousTestCase):
 class DaemonProcessTests(SynchronousTestCase):
     def test_each_daemon_process_has_one_freezer(self):
         daemon = service.Service()
+        daemon.role = "master"
         top = process_service(daemon, task.Clock())
         self.assertEqual([type(s) for s in top], [service.Service, CleanExitOnTerm, heap.HeapFreezer])
