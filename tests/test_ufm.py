@@ -171,7 +171,11 @@ class PeriodicCollectionTests(TestCase):
         fourth = yield self.wait_runs(4)
         self.assertIn("malformed JSON", fourth["error"])
         self.assertEqual((yield self.count("SELECT count(*) FROM csm_ib_cable WHERE severity = 'Warning'")), 8)
-        self.assertTrue(self.service._loop.running)
+        self.standin.mode = "ok"  # the timer still runs: the next interval collects again
+        self.clock.advance(600)
+        fifth = yield self.wait_runs(5)
+        self.assertNotIn("error", fifth)
+        self.assertEqual(fifth["cables"]["received"], 8)
 
 
 class PoolWaitTests(TestCase):
