@@ -135,6 +135,24 @@ class MasterTakeOverTests(SynchronousTestCase):
                                     ("csm-master " + self.active,))
         self.assertEqual(sessions, [(1,)])
 
+    def test_a_standby_refuses_database_requests_naming_the_active_master(self):
+        """A request that needs the database, on a standby's own socket, is refused at once with
+        the active master's name (it was answered "queued" and held until an election)."""
+        for api, body in (("ras_event_create", {"msg_id": "admin.common.info", "location_name": "c01",
+                                                "kvcsv": "comment=on the standby"}),
+                          ("ras_event_query", {"msg_id": "admin.common.info"})):
+            started = time.monotonic()
+            with Client(self.cluster.daemons[self.standby].socket, timeout=60) as client:
+                with self.assertRaises(CSMError) as caught:
+                    client.call(api, body)
+            self.assertLess(time.monotonic() - started, 30, api)
+            self.assertEqual(caught.exception.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR, api)
+            self.assertIn("master %s is a standby: the active master is %s" % (self.standby, self.active),
+                          caught.exception.errmsg)
+        self.assertEqual(self.cluster.status(self.standby)["db_queued_writes"], 0)
+        self.assertEqual(self.cluster.sql("SELECT count(*) FROM csm_ras_event_action "
+                                          "WHERE message = 'c01: on the standby'"), [(0,)])
+
     def send_without_reply(self, daemon, comments):
         """RAS events with NOREPLY through ``daemon``'s socket, then a status call on the same
         connection (answered once the daemon has taken them)."""

@@ -54,9 +54,13 @@ class Context:
 
     @property
     def db(self):
-        """The database pool; ``CSMERR_DAEMON_DB_ERR`` where there is none."""
+        """The database pool; ``CSMERR_DAEMON_DB_ERR`` where there is none, or on a standby
+        master for a caller's request (its own fire-and-forget events are queued)."""
         if self.pool is None:
             raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "this master runs without a database")
+        standby = getattr(self.daemon, "standby", None)
+        if standby is not None and not self.message.flags & Flags.NOREPLY:
+            standby.check_request()
         return self.pool
 
 

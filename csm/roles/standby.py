@@ -56,6 +56,15 @@ class Standby:
             raise CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "%s: master %s is a standby (active: %s)"
                            % (NOT_ACTIVE, self.daemon.node_name, self.lease.holder or "none yet"))
 
+    def check_request(self):
+        """Raise, naming the active master, unless this master holds the lease: a request that
+        needs the database, made on a standby's own socket, is refused at once (it would be
+        held until this master is elected, which may be never)."""
+        if self.lease.state != ACTIVE:
+            raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "master %s is a standby: the active master is %s; "
+                           "run the command there, or on a utility or aggregator node"
+                           % (self.daemon.node_name, self.lease.holder or "not elected yet"))
+
     def _changed(self, state):
         db = self.daemon.db
         self._term += 1
