@@ -199,10 +199,18 @@ class SampleScriptTests(SynchronousTestCase):
     """conf/prologs: the shipped privileged prolog and epilog."""
 
     def test_no_tools_needed(self):
-        # with an empty PATH (no basename, sed or logger) it still knows what it is: it starts
-        # no process of its own but the optional logger (each one is time every job waits for)
+        # it knows what it is without basename or sed, and starts no process at all, logger
+        # neither (each one is time and CPU every job waits for): every tool on its PATH leaves
+        # a mark when run
         conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "prologs")
-        env = {"PATH": self.mktemp(), "CSM_ALLOCATION_ID": "5", "CSM_PRIMARY_JOB_ID": "77",
+        tools, marks = self.mktemp(), self.mktemp()
+        os.makedirs(tools)
+        os.makedirs(marks)
+        for tool in ("basename", "sed", "logger", "cat", "date", "dirname", "printf", "echo", "true"):
+            with open(os.path.join(tools, tool), "w") as f:
+                f.write("#!/bin/sh\n: > %s/%s\n" % (marks, tool))
+            os.chmod(os.path.join(tools, tool), stat.S_IRWXU)
+        env = {"PATH": tools, "CSM_ALLOCATION_ID": "5", "CSM_PRIMARY_JOB_ID": "77",
                "CSM_SECONDARY_JOB_ID": "1", "CSM_USER_NAME": "alice"}
         for kind in ("prolog", "epilog"):
             out = subprocess.run([os.path.join(conf, "privileged_" + kind), "--type", "allocation", "--user_flags",
@@ -210,6 +218,7 @@ class SampleScriptTests(SynchronousTestCase):
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, check=True).stdout
             self.assertEqual(out, "csm %s type=allocation allocation=5 job=77.1 step= user=alice user_flags=[u1 u2] "
                                   "sys_flags=[s1]\n" % kind)
+        self.assertEqual(os.listdir(marks), [])
 
 
 class UsageTests(SynchronousTestCase):

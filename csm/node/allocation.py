@@ -150,6 +150,9 @@ class AllocationAgent:
         def done(result):
             code, output = result
             if code == 0:
+                if output:
+                    log.debug("{script} on {node}: {output}", script=script, node=self.node_name,
+                              output=output.strip()[-300:])
                 return None
             if code == 137 and self.reactor.seconds() - started >= timeout - 0.5:
                 raise CSMError(ErrorCode.CSMERR_TIMEOUT, "%s: %s killed after %.0f s" % (self.node_name, script,
