@@ -25,7 +25,7 @@ from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.database import DatabaseService
 from csm.roles.nodeset import NodeSet
 from csm.roles.peers import PeerTable
-from csm.roles.standby import Standby, session_dsn
+from csm.roles.standby import ActiveOnly, Standby, session_dsn
 from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmd")
@@ -64,6 +64,7 @@ class MasterDaemon(Daemon):
         self.database = None
         self.allocation_writes = None
         self.ras = None
+        self.while_active = None
         if config.db.enabled:
             dsn = session_dsn(dsn_from_config(config.db), self.node_name) if config.ha.enabled else None
             self.db = DatabasePool(config.db, self.reactor, dsn=dsn, on_overflow=self._queue_overflow)
@@ -77,7 +78,9 @@ class MasterDaemon(Daemon):
             self._every("node-count", NODE_COUNT_INTERVAL, self._count_nodes)
             if config.ras.slurm.enabled:  # beyond CAST: Slurm drains the nodes CSM failed
                 from csm.ras.slurm import slurm_feed
-                slurm_feed(self.reactor, self.db.dsn, config.ras.slurm).setServiceParent(self)
+                self.while_active = ActiveOnly(gated=config.ha.enabled)  # only the active master drains
+                self.while_active.setServiceParent(self)
+                slurm_feed(self.reactor, self.db.dsn, config.ras.slurm).setServiceParent(self.while_active)
         #: high availability: serve only while elected (``csm.ha``)
         self.standby = Standby(self) if self.db is not None and config.ha.enabled else None
         self.ufm_collection = None

@@ -8,6 +8,7 @@ hellos. Fenced, it stops its pool and closes every aggregator and utility link a
 once: in-flight requests fail at the aggregators with ``CSMERR_SENDRCV_ERROR``.
 """
 
+from twisted.application import service
 from twisted.internet import defer
 
 from csm import logs
@@ -28,6 +29,40 @@ DATABASE_NODES = (
 def session_dsn(dsn, node):
     """``dsn`` naming the session as one of master ``node``'s (the election fences by it)."""
     return "%s application_name='%s'" % (dsn, application_name(node).replace("\\", "\\\\").replace("'", "\\'"))
+
+
+class ActiveOnly(service.MultiService):
+    """Children that run only while this master is the active one (``gated``; else while the
+    master runs): the Slurm feed, which on two masters would drain and resume every node twice.
+    Elected, the master starts them (the feed then brings Slurm in line with CSM); fenced, it
+    stops them."""
+
+    name = "while-active"
+
+    def __init__(self, gated):
+        super().__init__()
+        self.gated = gated
+        self.active = False
+
+    def startService(self):
+        if not self.gated or self.active:
+            return super().startService()
+        service.Service.startService(self)  # the children wait for the election
+
+    def set_active(self, active):
+        self.active = active
+        if not self.running:
+            return
+        for child in self:
+            if active and not child.running:
+                child.startService()
+            elif not active and child.running:
+                child.stopService()
+
+    def stopService(self):
+        service.Service.stopService(self)
+        return defer.DeferredList([defer.maybeDeferred(child.stopService) for child in reversed(list(self))
+                                   if child.running])
 
 
 class Standby:
@@ -68,6 +103,9 @@ class Standby:
     def _changed(self, state):
         db = self.daemon.db
         self._term += 1
+        while_active = getattr(self.daemon, "while_active", None)
+        if while_active is not None:
+            while_active.set_active(state == ACTIVE)
         if state == ACTIVE:
             log.info("active master: starting the database pool ({n} writes queued)", n=len(db.queue))
             db.start().addErrback(self._start_failed, self._term)
