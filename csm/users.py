@@ -1,10 +1,12 @@
-"""Local users by uid and by name, as the API names its callers.
+"""Local users by uid and by name, as the API names its callers, and their groups.
 
-Password database look-ups (``getpwuid``/``getpwnam``) may go to LDAP or NIS through NSS
-and block; the master's handlers call them on its reactor thread, so entries are kept
-for ``TTL`` seconds (a renamed or new user is seen within that time).
+Password and group database look-ups (``getpwuid``/``getpwnam``/``getgrouplist``) may go
+to LDAP or NIS through NSS and block; the daemons call them on their reactor thread (the
+master's handlers, every daemon's ACL check of a local caller), so entries are kept for
+``TTL`` seconds (a renamed or new user, or a changed group, is seen within that time).
 """
 
+import os
 import pwd
 import time
 
@@ -17,10 +19,11 @@ MAX_ENTRIES = 4096
 class PasswdCache:
     """``getpwuid``/``getpwnam`` that remember their answers (``KeyError`` included)."""
 
-    def __init__(self, ttl=TTL, now=time.monotonic, by_uid=pwd.getpwuid, by_name=pwd.getpwnam):
+    def __init__(self, ttl=TTL, now=time.monotonic, by_uid=pwd.getpwuid, by_name=pwd.getpwnam,
+                 grouplist=os.getgrouplist):
         self.ttl = ttl
         self.now = now
-        self._lookups = {"uid": by_uid, "name": by_name}
+        self._lookups = {"uid": by_uid, "name": by_name, "groups": lambda key: _groups(grouplist, *key)}
         self._entries = {}
 
     def _get(self, kind, key):
@@ -44,6 +47,18 @@ class PasswdCache:
 
     def getpwnam(self, name):
         return self._get("name", name)
+
+    def groups_of(self, uid, gid):
+        """The group ids of user ``uid`` (``gid`` its primary group among them); ``KeyError``
+        when ``uid`` has no entry or its groups cannot be read."""
+        return self._get("groups", (self.getpwuid(uid).pw_name, gid))
+
+
+def _groups(grouplist, name, gid):
+    try:
+        return tuple(grouplist(name, gid))
+    except OSError:
+        raise KeyError(name) from None
 
 
 PASSWD = PasswdCache()

@@ -3,13 +3,17 @@
 import json
 import os
 import tempfile
+from types import SimpleNamespace
 
+import attrs
+from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import Logger, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.config import (ApiAcl, ConfigError, load_acl, load_api_timeouts, load_daemon_config,
                         report_unused)
+from csm.users import PasswdCache
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONF = os.path.join(os.path.dirname(HERE), "conf")
@@ -226,9 +230,34 @@ class AclTests(ConfigTestCase):
         acl = self.acl({"privileged_group_id": [4242]})
         self.assertFalse(acl.is_privileged(nobody.pw_uid, nobody.pw_gid))
         # the user's supplementary groups come from the system (getgrouplist)
-        self.patch(os, "getgrouplist", lambda name, gid: [gid, 4242] if name == "nobody" else [gid])
+        acl = attrs.evolve(acl, passwd=PasswdCache(
+            grouplist=lambda name, gid: [gid, 4242] if name == "nobody" else [gid]))
         self.assertTrue(acl.is_privileged(nobody.pw_uid, nobody.pw_gid))
         self.assertFalse(acl.is_privileged(123456, 123456))  # unknown uid: no groups
+
+    def test_group_lookups_cached(self):
+        """A local caller's groups are looked up once per TTL, not at each connection: NSS may
+        wait on LDAP, and the ACL is checked on the reactor thread."""
+        clock, calls = Clock(), []
+
+        def by_uid(uid):
+            calls.append(("getpwuid", uid))
+            if uid != 1001:
+                raise KeyError(uid)
+            return SimpleNamespace(pw_name="alice")
+
+        def grouplist(name, gid):
+            calls.append(("getgrouplist", name))
+            return [gid, 4242]
+        acl = attrs.evolve(self.acl({"privileged_group_id": [4242]}),
+                           passwd=PasswdCache(ttl=300, now=clock.seconds, by_uid=by_uid, grouplist=grouplist))
+        for _ in range(50):
+            self.assertTrue(acl.is_privileged(1001, 100))
+            self.assertFalse(acl.is_privileged(2002, 100))
+        self.assertEqual(calls, [("getpwuid", 1001), ("getgrouplist", "alice"), ("getpwuid", 2002)])
+        clock.advance(301)  # a changed group is seen after the TTL
+        self.assertTrue(acl.is_privileged(1001, 100))
+        self.assertEqual(len(calls), 5)
 
     def test_missing_file_allows_all(self):
         acl = load_acl(os.path.join(self.dir, "missing.acl"), warn=self.warnings.append)

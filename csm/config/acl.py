@@ -6,6 +6,7 @@ import pwd
 
 import attrs
 
+from csm import users
 from csm.config.errors import default_warn
 from csm.config.reader import Reader, read_json
 
@@ -19,6 +20,8 @@ class ApiAcl:
     private: frozenset = frozenset()
     public: frozenset = frozenset()
     everyone_privileged: bool = False
+    #: where users' groups are looked up (cached: NSS may block on LDAP, and this is the reactor thread)
+    passwd: users.PasswdCache = attrs.field(default=users.PASSWD, eq=False, repr=False)
 
     @classmethod
     def allow_all(cls):
@@ -44,8 +47,8 @@ class ApiAcl:
         if not self.privileged_groups:
             return False
         try:
-            groups = os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
-        except (KeyError, OSError):
+            groups = self.passwd.groups_of(uid, gid)
+        except KeyError:
             return False
         return any(g in self.privileged_groups for g in groups)
 
