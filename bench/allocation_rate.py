@@ -1,7 +1,8 @@
 """Allocation rate: one-node allocations created and deleted by many clients at once.
 
     .venv/bin/python bench/allocation_rate.py [--setups real,sim] [--prologs none,sample]
-        [--clients 1,8,32,128] [--seconds 10] [--sim-nodes 1024] [--slurm] [--fast-db] [--record]
+        [--clients 1,8,32,128] [--seconds 10] [--rate PAIRS_PER_S] [--sim-nodes 1024] [--slurm] [--fast-db]
+        [--record]
 
 Setups: ``real``, a master with its private PostgreSQL, 2 aggregators, a utility
 and 8 compute daemons as real twistd processes (TLS); ``sim``, the same tree
@@ -22,12 +23,23 @@ pg_stat_database, the statements and transactions the master ran per
 allocation (create + delete). With ``--slurm``: ``sbatch --wrap true`` jobs/s
 on the same machine with bench/slurm.py's one-node Slurm.
 
+With ``--rate R`` each client count also runs paced (open loop): the clients
+together offer R pairs a second, client i starting its k-th pair at
+``(i + k * clients) / R`` seconds, a schedule fixed in advance; a client still
+busy at its next start catches up at once, so a slow answer does not lower the
+offered load. A create's latency is then counted from its scheduled start, not
+from when it was sent (a late start counts against it: no coordinated
+omission). The saturated run (each client as fast as it is answered) comes
+first and is kept.
+
 Targets: no prolog, 128 clients, 1,024 simulated nodes: 500 pairs/s, create p99
-under 100 ms; sample prolog, 8 real computes: 5 x 34.4 pairs/s.
+under 100 ms (read as: at 500 pairs/s offered, paced); sample prolog, 8 real
+computes: 5 x 34.4 pairs/s.
 """
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -51,22 +63,35 @@ SIM_AGGREGATORS = 4
 
 # -- the load (a process of its own) -----------------------------------------------------
 
-def load(reactor, socket, clients, seconds, nodes, first_job):
-    """Fires with {"create": [s], "delete": [s], "errors": [text], "seconds": s}."""
-    from twisted.internet import defer
+def load(reactor, socket, clients, seconds, nodes, first_job, rate=None):
+    """Fires with {"create": [s], "delete": [s], "errors": [text], "seconds": s}; paced at ``rate``
+    pairs/s (see the module's docstring) also with "sent": [s] (a create from its sending) and
+    "late": [s] (how late each pair started)."""
+    from twisted.internet import defer, task
 
     from csm import client as csm_client
 
     free = defer.DeferredQueue()
     for node in nodes:
         free.put(node)
-    out = {"create": [], "delete": [], "errors": [], "pairs": 0}
+    out = {"create": [], "delete": [], "errors": [], "pairs": 0, "sent": [], "late": []}
     jobs = iter(range(first_job, first_job + 10 ** 9))
     deadline = []
 
+    def pause(seconds):
+        return task.deferLater(reactor, seconds, lambda: None) if seconds > 0 else defer.succeed(None)
+
     @defer.inlineCallbacks
-    def one(client):
-        while time.monotonic() < deadline[0]:
+    def one(client, index):
+        pair = 0
+        while time.perf_counter() < deadline[0]:
+            scheduled = None
+            if rate:
+                scheduled = deadline[1] + (index + pair * clients) / rate
+                if scheduled >= deadline[0]:
+                    break
+                yield pause(scheduled - time.perf_counter())
+                pair += 1
             node = yield free.get()
             try:
                 started = time.perf_counter()
@@ -74,9 +99,12 @@ def load(reactor, socket, clients, seconds, nodes, first_job):
                                                                   "compute_nodes": [node], "user_name": "root"})
                 middle = time.perf_counter()
                 yield client.call("allocation_delete", {"allocation_id": created["allocation_id"]})
-                out["create"].append(middle - started)
+                out["create"].append(middle - (started if scheduled is None else scheduled))
                 out["delete"].append(time.perf_counter() - middle)
                 out["pairs"] += 1
+                if scheduled is not None:
+                    out["sent"].append(middle - started)
+                    out["late"].append(max(0.0, started - scheduled))
             except Exception as exc:
                 out["errors"].append("%s: %s" % (node, getattr(exc, "errmsg", exc)))
             finally:
@@ -86,9 +114,10 @@ def load(reactor, socket, clients, seconds, nodes, first_job):
     def run():
         connected = yield defer.gatherResults([csm_client.connect(reactor, socket) for _ in range(clients)])
         began = time.perf_counter()
-        deadline.append(time.monotonic() + seconds)
-        yield defer.gatherResults([one(c) for c in connected])
+        deadline.extend((began + seconds, began))
+        yield defer.gatherResults([one(c, i) for i, c in enumerate(connected)])
         out["seconds"] = time.perf_counter() - began
+        out["scheduled_seconds"] = seconds
         for c in connected:
             c.close()
         return out
@@ -103,7 +132,8 @@ def load_main(args):
 
     with open(args.nodes_file) as f:
         nodes = [line.strip() for line in f if line.strip()]
-    out = run_reactor(lambda: load(reactor, args.socket, args.clients[0], args.seconds, nodes, args.first_job))
+    out = run_reactor(lambda: load(reactor, args.socket, args.clients[0], args.seconds, nodes, args.first_job,
+                                   args.rate))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu"] = usage.ru_utime + usage.ru_stime
     print(json.dumps(out))
@@ -228,7 +258,7 @@ class Tree:
                                         "WHERE datname = 'csmdb'")[0][0]
         return int(statements), int(transactions)
 
-    def run(self, clients, seconds, first_job):
+    def run(self, clients, seconds, first_job, rate=None):
         nodes_file = os.path.join(self.cluster.run_dir, "nodes.txt")
         with open(nodes_file, "w") as f:
             f.write("\n".join(self.nodes) + "\n")
@@ -238,7 +268,8 @@ class Tree:
         began = time.monotonic()
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", "--socket",
                                self.cluster.daemons["util01"].socket, "--clients", str(clients), "--seconds",
-                               str(seconds), "--nodes-file", nodes_file, "--first-job", str(first_job)],
+                               str(seconds), "--nodes-file", nodes_file, "--first-job", str(first_job)]
+                              + (["--rate", str(rate)] if rate else []),
                               stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=seconds + 300)
         wall = time.monotonic() - began
         time.sleep(2)  # the backends report their transactions within a second of going idle
@@ -265,10 +296,12 @@ class Tree:
             shutil.rmtree(self.cluster.run_dir, ignore_errors=True)
 
 
-def describe(setup, prolog, clients, out, sim_nodes):
+def describe(setup, prolog, clients, out, sim_nodes, rate=None):
     pairs = out["pairs"]
     where = ("%d real computes" % REAL_NODES if setup == "real" else "%d simulated computes" % sim_nodes)
     ms = lambda values, pct: percentile(values, pct) * 1e3  # noqa: E731
+    if rate:
+        where += ", paced at %g pairs/s offered (create from its scheduled start)" % rate
     per = (lambda count: count / pairs) if pairs else (lambda count: float("nan"))
     cpu_ms = sum(out["cpu"].values()) * 10.0 * out["wall"]  # % of a core over the wall time -> ms
     line = ("%s, prolog %s, %d clients, %.0f s: %d pairs, %.1f pairs/s; create p50 %.1f ms, p99 %.1f ms; "
@@ -278,6 +311,11 @@ def describe(setup, prolog, clients, out, sim_nodes):
                ms(out["create"], 99), ms(out["delete"], 50), ms(out["delete"], 99), len(out["errors"]),
                per(out["statements"]), per(out["transactions"]), per(cpu_ms),
                ", ".join("%s %.0f%%" % item for item in out["cpu"].items()), out["load"]))
+    if rate:
+        line += ("; %d pairs were scheduled (%d done); create from its sending p50 %.1f ms, p99 %.1f ms; started "
+                 "late (over 1 ms) %d of %d, p99 %.1f ms late"
+                 % (math.ceil(out["scheduled_seconds"] * rate), pairs, ms(out["sent"], 50), ms(out["sent"], 99),
+                    sum(1 for late in out["late"] if late > 1e-3), len(out["late"]), ms(out["late"], 99)))
     if out["errors"]:
         line += "; first error: %s" % out["errors"][0][:200]
     return line
@@ -334,6 +372,7 @@ def main():
     parser.add_argument("--prologs", default="none,sample")
     parser.add_argument("--clients", default="1,8,32,128")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, help="also run each client count paced: this many pairs/s offered")
     parser.add_argument("--sim-nodes", type=int, default=1024)
     parser.add_argument("--slurm", action="store_true")
     parser.add_argument("--fast-db", action="store_true", help="PostgreSQL without fsync (not durable)")
@@ -356,10 +395,11 @@ def main():
             try:
                 tree.start()
                 for clients in args.clients:
-                    out = tree.run(clients, args.seconds, job)
-                    job += 10 ** 6
-                    lines.append(describe(setup, prolog, clients, out, args.sim_nodes))
-                    print(lines[-1], flush=True)
+                    for rate in (None, args.rate) if args.rate else (None,):
+                        out = tree.run(clients, args.seconds, job, rate)
+                        job += 10 ** 6
+                        lines.append(describe(setup, prolog, clients, out, args.sim_nodes, rate))
+                        print(lines[-1], flush=True)
                 failed = False
             finally:
                 tree.stop(keep=failed)
@@ -367,11 +407,12 @@ def main():
         lines.append(slurm_rate(args.seconds))
         print(lines[-1], flush=True)
     if args.record:
-        lines.append("targets: no prolog, 128 clients, 1,024 simulated nodes: 500 pairs/s, create p99 under 100 ms; "
-                     "sample prolog, 8 real computes: 172 pairs/s (5 x 34.4)")
-        command = "python bench/allocation_rate.py --setups %s --prologs %s --clients %s --seconds %g%s%s --record" % (
+        lines.append("targets: no prolog, 128 clients, 1,024 simulated nodes: 500 pairs/s, create p99 under 100 ms "
+                     "(at 500 pairs/s offered, paced); sample prolog, 8 real computes: 172 pairs/s (5 x 34.4)")
+        command = "python bench/allocation_rate.py --setups %s --prologs %s --clients %s --seconds %g%s%s%s --record" % (
             args.setups, args.prologs, ",".join(map(str, args.clients)), args.seconds,
-            " --slurm" if args.slurm else "", " --fast-db" if args.fast_db else "")
+            " --rate %g" % args.rate if args.rate else "", " --slurm" if args.slurm else "",
+            " --fast-db" if args.fast_db else "")
         lines.insert(0, "PostgreSQL %s" % ("without fsync (--fast-db)" if args.fast_db else "durable (fsync, "
                                                                                          "synchronous_commit on)"))
         record("allocation_rate", command, lines)
