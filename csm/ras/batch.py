@@ -10,9 +10,14 @@ no ``set_state``) on a node that is not in MAINTENANCE or OUT_OF_SERVICE are
 inserted together, many rows to a statement; every other event (thresholds,
 state changes, suppression, unknown types) goes through
 ``fn_csm_ras_event_create`` alone, in its place. Row ids follow the order of
-arrival, so events keep their order per node and overall. When a statement is
-refused, the batch is rolled back to its savepoint and each event runs alone
-with its own, so one bad event fails by itself and none is lost.
+arrival, so events keep their order per node and overall.
+
+A batch runs under one savepoint, not one per event: a transaction's first 64
+subtransactions are cached in shared memory, and past them every other session's
+snapshots must read ``pg_subtrans`` (a "suboverflowed" backend). When a statement
+is refused, the batch is rolled back to its savepoint and run again in two halves,
+each under its own, down to the one event the database refuses, which fails by
+itself: none is lost, and the outcomes are those of one event at a time.
 """
 
 import json
@@ -40,8 +45,7 @@ LOOKUP = ("SELECT (SELECT coalesce(jsonb_object_agg(t.msg_id, jsonb_build_object
           "FROM csm_ras_type t WHERE t.msg_id = ANY(%s)), "
           "(SELECT coalesce(jsonb_object_agg(node_name, state), '{}') FROM csm_node WHERE node_name = ANY(%s))")
 #: rows of plain events: row ids taken in order, so the i-th row gets the i-th smallest
-INSERT = ("SAVEPOINT csm_ras_batch; "
-          "INSERT INTO csm_ras_event_action (rec_id, msg_id, msg_id_seq, time_stamp, master_time_stamp, "
+INSERT = ("INSERT INTO csm_ras_event_action (rec_id, msg_id, msg_id_seq, time_stamp, master_time_stamp, "
           "location_name, count, message, kvcsv, raw_data) "
           "SELECT ids.rec_id, r.msg_id, r.seq, coalesce(r.stamp::timestamp, now()), now(), r.location, 1, "
           "r.message, r.kvcsv, r.raw_data "
@@ -114,6 +118,45 @@ def process_events(cursor, batch):
     yield cursor.execute(LOOKUP, (_names(event.get("msg_id") for event in events),
                                   _names(event.get("location_name") or "" for event in events)))
     types, nodes = cursor.fetchone()
+    outcomes = yield _guarded(cursor, events, types, nodes, batch)
+    return outcomes
+
+
+#: the function answers errors instead of raising them, and a refused statement is run again
+#: under savepoints without the event refused: it never leaves the transaction broken
+process_events.safe_in_batch = True
+
+
+@defer.inlineCallbacks
+def _guarded(cursor, events, types, nodes, batch):
+    """``events`` under one savepoint; refused, rolled back and run again in halves (one
+    event alone through the function under its own)."""
+    if len(events) == 1 and _plain(events[0], types, nodes) is None:
+        return [(yield _alone(cursor, events[0], nodes))]
+    known, inserted = dict(nodes), batch.inserted
+    yield cursor.execute("SAVEPOINT csm_ras_batch")
+    try:
+        outcomes = yield _run(cursor, events, types, nodes, batch)
+    except (psycopg2.InterfaceError, psycopg2.OperationalError):
+        raise
+    except psycopg2.Error:
+        yield cursor.execute("ROLLBACK TO SAVEPOINT csm_ras_batch")
+        nodes.clear()
+        nodes.update(known)
+        batch.inserted = inserted
+        if len(events) == 1:  # a plain event the insert refused: the function's answer
+            outcomes = [(yield _alone(cursor, events[0], nodes))]
+        else:
+            half = len(events) // 2
+            outcomes = (yield _guarded(cursor, events[:half], types, nodes, batch)) + \
+                (yield _guarded(cursor, events[half:], types, nodes, batch))
+    yield cursor.execute("RELEASE SAVEPOINT csm_ras_batch")
+    return outcomes
+
+
+@defer.inlineCallbacks
+def _run(cursor, events, types, nodes, batch):
+    """``events`` in order, plain runs many to a statement; raises where one is refused."""
     outcomes, run = [], []
     for event in events:
         kind = _plain(event, types, nodes)
@@ -124,18 +167,18 @@ def process_events(cursor, batch):
         if run:
             outcomes.extend((yield _insert(cursor, run, batch)))
             run = []
-        outcome = yield _alone(cursor, event)
-        if isinstance(outcome, dict) and outcome.get("state_changed") and isinstance(event.get("location_name"), str):
-            nodes[event["location_name"]] = outcome.get("set_state")
-        outcomes.append(outcome)
+        yield cursor.execute(ALONE, (json.dumps(event, default=str),))
+        outcomes.append(_note_state(cursor.fetchone()[0], event, nodes))
     if run:
         outcomes.extend((yield _insert(cursor, run, batch)))
     return outcomes
 
 
-#: the function answers errors instead of raising them, and a refused statement is run again
-#: event by event under savepoints: it never leaves the transaction broken
-process_events.safe_in_batch = True
+def _note_state(outcome, event, nodes):
+    """``outcome`` of ``event``, its node's new state noted in ``nodes``."""
+    if isinstance(outcome, dict) and outcome.get("state_changed") and isinstance(event.get("location_name"), str):
+        nodes[event["location_name"]] = outcome.get("set_state")
+    return outcome
 
 
 @defer.inlineCallbacks
@@ -143,16 +186,7 @@ def _insert(cursor, run, batch):
     rows = [{"msg_id": event["msg_id"], "seq": kind["seq"], "stamp": event.get("time_stamp"),
              "location": event.get("location_name") or "", "message": message,
              "kvcsv": event.get("kvcsv"), "raw_data": event.get("raw_data")} for event, kind, message, _ in run]
-    try:
-        yield cursor.execute(INSERT, (json.dumps(rows), len(rows)))
-    except (psycopg2.InterfaceError, psycopg2.OperationalError):
-        raise
-    except psycopg2.Error:
-        yield cursor.execute("ROLLBACK TO SAVEPOINT csm_ras_batch")
-        outcomes = []
-        for event, *_ in run:
-            outcomes.append((yield _alone(cursor, event)))
-        return outcomes
+    yield cursor.execute(INSERT, (json.dumps(rows), len(rows)))
     stored = sorted(cursor.fetchall())
     batch.inserted += len(stored)
     return [{"stored": True, "rec_id": rec_id, "count": 1, "message": message, "severity": kind["severity"],
@@ -162,7 +196,7 @@ def _insert(cursor, run, batch):
 
 
 @defer.inlineCallbacks
-def _alone(cursor, event):
+def _alone(cursor, event, nodes):
     """One event through ``fn_csm_ras_event_create`` under its own savepoint."""
     try:
         yield cursor.execute("SAVEPOINT csm_ras_event; " + ALONE, (json.dumps(event, default=str),))
@@ -174,7 +208,9 @@ def _alone(cursor, event):
         log.error("RAS event {msg_id} on {node} refused by the database and dropped: {error}",
                   msg_id=event.get("msg_id"), node=event.get("location_name"), error=error.errmsg)
         return error
-    return cursor.fetchone()[0]
+    outcome = cursor.fetchone()[0]
+    yield cursor.execute("RELEASE SAVEPOINT csm_ras_event")
+    return _note_state(outcome, event, nodes)
 
 
 class EventBatch:
