@@ -15,6 +15,8 @@ from csm.errors import CSMError, ErrorCode
 from csm.node import usage
 from csm.node.allocation import AllocationAgent, script_environment
 from csm.node.cgroup import AllocationCgroups, format_cpus, is_cgroup2, parse_cpus, remove_tree
+from csm.node import scripts
+from csm.node.scripts import run_script
 from tests.fakenvml import FakeGpu, FakeNvml
 
 SCRIPT = """#!/bin/sh
@@ -128,7 +130,7 @@ class AgentTests(TestCase):
         clock = Clock()
         agent = AllocationAgent(ClockedReactor(clock), "n01", self.agent.scripts["prolog"], "", "")
         self.addCleanup(agent.stop)
-        spawned = self.created(self.log + ".spawned")
+        spawned = created(self, self.log + ".spawned")
         d = agent.handle(body(14, "prolog", timeout=3.5))
         yield spawned
         clock.advance(3.4)
@@ -136,20 +138,6 @@ class AgentTests(TestCase):
         clock.advance(0.1)
         error = yield self.assertFailure(d, CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_TIMEOUT)
-
-    def created(self, path):
-        """Fires when the file ``path`` is made (inotify: no polling)."""
-        path = os.path.abspath(path)
-        notifier = inotify.INotify()
-        notifier.startReading()
-        self.addCleanup(notifier.loseConnection)
-        made = defer.Deferred()
-
-        def event(_, what, mask):
-            if what.asTextMode().path == path and not made.called:
-                made.callback(None)
-        notifier.watch(filepath.FilePath(os.path.dirname(path)), mask=inotify.IN_CREATE, callbacks=[event])
-        return made
 
     @defer.inlineCallbacks
     def test_collisions_and_joins(self):
@@ -183,6 +171,69 @@ class AgentTests(TestCase):
         error = yield self.assertFailure(agent.handle(body(17, "prolog")), CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_SCRIPT_FAILURE)
         self.assertIn("missing or not executable", error.errmsg)
+
+
+def created(test, path):
+    """Fires when the file ``path`` is made (inotify: no polling)."""
+    path = os.path.abspath(path)
+    notifier = inotify.INotify()
+    notifier.startReading()
+    test.addCleanup(notifier.loseConnection)
+    made = defer.Deferred()
+
+    def event(_, what, mask):
+        if what.asTextMode().path == path and not made.called:
+            made.callback(None)
+    notifier.watch(filepath.FilePath(os.path.dirname(path)), mask=inotify.IN_CREATE, callbacks=[event])
+    return made
+
+
+class ScriptTests(TestCase):
+    """run_script itself: started by posix_spawn in a session of its own (no setsid program), or,
+    without pidfds, by Twisted's spawnProcess through setsid."""
+
+    timeout = 20  # a group kill that misses the script's child waits out its 30 s
+
+    def script(self, text):
+        path = os.path.join(self.mktemp() + "-script")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, stat.S_IRWXU)
+        return path
+
+    @defer.inlineCallbacks
+    def check_group_kill(self):
+        marker = self.mktemp()
+        path = self.script("#!/bin/sh\nsleep 30 & : > %s; sleep 30\n" % marker)
+        clock = Clock()
+        started = created(self, marker)
+        d = run_script(ClockedReactor(clock), path, timeout=3.0, group=True)
+        yield started
+        clock.advance(3.0)
+        self.assertEqual((yield d), (137, ""))
+
+    def test_group_kill_needs_no_setsid_program(self):
+        self.patch(scripts, "SETSID", None)
+        return self.check_group_kill()
+
+    def test_group_kill_without_pidfds(self):
+        self.patch(scripts, "PIDFD", False)
+        return self.check_group_kill()
+
+    @defer.inlineCallbacks
+    def test_output_status_and_signals(self):
+        path = self.script("#!/bin/sh\necho out; echo err >&2; [ -n \"$1\" ] && kill -PIPE $$; exit 3\n")
+        for pidfd in (True, False):
+            self.patch(scripts, "PIDFD", pidfd)
+            self.assertEqual((yield run_script(reactor, path, group=True)), (3, "out\nerr\n"))
+            # the daemon ignores SIGPIPE; the script gets the default action back
+            self.assertEqual((yield run_script(reactor, path, ["pipe"], group=True)), (128 + 13, "out\nerr\n"))
+
+    @defer.inlineCallbacks
+    def test_not_a_program(self):
+        path = self.script("no interpreter line, not a program\n")
+        code, output = yield run_script(reactor, path, group=True)
+        self.assertEqual((code, output), (126, "cannot run %s: Exec format error" % path))
 
 
 class EnvironmentTests(SynchronousTestCase):
