@@ -104,11 +104,11 @@ def make_registry(daemon):
     return registry
 
 
-def metrics_service(reactor, endpoint, registry):
+def metrics_service(reactor, endpoint, registry, config_key=None):
     """A web server for ``/metrics`` on ``endpoint`` (host, port); the web server is imported
     only here, by the daemons that export (off by default)."""
     from csm.metrics_http import metrics_service as service
-    return service(reactor, endpoint, registry)
+    return service(reactor, endpoint, registry, config_key)
 
 
 def numeric_fields(data):

@@ -1,10 +1,11 @@
 """The ``/metrics`` web server (twisted.web), for the daemons that export their metrics."""
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from twisted.application import internet
 from twisted.internet import endpoints
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+
+from csm.net.listen import ListeningService
 
 
 class MetricsResource(Resource):
@@ -21,9 +22,10 @@ class MetricsResource(Resource):
         return generate_latest(self.registry)
 
 
-def metrics_service(reactor, endpoint, registry):
-    """A web server for ``/metrics`` on ``endpoint`` (host, port)."""
+def metrics_service(reactor, endpoint, registry, config_key=None):
+    """A web server for ``/metrics`` on ``endpoint`` (host, port); a port that cannot be opened
+    stops the start (``ListeningService``: one line naming ``config_key``)."""
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
     server = endpoints.TCP4ServerEndpoint(reactor, endpoint.port, interface=endpoint.host)
-    return internet.StreamServerEndpointService(server, Site(root))
+    return ListeningService(server, Site(root), config_key=config_key)

@@ -134,6 +134,19 @@ class SetupTests(SynchronousTestCase):
         self.assertIn(line, logged)
         self.assertNotIn("Traceback", logged)
 
+    def test_metrics_and_rest_ports_in_use(self):
+        """The Prometheus exporter's and the RAS REST daemon's ports are listeners as the others:
+        taken, the daemon stops at start with one line (it ran on without them, after a traceback)."""
+        import socket
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        for key in ("net.metrics_listen", "ras.rest"):
+            self.start(self.config(**{key: {"host": "127.0.0.1", "port": port}}),
+                       "csm.%s: cannot listen on 127.0.0.1:%d: Address already in use" % (key, port))
+
     def test_second_daemon_on_a_live_socket_refuses_and_leaves_it(self):
         path = self.config()
         first = subprocess.Popen(twistd_command(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -11,12 +11,12 @@ from the daemons' CA. Bad requests get a 4xx and a JSON reason.
 
 import json
 
-from twisted.application import internet
 from twisted.internet import endpoints
 from twisted.web import resource, server
 
 from csm import logs
 from csm.errors import ErrorCode
+from csm.net.listen import ListeningService
 from csm.wire import Message
 
 log = logs.logger("csmras")
@@ -103,11 +103,12 @@ def rest_site(daemon):
     return server.Site(root)
 
 
-def rest_service(daemon, endpoint):
-    """The HTTP(S) listener on ``endpoint`` (host, port)."""
+def rest_service(daemon, endpoint, config_key=None):
+    """The HTTP(S) listener on ``endpoint`` (host, port); a port that cannot be opened stops the
+    start (``ListeningService``: one line naming ``config_key``)."""
     if daemon.tls is not None:
         listen = endpoints.SSL4ServerEndpoint(daemon.reactor, endpoint.port, daemon.tls.server_options(),
                                               interface=endpoint.host)
     else:
         listen = endpoints.TCP4ServerEndpoint(daemon.reactor, endpoint.port, interface=endpoint.host)
-    return internet.StreamServerEndpointService(listen, rest_site(daemon))
+    return ListeningService(listen, rest_site(daemon), config_key=config_key)

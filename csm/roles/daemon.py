@@ -35,6 +35,10 @@ def _load_file(loader, config, name):
         raise ConfigError(config.path, "csm." + name, str(exc)) from None
 
 
+def _ignore(reply):
+    """The answer to a fire-and-forget message: nobody waits for it."""
+
+
 class DaemonLinkOwner(LinkOwner):
     """Owner of one daemon-to-daemon link kind: forwards events to the daemon."""
 
@@ -101,7 +105,8 @@ class Daemon(service.MultiService):
             self.local = LocalSocketService(reactor, self, config.net.local_client_listen)
             self.local.setServiceParent(self)
         if config.net.metrics_listen is not None:
-            metrics.metrics_service(reactor, config.net.metrics_listen, self.metrics).setServiceParent(self)
+            metrics.metrics_service(reactor, config.net.metrics_listen, self.metrics,
+                                    (config.path, "csm.net.metrics_listen")).setServiceParent(self)
         #: what the admin shell sees: filled at start, once the role has built everything
         self.shell_namespace = {}
         if config.manhole.enabled:
@@ -109,7 +114,7 @@ class Daemon(service.MultiService):
             makeManholeService(config.manhole, self.shell_namespace, reactor).setServiceParent(self)
         if config.ras.rest is not None:
             from csm.ras.rest import rest_service
-            rest_service(self, config.ras.rest).setServiceParent(self)
+            rest_service(self, config.ras.rest, (config.path, "csm.ras.rest")).setServiceParent(self)
 
     # -- what roles provide ---------------------------------------------------------------
 
@@ -182,10 +187,7 @@ class Daemon(service.MultiService):
 
     def dispatch(self, link, message):
         """A request from a daemon link: route it and answer on the same link."""
-        d = self.router.handle(message, link)
-        if not message.flags & Flags.NOREPLY:
-            d.addCallback(link.send)
-        d.addErrback(lambda f: log.failure("dispatch failed", f))
+        self.router.respond(message, link, _ignore if message.flags & Flags.NOREPLY else link.send)
 
     def startService(self):
         self.started_at = self.clock.seconds()
