@@ -11,7 +11,6 @@ import os
 import time
 
 from csm import __version__
-from csm.api.commands import REGISTRY
 from csm.errors import CSMError, ErrorCode
 from csm.wire import Flags, FrameDecoder, FrameError, InternalCommand, Message, Priority
 
@@ -23,6 +22,15 @@ CLIENT_MARGIN = 1.0
 def default_socket():
     """``CSM_SOCKET`` (or CAST's ``CSM_SSOCKET``) from the environment, else /run/csmd.sock."""
     return os.environ.get("CSM_SOCKET") or os.environ.get("CSM_SSOCKET") or DEFAULT_SOCKET
+
+
+def _registry(registry):
+    """``registry``, or the registry of every API (built on first use: a csm_* command passes
+    its own command alone)."""
+    if registry is None:
+        from csm.api.commands import REGISTRY
+        return REGISTRY
+    return registry
 
 
 def _command(name, registry):
@@ -44,9 +52,9 @@ def _result(reply):
 class Client:
     """A blocking connection to a daemon's local socket."""
 
-    def __init__(self, path=None, timeout=None, registry=REGISTRY):
+    def __init__(self, path=None, timeout=None, registry=None):
         self.path = path or default_socket()
-        self.registry = registry
+        self.registry = _registry(registry)
         self.timeouts = {}
         self.daemon = {}
         self._timeout_override = timeout
@@ -134,9 +142,9 @@ class Client:
 class DeferredClient:
     """A local-socket client on a reactor: ``call()`` returns a Deferred."""
 
-    def __init__(self, link, registry=REGISTRY):
+    def __init__(self, link, registry=None):
         self.link = link
-        self.registry = registry
+        self.registry = _registry(registry)
 
     @property
     def timeouts(self):
@@ -152,7 +160,7 @@ class DeferredClient:
         self.link.close()
 
 
-def connect(reactor, path=None, registry=REGISTRY):
+def connect(reactor, path=None, registry=None):
     """Connect to a daemon's socket; fires with a ``DeferredClient`` after the hello."""
     from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 

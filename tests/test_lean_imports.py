@@ -50,6 +50,17 @@ class CommandPathTests(SynchronousTestCase):
         self.assertEqual(loaded(modules, "twisted", "attr", "attrs", "ClusterShell", "shutil", "socket", "argparse"),
                          [])
 
+    def test_command_loads_its_own_definition_only(self):
+        """A command finds its entry through csm/api/cli_index.py: the other API families, their
+        output formats, the registry of every API and collections stay out."""
+        modules = modules_after(
+            "from csm.cli.main import main\nfrom csm.api import cli_index\n"
+            "assert cli_index.find('csm_node_attributes_query').name == 'node_attributes_query'\n"
+            "import csm.api.commands\nassert 'REGISTRY' not in vars(csm.api.commands)\n")
+        self.assertEqual(sorted(name for name in modules if name in (
+            "csm.api.wm_commands", "csm.api.bb_commands", "csm.api.diag_commands", "csm.api.switch_commands",
+            "csm.api.cgroup_commands", "csm.cli.switch_formats", "csm.cli.diag_formats", "collections")), [])
+
     def test_host_ranges_still_expand(self):
         """ClusterShell comes in when a value has a range."""
         modules = modules_after(

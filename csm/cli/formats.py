@@ -1,6 +1,6 @@
 """Per-command output formats where CAST prints something other than plain YAML."""
 
-from csm.cli import diag_formats, output, switch_formats
+from csm.cli import output
 from csm.cli.cast_records import NO_RESULTS, updated
 from csm.cli.layout import block, records, value_text
 
@@ -391,15 +391,26 @@ def no_results(command):
     return NO_RESULTS_BY_COMMAND.get(command.name, NO_RESULTS)
 
 
-FORMATTERS.update(diag_formats.FORMATTERS)
-FORMATTERS.update(switch_formats.FORMATTERS)
+#: Command families whose formatters live in a module of their own, imported by those commands only.
+FAMILIES = (("diag_", "csm.cli.diag_formats"), ("switch_", "csm.cli.switch_formats"),
+            ("ib_cable_", "csm.cli.switch_formats"))
+
+
+def formatter_of(name):
+    """The ``FORMATTERS`` entry of command ``name`` (its family's module's where it has one), or None."""
+    for prefix, module in FAMILIES:
+        if name.startswith(prefix):
+            import sys
+            __import__(module)
+            return sys.modules[module].FORMATTERS.get(name)
+    return FORMATTERS.get(name)
 
 
 def render(command, result, args):
     formatter = COMMAND_FORMATTERS.get(command.name)
     if formatter is not None:
         return formatter(result, args, command)
-    formatter = FORMATTERS.get(command.name)
+    formatter = formatter_of(command.name)
     if formatter is not None:
         return formatter(result, args)
     if command.results_key and isinstance(result, dict):

@@ -8,7 +8,8 @@ and a failure prints ``<cmd> FAILED: errcode: N errmsg: ...`` as CAST's tools do
 import os
 import sys
 
-from csm.api.commands import REGISTRY
+from csm.api import cli_index
+from csm.api.registry import Registry
 from csm.cli import formats
 from csm.cli.flags import UsageError, quick_args
 from csm.client import Client
@@ -64,7 +65,7 @@ def run(command, argv, out=sys.stdout):
         _failed(command, exc, fmt, out, body)
         return int(exc.errcode)
     try:
-        with Client() as client:
+        with Client(registry=Registry((command,))) as client:
             result = client.call(command.name, body)
     except CSMError as exc:
         _failed(command, exc, fmt, out, body)
@@ -140,14 +141,23 @@ def _main(argv):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     name = os.path.basename(argv[0])
-    command = REGISTRY.by_cli.get(name)
+    command = cli_index.find(name)
     if command is None:
+        from csm.api.commands import REGISTRY
         sys.stderr.write("%s: not a CSM command (known: %s)\n" % (name, ", ".join(sorted(REGISTRY.by_cli))))
         return ErrorCode.CSMERR_CMD_UNKNOWN
     try:
         return run(command, argv[1:])
     except KeyboardInterrupt:
         return ErrorCode.CSMERR_GENERIC
+
+
+def __getattr__(name):
+    """``REGISTRY`` (every API), built only when asked for: a command finds its own alone."""
+    if name == "REGISTRY":
+        from csm.api.commands import REGISTRY
+        return REGISTRY
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 if __name__ == "__main__":
