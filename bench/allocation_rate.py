@@ -142,16 +142,18 @@ def load_main(args):
 # -- the cluster -----------------------------------------------------------------------
 
 
-def cpu_of(pids):
-    """CPU seconds of ``pids`` together (one that has gone counts nothing)."""
+def cpu_of(pids, children=False):
+    """CPU seconds of ``pids`` together (one that has gone counts nothing); with ``children``,
+    those of their ended children instead (a compute's prolog and epilog processes)."""
     total = 0.0
+    first = 13 if children else 11
     for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rpartition(")")[2].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -263,7 +265,9 @@ class Tree:
         with open(nodes_file, "w") as f:
             f.write("\n".join(self.nodes) + "\n")
         procs = self.processes()
+        hosts = procs.get("computes") or procs.get("csm-sim")
         before = {name: cpu_of(pids) for name, pids in procs.items()}
+        before_scripts = cpu_of(hosts, children=True)
         statements, transactions = self.db_counts()
         began = time.monotonic()
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", "--socket",
@@ -279,6 +283,8 @@ class Tree:
         cpu = {name: 100.0 * (cpu_of(pids) - before[name]) / wall
                for name, pids in procs.items()}
         cpu["load"] = 100.0 * out["cpu"] / wall
+        if self.prolog != "none":
+            cpu["scripts"] = 100.0 * (cpu_of(hosts, children=True) - before_scripts) / wall
         # the bench's own statements ran as postgres; its two transactions are taken off
         statements_after, transactions_after = self.db_counts()
         out.update(cpu=cpu, wall=wall, load=os.getloadavg()[0], statements=statements_after - statements,
@@ -306,10 +312,11 @@ def describe(setup, prolog, clients, out, sim_nodes, rate=None):
     cpu_ms = sum(out["cpu"].values()) * 10.0 * out["wall"]  # % of a core over the wall time -> ms
     line = ("%s, prolog %s, %d clients, %.0f s: %d pairs, %.1f pairs/s; create p50 %.1f ms, p99 %.1f ms; "
             "delete p50 %.1f ms, p99 %.1f ms; %d errors; per allocation %.1f statements, %.1f transactions, "
-            "%.1f ms of CPU (scripts not counted); CPU %s; load average %.1f"
+            "%.1f ms of CPU (%s); CPU %s; load average %.1f"
             % (where, prolog, clients, out["seconds"], pairs, pairs / out["seconds"], ms(out["create"], 50),
                ms(out["create"], 99), ms(out["delete"], 50), ms(out["delete"], 99), len(out["errors"]),
                per(out["statements"]), per(out["transactions"]), per(cpu_ms),
+               "the scripts' processes counted" if "scripts" in out["cpu"] else "no scripts",
                ", ".join("%s %.0f%%" % item for item in out["cpu"].items()), out["load"]))
     if rate:
         line += ("; %d pairs were scheduled (%d done); create from its sending p50 %.1f ms, p99 %.1f ms; started "
