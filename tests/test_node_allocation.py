@@ -230,6 +230,16 @@ class ScriptTests(TestCase):
             self.assertEqual((yield run_script(reactor, path, ["pipe"], group=True)), (128 + 13, "out\nerr\n"))
 
     @defer.inlineCallbacks
+    def test_missing_or_not_executable(self):
+        path = self.script("#!/bin/sh\nexit 0\n")
+        os.chmod(path, stat.S_IRUSR)
+        for pidfd in (True, False):
+            self.patch(scripts, "PIDFD", pidfd)
+            for missing in (path, path + "-none"):
+                self.assertEqual((yield run_script(reactor, missing, group=True)),
+                                 (127, "%s is missing or not executable" % missing))
+
+    @defer.inlineCallbacks
     def test_not_a_program(self):
         path = self.script("no interpreter line, not a program\n")
         code, output = yield run_script(reactor, path, group=True)

@@ -143,16 +143,18 @@ def run_script(reactor, path, args=(), timeout=30.0, env=None, group=False):
     the kill reaches everything it started, so a child holding the output pipe
     open cannot outlive the timeout.
     """
-    if not os.access(path, os.X_OK):
-        return defer.succeed((127, "%s is missing or not executable" % path))
     argv = [path] + list(args)
     env = env or os.environ.copy()
     if PIDFD:
         try:
             script = _Script(reactor, argv, env, group)
+        except (FileNotFoundError, PermissionError):  # the spawn says so: no access() call before it
+            return defer.succeed(_missing(path))
         except OSError as exc:
             return defer.succeed((126, "cannot run %s: %s" % (path, exc.strerror)))
         done, kill = script.done, script.kill
+    elif not os.access(path, os.X_OK):
+        return defer.succeed(_missing(path))
     else:
         done, kill = _spawn_with_twisted(reactor, argv, env, group)
     timer = reactor.callLater(timeout, _quietly, kill)
@@ -162,6 +164,10 @@ def run_script(reactor, path, args=(), timeout=30.0, env=None, group=False):
             timer.cancel()
         return result
     return done.addBoth(finished)
+
+
+def _missing(path):
+    return 127, "%s is missing or not executable" % path
 
 
 def _spawn_with_twisted(reactor, argv, env, group):
