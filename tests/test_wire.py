@@ -45,12 +45,14 @@ def slow_checksum(header_words_bytes, payload):
 
 
 class ChecksumTests(SynchronousTestCase):
-    @given(st.binary(max_size=300))
-    def test_fold_matches_word_by_word(self, payload):
-        message = Message(command=18, payload=payload, message_id=7)
+    @given(st.binary(max_size=300), messages)
+    def test_fold_matches_word_by_word(self, payload, fields):
+        """Every header field counts (the encoder sums the fields without packing them)."""
+        message = fields.evolve(payload=payload)
         frame = message.encode()
         header = frame[:20] + frame[24:HEADER_SIZE]
         self.assertEqual(HEADER.unpack_from(frame)[7], slow_checksum(header, payload))
+        self.assertEqual(frame, message.evolve(message_id=7).encode(message_id=message.message_id))
 
     def test_zero_is_substituted(self):
         self.assertEqual(checksum.finish(0), checksum.ZERO_SUBSTITUTE)

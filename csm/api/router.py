@@ -13,6 +13,7 @@ import time
 
 import attrs
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from csm import logs
 from csm.errors import CSMError, ErrorCode
@@ -87,25 +88,36 @@ class Router:
 
     def handle(self, message, link=None):
         """Process one request; the Deferred fires with the reply ``Message``."""
+        d = defer.Deferred()
+        self.respond(message, link, lambda reply: d.called or d.callback(reply))  # called: cancelled
+        return d
+
+    def respond(self, message, link, answer, timeout=None):
+        """Process one request and call ``answer`` once with its reply ``Message``.
+
+        A request forwarded upstream and a handler that answers at once take no Deferred
+        (the path of every relayed frame). ``timeout``: the entry daemon's API timeout; a
+        handler still running then is answered CSMERR_TIMEOUT, and a forwarded request
+        waits no longer upstream.
+        """
         command = self.registry.get(message.command)
         handler = self.handlers.get(message.command)
-        route = self.route(command, handler is not None, message)
-        if route == HERE:
-            d = self._call(handler, command, message, link)
-        elif route == UP:
-            d = self.forward(message)
-        else:
-            name = command.api_name if command else "command id %d" % message.command
-            d = defer.succeed(message.error_reply(
-                CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not handled by the %s daemon"
-                         % (name, self.daemon.role))))
-        if command is not None and command.adds_local_daemon and getattr(link, "is_local", False):
-            d.addCallback(self._with_local_daemon)
         if self.stats is not None and not message.flags & Flags.INT:
-            started = time.perf_counter()
-            api = command.api_name if command else str(message.command)
-            d.addCallback(self._observe, api, started)
-        return d
+            answer = self._observer(answer, command.api_name if command else str(message.command))
+        if command is not None and command.adds_local_daemon and getattr(link, "is_local", False):
+            answer = self._adding_local_daemon(answer)
+        try:
+            route = self.route(command, handler is not None, message)
+            if route == HERE:
+                self._call(handler, command, message, link, answer, timeout)
+            elif route == UP:
+                self._forward(message, answer, timeout)
+            else:
+                name = command.api_name if command else "command id %d" % message.command
+                answer(message.error_reply(CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not handled by the %s "
+                                                    "daemon" % (name, self.daemon.role))))
+        except Exception:  # from answer (a reply written at once): never out into the link's read
+            log.failure("routing {api} failed", api=command.api_name if command else message.command)
 
     def route(self, command, handled_here, message):
         """``HERE``, ``UP`` or ``UNKNOWN`` for ``message``, from the registry."""
@@ -120,58 +132,97 @@ class Router:
             return UP
         return HERE
 
-    def _with_local_daemon(self, reply):
+    def _adding_local_daemon(self, answer):
         """The entry daemon adds itself to the reply (``Command.adds_local_daemon``)."""
-        if reply.is_error:
-            return reply
-        body = dict(reply.body() or {}, local_daemon=self.daemon.info())
-        return reply.evolve(payload=self.daemon.encode_body(body))
+        def add(reply):
+            if not reply.is_error:
+                body = dict(reply.body() or {}, local_daemon=self.daemon.info())
+                reply = reply.evolve(payload=self.daemon.encode_body(body))
+            answer(reply)
+        return add
 
-    def _observe(self, reply, api, started):
-        self.stats.observe(api, time.perf_counter() - started, not reply.is_error)
-        return reply
+    def _observer(self, answer, api):
+        started = time.perf_counter()
+
+        def observe(reply):
+            self.stats.observe(api, time.perf_counter() - started, not reply.is_error)
+            answer(reply)
+        return observe
 
     def forward(self, message):
         """Send ``message`` on upstream; fires with the reply re-addressed to its id."""
+        d = defer.Deferred()
+        self._forward(message, lambda reply: d.called or d.callback(reply))  # called: cancelled
+        return d
+
+    def _forward(self, message, answer, timeout=None):
         command = self.registry.get(message.command)
         link = self.upstream() if self.upstream else None
         if link is None:
             hold = getattr(self.daemon, "hold_upstream", None)
             if message.flags & Flags.NOREPLY and hold is not None and hold(message):
-                return defer.succeed(message.reply())  # sent when the link is back
+                answer(message.reply())  # sent when the link is back
+                return
             error = CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "%s daemon has no connection upstream"
                              % self.daemon.role)
-            return defer.succeed(message.error_reply(error))
+            answer(message.error_reply(error))
+            return
         if message.flags & Flags.NOREPLY:
             link.send(message)  # fire and forget: nothing will come back
-            return defer.succeed(message.reply())
-        timeout = max(1.0, self.timeout(command) - HOP_MARGIN.get(self.daemon.role, 1.0))
-        d = link.request(message, timeout)
+            answer(message.reply())
+            return
+        hop = max(1.0, self.timeout(command) - HOP_MARGIN.get(self.daemon.role, 1.0))
         original = message.message_id
-        d.addCallbacks(lambda reply: reply.evolve(message_id=original),
-                       lambda failure: message.error_reply(_as_csm_error(failure)))
-        return d
 
-    def _call(self, handler, command, message, link):
+        def replied(reply):
+            reply.message_id = original  # this hop's own copy, fresh from its decoder
+            answer(reply)
+        link.relay(message, hop if timeout is None else min(hop, timeout), replied,
+                   lambda error: answer(message.error_reply(error)))
+
+    def _call(self, handler, command, message, link, answer, timeout):
         try:
             body = message.body()
             if command is not None and not message.flags & Flags.INT:
                 body = command.validate(body)  # daemon-internal messages carry their own bodies
         except ValueError:
-            return defer.succeed(message.error_reply(
-                CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, "payload is not valid JSON")))
+            answer(message.error_reply(CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, "payload is not valid JSON")))
+            return
         except CSMError as exc:
-            return defer.succeed(message.error_reply(exc))
+            answer(message.error_reply(exc))
+            return
         ctx = Context(daemon=self.daemon, command=command, message=message, link=link,
                       uid=message.uid, gid=message.gid,
                       private_check=bool(message.flags & Flags.PCK),
                       deadline=self.daemon.clock.seconds() + self.timeout(command),
                       pool=getattr(self.daemon, "db", None))
-        d = defer.maybeDeferred(handler, ctx, body)
-        d.addCallback(lambda result: _ensure_deferred(result))
-        d.addCallbacks(lambda result: message.reply(result),
-                       lambda failure: message.error_reply(_as_csm_error(failure, command)))
-        return d
+        try:
+            result = handler(ctx, body)
+        except Exception:
+            answer(message.error_reply(_as_csm_error(Failure(), command)))
+            return
+        if hasattr(result, "__await__") and not isinstance(result, defer.Deferred):
+            result = defer.ensureDeferred(result)
+        if not isinstance(result, defer.Deferred):
+            answer(_reply(message, result, command))  # answered at once: no Deferred
+            return
+        result.addCallbacks(lambda value: _reply(message, value, command),
+                            lambda failure: message.error_reply(_as_csm_error(failure, command)))
+        if timeout is not None:
+            name = command.api_name if command else "request"
+            result.addTimeout(timeout, self.daemon.clock, onTimeoutCancel=lambda *_: message.error_reply(
+                CSMError(ErrorCode.CSMERR_TIMEOUT, "%s timed out after %gs" % (name, timeout))))
+        result.addCallback(answer)
+        result.addErrback(lambda failure: log.failure("answering {api} failed", failure,
+                                                      api=command.api_name if command else "?"))
+
+
+def _reply(message, result, command):
+    """The reply carrying a handler's result; one that is not JSON is an internal error."""
+    try:
+        return message.reply(result)
+    except (TypeError, ValueError) as exc:
+        return message.error_reply(_as_csm_error(Failure(exc), command))
 
 
 def _names_any(message, fields):
@@ -182,12 +233,6 @@ def _names_any(message, fields):
     except ValueError:
         return False
     return isinstance(body, dict) and any(body.get(name) for name in fields)
-
-
-def _ensure_deferred(result):
-    if hasattr(result, "__await__") and not isinstance(result, defer.Deferred):
-        return defer.ensureDeferred(result)
-    return result
 
 
 def _as_csm_error(failure, command=None):

@@ -56,6 +56,15 @@ def _is_tls_error(reason):
     return reason is not None and reason.check(Error) is not None
 
 
+def _answer(callback, result):
+    """Call a request's ``on_reply``/``on_error``: what it raises is logged, and never reaches
+    the protocol (an exception out of ``dataReceived`` would drop the connection)."""
+    try:
+        callback(result)
+    except Exception:
+        log.failure("answering a request failed")
+
+
 class LinkOwner:
     """What a link reports to. Roles subclass this; every method is optional."""
 
@@ -152,15 +161,31 @@ class LinkProtocol(Protocol):
         Deferred with ``CSMError`` (CSMERR_TIMEOUT / CSMERR_SENDRCV_ERROR).
         """
         if not self.usable:
-            return defer.fail(CSMError(ErrorCode.CSMERR_SENDRCV_ERROR,
-                                       "no connection to %s" % self.describe()))
-        self._next_id = (self._next_id + 1) & 0xFFFFFFFFFFFFFFFF
-        mid = self._next_id
+            return defer.fail(self._unusable())
+        mid = self._new_id()
         d = defer.Deferred(lambda _: self._forget(mid))
-        call = self.clock.callLater(timeout, self._timed_out, mid, timeout)
-        self.pending[mid] = (d, call)
-        self.transport.write(message.evolve(message_id=mid).encode())
+        self._send_request(mid, message, timeout, d.callback, d.errback)
         return d
+
+    def relay(self, message, timeout, on_reply, on_error):
+        """``request`` without a Deferred, for the router's forwarding (every relayed frame):
+        exactly one of ``on_reply(response Message)`` and ``on_error(CSMError)`` is called."""
+        if not self.usable:
+            on_error(self._unusable())
+            return
+        self._send_request(self._new_id(), message, timeout, on_reply, on_error)
+
+    def _new_id(self):
+        self._next_id = (self._next_id + 1) & 0xFFFFFFFFFFFFFFFF
+        return self._next_id
+
+    def _unusable(self):
+        return CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "no connection to %s" % self.describe())
+
+    def _send_request(self, mid, message, timeout, on_reply, on_error):
+        call = self.clock.callLater(timeout, self._timed_out, mid, timeout)
+        self.pending[mid] = (on_reply, on_error, call)
+        self.transport.write(message.encode(message_id=mid))
 
     def describe(self):
         who = self.peer_node or self.name or "peer"
@@ -216,10 +241,10 @@ class LinkProtocol(Protocol):
         self._cancel_hello_timer()
         pending, self.pending = self.pending, {}
         error = CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "connection to %s lost" % self.describe())
-        for d, call in pending.values():
+        for _on_reply, on_error, call in pending.values():
             if call.active():
                 call.cancel()
-            d.errback(error)
+            _answer(on_error, error)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.errback(error)
@@ -247,21 +272,21 @@ class LinkProtocol(Protocol):
             log.debug("late or unknown response id {mid} from {peer}", mid=message.message_id,
                       peer=self.describe())
             return
-        d, call = entry
+        on_reply, _on_error, call = entry
         if call.active():
             call.cancel()
-        d.callback(message)
+        _answer(on_reply, message)
 
     def _timed_out(self, mid, timeout):
         entry = self.pending.pop(mid, None)
         if entry is not None:
-            entry[0].errback(CSMError(ErrorCode.CSMERR_TIMEOUT, "no response from %s within %gs"
-                                      % (self.describe(), timeout)))
+            _answer(entry[1], CSMError(ErrorCode.CSMERR_TIMEOUT, "no response from %s within %gs"
+                                       % (self.describe(), timeout)))
 
     def _forget(self, mid):
         entry = self.pending.pop(mid, None)
-        if entry is not None and entry[1].active():
-            entry[1].cancel()
+        if entry is not None and entry[2].active():
+            entry[2].cancel()
 
     def _send_hello(self, flags, body, message_id=0):
         self.send(Message.make(InternalCommand.STATUS, body, flags=_HELLO_FLAGS | flags, message_id=message_id,

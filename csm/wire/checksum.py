@@ -6,20 +6,15 @@ its whole u32 words, and the 1-3 trailing payload bytes as ``v = (v << 8) + byte
 zero marks "no checksum".
 """
 
-import struct
-
 ZERO_SUBSTITUTE = 0x2EB0C114
 _MASK32 = 0xFFFFFFFF
-_HEADER_WORDS = struct.Struct("<8I")
-#: where the header's checksum word sits (u32, bytes 20-23); it is left out of its own sum
-CHECKSUM_OFFSET = 20
-CHECKSUM_WORD = struct.Struct("<I")
 
 
-def header_words(data, offset=0):
-    """XOR of a 32-byte header's u32 words, its checksum word left out."""
-    words = _HEADER_WORDS.unpack_from(data, offset)
-    return (words[0] ^ words[1] ^ words[2] ^ words[3] ^ words[4] ^ words[6] ^ words[7])
+def fields_sum(version, command, flags, priority, reserved, message_id, length, uid, gid):
+    """XOR of the u32 words the header packs these fields into (the checksum word left out),
+    without packing them: word 0 holds the four bytes, the message id is two words."""
+    return ((version | command << 8 | flags << 16 | priority << 24) ^ reserved ^ (message_id & _MASK32)
+            ^ (message_id >> 32) ^ length ^ uid ^ gid)
 
 
 def xor_words(data):

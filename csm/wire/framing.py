@@ -2,7 +2,7 @@
 
 from csm.wire import checksum
 from csm.wire.header import (ALL_FLAGS, DEFAULT_MAX_PAYLOAD, HEADER, HEADER_SIZE, MAX_U32,
-                             PROTOCOL_VERSION, command_is_valid)
+                             PROTOCOL_VERSION, VALID_COMMANDS, command_is_valid)
 from csm.wire.message import Message
 
 
@@ -33,16 +33,25 @@ class FrameDecoder:
         messages = []
         offset = 0
         size = len(buffer)
+        max_payload = self.max_payload
+        unpack_from, xor_words, fields_sum = HEADER.unpack_from, checksum.xor_words, checksum.fields_sum
         try:
             while size - offset >= HEADER_SIZE:
-                fields = HEADER.unpack_from(buffer, offset)
-                length = fields[6]
-                self._check_header(fields)
+                fields = unpack_from(buffer, offset)
+                version, command, flags, priority, reserved, mid, length, csum, uid, gid = fields
+                if (version != PROTOCOL_VERSION or length > max_payload or flags & ~ALL_FLAGS or priority >= 3
+                        or not csum or uid == MAX_U32 or gid == MAX_U32 or command not in VALID_COMMANDS):
+                    self._reject(fields)
                 end = offset + HEADER_SIZE + length
                 if end > size:
                     break
                 payload = bytes(buffer[offset + HEADER_SIZE:end])
-                messages.append(self._build(fields, checksum.header_words(buffer, offset), payload))
+                payload_sum = xor_words(payload)
+                expected = checksum.finish(
+                    fields_sum(version, command, flags, priority, reserved, mid, length, uid, gid) ^ payload_sum)
+                if expected != csum:
+                    raise FrameError("bad checksum 0x%08x (expected 0x%08x)" % (csum, expected))
+                messages.append(Message(command, flags, mid, payload, priority, reserved, uid, gid, payload_sum))
                 offset = end
         except FrameError:
             self._failed = True
@@ -55,7 +64,8 @@ class FrameDecoder:
     def buffered(self):
         return len(self._buffer)
 
-    def _check_header(self, fields):
+    def _reject(self, fields):
+        """Raise the ``FrameError`` naming what is wrong with a header that failed the checks."""
         version, command, flags, priority, _res, _mid, length, csum, uid, gid = fields
         if version != PROTOCOL_VERSION:
             raise FrameError("unknown protocol version %d" % version)
@@ -69,16 +79,4 @@ class FrameDecoder:
             raise FrameError("invalid priority %d" % priority)
         if csum == 0:
             raise FrameError("zero checksum")
-        if uid == MAX_U32 or gid == MAX_U32:
-            raise FrameError("invalid uid/gid")
-
-    @staticmethod
-    def _build(fields, header_sum, payload):
-        version, command, flags, priority, reserved, mid, _length, csum, uid, gid = fields
-        payload_sum = checksum.xor_words(payload)
-        expected = checksum.finish(header_sum ^ payload_sum)
-        if expected != csum:
-            raise FrameError("bad checksum 0x%08x (expected 0x%08x)" % (csum, expected))
-        return Message(command=command, flags=flags, message_id=mid, payload=payload,
-                       priority=priority, reserved=reserved, uid=uid, gid=gid,
-                       payload_sum=payload_sum)
+        raise FrameError("invalid uid/gid")

@@ -72,6 +72,10 @@ MAX_REGULAR_COMMAND = 65
 EXTENSION_COMMANDS = range(100, 120)
 
 
+#: CAST's rule (regular ids 0-64, internal 200-212) plus this implementation's 100-119.
+VALID_COMMANDS = frozenset(range(MAX_REGULAR_COMMAND)) | frozenset(range(200, 213)) | frozenset(EXTENSION_COMMANDS)
+
+
 def command_is_valid(command):
-    """CAST's rule (regular ids 0-64, internal 200-212) plus this implementation's 100-119."""
-    return 0 <= command < MAX_REGULAR_COMMAND or 200 <= command <= 212 or command in EXTENSION_COMMANDS
+    """Whether ``command`` is a known id (``VALID_COMMANDS``)."""
+    return command in VALID_COMMANDS

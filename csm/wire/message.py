@@ -106,14 +106,16 @@ class Message:
         return (version, self.command, self.flags, self.priority, self.reserved,
                 self.message_id, len(self.payload), 0, self.uid, self.gid)
 
-    def _checksum(self, header):
-        """The frame's checksum, ``header`` packed with a zero checksum word."""
+    def encode(self, version=PROTOCOL_VERSION, message_id=None):
+        """The frame: header then payload; ``message_id`` replaces the message's own in the
+        header (a request sent on a link under the link's id, without a copy)."""
+        mid = self.message_id if message_id is None else message_id
+        payload = self.payload
         if self.payload_sum is None:
-            self.payload_sum = checksum.xor_words(self.payload)
-        return checksum.finish(checksum.header_words(header) ^ self.payload_sum)
-
-    def encode(self, version=PROTOCOL_VERSION):
-        """The frame: header (packed once, its checksum word filled in) then payload."""
-        header = bytearray(HEADER.pack(*self.header_fields(version)))
-        checksum.CHECKSUM_WORD.pack_into(header, checksum.CHECKSUM_OFFSET, self._checksum(header))
-        return bytes(header) + self.payload
+            self.payload_sum = checksum.xor_words(payload)
+        command, flags, priority, reserved, uid, gid = (self.command, self.flags, self.priority, self.reserved,
+                                                       self.uid, self.gid)
+        length = len(payload)
+        total = checksum.fields_sum(version, command, flags, priority, reserved, mid, length, uid, gid)
+        return HEADER.pack(version, command, flags, priority, reserved, mid, length,
+                           checksum.finish(total ^ self.payload_sum), uid, gid) + payload
