@@ -143,10 +143,16 @@ class AggregatorDaemon(Daemon):
         self.compute_port.open()
 
     def _master_lost(self, link):
-        """As CAST: without the master, drop every compute so they fail over."""
+        """As CAST: without the master, drop every compute so they fail over.
+
+        Each compute is forgotten at once, not when its link has finished closing (thousands
+        of TLS closes take seconds): a master back before then would otherwise be told of
+        computes that are going, then of each one's loss (a down event and a soft failure
+        for every node at every master restart)."""
         self.master.lost(link)
         self.compute_port.close()
         for compute in self.computes.links():
+            self.computes.disconnected(compute)
             compute.close("master connection lost")
 
     def _accept_compute(self, link, hello):
