@@ -79,6 +79,15 @@ class ComputePathTests(SynchronousTestCase):
             "csm.roles.aggregator", "csm.roles.master", "psycopg2", "txpostgres", "twisted.web.server",
             "csm.metrics_http", "csm.manhole", "twisted.conch", "pynvml", "prometheus_client")), [])
 
+    def test_compute_role_imports_no_database_code(self):
+        """The compute's handlers (csm.api.compute_handlers) bring none of the master's sides of
+        their APIs, which read the database: no csm.db, no allocation, bb, cgroup, diag or
+        recovery handler module."""
+        modules = modules_after("import csm.tap.compute, csm.roles.compute")
+        self.assertIn("csm.api.compute_handlers", modules)
+        self.assertEqual(sorted(name for name in modules if name.split(".")[:2] == ["csm", "db"] or name in (
+            "csm.api.allocation", "csm.api.bb", "csm.api.cgroup", "csm.api.diag", "csm.api.recovery")), [])
+
     def test_no_nvml_library_no_pynvml(self):
         """Without the NVML library, opening NVML fails with pynvml's message and never imports it."""
         modules = modules_after(

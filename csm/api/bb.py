@@ -236,12 +236,6 @@ def bb_cmd_master(ctx, body):
             "nodes": outputs}
 
 
-def bb_cmd_compute(ctx, body):
-    """The master's multicast runs the command here."""
-    return ctx.daemon.jobs.bb_cmd(body, max(1.0, float(body.get("timeout") or ctx.remaining()) - 1.0))
-
-
 MASTER_HANDLERS = {BB_VG_CREATE.cmd_id: vg_create, BB_VG_DELETE.cmd_id: vg_delete, BB_VG_QUERY.cmd_id: vg_query,
                    BB_LV_CREATE.cmd_id: lv_create, BB_LV_DELETE.cmd_id: lv_delete, BB_LV_QUERY.cmd_id: lv_query,
                    BB_LV_UPDATE.cmd_id: lv_update, BB_CMD.cmd_id: bb_cmd_master}
-COMPUTE_HANDLERS = {BB_CMD.cmd_id: bb_cmd_compute}

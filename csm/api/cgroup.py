@@ -1,7 +1,7 @@
-"""Handlers of the step cgroup, login and jsrun APIs.
+"""Handlers of the step cgroup, login and jsrun APIs: the master's side.
 
-On a compute: ``csm_allocation_step_cgroup_create``/``_delete`` and
-``csm_cgroup_login`` are answered by the node itself (CAST's agent-only APIs);
+On a compute (``compute_handlers.py``): ``csm_allocation_step_cgroup_create``/``_delete``
+and ``csm_cgroup_login`` are answered by the node itself (CAST's agent-only APIs);
 ``csm_jsrun_cmd`` arrives by multicast. On the master: ``csm_jsrun_cmd`` checks
 the allocation and its owner and multicasts to the allocation's nodes.
 Every daemon answers CAST's legacy RAS subscription ids with CAST's error for
@@ -12,53 +12,12 @@ from twisted.internet import defer
 
 from csm.api import multicast
 from csm.api.allocation import check_owner, multi_error
-from csm.api.cgroup_commands import (CGROUP_LOGIN, JSRUN_CMD, NOT_IMPLEMENTED, STEP_CGROUP_CREATE,
-                                     STEP_CGROUP_DELETE)
-from csm.api.wm_commands import ALLOCATION_QUERY, ALLOCATION_TYPES
+from csm.api.cgroup_commands import JSRUN_CMD, NOT_IMPLEMENTED, STEP_CGROUP_CREATE, STEP_CGROUP_DELETE
+from csm.api.compute_handlers import step_body
+from csm.api.wm_commands import ALLOCATION_TYPES
 from csm.db.queries import query_dicts
 from csm.errors import CSMError, ErrorCode
 from csm.node.jobs import KV_PAIRS
-from csm.users import user_name_of
-from csm.wire import Flags, Message
-
-#: states of an allocation whose prolog has run on its nodes
-PROLOG_DONE = ("running", "to-staging-out", "staging-out")
-STEP_FIELDS = {"allocation_id", "cgroup_name", "pid", "components", "compute_nodes"}
-
-
-def _caller(ctx):
-    """(user name, uid) of a caller who is not privileged; (None, None) for a privileged one
-    or the master's multicast (it checked the caller)."""
-    if ctx.message.flags & Flags.INT or getattr(ctx.link, "privileged", True):
-        return None, None
-    return user_name_of(ctx.uid), ctx.uid
-
-
-def _step_body(ctx, body, command):
-    """The step cgroup request as the compute handles it."""
-    if ctx.message.flags & Flags.INT:
-        return {key: value for key, value in body.items() if key != "timeout"}
-    unknown = sorted(set(body) - STEP_FIELDS)
-    if unknown:
-        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "%s: unknown field %r" % (command.api_name, unknown[0]))
-    return body
-
-
-def step_cgroup_create(ctx, body):
-    """On the compute (CAST's way), or through the master when ``compute_nodes`` names the step's nodes."""
-    body = _step_body(ctx, body, STEP_CGROUP_CREATE)
-    if not isinstance(body.get("components"), list):
-        raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: components must be a list of {type, params, values}"
-                       % STEP_CGROUP_CREATE.api_name)
-    user_name, uid = _caller(ctx)
-    return _known(ctx, body["allocation_id"]).addCallback(lambda _: ctx.daemon.jobs.step_create(body, user_name, uid))
-
-
-def step_cgroup_delete(ctx, body):
-    body = _step_body(ctx, body, STEP_CGROUP_DELETE)
-    user_name, _ = _caller(ctx)
-    return _known(ctx, body["allocation_id"]).addCallback(lambda _: ctx.daemon.jobs.step_delete(body, user_name))
-
 
 @defer.inlineCallbacks
 def _active_allocation(ctx, allocation_id):
@@ -77,7 +36,7 @@ def step_cgroup_master(ctx, body):
     """The step cgroup on each of the step's nodes, by multicast (beyond CAST, whose launcher calls
     every node itself)."""
     command = ctx.command
-    body = _step_body(ctx, body, command)
+    body = step_body(ctx, body, command)
     nodes = sorted(set(body.get("compute_nodes") or ()))
     if not nodes:
         raise CSMError(ErrorCode.CSMERR_MISSING_PARAM, "%s: name the step's compute_nodes, or call it on the "
@@ -100,49 +59,6 @@ def step_cgroup_master(ctx, body):
                                                                row["allocation_id"]))
     return {"allocation_id": row["allocation_id"], "cgroup_name": body["cgroup_name"],
             "nodes": {node: (r["output"] or {}).get("path") for node, r in sorted(results.items())}}
-
-
-def _ask_master(ctx):
-    """``ask(allocation_id)`` for ``JobServices.recover``: the owner of an active allocation, from the master."""
-    def ask(allocation_id):
-        message = Message.make(ALLOCATION_QUERY.cmd_id, {"allocation_id": allocation_id})
-
-        def owner(reply):
-            if reply.is_error:
-                error = reply.error()
-                if error.errcode in (ErrorCode.CSMERR_SENDRCV_ERROR, ErrorCode.CSMERR_TIMEOUT):
-                    raise error  # not an answer: ask again next time
-                return None
-            rows = (reply.body() or {}).get("allocations") or []
-            live = rows and rows[0].get("history") is None and rows[0].get("state") in PROLOG_DONE
-            return rows[0]["user_name"] if live else None
-        return ctx.daemon.router.forward(message).addCallback(owner)
-    return ask
-
-
-def _known(ctx, allocation_id):
-    """Fires once the owner of ``allocation_id`` is known here, if the master knows it."""
-    if allocation_id in ctx.daemon.jobs.owners:
-        return defer.succeed(None)
-    return ctx.daemon.jobs.recover(_ask_master(ctx))
-
-
-@defer.inlineCallbacks
-def cgroup_login(ctx, body):
-    """The user's allocation on this node; after a restart of this daemon, the owners of the
-    allocations still in the cgroup tree are asked of the master first."""
-    jobs = ctx.daemon.jobs
-    if not jobs.allocations_of(body["user_name"]):
-        yield jobs.recover(_ask_master(ctx))
-    return (yield jobs.login(body))
-
-
-def jsrun_compute(ctx, body):
-    """The master's multicast starts the launcher here; a compute may not ask for it (CAST)."""
-    if not ctx.message.flags & Flags.INT:
-        raise CSMError(ErrorCode.CSMERR_BAD_ADDR_TYPE, "%s may not be called from a compute node"
-                       % JSRUN_CMD.api_name)
-    return _known(ctx, int(body["allocation_id"])).addCallback(lambda _: ctx.daemon.jobs.jsrun(body))
 
 
 @defer.inlineCallbacks
@@ -170,7 +86,5 @@ def not_implemented(ctx, body):
 
 
 NOT_IMPLEMENTED_HANDLERS = {command.cmd_id: not_implemented for command in NOT_IMPLEMENTED}
-COMPUTE_HANDLERS = {STEP_CGROUP_CREATE.cmd_id: step_cgroup_create, STEP_CGROUP_DELETE.cmd_id: step_cgroup_delete,
-                    CGROUP_LOGIN.cmd_id: cgroup_login, JSRUN_CMD.cmd_id: jsrun_compute}
 MASTER_HANDLERS = {JSRUN_CMD.cmd_id: jsrun_master, STEP_CGROUP_CREATE.cmd_id: step_cgroup_master,
                    STEP_CGROUP_DELETE.cmd_id: step_cgroup_master}

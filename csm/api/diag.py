@@ -1,8 +1,4 @@
-"""Diagnostics API handlers: runs and results on the master, checks on the computes."""
-
-import os
-import sys
-import tempfile
+"""Diagnostics API handlers: runs and results on the master (a compute's check: ``compute_handlers.py``)."""
 
 from twisted.internet import defer
 
@@ -11,7 +7,6 @@ from csm.api.commands import API_IDS
 from csm.api.diag_commands import DIAG_CHECK
 from csm.db.queries import Select, query_dicts, query_results
 from csm.errors import CSMError, ErrorCode
-from csm.node.scripts import run_script
 
 RUNS = """
 SELECT * FROM (
@@ -22,7 +17,6 @@ SELECT * FROM (
     FROM csm_diag_run_history) r"""
 RESULT_COLUMNS = "run_id, test_name, node_name, serial_number, begin_time, end_time, rtrim(status) AS status, log_file"
 #: the most output of one check a node sends back
-OUTPUT_LIMIT = 4096
 
 
 def _ids(body, key):
@@ -131,34 +125,6 @@ def check_master(ctx, body):
         else:
             nodes[node] = result["output"]
     return {"test_name": body["test_name"], "nodes": nodes}
-
-
-def check_compute(ctx, body):
-    """The master's multicast, from the aggregator: run the check here."""
-    daemon = ctx.daemon
-    script = body.get("script")
-    if not isinstance(script, str) or not script:
-        raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "diag_check without a script")
-    handle, path = tempfile.mkstemp(prefix="csm-diag-", suffix="-" + os.path.basename(str(body.get("test_name"))))
-    with os.fdopen(handle, "w") as f:
-        f.write(script)
-    os.chmod(path, 0o700)
-    env = dict(os.environ, CSM_NODE_NAME=daemon.node_name, CSM_DIAG_TEST=str(body.get("test_name", "")),
-               CSM_DIAG_RUN_ID=str(body.get("run_id", "")), CSM_SOCKET=daemon.config.net.local_client_listen.socket,
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
-    timeout = max(1.0, min(float(body.get("check_timeout") or 60), float(body.get("timeout") or 60)))
-
-    def done(result):
-        code, output = result
-        return {"exit_status": code, "output": output[-OUTPUT_LIMIT:]}
-
-    def remove(result):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        return result
-    return run_script(daemon.reactor, path, (), timeout, env=env, group=True).addCallback(done).addBoth(remove)
 
 
 HANDLERS = {API_IDS[name]: handler for name, handler in (

@@ -1,15 +1,12 @@
-"""``csm_soft_failure_recovery``: the master's side and the compute's side."""
+"""``csm_soft_failure_recovery``: the master's side (the compute's: ``compute_handlers.py``)."""
 
 import collections
-import os
 
 from twisted.internet import defer
 
 from csm import logs
 from csm.api import multicast
 from csm.db.queries import query_dicts
-from csm.errors import CSMError, ErrorCode
-from csm.node.scripts import run_script
 
 CANDIDATES = """
 SELECT node_name FROM csm_node
@@ -61,21 +58,3 @@ def master_handler(ctx, body):
         log.warn("soft failure recovery: {failed} of {count} nodes not recovered ({good} recovered)",
                  failed=len(errors), count=len(nodes), good=",".join(good) or "none")
     return {"recovered": good, "error_count": len(errors), "node_errors": [e.to_json() for e in errors]}
-
-
-def compute_handler(ctx, body):
-    """The master's multicast, from the aggregator: run the recovery script."""
-    daemon = ctx.daemon
-    script = daemon.config.recovery_script
-    if not os.path.exists(script):
-        return {"node": daemon.node_name, "ran": False}  # CAST ships a script that does nothing
-    timeout = max(1.0, float(body.get("timeout") or 30) - multicast.LEVEL_MARGIN)
-
-    def done(result):
-        code, output = result
-        if code:
-            raise CSMError(ErrorCode.CSMERR_SOFT_FAIL_RECOVERY_AGENT, "%s: recovery script exited %d: %s"
-                           % (daemon.node_name, code, output.strip()[-200:]))
-        return {"node": daemon.node_name, "ran": True}
-    env = dict(os.environ, CSM_NODE_NAME=daemon.node_name)
-    return run_script(daemon.reactor, script, (), timeout, env=env).addCallback(done)

@@ -4,9 +4,8 @@ from twisted.application import service
 from twisted.internet import defer
 
 from csm import logs
-from csm.api import bb, cgroup, diag, recovery
-from csm.api.diag_commands import DIAG_CHECK
-from csm.api.commands import SOFT_FAILURE_RECOVERY, SSD_WEAR_UPDATE
+from csm.api import compute_handlers
+from csm.api.commands import SSD_WEAR_UPDATE
 from csm.api.wm_commands import MULTICAST_COMMANDS
 from csm.env.buckets import BucketService
 from csm.env.items import build_items
@@ -224,10 +223,7 @@ class ComputeDaemon(Daemon):
     def build_handlers(self):
         handlers = super().build_handlers()
         handlers[InternalCommand.CONNECTION_CTRL] = self._connection_ctrl
-        handlers[SOFT_FAILURE_RECOVERY.cmd_id] = recovery.compute_handler
-        handlers[DIAG_CHECK.cmd_id] = diag.check_compute
-        handlers.update(cgroup.COMPUTE_HANDLERS)
-        handlers.update(bb.COMPUTE_HANDLERS)
+        handlers.update(compute_handlers.HANDLERS)
         for command in MULTICAST_COMMANDS:
             handlers[command.cmd_id] = self._allocation
         return handlers
