@@ -89,6 +89,42 @@ class LinkTests(SynchronousTestCase):
         self.assertEqual(failures[0].value.errcode, ErrorCode.CSMERR_TIMEOUT)
         self.assertEqual(client.pending, {})
 
+    def test_relay_answers_by_callables(self):
+        """``relay``: the router's forwarding, without a Deferred; one of the two callables once."""
+        owner = RecordingOwner("master", answer=False)
+        client, server, pump = self.connect(server_owner=owner)
+        replies, errors = [], []
+        for timeout in (5, 2):
+            client.relay(Message.make(206, {"t": timeout}), timeout, replies.append, errors.append)
+        pump.flush()
+        server.send(owner.received[0].reply("five"))
+        pump.flush()
+        self.assertEqual([r.body() for r in replies], ["five"])
+        self.clock.advance(2)
+        self.assertEqual([e.errcode for e in errors], [ErrorCode.CSMERR_TIMEOUT])
+        client.relay(Message.make(206, {}), 30, replies.append, errors.append)
+        pump.flush()
+        server.transport.loseConnection()
+        pump.flush()
+        self.assertEqual([e.errcode for e in errors], [ErrorCode.CSMERR_TIMEOUT, ErrorCode.CSMERR_SENDRCV_ERROR])
+        client.relay(Message.make(206, {}), 30, replies.append, errors.append)  # not usable: at once
+        self.assertEqual(errors[-1].errcode, ErrorCode.CSMERR_SENDRCV_ERROR)
+        self.assertEqual((len(replies), client.pending), (1, {}))
+
+    def test_a_failing_answer_is_logged_and_the_link_stays(self):
+        client, _, pump = self.connect()
+
+        def broken(reply):
+            raise RuntimeError("the answer failed")
+        client.relay(Message.make(206, {}), 5, broken, broken)
+        pump.flush()
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(client.usable)
+        results = []
+        client.request(Message.make(206, {"n": 1}), 5).addCallback(results.append)
+        pump.flush()
+        self.assertEqual(results[0].body(), {"echo": {"n": 1}})
+
     def test_lost_link_fails_pending(self):
         client, server, pump = self.connect(server_owner=RecordingOwner("master", answer=False))
         failures = []

@@ -20,20 +20,19 @@ def fields_sum(version, command, flags, priority, reserved, message_id, length, 
 def xor_words(data):
     """XOR of ``data``'s whole little-endian u32 words, with CAST's tail rule.
 
-    Folds the payload as one big integer (log2(n) big-int operations), so a
-    16 MiB payload costs milliseconds rather than a Python loop over words.
+    Folds the payload as one big integer, halving it each time (log2(n) big-int operations),
+    so a 16 MiB payload costs milliseconds rather than a Python loop over words. The tail rule
+    ``v = (v << 8) + byte`` over at most three bytes is their big-endian value.
     """
-    whole = len(data) & ~3
+    size = len(data)
+    whole = size & ~3
     value = int.from_bytes(data[:whole], "little")
-    words = whole // 4
-    while words > 1:
-        low = words // 2
-        value = (value & ((1 << (low * 32)) - 1)) ^ (value >> (low * 32))
-        words -= low
-    tail = 0
-    for byte in data[whole:]:
-        tail = ((tail << 8) + byte) & _MASK32
-    return (value ^ tail) & _MASK32
+    bits = whole << 3
+    while bits > 32:
+        half = (bits >> 6) << 5  # the lower half's whole words, in bits
+        value = (value >> half) ^ (value & ((1 << half) - 1))
+        bits -= half
+    return value ^ int.from_bytes(data[whole:], "big") if whole != size else value
 
 
 def finish(value):
