@@ -159,3 +159,14 @@ class PlainInstallTests(SynchronousTestCase):
         for command in ("csm-certs", "csm-db", "csm_node_attributes_query", "csm_infrastructure_health_check"):
             self.assertTrue(os.access(self.install.bin(command), os.X_OK), command)
         self.assertIn("subjectAltName", self.install.output(self.install.bin("csm-certs"), "--help"))
+        # setup.py's launcher: Python without the site module, the package from the install
+        program = self.install.bin("csm_node_attributes_query")
+        with open(program) as f:
+            self.assertEqual(f.readline(), "#!/bin/sh\n")
+        result = subprocess.run([program, "-n", "c01"], cwd=self.install.work, stdin=subprocess.DEVNULL,
+                                env=dict(self.install.env, CSM_SOCKET="/nonexistent/csm.sock", PYTHONVERBOSE="1"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(result.returncode, 18, result.stdout)  # no daemon
+        self.assertIn(os.path.join(self.install.site, "csm", "__init__.py"), result.stderr)
+        self.assertNotIn("# code object from '%s" % os.path.join(sys.prefix, "lib"), result.stderr)
+        self.assertNotRegex(result.stderr, r"import 'site'")

@@ -70,6 +70,56 @@ class CommandPathTests(SynchronousTestCase):
         self.assertIn("ClusterShell", modules)
 
 
+def run_program(program, *args):
+    """``program`` run as a user runs it, its daemon absent, timing its imports: (status,
+    output, the modules it imported)."""
+    out = subprocess.run([program] + list(args), env=dict(os.environ, CSM_SOCKET="/nonexistent/csm.sock",
+                                                          PYTHONPROFILEIMPORTTIME="1"),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         timeout=120)
+    modules = {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines()
+               if line.startswith("import time:") and not line.endswith("imported package")}
+    return out.returncode, out.stdout, modules
+
+
+class LauncherTests(SynchronousTestCase):
+    """The csm_* programs as setup.py writes them (``LAUNCHER``; ``make venv`` installs them)."""
+
+    program = os.path.join(os.path.dirname(sys.executable), "csm_node_attributes_query")
+
+    def setUp(self):
+        with open(self.program) as f:
+            if f.readline() != "#!/bin/sh\n":
+                self.fail("%s is not setup.py's launcher: run make venv" % self.program)
+
+    def test_program_starts_python_without_site_and_imports_the_command_path_only(self):
+        status, output, modules = run_program(self.program, "-n", "c01")
+        self.assertEqual(status, 18, output)  # CSMERR_INIT_LIB_FAILED: no daemon
+        self.assertIn("Can not connect to daemon at /nonexistent/csm.sock", output)
+        self.assertIn("csm.cli.main", modules)
+        self.assertEqual(loaded(modules, "site", "sitecustomize", "twisted", "OpenSSL", "attr", "attrs", "collections",
+                                "json", "re", "enum", "argparse", "socket"), [])
+        self.assertEqual(sorted(name for name in modules if name.startswith("csm.api.") and name not in (
+            "csm.api.cli_index", "csm.api.registry", "csm.api.commands")), [])
+
+    def test_program_elsewhere_falls_back_to_site(self):
+        """Copied where no site-packages lies beside its bin/ (and without the source tree an
+        editable install adds): the site module finds the package."""
+        import shutil
+        import tempfile
+        directory = tempfile.mkdtemp(prefix="csm-launcher-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        os.mkdir(os.path.join(directory, "bin"))
+        copy = os.path.join(directory, "bin", "csm_node_attributes_query")
+        with open(self.program) as f, open(copy, "w") as out:
+            out.writelines(line for line in f if not line.startswith("sys.path.append('"))
+        os.chmod(copy, 0o755)
+        status, output, modules = run_program(copy, "-n", "c01")
+        self.assertEqual(status, 18, output)
+        self.assertIn("site", modules)
+        self.assertIn("csm.cli.main", modules)
+
+
 class ComputePathTests(SynchronousTestCase):
     def test_compute_role_imports_no_master_or_exporter_parts(self):
         """The compute daemon's module: not the aggregator, the database driver, Prometheus
