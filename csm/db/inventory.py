@@ -1,6 +1,13 @@
-"""The master's inventory writes: one stored-function call per node report."""
+"""The master's inventory writes: one stored-function call per node report, and the computes'
+aggregators many nodes to a statement."""
 
 import json
+
+from twisted.python.failure import Failure
+
+from csm import logs
+
+log = logs.logger("csmdb")
 
 
 def upsert_node_inventory(cursor, inventory):
@@ -9,11 +16,51 @@ def upsert_node_inventory(cursor, inventory):
     return d.addCallback(lambda c: c.fetchone()[0])
 
 
-def set_aggregators(cursor, node, primary, secondary):
-    """Record a compute's current primary and secondary aggregator."""
-    return cursor.execute("UPDATE csm_node SET primary_agg = %s, secondary_agg = %s WHERE node_name = %s "
-                          "AND (primary_agg, secondary_agg) IS DISTINCT FROM (%s, %s)",
-                          (primary, secondary, node, primary, secondary))
+def set_aggregators(cursor, changes):
+    """Record the current primary and secondary aggregator of computes (``{node: (primary,
+    secondary)}``) in one statement; rows already holding them are left alone (no history row)."""
+    rows = [{"node": node, "p": primary, "s": secondary} for node, (primary, secondary) in changes.items()]
+    return cursor.execute(
+        "UPDATE csm_node n SET primary_agg = v.p, secondary_agg = v.s"
+        " FROM jsonb_to_recordset(%s::jsonb) AS v(node text, p text, s text)"
+        " WHERE n.node_name = v.node AND (n.primary_agg, n.secondary_agg) IS DISTINCT FROM (v.p, v.s)",
+        (json.dumps(rows),))
+
+
+class AggregatorColumns:
+    """The computes' aggregators for the write queue: a change joins the write already queued
+    and not yet started, where the latest change of a node replaces its earlier one.
+
+    A reconnect storm changes each compute's aggregators three or four times (its first link,
+    the primary's FAIL0VER, the secondary, the inventory written): one queued write and one
+    history row each made 36,000 writes at 4,608 nodes, queued ahead of the inventories. A
+    change that joins an earlier write is written sooner, never later; the master writes a
+    node's aggregators again once its inventory is stored (a row that did not exist yet).
+    """
+
+    def __init__(self, pool):
+        self.pool = pool
+        self._open = None  # the changes of the queued write that has not started
+
+    def set(self, node, primary, secondary):
+        if self._open is None:
+            changes = self._open = {}
+            written = self.pool.enqueue_write("inventory", self._write, changes, want_result=True)
+            written.addBoth(self._done, changes)
+        self._open[node] = (primary, secondary)
+
+    def _write(self, cursor, changes):
+        if changes is self._open:  # started: later changes go to a new write behind it
+            self._open = None
+        return set_aggregators(cursor, changes)
+
+    def _done(self, result, changes):
+        if changes is self._open:  # dropped before it started (the queue overflowed)
+            self._open = None
+        if isinstance(result, Failure):
+            log.error("aggregators of {n} computes not stored: {error}", n=len(changes),
+                      error=result.getErrorMessage())
+        return None
 
 
 WEAR_COLUMNS = ("wear_lifespan_used", "wear_total_bytes_written", "wear_total_bytes_read",

@@ -69,6 +69,7 @@ class MasterDaemon(Daemon):
             dsn = session_dsn(dsn_from_config(config.db), self.node_name) if config.ha.enabled else None
             self.db = DatabasePool(config.db, self.reactor, dsn=dsn, on_overflow=self._queue_overflow)
             self.allocation_writes = Merger(self.db, self.reactor)
+            self.aggregator_columns = inventory.AggregatorColumns(self.db)
             event_log = JsonLines(config.ras.event_log, clock=self.clock) if config.ras.event_log else None
             self.ras = RasEngine(self.db, ActionRunner(self.reactor, config.ras.action), event_log,
                                  on_event=self._count_event)
@@ -190,7 +191,7 @@ class MasterDaemon(Daemon):
         rlog.info("compute {node}: primary {primary}, secondary {secondary}", node=view.node,
                   primary=view.primary, secondary=view.secondary)
         if self.db is not None:
-            self.db.enqueue_write("inventory", inventory.set_aggregators, view.node, view.primary, view.secondary)
+            self.aggregator_columns.set(view.node, view.primary, view.secondary)
 
     def _rehome(self, ctx, body):
         """Ask an aggregator to become the primary of the computes it serves as secondary."""
