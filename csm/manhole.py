@@ -18,7 +18,7 @@ import os
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from twisted.application import internet, service
+from twisted.application import service
 from twisted.conch import manhole, manhole_ssh
 from twisted.conch.checkers import IAuthorizedKeysDB, SSHPublicKeyChecker, readAuthorizedKeyFile
 from twisted.conch.insults import insults
@@ -28,7 +28,7 @@ from twisted.internet import endpoints, protocol
 from zope.interface import implementer
 
 from csm import logs
-from csm.net.listen import UnixListenService
+from csm.net.listen import ListeningService, UnixListenService
 from csm.net.local import peer_credentials
 
 log = logs.logger("csmd")
@@ -63,9 +63,10 @@ class _UnixFactory(protocol.ServerFactory):
         return proto
 
 
-def unix_manhole_service(reactor, path, namespace, mode=0o600):
-    """The shell on a unix socket; the file is made ``mode``, owned by root, and replaced at start."""
-    return UnixListenService(reactor, path, _UnixFactory(namespace), mode, root_owned=True)
+def unix_manhole_service(reactor, path, namespace, mode=0o600, config_key=None):
+    """The shell on a unix socket; the file is made ``mode``, owned by root, and replaced at start
+    unless a live process still listens there."""
+    return UnixListenService(reactor, path, _UnixFactory(namespace), mode, root_owned=True, config_key=config_key)
 
 
 @implementer(IAuthorizedKeysDB)
@@ -106,17 +107,20 @@ def ssh_factory(namespace, authorized_keys, key_path):
     return factory
 
 
-def makeManholeService(config, namespace, reactor=None, mode=0o600):
-    """The configured shells (unix socket and/or SSH) as one MultiService."""
+def makeManholeService(config, namespace, reactor=None, mode=0o600, config_path=None):
+    """The configured shells (unix socket and/or SSH) as one MultiService; a socket or port in
+    use stops the start, naming its key in ``config_path``."""
     if reactor is None:
         from twisted.internet import reactor
     top = service.MultiService()
     top.setName("manhole")
     if config.socket:
-        unix_manhole_service(reactor, config.socket, namespace, mode).setServiceParent(top)
+        unix_manhole_service(reactor, config.socket, namespace, mode,
+                             config_key=config_path and (config_path, "csm.manhole.socket")).setServiceParent(top)
     if config.ssh_port:
         factory = ssh_factory(namespace, config.authorized_keys, config.host_key or config.socket + ".host_key")
         endpoint = endpoints.serverFromString(reactor, "tcp:%d:interface=%s" % (
             config.ssh_port, endpoints.quoteStringArgument(config.ssh_host or "127.0.0.1")))
-        internet.StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+        ListeningService(endpoint, factory, config_key=config_path and (config_path, "csm.manhole.ssh_port")
+                         ).setServiceParent(top)
     return top

@@ -11,7 +11,7 @@ from twisted.internet.error import CannotListenError
 from twisted.trial.unittest import TestCase
 
 from csm.config import ConfigError
-from csm.net.listen import ListeningService, UnixListenService
+from csm.net.listen import ListeningService, SocketInUse, UnixListenService
 
 
 class ListeningServiceTests(TestCase):
@@ -57,13 +57,34 @@ class ListeningServiceTests(TestCase):
         self.addCleanup(shutil.rmtree, directory)
         path = os.path.join(directory, "sub", "api.sock")
         os.makedirs(os.path.dirname(path))
-        open(path, "w").close()  # left by a killed daemon
-        checked = []
-        service = UnixListenService(reactor, path, protocol.Factory.forProtocol(protocol.Protocol), 0o660,
-                                    check_free=checked.append)
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)  # bound, never listening: what a killed daemon leaves
+        stale.close()
+        service = UnixListenService(reactor, path, protocol.Factory.forProtocol(protocol.Protocol), 0o660)
         service.startService()
-        self.assertEqual(checked, [path])
         self.assertTrue(stat.S_ISSOCK(os.stat(path).st_mode))
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o660)
         yield service.stopService()
         self.assertFalse(service.running)
+
+    def test_live_unix_socket_is_left_alone(self):
+        """A socket a live process listens on is not removed and bound again (the local API's
+        and the admin shell's alike): the start fails naming it, and the key when given."""
+        directory = tempfile.mkdtemp(prefix="csm-listen-")
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "csmd.manhole")
+        live = socket.socket(socket.AF_UNIX)
+        self.addCleanup(live.close)
+        live.bind(path)
+        live.listen(8)
+        factory = protocol.Factory.forProtocol(protocol.Protocol)
+        error = self.assertRaises(SocketInUse, UnixListenService(reactor, path, factory, 0o600).startService)
+        self.assertEqual(str(error), "%s is in use by a running daemon (pid %d): stop it first, or give this "
+                                     "daemon another socket" % (path, os.getpid()))
+        service = UnixListenService(reactor, path, factory, 0o600, config_key=("/etc/c.cfg", "csm.manhole.socket"))
+        error = self.assertRaises(ConfigError, service.startService)
+        self.assertTrue(str(error).startswith("/etc/c.cfg: csm.manhole.socket: %s is in use" % path))
+        self.assertFalse(service.running)
+        client = socket.socket(socket.AF_UNIX)
+        self.addCleanup(client.close)
+        client.connect(path)  # still the live listener's

@@ -16,7 +16,7 @@ from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.trial.unittest import TestCase
 
 from csm.cluster import free_port
-from csm.config import ManholeConfig
+from csm.config import ConfigError, ManholeConfig
 from csm.manhole import makeManholeService
 
 NAMESPACE = {"status": lambda: {"role": "compute", "links": ["aggregatorA"]}}
@@ -102,6 +102,16 @@ class UnixShellTests(TestCase):
         d = talk(self.path, b"status()\r", b"aggregatorA")
         d.addCallback(lambda out: self.assertIn(b"'role': 'compute'", out))
         return d
+
+    def test_live_shell_socket_is_not_taken_over(self):
+        """A second daemon with the same manhole socket stops at start; the first's shell stays."""
+        self.start()
+        second = makeManholeService(ManholeConfig(socket=self.path), NAMESPACE, reactor, config_path="/etc/c.cfg")
+        error = self.assertRaises(ConfigError, second.startService)
+        self.assertIn("csm.manhole.socket: %s is in use by a running daemon (pid %d)" % (self.path, os.getpid()),
+                      str(error))
+        return talk(self.path, b"status()\r", b"aggregatorA").addCallback(
+            lambda out: self.assertIn(b"'role': 'compute'", out))
 
     def test_socket_removed_at_stop(self):
         svc = self.start()

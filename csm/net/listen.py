@@ -1,14 +1,19 @@
 """Listening services: a port held while the service runs, and the unix sockets of a daemon
 (the local API and the admin shell) made with their mode and owner."""
 
+import errno
 import grp
 import os
+import socket
+import struct
 
 from twisted.application import service
 from twisted.internet import defer, endpoints
 from twisted.internet.error import CannotListenError
 
 from csm.config.errors import ConfigError
+
+_CRED = struct.Struct("3i")
 
 
 class ListeningService(service.Service):
@@ -54,25 +59,63 @@ class ListeningService(service.Service):
         return defer.maybeDeferred(port.stopListening) if port is not None else None
 
 
+class SocketInUse(Exception):
+    """A live process is listening on this unix socket."""
+
+
+def check_unix_free(path, describe=None, timeout=2.0):
+    """Raise ``SocketInUse`` when a process answers on the unix socket ``path`` (named by
+    ``describe(connected socket)`` where given); a socket file nobody listens on (left by a
+    killed daemon) is free and may be replaced."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except socket.timeout:
+            who = "a process that does not accept connections"
+        except OSError as exc:
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+                return
+            raise SocketInUse("%s: %s" % (path, exc.strerror or exc)) from None
+        else:
+            who = describe(sock) if describe is not None else "pid %d" % socket_credentials(sock)[0]
+    finally:
+        sock.close()
+    raise SocketInUse("%s is in use by a running daemon (%s): stop it first, or give this daemon "
+                      "another socket" % (path, who))
+
+
+def socket_credentials(sock):
+    """(pid, uid, gid) of the process at the other end of a connected unix socket."""
+    return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+
+
 class UnixListenService(ListeningService):
     """Listens on the unix socket ``path`` with ``mode``, owned by ``group`` (a name) or, with
-    ``root_owned``, by root. A socket file left at ``path`` is first passed to
-    ``check_free(path)`` (which raises if a live daemon answers there), then replaced."""
+    ``root_owned``, by root. A socket file left at ``path`` is replaced unless a live process
+    answers there (``check_unix_free``, naming it by ``describe``): then the start fails with
+    ``SocketInUse``, or a ``ConfigError`` naming ``config_key``."""
 
-    def __init__(self, reactor, path, factory, mode, group=None, root_owned=False, check_free=None, backlog=128):
+    def __init__(self, reactor, path, factory, mode, group=None, root_owned=False, describe=None, backlog=128,
+                 config_key=None):
         description = "unix:%s:mode=%o:backlog=%d:lockfile=0" % (endpoints.quoteStringArgument(path), mode, backlog)
-        super().__init__(endpoints.serverFromString(reactor, description), factory)
+        super().__init__(endpoints.serverFromString(reactor, description), factory, config_key)
         self.path = path
         self.mode = mode
         self.group = group
         self.root_owned = root_owned
-        self.check_free = check_free
+        self.describe = describe
 
     def startService(self):
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         if os.path.exists(self.path):
-            if self.check_free is not None:
-                self.check_free(self.path)
+            try:
+                check_unix_free(self.path, self.describe)
+            except SocketInUse as exc:
+                if self.config_key is None:
+                    raise
+                raise ConfigError(*self.config_key, str(exc)) from None
             os.unlink(self.path)  # stale socket of a previous run
         super().startService()
 

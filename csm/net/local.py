@@ -6,27 +6,17 @@ caller's credentials into the request, and answers every request within its
 API timeout: a reply, an error, or CSMERR_TIMEOUT.
 """
 
-import errno
-import socket
-import struct
-
 from csm import __version__, logs
 from csm.errors import CSMError, ErrorCode
 from csm.net.factory import LinkFactory
 from csm.net.link import LinkOwner, LinkProtocol
-from csm.net.listen import UnixListenService
+from csm.net.listen import SocketInUse, UnixListenService, check_unix_free, socket_credentials  # noqa: F401
 from csm.wire import Flags, FrameDecoder, FrameError, InternalCommand, Message
 
 log = logs.logger("csmapi")
 
-_CRED = struct.Struct("3i")
 #: Flags a client may not set: the daemon drops a client that does (as CAST).
 _CLIENT_FORBIDDEN = Flags.INT | Flags.MTC | Flags.RESP
-
-
-def socket_credentials(sock):
-    """(pid, uid, gid) of the process at the other end of a connected unix socket."""
-    return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
 
 
 def peer_credentials(transport):
@@ -34,30 +24,10 @@ def peer_credentials(transport):
     return socket_credentials(transport.getHandle())
 
 
-class SocketInUse(Exception):
-    """Another daemon is listening on this local socket."""
-
-
 def check_socket_free(path, timeout=2.0):
-    """Raise ``SocketInUse`` naming the daemon that answers on ``path``; a socket file nobody
-    listens on (left by a killed daemon) is free and may be replaced."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        try:
-            sock.connect(path)
-        except socket.timeout:
-            who = "a process that does not accept connections"
-        except OSError as exc:
-            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
-                return
-            raise SocketInUse("%s: %s" % (path, exc.strerror or exc)) from None
-        else:
-            who = _describe_listener(sock)
-    finally:
-        sock.close()
-    raise SocketInUse("%s is in use by a running daemon (%s): stop it first, or give this daemon "
-                      "another socket" % (path, who))
+    """Raise ``SocketInUse`` naming the daemon that answers on the local API socket ``path``;
+    a socket file nobody listens on (left by a killed daemon) is free and may be replaced."""
+    check_unix_free(path, _describe_listener, timeout)
 
 
 def _describe_listener(sock):
@@ -159,7 +129,7 @@ class LocalSocketService(UnixListenService):
                               heartbeat_interval=daemon.heartbeat_interval)
         factory.protocol = LocalLinkProtocol
         super().__init__(reactor, listen_config.socket, factory, listen_config.permissions or 0o777,
-                         group=listen_config.group, check_free=check_socket_free)
+                         group=listen_config.group, describe=_describe_listener)
 
     def listening(self, port):
         super().listening(port)

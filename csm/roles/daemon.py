@@ -111,7 +111,8 @@ class Daemon(service.MultiService):
         self.shell_namespace = {}
         if config.manhole.enabled:
             from csm.manhole import makeManholeService
-            makeManholeService(config.manhole, self.shell_namespace, reactor).setServiceParent(self)
+            makeManholeService(config.manhole, self.shell_namespace, reactor,
+                               config_path=config.path).setServiceParent(self)
         if config.ras.rest is not None:
             from csm.ras.rest import rest_service
             rest_service(self, config.ras.rest, (config.path, "csm.ras.rest")).setServiceParent(self)
