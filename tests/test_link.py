@@ -111,6 +111,28 @@ class LinkTests(SynchronousTestCase):
         self.assertEqual(errors[-1].errcode, ErrorCode.CSMERR_SENDRCV_ERROR)
         self.assertEqual((len(replies), client.pending), (1, {}))
 
+    def test_one_timer_for_every_pending_request(self):
+        """Each request times out at its own deadline, from one timer per link (a timer per
+        request was a tenth of a relay hop's CPU); none is left once nothing is pending."""
+        client, _, pump = self.connect(server_owner=RecordingOwner("master", answer=False), interval=0)
+        errors = []
+        for timeout in (5, 3, 8, 3, 5) * 20:
+            client.relay(Message.make(206, {}), timeout, None, lambda e, t=timeout: errors.append((t, e.errcode)))
+        pump.flush()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        for now, expired in ((2.9, 0), (3, 40), (5, 80), (7.9, 80), (8, 100)):
+            self.clock.advance(now - self.clock.seconds())
+            self.assertEqual(len(errors), expired, now)
+        self.assertEqual(sorted(set(errors)), [(t, ErrorCode.CSMERR_TIMEOUT) for t in (3, 5, 8)])
+        self.assertEqual([t for t, _ in errors], sorted(t for t, _ in errors))
+        self.assertEqual((client.pending, self.clock.getDelayedCalls()), ({}, []))
+        client.request(Message.make(206, {}), 5)
+        pump.flush()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.server.send(self.server_owner.received[-1].reply({}))
+        pump.flush()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_a_failing_answer_is_logged_and_the_link_stays(self):
         client, _, pump = self.connect()
 
