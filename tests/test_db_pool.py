@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import time
+from types import SimpleNamespace
 
 import psycopg2
 from twisted.internet import defer, reactor, task, threads
@@ -11,9 +12,11 @@ from twisted.python import failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from csm.db import schema
+from csm.db.connection import Connection
 from csm.db.embedded import EmbeddedPostgres
 from csm.db.pool import CONNECTED, OUTAGE, DatabasePool
 from csm.errors import CSMError, ErrorCode
+from csm.roles.database import DatabaseService
 from tests import dbfixture
 
 
@@ -227,6 +230,9 @@ class OutageTests(TestCase):
         pool.subscribe(states.append)
         yield pool.start()
         self.addCleanup(pool.stop)
+        heartbeat = pool.heartbeat_service()
+        heartbeat.startService()
+        self.addCleanup(heartbeat.stopService)
         connection = psycopg2.connect(self.pg.dsn)
         with connection.cursor() as cur:
             cur.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
@@ -263,6 +269,25 @@ class OutageTests(TestCase):
 
 
 class HeartbeatScheduleTests(SynchronousTestCase):
+    def test_a_child_timer_of_the_masters_database_service(self):
+        """The heartbeat runs while its service does (a child of the master's DatabaseService),
+        not as a LoopingCall the pool starts and stops by hand."""
+        clock = task.Clock()
+        pool = DatabasePool(None, clock, dsn="dbname=unused", heartbeat=15.0)
+        probes = []
+        pool._call = lambda use: probes.append(use) or defer.succeed(None)
+        database = DatabaseService(SimpleNamespace(db=pool))
+        self.assertEqual([child.name for child in database], ["heartbeat"])
+        heartbeat = database.getServiceNamed("heartbeat")
+        heartbeat.startService()
+        clock.advance(15)
+        self.assertEqual(probes, [])  # not connected: nothing to probe
+        pool.state, pool._free, pool._last_success = CONNECTED, ["connection"], clock.seconds()
+        clock.advance(15)
+        self.assertEqual(len(probes), 1)
+        heartbeat.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_postponed_by_successful_calls(self):
         clock = task.Clock()
         pool = DatabasePool(None, clock, dsn="dbname=unused", heartbeat=15.0)
@@ -343,6 +368,39 @@ class ReconnectScheduleTests(SynchronousTestCase):
         self.server_goes()
         self.clock.advance(0)
         self.assertEqual(self.attempts[-1][0], self.clock.seconds())
+
+
+class SettleTests(TestCase):
+    """Whether a transaction left unsure by a lost connection committed (``_committed``)."""
+
+    @defer.inlineCallbacks
+    def unsure(self, commit):
+        _, dsn = dbfixture.fresh_database(self)
+        other = psycopg2.connect(dsn)
+        self.addCleanup(other.close)
+        with other.cursor() as cur:
+            cur.execute("CREATE TABLE settle_log (n int)")
+            other.commit()
+            cur.execute("INSERT INTO settle_log VALUES (1) RETURNING txid_current(), pg_backend_pid()")
+            xid, pid = cur.fetchone()
+        if commit:
+            other.commit()
+        connection = Connection(reactor)
+        yield connection.connect(dsn)
+        self.addCleanup(connection.close)
+        # a clock that never moves: waiting on it (a poll) would hang the test
+        pool = DatabasePool(None, task.Clock(), dsn=dsn)
+        committed = yield pool._committed(connection, SimpleNamespace(xid=xid, pid=pid))
+        rows = yield connection.runQuery("SELECT count(*) FROM settle_log")
+        return committed, rows[0][0]
+
+    @defer.inlineCallbacks
+    def test_in_progress_is_ended_and_waited_for_by_the_server(self):
+        self.assertEqual((yield self.unsure(commit=False)), (False, 0))
+
+    @defer.inlineCallbacks
+    def test_committed(self):
+        self.assertEqual((yield self.unsure(commit=True)), (True, 1))
 
 
 class SchemaCheckTests(TestCase):

@@ -9,7 +9,8 @@ through the others follow at once, so a server that is back is used within
 about a second while one that keeps failing sees one attempt at a time. The
 pool is **connected** again when every connection has recovered, with no
 restart. A pool with no successful call for ``heartbeat`` seconds runs
-``SELECT 1``, so a server that went away is noticed even when nothing asks.
+``SELECT 1``, so a server that went away is noticed even when nothing asks
+(``heartbeat_service``: a child of the master's ``DatabaseService``).
 
 Writes that daemons send without waiting for a reply (RAS events, inventory,
 environmental data) go through ``enqueue_write`` to the pool's ``WriteQueue``
@@ -21,7 +22,8 @@ the database is back. The connections and their txpostgres fixes are in
 import collections
 
 import psycopg2
-from twisted.internet import defer, task
+from twisted.application.internet import TimerService
+from twisted.internet import defer
 from twisted.python import failure
 from txpostgres import reconnection
 
@@ -32,7 +34,7 @@ from csm.db.hosts import libpq_parts
 from csm.db.connection import Connection, Detector, db_error, dead, reconnect_delays
 from csm.db.connection import close as close_connection
 from csm.db.write_queue import WriteQueue
-from csm.db.writes import SETTLE_CHECKS, TRANSACTION_STATUS
+from csm.db.writes import SETTLE_MS, TRANSACTION_STATUS
 from csm.errors import CSMError, ErrorCode
 
 log = logs.logger("csmdb")
@@ -101,7 +103,6 @@ class DatabasePool:
         self._free = collections.deque()
         self._waiters = collections.deque()
         self._outage_answers = {}  # Deferred -> what it fires with when an outage begins
-        self._beat = None
         self._last_success = None
         self._delays = None  # the back-off of the current outage (reconnect_delays)
         self._round = None  # the next round of reconnection (an IDelayedCall)
@@ -135,9 +136,6 @@ class DatabasePool:
         self._set_state(CONNECTED)
         self.writes.drain()
         self._last_success = self.reactor.seconds()
-        self._beat = task.LoopingCall(self._heartbeat)
-        self._beat.clock = self.reactor
-        self._beat.start(self.heartbeat, now=False)
         try:
             self.version = yield self.schema_version()
         except CSMError as exc:
@@ -146,8 +144,6 @@ class DatabasePool:
 
     def stop(self):
         """Close every connection and end reconnections; calls made afterwards fail."""
-        if self._beat is not None and self._beat.running:
-            self._beat.stop()
         self.state = STOPPED
         if self._round is not None and self._round.active():
             self._round.cancel()
@@ -330,21 +326,20 @@ class DatabasePool:
     def _committed(self, connection, attempt):
         """Whether ``attempt``'s transaction committed (False if that cannot be told: its
         writes are run again). One still in progress on a backend that outlived its
-        connection is ended."""
-        for _ in range(SETTLE_CHECKS):
-            try:
-                rows = yield connection.runQueryUnchecked(TRANSACTION_STATUS, {"xid": attempt.xid, "pid": attempt.pid})
-            except psycopg2.Error as exc:
-                if dead(failure.Failure(exc)):
-                    raise
-                log.info("queued writes of transaction {xid} are run again: {error}", xid=attempt.xid,
-                         error=str(exc).strip().splitlines()[0])  # "in the future": lost in a crash
-                return False
-            if rows[0][0] != "in progress":
-                return rows[0][0] == "committed"
-            yield task.deferLater(self.reactor, 0.05, lambda: None)
-        log.warn("transaction {xid} is still in progress: its writes are run again", xid=attempt.xid)
-        return False
+        connection is ended first: the server answers once that backend has exited."""
+        try:
+            rows = yield connection.runQueryUnchecked(TRANSACTION_STATUS, {"xid": attempt.xid, "pid": attempt.pid,
+                                                                           "wait_ms": SETTLE_MS})
+        except psycopg2.Error as exc:
+            if dead(failure.Failure(exc)):
+                raise
+            log.info("queued writes of transaction {xid} are run again: {error}", xid=attempt.xid,
+                     error=str(exc).strip().splitlines()[0])  # "in the future": lost in a crash
+            return False
+        if rows[0][0] == "in progress":
+            log.warn("transaction {xid} is still in progress: its writes are run again", xid=attempt.xid)
+            return False
+        return rows[0][0] == "committed"
 
     def _recovered(self):
         if self.state == OUTAGE and not any(c.detector.connectionIsDead for c in self.connections):
@@ -352,10 +347,18 @@ class DatabasePool:
             self._set_state(CONNECTED)
             self.writes.drain()
 
+    def heartbeat_service(self):
+        """The periodic ``_heartbeat``, a ``TimerService`` for the pool's owner to run as a child."""
+        timer = TimerService(self.heartbeat, self._heartbeat)
+        timer.setName("heartbeat")
+        timer.clock = self.reactor
+        return timer
+
     def _heartbeat(self):
-        """``SELECT 1`` unless a call succeeded within the last period."""
-        idle = self.reactor.seconds() - self._last_success
-        if self.state == CONNECTED and self._free and idle >= self.heartbeat * 0.99:
+        """``SELECT 1`` unless a call succeeded within the last period (or the pool is not connected)."""
+        if self.state != CONNECTED or not self._free:
+            return
+        if self.reactor.seconds() - self._last_success >= self.heartbeat * 0.99:
             self._call(self._probe).addErrback(lambda _: None)
 
     def _probe(self, connection):

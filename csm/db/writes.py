@@ -36,10 +36,10 @@ class Attempt:
 
 
 #: whether a transaction committed; its backend, if still in it (a silent server), is ended
-TRANSACTION_STATUS = ("SELECT txid_status(%(xid)s), (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                      " WHERE pid = %(pid)s AND backend_xid::text::bigint = mod(%(xid)s, 4294967296))")
-#: how many times (0.05 s apart) a transaction still in progress is asked after
-SETTLE_CHECKS = 20
+TRANSACTION_STATUS = ("SELECT count(pg_terminate_backend(pid, %(wait_ms)s)) FROM pg_stat_activity WHERE pid = %(pid)s "
+                      "AND backend_xid::text::bigint = mod(%(xid)s, 4294967296); SELECT txid_status(%(xid)s)")
+#: milliseconds the server waits for the backend it ends (and its transaction with it) to exit
+SETTLE_MS = 1000
 
 
 @defer.inlineCallbacks

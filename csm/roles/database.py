@@ -21,12 +21,16 @@ def _queue_written(cursor):
 _queue_written.safe_in_batch = True
 
 
-class DatabaseService(service.Service):
+class DatabaseService(service.MultiService):
+    """The pool's start and stop; its heartbeat is a child."""
+
     name = "database"
 
     def __init__(self, master, flush_timeout=3.0):
+        super().__init__()
         self.master = master
         self.flush_timeout = flush_timeout
+        master.db.heartbeat_service().setServiceParent(self)
 
     def startService(self):
         super().startService()
@@ -42,7 +46,7 @@ class DatabaseService(service.Service):
 
     @defer.inlineCallbacks
     def stopService(self):
-        super().stopService()
+        yield super().stopService()
         master = self.master
         yield self.flush()
         master.db.close()
