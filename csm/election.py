@@ -58,6 +58,10 @@ MASTERS = ("SELECT substr(application_name, %(n)s), count(*) FROM pg_stat_activi
            "WHERE datname = current_database() AND application_name LIKE 'csm-master %%' GROUP BY 1 ORDER BY 1")
 
 
+class SessionLost(Exception):
+    """The lease session went while a look at the lock was under way (already logged)."""
+
+
 def application_name(node):
     """The ``application_name`` of every database session of master ``node``."""
     return APPLICATION + node
@@ -127,15 +131,20 @@ class Lease:
         if self._ticking:
             return
         self._ticking = True
+        session = self.connection
         try:
-            if self.connection is None:
+            if session is None:
                 yield self._connect()
             elif self.state == ACTIVE:
                 yield self._renew()
             else:
                 yield self._contend()
+        except SessionLost:
+            pass
         except Exception as exc:
-            self._session_failed(exc)
+            if session is None or self.connection is session:
+                self._session_failed(exc)
+            # else the session was lost meanwhile: its failed call says no more than _session_lost did
         finally:
             self._ticking = False
         self._schedule(self.interval)
@@ -258,7 +267,10 @@ class Lease:
     # -- the session ----------------------------------------------------------------------
 
     def _query(self, sql, args):
-        """``sql`` on the lease session; a server that does not answer within ``ttl`` fails it."""
+        """``sql`` on the lease session; a server that does not answer within ``ttl`` fails it,
+        and a session lost meanwhile raises ``SessionLost``."""
+        if self.connection is None:
+            return defer.fail(SessionLost())
         return self._timed(self.connection.runQuery(sql, args))
 
     def _timed(self, d):
@@ -279,8 +291,12 @@ class Lease:
     def _session_lost(self, connection, reason):
         if connection is self.connection:
             self.connection = None
-            self._fence("the lease session was lost (%s)" % reason.getErrorMessage().strip().splitlines()[0]
-                        if reason.getErrorMessage().strip() else "the lease session was lost")
+            text = reason.getErrorMessage().strip()
+            why = "the lease session was lost (%s)" % text.splitlines()[0] if text else "the lease session was lost"
+            if self.state == ACTIVE:
+                self._fence(why)  # its one line says so
+            else:
+                log.warn("master election: {why}; connecting again", why=why)
             self._schedule(self.interval)
 
     def _session_failed(self, exc):

@@ -3,6 +3,9 @@
 import socket
 
 from twisted.internet import defer, reactor, task
+from twisted.internet.error import ConnectionLost
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python import failure
 from twisted.trial import unittest
 
 from csm import election
@@ -128,3 +131,35 @@ class DeadlineTests(unittest.TestCase):
         clock.advance(0.2)  # 0.75 * ttl: before a standby may end this master's sessions
         self.assertEqual((lease.state, changes), (election.STANDBY, [election.STANDBY]))
         self.assertIn("no renewal", lease.fenced_reason)
+
+
+class _PendingConnection:
+    """A lease session whose queries answer when the test says."""
+
+    def __init__(self):
+        self.calls = []
+
+    def runQuery(self, sql, args):
+        self.calls.append(defer.Deferred())
+        return self.calls[-1]
+
+
+class LostSessionLogTests(unittest.SynchronousTestCase):
+    def test_session_lost_during_a_look_is_one_clear_line(self):
+        """The session lost while a standby's look at the lock is under way: one line saying so,
+        not a NoneType error from the look's next query."""
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        lease = election.Lease(task.Clock(), "dbname=unused", "m2", TTL, lambda state: None, interval=0.25)
+        lease.running = True
+        session = lease.connection = _PendingConnection()
+        lease._tick()  # looks at who holds the lock
+        lease._session_lost(session, failure.Failure(ConnectionLost("server closed the connection unexpectedly")))
+        session.calls[0].callback([])  # the look's answer comes after all: the lock is free
+        lines = [formatEvent(e) for e in events if e.get("log_namespace") == "csmd"]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], r"^master election: the lease session was lost \(.*server closed the connection "
+                                   r"unexpectedly.*\); connecting again$")
+        self.assertEqual((lease.state, lease.connection), (election.STANDBY, None))
+        lease.stop()
