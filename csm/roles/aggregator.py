@@ -18,7 +18,7 @@ from csm.roles.connection_words import FAILOVER, PROMOTE, RESET, RESTART
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.compute_port import ComputePort
 from csm.roles.peers import PeerTable
-from csm.roles.upstream import UpstreamLink
+from csm.roles.upstream import MasterClient, UpstreamLink
 from csm.wire import Flags, InternalCommand, Message
 
 log = logs.logger("csmnet")
@@ -47,7 +47,7 @@ class ComputeLinkOwner(DaemonLinkOwner):
             self.daemon.dispatch(link, message)
 
 
-class AggregatorDaemon(Daemon):
+class AggregatorDaemon(MasterClient, Daemon):
     role = "aggregator"
 
     def __init__(self, config, reactor=None, **kw):
@@ -191,13 +191,6 @@ class AggregatorDaemon(Daemon):
         if link is not None and (entries or full):
             link.send(Message.make(InternalCommand.NODESET_UPDATE, {"computes": entries, "full": full},
                                    flags=Flags.INT | Flags.NOREPLY))
-
-    def upstream(self):
-        return self.master.current()
-
-    def hold_upstream(self, message):
-        """A fire-and-forget RAS event while no master is reachable: sent to the next one."""
-        return self.master.hold(message)
 
     def links(self):
         return [("master", self.master.current())] + [

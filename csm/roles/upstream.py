@@ -114,6 +114,18 @@ def handshake(link):
     return link.when_ready().addErrback(lambda _: None)
 
 
+class MasterClient:
+    """What an aggregator and a utility share: requests climb to their master (``self.master``,
+    an ``UpstreamLink``), which keeps fire-and-forget RAS events while no master is reachable."""
+
+    def upstream(self):
+        return self.master.current()
+
+    def hold_upstream(self, message):
+        """A fire-and-forget RAS event while no master is reachable: sent to the next one."""
+        return self.master.hold(message)
+
+
 class UpstreamLink:
     """One reconnecting link to a parent daemon.
 

@@ -1,10 +1,10 @@
 """The utility daemon: login and launch nodes; forwards everything to the master."""
 
 from csm.roles.daemon import Daemon, DaemonLinkOwner
-from csm.roles.upstream import UpstreamLink
+from csm.roles.upstream import MasterClient, UpstreamLink
 
 
-class UtilityDaemon(Daemon):
+class UtilityDaemon(MasterClient, Daemon):
     role = "utility"
 
     def __init__(self, config, reactor=None, **kw):
@@ -20,13 +20,6 @@ class UtilityDaemon(Daemon):
 
     def _master_lost(self, link):
         self.master.lost(link)
-
-    def upstream(self):
-        return self.master.current()
-
-    def hold_upstream(self, message):
-        """A fire-and-forget RAS event while no master is reachable: sent to the next one."""
-        return self.master.hold(message)
 
     def links(self):
         return [("master", self.master.current())]
