@@ -82,9 +82,19 @@ class Router:
         self.handlers = dict(handlers)
         #: A callable returning the link requests climb to, or None (master).
         self.upstream = upstream
+        self._timeouts_of, self._timeouts = None, {}
 
     def timeout(self, command):
-        return self.daemon.api_timeouts.timeout(command.api_name) if command else 30.0
+        """The API timeout of ``command`` (30 s without one), looked up once per command."""
+        if command is None:
+            return 30.0
+        timeouts = self.daemon.api_timeouts
+        if timeouts is not self._timeouts_of:
+            self._timeouts_of, self._timeouts = timeouts, {}
+        seconds = self._timeouts.get(command.cmd_id)
+        if seconds is None:
+            seconds = self._timeouts[command.cmd_id] = timeouts.timeout(command.api_name)
+        return seconds
 
     def handle(self, message, link=None):
         """Process one request; the Deferred fires with the reply ``Message``."""
@@ -111,7 +121,7 @@ class Router:
             if route == HERE:
                 self._call(handler, command, message, link, answer, timeout)
             elif route == UP:
-                self._forward(message, answer, timeout)
+                self._forward(message, answer, timeout, command)
             else:
                 name = command.api_name if command else "command id %d" % message.command
                 answer(message.error_reply(CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not handled by the %s "
@@ -155,8 +165,9 @@ class Router:
         self._forward(message, lambda reply: d.called or d.callback(reply))  # called: cancelled
         return d
 
-    def _forward(self, message, answer, timeout=None):
-        command = self.registry.get(message.command)
+    def _forward(self, message, answer, timeout=None, command=None):
+        if command is None:
+            command = self.registry.get(message.command)
         link = self.upstream() if self.upstream else None
         if link is None:
             hold = getattr(self.daemon, "hold_upstream", None)

@@ -14,6 +14,7 @@ from csm.net.listen import SocketInUse, UnixListenService, check_unix_free, sock
 from csm.wire import Flags, FrameDecoder, FrameError, InternalCommand, Message
 
 log = logs.logger("csmapi")
+_DEBUG = logs.LogLevel.debug
 
 #: Flags a client may not set: the daemon drops a client that does (as CAST).
 _CLIENT_FORBIDDEN = Flags.INT | Flags.MTC | Flags.RESP
@@ -94,9 +95,9 @@ class LocalAPI(LinkOwner):
         daemon = self.daemon
         command = daemon.registry.get(message.command)
         _pid, uid, gid = link.peer_cred
-        access = daemon.acl.access_class(command.api_name) if command else "privileged"
         flags = message.flags & ~Flags.PCK
         if not link.privileged:
+            access = daemon.acl.access_class(command.api_name) if command else "privileged"
             if access == "privileged":
                 log.info("{api}: permission denied for uid {uid}", api=command.api_name if command
                          else message.command, uid=uid)
@@ -106,10 +107,12 @@ class LocalAPI(LinkOwner):
                 return
             if access == "private":
                 flags |= Flags.PCK
-        request = message.evolve(uid=uid, gid=gid, flags=int(flags))
-        log.debug("{api}[{mid}]; Client Recv; uid {uid}", api=command.api_name if command
-                  else message.command, mid=message.message_id, uid=uid)
-        daemon.router.respond(request, link, _ignore if message.flags & Flags.NOREPLY else link.send,
+        # the caller's credentials, from the kernel, in place: the message is this link's own copy
+        message.uid, message.gid, message.flags = uid, gid, flags
+        if log.enabled(_DEBUG):  # (a filtered call still builds its arguments)
+            log.debug("{api}[{mid}]; Client Recv; uid {uid}", api=command.api_name if command
+                      else message.command, mid=message.message_id, uid=uid)
+        daemon.router.respond(message, link, _ignore if flags & Flags.NOREPLY else link.send,
                               timeout=daemon.router.timeout(command))
 
 
