@@ -50,7 +50,11 @@ def _result(reply):
 
 
 class Client:
-    """A blocking connection to a daemon's local socket."""
+    """A blocking connection to a daemon's local socket.
+
+    Connected by ``call`` itself (not by ``connect`` or ``with``), the hello and the first
+    request go out together: one round trip to the daemon less. The daemon reads them in
+    order, and a refused hello closes the connection before the request is read."""
 
     def __init__(self, path=None, timeout=None, registry=None):
         self.path = path or default_socket()
@@ -60,9 +64,12 @@ class Client:
         self._timeout_override = timeout
         self._sock = None
         self._decoder = FrameDecoder()
+        self._inbox = []  # replies read with an earlier one, not yet taken
+        self._hello = None  # the hello sent, its answer not yet read
         self._next_id = int.from_bytes(os.urandom(4), "big") >> 1
 
-    def connect(self, attempts=3):
+    def connect(self, attempts=3, wait=True):
+        """Connect and send the hello; ``wait``: read its answer now (else with the first reply)."""
         for attempt in range(attempts):
             # the C module: socket.py's wrapper and its enums cost each csm_* command ~2 ms to import
             sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -76,19 +83,28 @@ class Client:
                                    % (self.path, exc.strerror or exc)) from None
                 time.sleep(0.25 * (attempt + 1))
         self._sock = sock
-        hello = Message.make(InternalCommand.STATUS, {"version": __version__, "role": "client"},
-                             flags=Flags.INT)
-        reply = self._exchange(hello, 10.0)
+        self._inbox = []
+        self._hello = Message.make(InternalCommand.STATUS, {"version": __version__, "role": "client"},
+                                   flags=Flags.INT)
+        self._send(self._hello)
+        if wait:
+            self._hello_answered()
+        return self
+
+    def _hello_answered(self):
+        """Read the daemon's answer to the hello: its version and API timeouts, or its refusal."""
+        hello, self._hello = self._hello, None
+        reply = self._receive(hello, 10.0)
         if reply.is_error:
             raise CSMError(ErrorCode.CSMERR_INIT_LIB_FAILED, reply.error().errmsg)
         self.daemon = reply.body() or {}
         self.timeouts = self.daemon.get("timeouts") or {}
-        return self
 
     def close(self):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self._hello = None
 
     def __enter__(self):
         return self.connect() if self._sock is None else self
@@ -106,36 +122,53 @@ class Client:
         command = _command(name, self.registry)
         self._next_id += 1
         message = Message.make(command.cmd_id, body, flags=flags, message_id=self._next_id)
-        return _result(self._exchange(message, self.timeout_for(command) + CLIENT_MARGIN))
-
-    def _exchange(self, message, timeout):
         if self._sock is None:
-            self.connect()
-        self._sock.sendall(message.encode())
+            self.connect(wait=False)
+        try:
+            self._send(message)
+        finally:
+            if self._hello is not None:  # its refusal, if any, says more than a failed send
+                self._hello_answered()
+        return _result(self._receive(message, self.timeout_for(command) + CLIENT_MARGIN))
+
+    def _send(self, message):
+        try:
+            self._sock.sendall(message.encode())
+        except OSError as exc:
+            raise CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "sending to the daemon failed: %s"
+                           % (exc.strerror or exc)) from None
+
+    def _receive(self, message, timeout):
+        """The daemon's reply to ``message``; heartbeats are answered, other replies dropped."""
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise CSMError(ErrorCode.CSMERR_TIMEOUT, "no reply from the daemon within %gs" % timeout)
-            self._sock.settimeout(left)
-            try:
-                data = self._sock.recv(1 << 16)
-            except _socket.timeout:
-                continue
-            if not data:
-                raise CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "the daemon closed the connection")
-            try:
-                messages = self._decoder.feed(data)
-            except FrameError as exc:
-                raise CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, str(exc)) from None
-            for reply in messages:
+            messages, self._inbox = self._inbox, []
+            if not messages:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CSMError(ErrorCode.CSMERR_TIMEOUT, "no reply from the daemon within %gs" % timeout)
+                self._sock.settimeout(left)
+                try:
+                    data = self._sock.recv(1 << 16)
+                except _socket.timeout:
+                    continue
+                except OSError as exc:
+                    raise CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "reading from the daemon failed: %s"
+                                   % (exc.strerror or exc)) from None
+                if not data:
+                    raise CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "the daemon closed the connection")
+                try:
+                    messages = self._decoder.feed(data)
+                except FrameError as exc:
+                    raise CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, str(exc)) from None
+            for index, reply in enumerate(messages):
                 if reply.command == InternalCommand.HEARTBEAT:
                     if not reply.flags & Flags.RESP:
-                        self._sock.sendall(Message(InternalCommand.HEARTBEAT, flags=reply.flags | Flags.RESP,
-                                                   message_id=reply.message_id,
-                                                   priority=Priority.NO_ACK).encode())
+                        self._send(Message(InternalCommand.HEARTBEAT, flags=reply.flags | Flags.RESP,
+                                           message_id=reply.message_id, priority=Priority.NO_ACK))
                     continue
                 if reply.message_id == message.message_id and reply.flags & Flags.RESP:
+                    self._inbox = messages[index + 1:]
                     return reply
 
 

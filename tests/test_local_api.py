@@ -196,6 +196,84 @@ class LocalAPITests(TestCase):
         return d
 
 
+    def blocking(self, call):
+        """``call(client)`` in a thread with a blocking Client that connects by its first call."""
+        from twisted.internet import threads
+
+        def run():
+            client = Client(self.path, registry=self.daemon.registry)
+            try:
+                return call(client)
+            finally:
+                client.close()
+        return threads.deferToThread(run)
+
+    @defer.inlineCallbacks
+    def test_blocking_client_connects_by_its_first_call(self):
+        """The hello and the first request go out together; the daemon's timeouts are read from
+        the hello's answer, and the next call on the connection works as the first."""
+        def two_calls(client):
+            first = client.call("node_attributes_query", {"node_names": "c01"})
+            return first, client.daemon.get("role"), client.call("node_attributes_query", {"limit": 3})
+        first, role, second = yield self.blocking(two_calls)
+        self.assertEqual((first["input"], role, second["input"]), ({"node_names": ["c01"]}, "master", {"limit": 3}))
+
+    @defer.inlineCallbacks
+    def test_refused_hello_drops_the_request_sent_with_it(self):
+        """A client of a version the daemon refuses: the refusal, and the request that went out
+        behind the hello never reaches a handler."""
+        import csm.client
+        self.patch(csm.client, "__version__", "0.1.0")
+
+        def call(client):
+            try:
+                client.call("node_delete", {"node_names": ["c01"]})
+            except CSMError as exc:
+                return exc
+        error = yield self.blocking(call)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_INIT_LIB_FAILED)
+        self.assertIn("VERSION MISMATCH", error.errmsg)
+        self.assertEqual(self.daemon.seen, [])
+
+
+class HelloWithRequestTests(TestCase):
+    """The blocking client's first call against a socket that answers nothing until it holds
+    both the hello and the request: one round trip, not two."""
+
+    def setUp(self):
+        from twisted.internet.protocol import Factory
+        from csm.wire import FrameDecoder
+        self.dir = tempfile.mkdtemp(prefix="csm-local-")
+        self.path = os.path.join(self.dir, "csmd.sock")
+        seen = self.seen = []
+
+        class BothFirst(protocol.Protocol):
+            def connectionMade(self):
+                self.decoder = FrameDecoder()
+
+            def dataReceived(self, data):
+                seen.extend(self.decoder.feed(data))
+                if len(seen) == 2:
+                    hello, request = seen
+                    self.transport.write(hello.reply({"version": "1.8.5", "timeouts": {}}).encode())
+                    self.transport.write(request.reply({"answered": True}).encode())
+        self.port = reactor.listenUNIX(self.path, Factory.forProtocol(BothFirst))
+        self.addCleanup(self.port.stopListening)
+
+    def test_hello_and_request_in_one_go(self):
+        from twisted.internet import threads
+
+        def call():
+            client = Client(self.path, timeout=5, registry=Registry([PUBLIC]))
+            try:
+                return client.call("node_attributes_query", {})
+            finally:
+                client.close()
+        d = threads.deferToThread(call)
+        d.addCallback(lambda result: self.assertEqual((result, len(self.seen)), ({"answered": True}, 2)))
+        return d
+
+
 class Garbage(protocol.Protocol):
     """Writes bytes that are no frame; ``closed`` fires when the other side hangs up."""
 

@@ -64,12 +64,14 @@ def run(command, argv, out=sys.stdout):
             exc = CSMError(command.cli_missing, exc.errmsg)  # what CAST's tool exits with for this
         _failed(command, exc, fmt, out, body)
         return int(exc.errcode)
+    client = Client(registry=Registry((command,)))
     try:
-        with Client(registry=Registry((command,))) as client:
-            result = client.call(command.name, body)
+        result = client.call(command.name, body)  # connects: the hello and the request in one go
     except CSMError as exc:
         _failed(command, exc, fmt, out, body)
         return int(exc.errcode)
+    finally:
+        client.close()
     if command.name == "allocation_step_query_details" and "step_id" in body and len(result.get("steps") or ()) > 1:
         if fmt != "json":  # CAST's check of its step table: a step id began more than once
             out.write("---\nTotal_Records: %d\n# Error: There should only be one matching step record. "
