@@ -25,8 +25,10 @@ slurmd and of the csm-compute daemon after the runs, and the compute's CPU over
 a node query at most 3 times ``scontrol show node``, an allocation's create +
 delete (two processes) at most 4 times ``salloc -N1 true``, the compute's RSS at
 most 40 MB (default config: no admin shell, no metrics exporter). Where the
-command's time goes: the same interpreter starting alone (``python -c pass``)
-and importing the command's module (``import csm.cli.main``), p50. Bytecode is
+command's time goes: the same interpreter started as the csm_* programs start
+it (``python -S -c pass``: setup.py's launcher skips the site module) and
+importing the command's path (``IMPORT_COMMAND``), p50, and the CPU of each
+command's own process (user + system, from its rusage). Bytecode is
 compiled first, as ``make compile`` leaves it.
 
 ``--job-nodes N`` instead: one job over N nodes (Slurm with one slurmd per node
@@ -43,6 +45,7 @@ import collections
 import compileall
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -58,6 +61,9 @@ from csm.cluster import LocalCluster  # noqa: E402
 from csm.slurmlocal import PACKAGES, LocalSlurm, missing_tools, which  # noqa: E402
 
 NODE = "c01"
+#: what a csm_* program imports before it connects (with the checkout on sys.path, as make venv's launcher)
+IMPORT_COMMAND = ("import sys; sys.path.append(%r); from csm.cli.main import main; from csm.api.cli_index import "
+                  "find; find('csm_node_attributes_query')" % os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)  # the virtualenv's csm_* programs
 IDLE_SECONDS = 10
 #: issue 21: csm / slurm p50 at most these; the compute's idle RSS at most this (MB)
@@ -77,12 +83,23 @@ def ensure_slurm():
                  "apt-get install %s" % (", ".join(missing), " ".join(PACKAGES)))
 
 
+#: the CPU seconds (user + system) of each process ``timed`` ran, by program name
+CHILD_CPU = collections.defaultdict(list)
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd, env=None, expect=0):
-    """Run ``cmd``; (seconds, output). Fails unless it exits ``expect``."""
+    """Run ``cmd``; (seconds, output), its CPU in ``CHILD_CPU``. Fails unless it exits ``expect``."""
+    cpu = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=300)
     elapsed = time.perf_counter() - started
+    CHILD_CPU[os.path.basename(cmd[0])].append(_children_cpu() - cpu)
     if proc.returncode != expect:
         raise RuntimeError("%s exited %d: %s" % (" ".join(cmd), proc.returncode, proc.stdout.strip()[-500:]))
     return elapsed, proc.stdout
@@ -158,8 +175,9 @@ class CSM:
         return time.perf_counter() - started
 
     def python(self, code):
-        """The interpreter the csm_* programs run, alone with ``code``: where a command's time goes."""
-        return timed([os.path.join(BIN, "python"), "-c", code], env=self.env)[0]
+        """The interpreter the csm_* programs run, as they start it (no site module: setup.py's
+        LAUNCHER), alone with ``code``: where a command's time goes."""
+        return timed([os.path.join(BIN, "python"), "-S", "-c", code], env=self.env)[0]
 
     def stop(self):
         if self.client is not None:
@@ -194,6 +212,7 @@ def run(runs, run_dir):
         for warm_up in (slurm.salloc, slurm.show_node, csm.allocation_cli, csm.query_cli, csm.allocation_client,
                         csm.query_client):
             warm_up()  # untimed
+        CHILD_CPU.clear()
         for _ in range(runs):  # alternating, so that a busy moment of the machine hits both
             t["salloc"].append(slurm.salloc())
             create, delete = csm.allocation_cli()
@@ -205,7 +224,7 @@ def run(runs, run_dir):
             t["query_cli"].append(csm.query_cli())
             t["query_client"].append(csm.query_client())
             t["python"].append(csm.python("pass"))
-            t["import"].append(csm.python("import csm.cli.main"))
+            t["import"].append(csm.python(IMPORT_COMMAND))
         time.sleep(2)  # let both settle: idle RSS
         compute = csm.cluster.daemons[NODE].process.pid
         cpu_before = cpu_rss(compute)[0]
@@ -383,9 +402,15 @@ def main():
         "idle RSS after the runs: slurmd %.1f MB, csm-compute %.1f MB (no admin shell, no exporter); csm/slurm "
         "%.1fx; csm-compute CPU over %d s idle %.2f%%"
         % (rss["slurmd"], rss["csm-compute"], rss["csm-compute"] / rss["slurmd"], IDLE_SECONDS, rss["compute_cpu"]),
-        "where a command's time goes, p50: the interpreter alone (`python -c pass`) %.1f ms, importing the "
-        "command (`python -c 'import csm.cli.main'`) %.1f ms; load average %.1f"
-        % (percentile(t["python"], 50) * 1e3, percentile(t["import"], 50) * 1e3, os.getloadavg()[0]),
+        "where a command's time goes, p50: the interpreter alone as the csm_* programs start it (`python -S -c "
+        "pass`) %.1f ms (%.1fx `scontrol show node`), importing the command (`python -S -c '%s'`) %.1f ms; load "
+        "average %.1f" % (percentile(t["python"], 50) * 1e3, percentile(t["python"], 50) / percentile(t["scontrol"], 50),
+                          IMPORT_COMMAND, percentile(t["import"], 50) * 1e3, os.getloadavg()[0]),
+        "CPU (user + system) of the process itself, p50: `scontrol` %s, `csm_node_attributes_query` %s, "
+        "`salloc` %s, `csm_allocation_create` %s, `csm_allocation_delete` %s, `python -S` %s"
+        % tuple("%.1f ms" % (percentile(CHILD_CPU[name], 50) * 1e3) for name in (
+            "scontrol", "csm_node_attributes_query", "salloc", "csm_allocation_create", "csm_allocation_delete",
+            "python")),
         "targets: " + "; ".join(_against(*target) for target in (
             ("node query p50 csm/slurm", percentile(t["query_cli"], 50) / percentile(t["scontrol"], 50),
              QUERY_TARGET, "x"),
