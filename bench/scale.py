@@ -224,6 +224,32 @@ def tree_memory(cluster, pids):
     return sum(parts.values()), parts
 
 
+def tree_cpu(cluster, pids):
+    """{pid: (part, CPU seconds)} of the tree's processes: master, aggregators, utility, csm-sim, PostgreSQL."""
+    found = {}
+    for name, pid in pids.items():
+        part = ("aggregators" if name.startswith("agg") else "csm-sim" if name.startswith("csm-sim")
+                else "utility" if name.startswith("util") else "master")
+        found[pid] = (part, cpu_rss(pid)[0])
+    for pid in server_pids(cluster.postgres):
+        try:
+            found[pid] = ("PostgreSQL", cpu_rss(pid)[0])
+        except (OSError, StopIteration):
+            pass  # a backend that ended meanwhile
+    return found
+
+
+def describe_cpu(before, after, nodes):
+    """CPU per node of each part between two ``tree_cpu`` samples (a process new since ``before``
+    counts from its start; one that ended meanwhile is left out)."""
+    parts = {}
+    for pid, (part, cpu) in after.items():
+        parts[part] = parts.get(part, 0.0) + cpu - before.get(pid, (part, 0.0))[1]
+    order = ("master", "aggregators", "csm-sim", "PostgreSQL", "utility")
+    return "%.1f ms in all (%s)" % (1000 * sum(parts.values()) / nodes, ", ".join(
+        "%s %.2f ms" % (part, 1000 * parts.get(part, 0.0) / nodes) for part in order))
+
+
 def describe_memory(total, parts):
     return "%.2f GB (daemons %.2f GB, csm-sim %.2f GB, PostgreSQL %.2f GB; machine %.1f GB)" % (
         total / 1024, parts["daemons"] / 1024, parts["csm-sim"] / 1024, parts["postgres"] / 1024,
@@ -292,6 +318,14 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False, on_hosts=False, ag
     try:
         cluster.start()
         cluster.simulated = nodes  # started here rather than by start(), to time it
+
+        def pids():
+            found = {d.name: d.process.pid for d in cluster.daemons.values() if d.role != "compute"}
+            if cluster.sim is not None:
+                found.update(sim_pids(cluster.sim))
+            return found
+
+        cpu = tree_cpu(cluster, pids())
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         started = time.monotonic()
         cluster.sim = cluster.start_sim(nodes, settings=QUIET)
@@ -308,12 +342,9 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False, on_hosts=False, ag
                      "every node answering the health check after %.1f s, every secondary link up %s"
                      % (nodes, aggregators, "TLS" if tls else "plain TCP", held, times["inventory"], times["health"],
                         after(times["redundancy"])))
-        print(lines[-1], flush=True)
-
-        def pids():
-            found = {d.name: d.process.pid for d in cluster.daemons.values() if d.role != "compute"}
-            found.update(sim_pids(cluster.sim))
-            return found
+        lines.append("CPU per node until then (the benchmark's health checks included): %s"
+                     % describe_cpu(cpu, tree_cpu(cluster, pids()), nodes))
+        print("\n".join(lines[-2:]), flush=True)
 
         cold = max(times["inventory"], times["health"])
         memory = tree_memory(cluster, pids())
@@ -355,6 +386,7 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False, on_hosts=False, ag
 
         time.sleep(1.0)  # the collection times of the restart's inventories are later than the stamp
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        cpu = tree_cpu(cluster, pids())
         started = time.monotonic()
         restart_master(cluster)
         try:
@@ -368,7 +400,9 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False, on_hosts=False, ag
         lines.append("master restart: every node re-registered (inventory written again) after %.1f s, answering "
                      "the health check after %.1f s, both links up %s; master RSS then %.0f MB"
                      % (times["inventory"], times["health"], after(times["redundancy"]), usage["master"][1]))
-        print(lines[-1], flush=True)
+        lines.append("CPU per node until then (the master's stop and start and the health checks included): %s"
+                     % describe_cpu(cpu, tree_cpu(cluster, pids()), nodes))
+        print("\n".join(lines[-2:]), flush=True)
         restart = max(times["inventory"], times["health"])
         restarted = tree_memory(cluster, pids())
         lines.append("whole tree after the restart: %s" % describe_memory(*restarted))
