@@ -1,5 +1,6 @@
 """The compute's allocation agent with real prolog/epilog processes; usage counters; cgroups."""
 
+import errno
 import os
 import stat
 import subprocess
@@ -238,6 +239,25 @@ class ScriptTests(TestCase):
             for missing in (path, path + "-none"):
                 self.assertEqual((yield run_script(reactor, missing, group=True)),
                                  (127, "%s is missing or not executable" % missing))
+
+    def test_unwatched_script_is_not_left_running(self):
+        """No pidfd for a spawned script (out of descriptors): it is killed and reaped, and the
+        answer says why."""
+        path = self.script("#!/bin/sh\nsleep 30\n")
+        spawned, spawn = [], os.posix_spawn
+
+        def recorded(*args, **kw):
+            spawned.append(spawn(*args, **kw))
+            self.addCleanup(lambda: os.path.exists("/proc/%d" % spawned[0]) and os.kill(spawned[0], 9))
+            return spawned[0]
+
+        def no_pidfd(pid):
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        self.patch(scripts.os, "posix_spawn", recorded)
+        self.patch(scripts.os, "pidfd_open", no_pidfd)
+        result = self.successResultOf(run_script(reactor, path, group=True))
+        self.assertEqual(result, (126, "cannot run %s: %s" % (path, os.strerror(errno.EMFILE))))
+        self.assertRaises(ChildProcessError, os.waitpid, spawned[0], os.WNOHANG)  # gone and reaped
 
     @defer.inlineCallbacks
     def test_not_a_program(self):

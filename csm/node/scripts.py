@@ -20,7 +20,18 @@ SETSID = shutil.which("setsid")
 OUTPUT_LIMIT = 65536
 #: reset to their default action in the script (the daemon ignores SIGPIPE, for one)
 DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
-PIDFD = hasattr(os, "pidfd_open")
+
+
+def _pidfds():
+    """Whether this Python and kernel give pidfds (``pidfd_open``: Python 3.9, Linux 5.3)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+PIDFD = _pidfds()
 
 
 class _Collect(protocol.ProcessProtocol):
@@ -76,15 +87,21 @@ class _Script:
         try:
             self.pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=group,
                                       setsigdef=DEFAULT_SIGNALS, setsigmask=())
-            pidfd = os.pidfd_open(self.pid)
         except BaseException:
             os.close(read_end)
             raise
         finally:
             os.close(write_end)
-        os.set_blocking(read_end, False)
         self.group, self.status, self.output = group, None, []
         self.kept = 0
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except OSError:  # out of descriptors, say: the script must not run unwatched
+            os.close(read_end)
+            self.kill()
+            os.waitpid(self.pid, 0)
+            raise
+        os.set_blocking(read_end, False)
         ends = [_Watch(reactor, read_end, self._read).ended, _Watch(reactor, pidfd, self._reap).ended]
         self.done = defer.gatherResults(ends).addCallback(lambda _: (self.code(), self.text()))
 
@@ -103,7 +120,10 @@ class _Script:
         return None
 
     def _reap(self, _):
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its status is lost
+            pid, status = self.pid, 255 << 8
         if pid == 0:
             return None
         self.status = status
