@@ -8,7 +8,6 @@ runs in a host of its own: its name is its address in every config, and its
 certificate names it and its address.
 """
 
-import atexit
 import json
 import math
 import os
@@ -21,6 +20,7 @@ import sys
 import tempfile
 import time
 
+from csm import exitcleanup
 from csm.db.embedded import EmbeddedPostgres
 from csm.errors import CSMError
 
@@ -57,7 +57,7 @@ def other_user_pythonpath():
         sources = subprocess.run([sys.executable, "-c", _COMMAND_IMPORTS], stdout=subprocess.PIPE, text=True,
                                  check=True, env=dict(os.environ, PYTHONPATH=PROJECT)).stdout.split()
         target = tempfile.mkdtemp(prefix="csm-other-user-")
-        atexit.register(shutil.rmtree, target, True)
+        exitcleanup.register(shutil.rmtree, target, True)
         for source in sources:
             destination = os.path.join(target, os.path.basename(source))
             if os.path.isdir(source):
@@ -418,7 +418,9 @@ class LocalCluster:
         self._database_made = True
 
     def start(self, timeout=30.0):
-        """Start the database and every daemon, parents first, and wait for their sockets."""
+        """Start the database and every daemon, parents first, and wait for their sockets (stopped
+        at exit or on a signal, if not before)."""
+        exitcleanup.register(self.stop)
         if (self.postgres is not None and not self.postgres.running) or (self.patroni and not self._database_made):
             self.start_database()
         for role in ("master", "aggregator", "utility", "compute"):
@@ -448,6 +450,7 @@ class LocalCluster:
                 status[daemon.name] = daemon.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        exitcleanup.unregister(self.stop)
         return status
 
     def cli(self, daemon, command, *args, user=None, timeout=60):

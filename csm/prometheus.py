@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 
+from csm import exitcleanup
 from csm.cluster import PROJECT, free_port, terminate
 
 RULES = os.path.join(PROJECT, "conf", "prometheus", "csm_rules.yml")
@@ -91,6 +92,7 @@ class PrometheusServer:
             raise RuntimeError("prometheus is not installed (Debian's 'prometheus' package)")
         os.makedirs(self.directory, exist_ok=True)
         self.write_config()
+        exitcleanup.register(self.stop)
         cmd = [self.program, "--config.file=" + self.config,
                "--storage.tsdb.path=" + os.path.join(self.directory, "data"),
                "--web.listen-address=127.0.0.1:%d" % self.port]
@@ -120,6 +122,7 @@ class PrometheusServer:
 
     def stop(self, timeout=15.0):
         """SIGTERM (SIGKILL after ``timeout``); the exit status, or None if never started."""
+        exitcleanup.unregister(self.stop)
         return None if self.process is None else terminate(self.process, timeout)
 
 

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import time
 
+from csm import exitcleanup
+
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 TOOLS = ("slurmctld", "slurmd", "salloc", "sbatch", "srun", "scontrol", "sinfo", "squeue", "munged")
 
@@ -101,6 +103,9 @@ class LocalSlurm:
             f.writelines("%s=%s\n" % setting for setting in settings)
 
     def start(self, timeout=90):
+        """Start munged, slurmctld and the slurmds; wait until every node is idle (stopped at exit
+        or on a signal, if not before)."""
+        exitcleanup.register(self.stop)
         with open(os.open(self.path("munge.key"), os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
             f.write(os.urandom(1024))
         self.write_conf()
@@ -154,3 +159,4 @@ class LocalSlurm:
         for name in sorted(self.procs, key=lambda name: ("slurmd", "slurmctld", "munged").index(
                 name.split("-")[0])):
             stop_group(self.procs[name])
+        exitcleanup.unregister(self.stop)

@@ -1,10 +1,9 @@
 """Local clusters shared by the system tests of one test process.
 
 trial has no class-level fixtures, so a cluster is started the first time a
-test asks for it and stopped when the process exits.
+test asks for it and stopped when the process exits (``LocalCluster`` sees to it).
 """
 
-import atexit
 import os
 import socket
 import tempfile
@@ -29,7 +28,6 @@ def shared_cluster(name, **options):
             cluster.stop()
             raise
         _clusters[name] = cluster
-        atexit.register(cluster.stop)
     return cluster
 
 

@@ -10,7 +10,6 @@ The server is durable (``fsync`` and ``synchronous_commit`` on): an acknowledged
 write survives a crash. ``fast=True`` trades that for speed, for the test suite only.
 """
 
-import atexit
 import glob
 import os
 import pwd
@@ -18,6 +17,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+
+from csm import exitcleanup
 
 #: Only for throw-away servers (the test suite): a crash may lose acknowledged writes.
 FAST_OPTIONS = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
@@ -104,7 +105,6 @@ class EmbeddedPostgres:
         self.port = port or free_port()
         self.fast = fast
         self.running = False
-        self._atexit = False
 
     @property
     def dsn(self):
@@ -130,9 +130,7 @@ class EmbeddedPostgres:
 
     def start(self):
         """Create the cluster if needed and start the server; returns the DSN."""
-        if not self._atexit:
-            atexit.register(self.stop)
-            self._atexit = True
+        exitcleanup.register(self.stop)
         try:
             if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
                 self._initdb()
@@ -197,6 +195,7 @@ class EmbeddedPostgres:
             pass
         if self._made_directory and os.path.isdir(self.directory):
             shutil.rmtree(self.directory, ignore_errors=True)
+        exitcleanup.unregister(self.stop)
 
     def __enter__(self):
         self.start()

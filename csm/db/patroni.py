@@ -10,7 +10,6 @@ after ``ttl`` seconds and a replica is promoted. ``stop()`` stops everything and
 removes the directory, also at exit.
 """
 
-import atexit
 import json
 import os
 import pwd
@@ -22,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 
+from csm import exitcleanup
 from csm.db.embedded import find_binary, free_port, query, reachable_by
 
 #: Seconds Patroni's leader key lives without renewal: how long a dead primary goes unnoticed.
@@ -71,7 +71,7 @@ class PatroniCluster:
                      for i in range(1, etcd_members + 1)]
         self.nodes = {"pg%d" % i: {"port": free_port(), "rest": free_port()} for i in range(1, nodes + 1)}
         self.processes = {}
-        atexit.register(self.stop)
+        exitcleanup.register(self.stop)
 
     # -- etcd -----------------------------------------------------------------------------
 
@@ -247,6 +247,7 @@ class PatroniCluster:
                     process.wait()
         if self.made and os.path.isdir(self.directory):
             shutil.rmtree(self.directory, ignore_errors=True)
+        exitcleanup.unregister(self.stop)
 
     def _wait(self, predicate, timeout, what):
         deadline = time.monotonic() + timeout
