@@ -14,8 +14,8 @@ each way: new connections fail at once, open ones go silent), ``heal(a, b)`` und
 
 Every name starts with ``csmh<pid>-`` (the creating process). ``stop()`` removes
 the namespaces, the bridge and the files, and kills what still runs in them; it is
-also registered with ``atexit`` (SIGTERM is turned into an exit when nobody
-handles it). ``remove_stale()``, run by ``start()``, removes what runs of dead
+also run at exit and on SIGTERM, SIGINT or SIGHUP (``csm.exitcleanup``; the previous
+handlers are back after ``stop()``). ``remove_stale()``, run by ``start()``, removes what runs of dead
 processes left behind (after a SIGKILL). Needs root and ``ip`` (iproute2);
 ``unavailable()`` says why not, in one line, or returns None.
 
@@ -26,13 +26,14 @@ processes left behind (after a SIGKILL). Needs root and ``ip`` (iproute2);
         network.cut("node01", "ctl")                # ... and network.heal("node01", "ctl")
 """
 
-import atexit
 import ipaddress
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+
+from csm import exitcleanup
 
 PREFIX = "csmh"
 SUBNET = "10.213.0.0/16"
@@ -150,9 +151,7 @@ class Network:
         self._hosts_file = os.path.join(self._state, "hosts")
         with open(self._hosts_file, "w") as f:
             f.write("127.0.0.1 localhost\n")
-        atexit.register(self.stop)
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        exitcleanup.register(self.stop)
         self._started = True
         _ip("netns", "add", self.bridge_namespace)
         _ip("-n", self.bridge_namespace, "link", "add", BRIDGE, "type", "bridge")
@@ -221,14 +220,10 @@ class Network:
             _remove_namespace(host.namespace)
         _remove_namespace(self.bridge_namespace)
         shutil.rmtree(self._state, ignore_errors=True)
-        atexit.unregister(self.stop)
+        exitcleanup.unregister(self.stop)
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def _exit_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)

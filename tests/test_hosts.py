@@ -87,6 +87,21 @@ class HostsTests(SynchronousTestCase):
             proc.wait(30)
             self.assertEqual(ours(prefix), [], signum)
 
+    def test_stop_gives_the_signal_handlers_back(self):
+        code = ("import signal\n"
+                "from csm.hosts import Network\n"
+                "signal.signal(signal.SIGHUP, lambda signum, frame: None)  # the program's own\n"
+                "signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)\n"
+                "before = [signal.getsignal(signum) for signum in signals]\n"
+                "network = Network().start()\n"
+                "during = [signal.getsignal(signum) for signum in signals]\n"
+                "network.stop()\n"
+                "print([a is not b for a, b in zip(before, during)],\n"
+                "      [signal.getsignal(signum) for signum in signals] == before)\n")
+        proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=PROJECT))
+        self.assertEqual(proc.stdout, "[True, True, False] True\n")
+
     def test_a_killed_runs_leftovers_go_at_the_next_start(self):
         proc, prefix = self.maker()
         sleeper = subprocess.Popen(["ip", "netns", "exec", prefix + "alpha", "sh", "-c", "echo; exec sleep 60"],
