@@ -208,6 +208,20 @@ class SystemdUnitTests(SynchronousTestCase):
                                        env=dict(os.environ, PYTHONPATH=PROJECT), text=True, timeout=60).stdout
             self.assertIn("--config=", help_text)
 
+    def test_no_unit_requires_a_local_database(self):
+        """The database may be remote or under Patroni: ordering after a local one, never requiring it."""
+        for role in ROLES:
+            with open(os.path.join(UNITS, "csmd-%s.service" % role)) as f:
+                settings = [line.strip().split("=", 1) for line in f if "=" in line and not line.startswith("#")]
+            for key, value in settings:
+                if key in ("Requires", "Requisite", "BindsTo", "PartOf"):
+                    self.assertNotIn("postgresql", value, role)
+            if role == "master":
+                self.assertIn(["Wants", "network-online.target"], settings)
+                after = " ".join(value for key, value in settings if key == "After").split()
+                self.assertIn("network-online.target", after)
+                self.assertIn("postgresql.service", after)
+
     def test_the_master_unit_command_tells_systemd_it_is_ready(self):
         """ExecStart of csmd-master.service as systemd runs it (a notify socket, no terminal), on
         a config of its own (no database): READY=1, then STOPPING=1 and exit 0 on SIGTERM."""
