@@ -18,7 +18,8 @@ nodes, clients wait for a node, untimed), creates a one-node allocation on it
 (state running: the prolog multicast), deletes it (the epilog multicast,
 deltas, history) and gives the node back, for ``--seconds``. Prints pairs/s,
 p50 and p99 of each call, the CPU of each process (% of one core; PostgreSQL
-is its server processes together) and, from pg_stat_statements and
+is its server processes together, ``scripts`` the prologs and epilogs the
+computes ran) and, from pg_stat_statements and
 pg_stat_database, the statements and transactions the master ran per
 allocation (create + delete). With ``--slurm``: ``sbatch --wrap true`` jobs/s
 on the same machine with bench/slurm.py's one-node Slurm.
