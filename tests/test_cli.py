@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from csm.api.commands import REGISTRY
 from csm.cli import formats, output
+from csm.cli.layout import records
 from csm.cli.main import build_parser, run
 from csm.errors import ErrorCode
 
@@ -31,11 +32,11 @@ class RegistryCoverageTests(SynchronousTestCase):
 
 class OutputTests(SynchronousTestCase):
     def test_no_records(self):
-        self.assertEqual(output.records([]),
+        self.assertEqual(records([]),
                          "---\nTotal_Records: 0\n# No matching records found.\n...\n")
 
     def test_records_layout(self):
-        text = output.records([{"state": "IN_SERVICE", "node_name": "c01", "comment": "rack 3"},
+        text = records([{"state": "IN_SERVICE", "node_name": "c01", "comment": "rack 3"},
                                {"state": "DISCOVERED", "node_name": "c02", "comment": None}])
         lines = text.splitlines()
         self.assertEqual(lines[:3], ["---", "Total_Records: 2", "Record_1:"])

@@ -175,7 +175,10 @@ class Command(_Frozen):
     ``cli_missing``: the tool's exit status when a required flag is missing, where
     CAST's is not CSMERR_MISSING_PARAM (some of its tools exit 9, one exits 1);
     ``cli_partial``: (verb, list field) of CAST's listing when some records of an update
-    or delete fail (CSMERR_UPDATE_MISMATCH), e.g. ("delete", "node_names").
+    or delete fail (CSMERR_UPDATE_MISMATCH), e.g. ("delete", "node_names");
+    ``cli_one_record``: (field, noun): given that field, more than one record is a fault of the
+    database the tool reports (CAST's "There should only be one matching <noun> record") with
+    CSMERR_GENERIC, e.g. ("step_id", "step").
 
     Where it runs (``csm.api.router.Router.route``): a caller's request is answered on
     the roles in ``handled_on`` and climbs from the others; ``master_with``: fields that,
@@ -186,7 +189,7 @@ class Command(_Frozen):
     _attributes = (("name", _REQUIRED), ("cmd_id", _REQUIRED), ("handled_on", MASTER), ("multicast", False),
                    ("fields", ()), ("cli", None), ("description", ""), ("timeout", 30.0), ("open_input", False),
                    ("one_of", ()), ("results_key", None), ("layout", ()), ("record_label", "Record"),
-                   ("cli_one_of", ()), ("cli_missing", None), ("cli_partial", None), ("master_with", ()),
+                   ("cli_one_of", ()), ("cli_missing", None), ("cli_partial", None), ("cli_one_record", None), ("master_with", ()),
                    ("adds_local_daemon", False))
     __slots__ = tuple(name for name, _ in _attributes)
 

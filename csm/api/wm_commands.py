@@ -187,7 +187,8 @@ STEP_QUERY_DETAILS = api_command(
     results_key="steps",
     fields=(REQUIRED_ALLOCATION_ID, Field("step_id", "int", flags=("-s", "--step_id"))),
     layout=STEP_LAYOUT[:2] + ("argument",) + tuple(f for f in STEP_LAYOUT[2:] if f != "argument")
-    + (("compute_nodes", "-"), STEP_HISTORY), cli_missing=1)
+    + (("compute_nodes", "-"), STEP_HISTORY), cli_missing=1,
+    cli_one_record=("step_id", "step"))  # CAST's check of its step table: a step id began more than once
 
 WM_COMMANDS = (ALLOCATION_CREATE, ALLOCATION_DELETE, ALLOCATION_UPDATE_STATE, ALLOCATION_QUERY,
                ALLOCATION_QUERY_ACTIVE_ALL, ALLOCATION_QUERY_DETAILS, ALLOCATION_RESOURCES_QUERY,

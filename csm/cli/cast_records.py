@@ -1,6 +1,7 @@
-"""CAST's numbered record listings (``Total_Records``, ``RECORD_N``) of the diagnostics and inventory commands."""
+"""The fields of CAST's RECORD_N listings of the diagnostics and inventory commands (listed by ``csm.cli.layout.numbered``)."""
 
 from csm.cli import output
+from csm.cli.layout import numbered
 
 NO_RESULTS = "---\nTotal_Records: 0\n# No matching records found.\n...\n"
 #: booleans CAST printed as t/f
@@ -34,16 +35,8 @@ def updated(verb, *keys):
 
 def listing(keys, width, results_key="results", first_width=None, prepare=None):
     """A formatter: every record of ``result[results_key]`` as ``RECORD_N`` with ``keys`` in order."""
-    def render(result, args):
-        items = result.get(results_key) or []
-        if not items:
-            return NO_RESULTS
-        lines = ["---", "Total_Records: %d" % len(items)]
-        for number, record in enumerate(items, 1):
-            record = prepare(record) if prepare else record
-            lines.append("RECORD_%d:" % number)
-            lines.extend(line(record, key, first_width if index == 0 and first_width else width)
-                         for index, key in enumerate(keys))
-            lines.extend(missing(record, width))
-        return "\n".join(lines + ["..."]) + "\n"
-    return render
+    def fields(record):
+        record = prepare(record) if prepare else record
+        return [line(record, key, first_width if index == 0 and first_width else width)
+                for index, key in enumerate(keys)] + missing(record, width)
+    return lambda result, args: numbered(result.get(results_key) or [], fields, "RECORD")

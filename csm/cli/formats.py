@@ -387,6 +387,12 @@ def node_errors(errors):
     return "\n".join(lines) + "\n"
 
 
+def more_than_one(command, result):
+    """CAST's answer where one record was asked for (``Command.cli_one_record``) and more came."""
+    return ("---\nTotal_Records: %d\n# Error: There should only be one matching %s record. Verify the database. \n"
+            % (len(result[command.results_key]), command.cli_one_record[1]))
+
+
 def no_results(command):
     return NO_RESULTS_BY_COMMAND.get(command.name, NO_RESULTS)
 
@@ -414,8 +420,5 @@ def render(command, result, args):
     if formatter is not None:
         return formatter(result, args)
     if command.results_key and isinstance(result, dict):
-        items = result.get(command.results_key) or []
-        if command.layout:
-            return records(items, command.layout, command.record_label)
-        return output.records(items)
+        return records(result.get(command.results_key) or [], command.layout, command.record_label)
     return output.document(result if result is not None else {})

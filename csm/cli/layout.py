@@ -84,13 +84,23 @@ def block(record, layout, indent="  ", lines=None, first=None, width=None):
     return lines
 
 
-def records(items, layout, label="Record"):
-    """``Total_Records: N`` and each record as ``<label>_<n>:`` with its fields in CAST's order."""
+def numbered(items, lines_of, label="Record"):
+    """CAST's record listing: ``---``, ``Total_Records: N`` (or that none matched), each record as
+    ``<label>_<n>:`` followed by ``lines_of(record)``, ``...``. Every listing of records prints through it."""
     lines = ["---", "Total_Records: %d" % len(items)]
     if not items:
         lines.append("# No matching records found.")
     for number, item in enumerate(items, 1):
         lines.append("%s_%d:" % (label, number))
-        block(item, layout, "  ", lines)
+        lines.extend(lines_of(item))
     lines.append("...")
     return "\n".join(lines) + "\n"
+
+
+def records(items, layout=(), label="Record"):
+    """The records with their fields in ``layout``'s order; with no layout, every key sorted and
+    nested values in YAML style (``csm.cli.output.dump``)."""
+    if layout:
+        return numbered(items, lambda item: block(item, layout, "  "), label)
+    from csm.cli.output import dump
+    return numbered(items, lambda item: dump({key: item[key] for key in sorted(item)}, 1), label)

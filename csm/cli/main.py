@@ -72,10 +72,10 @@ def run(command, argv, out=sys.stdout):
         return int(exc.errcode)
     finally:
         client.close()
-    if command.name == "allocation_step_query_details" and "step_id" in body and len(result.get("steps") or ()) > 1:
-        if fmt != "json":  # CAST's check of its step table: a step id began more than once
-            out.write("---\nTotal_Records: %d\n# Error: There should only be one matching step record. "
-                      "Verify the database. \n" % len(result["steps"]))
+    if command.cli_one_record and command.cli_one_record[0] in body and isinstance(result, dict) \
+            and len(result.get(command.results_key) or ()) > 1:
+        if fmt != "json":
+            out.write(formats.more_than_one(command, result))
         return ErrorCode.CSMERR_GENERIC
     if fmt == "json":
         import json  # here: the json package costs a command ~3 ms to import

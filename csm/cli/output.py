@@ -52,14 +52,3 @@ def document(value):
     """A whole YAML document: ``---``, the body, ``...``."""
     return "\n".join(["---"] + dump(value) + ["..."]) + "\n"
 
-
-def records(items, no_results="# No matching records found."):
-    """CAST's record listing: Total_Records, Record_N blocks (keys sorted)."""
-    lines = ["---", "Total_Records: %d" % len(items)]
-    if not items:
-        lines.append(no_results)
-    for number, item in enumerate(items, 1):
-        lines.append("Record_%d:" % number)
-        lines.extend(dump({k: item[k] for k in sorted(item)}, 1))
-    lines.append("...")
-    return "\n".join(lines) + "\n"

@@ -270,6 +270,14 @@ class GoldenOutputTests(SynchronousTestCase):
 
 
 class FailureLayoutTests(SynchronousTestCase):
+    def test_more_than_one_step(self):
+        """A step id that began twice: CAST's tool names the fault of its database (exit CSMERR_GENERIC)."""
+        command = REGISTRY.get("allocation_step_query_details")
+        self.assertEqual(command.cli_one_record, ("step_id", "step"))
+        self.assertEqual(formats.more_than_one(command, {"steps": [{}, {}]}).splitlines(),
+                         ["---", "Total_Records: 2",
+                          "# Error: There should only be one matching step record. Verify the database. "])
+
     def test_failure_lines(self):
         error = CSMError(ErrorCode.CSMERR_ALLOC_MISSING, "allocation 9 not found")
         expected = {
