@@ -189,7 +189,8 @@ class Command(_Frozen):
     _attributes = (("name", _REQUIRED), ("cmd_id", _REQUIRED), ("handled_on", MASTER), ("multicast", False),
                    ("fields", ()), ("cli", None), ("description", ""), ("timeout", 30.0), ("open_input", False),
                    ("one_of", ()), ("results_key", None), ("layout", ()), ("record_label", "Record"),
-                   ("cli_one_of", ()), ("cli_missing", None), ("cli_partial", None), ("cli_one_record", None), ("master_with", ()),
+                   ("cli_one_of", ()), ("cli_missing", None), ("cli_partial", None), ("cli_one_record", None),
+                   ("master_with", ()),
                    ("adds_local_daemon", False))
     __slots__ = tuple(name for name, _ in _attributes)
 

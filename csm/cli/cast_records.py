@@ -1,4 +1,5 @@
-"""The fields of CAST's RECORD_N listings of the diagnostics and inventory commands (listed by ``csm.cli.layout.numbered``)."""
+"""The fields of CAST's RECORD_N listings of the diagnostics and inventory commands (listed by
+``csm.cli.layout.numbered``)."""
 
 from csm.cli import output
 from csm.cli.layout import numbered
