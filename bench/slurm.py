@@ -404,7 +404,8 @@ def main():
         % (rss["slurmd"], rss["csm-compute"], rss["csm-compute"] / rss["slurmd"], IDLE_SECONDS, rss["compute_cpu"]),
         "where a command's time goes, p50: the interpreter alone as the csm_* programs start it (`python -S -c "
         "pass`) %.1f ms (%.1fx `scontrol show node`), importing the command (`python -S -c '%s'`) %.1f ms; load "
-        "average %.1f" % (percentile(t["python"], 50) * 1e3, percentile(t["python"], 50) / percentile(t["scontrol"], 50),
+        "average %.1f" % (percentile(t["python"], 50) * 1e3,
+                          percentile(t["python"], 50) / percentile(t["scontrol"], 50),
                           IMPORT_COMMAND, percentile(t["import"], 50) * 1e3, os.getloadavg()[0]),
         "CPU (user + system) of the process itself, p50: `scontrol` %s, `csm_node_attributes_query` %s, "
         "`salloc` %s, `csm_allocation_create` %s, `csm_allocation_delete` %s, `python -S` %s"
