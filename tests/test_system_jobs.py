@@ -32,7 +32,7 @@ mv "$out.tmp" "$out"
 sleep 300
 """
 BBCMD = """#!/bin/sh
-echo "bbcmd $* on $CSM_NODE_NAME as $CSM_USER_ID"
+echo "bbcmd $* on $CSM_NODE_NAME as $CSM_USER_ID uid $(id -u)"
 [ "$1" = fail ] && { echo "no such volume"; exit 4; }
 exit 0
 """
@@ -464,9 +464,9 @@ class BurstBufferTests(_JobTest):
 
     def test_bb_cmd_runs_on_each_node(self):
         answer = self.call("util01", "bb_cmd", {"node_names": list(NODES), "command_arguments": "gethealth -v"})
-        self.assertEqual(answer["nodes"], {"c01": "bbcmd gethealth -v on c01 as 0\n",
-                                           "c02": "bbcmd gethealth -v on c02 as 0\n"})
-        self.assertIn("c02: bbcmd gethealth -v on c02 as 0\n", answer["command_output"])
+        self.assertEqual(answer["nodes"], {"c01": "bbcmd gethealth -v on c01 as 0 uid 0\n",
+                                           "c02": "bbcmd gethealth -v on c02 as 0 uid 0\n"})
+        self.assertIn("c02: bbcmd gethealth -v on c02 as 0 uid 0\n", answer["command_output"])
         code, message = self.call_error("util01", "bb_cmd", {"node_names": ["c01", "nosuch"]})
         self.assertEqual((code, "nosuch" in message), (9, True), message)
         code, message = self.call_error("util01", "bb_cmd", {"node_names": ["c01"], "command_arguments": "x; reboot"})
@@ -478,6 +478,20 @@ class BurstBufferTests(_JobTest):
             self.assertEqual(int(exc.errcode), 34)
             self.assertEqual([(e.source, int(e.errcode)) for e in exc.node_errors], [("c02", 40)])
             self.assertIn("no such volume", exc.node_errors[0].errmsg)
+
+
+    def test_bb_cmd_as_the_caller_on_their_nodes_only(self):
+        """As CAST: a user who is not privileged runs it only on nodes of an allocation of theirs, and
+        the command runs as that user on them (not as root)."""
+        user = self.tree.users[2]
+        uid = pwd.getpwnam(user).pw_uid
+        self.allocate(user, nodes=("c01",))
+        rc, out = self.as_user(user, "util01", "bb_cmd", {"node_names": ["c01"], "command_arguments": "gethealth"})
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(json.loads(out)["nodes"], {"c01": "bbcmd gethealth on c01 as %d uid %d\n" % (uid, uid)})
+        rc, out = self.as_user(user, "util01", "bb_cmd", {"node_names": ["c01", "c02"], "command_arguments": "x"})
+        self.assertEqual((rc, out.split()[0]), (1, "16"), out)  # CSMERR_PERM: c02 is not theirs
+        self.assertIn("only 1 of the 2 nodes", out)
 
 
 class NotImplementedTests(_JobTest):

@@ -225,6 +225,13 @@ def bb_cmd_master(ctx, body):
     unknown = [node for node in nodes if node not in known]
     if unknown:
         raise _invalid("not compute nodes: %s" % ", ".join(unknown[:8]))
+    if ctx.private_check:  # as CAST: a user who is not privileged, only on nodes of an allocation of theirs
+        rows = yield query_dicts(ctx.db, "SELECT count(DISTINCT an.node_name) AS usable FROM csm_allocation a "
+                                 "JOIN csm_allocation_node an ON an.allocation_id = a.allocation_id "
+                                 "WHERE a.user_id = %s AND an.node_name = ANY(%s)", (int(ctx.uid), nodes))
+        if rows[0]["usable"] != len(nodes):
+            raise CSMError(ErrorCode.CSMERR_PERM, "only %d of the %d nodes given are in an allocation of user %d"
+                           % (rows[0]["usable"], len(nodes), ctx.uid))
     results = yield multicast.multicast(ctx.daemon, BB_CMD.cmd_id, nodes,
                                         {"command_arguments": body.get("command_arguments") or "",
                                          "user_id": ctx.uid}, max(1.0, ctx.remaining() - 2.0))

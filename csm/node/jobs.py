@@ -190,13 +190,27 @@ class JobServices:
         if not BB_ARGUMENTS.match(arguments):
             raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "command_arguments: only letters, digits, space "
                                                             "and _ = , . / : -")
+        user_id = int(body.get("user_id", 0))
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CSM_NODE_NAME": self.node_name,
-               "CSM_USER_ID": str(body.get("user_id", 0))}
-        code, output = yield run_script(self.reactor, self.bb_program, arguments.split(), timeout, env=env, group=True)
+               "CSM_USER_ID": str(user_id)}
+        program, argv = self.bb_program, arguments.split()
+        if user_id != os.geteuid():  # as CAST: the caller's command runs as the caller, with the caller's groups
+            program, argv = "/usr/bin/setpriv", as_user(user_id, self.node_name) + [program] + argv
+        code, output = yield run_script(self.reactor, program, argv, timeout, env=env, group=True)
         if code != 0:
             raise CSMError(ErrorCode.CSMERR_BB_CMD_ERROR, "%s: %s exited %d: %s"
                            % (self.node_name, os.path.basename(self.bb_program), code, output.strip()[-300:]))
         return {"node": self.node_name, "command_output": output}
+
+
+def as_user(user_id, node_name):
+    """setpriv's options that run a program as ``user_id`` with the user's groups."""
+    import pwd
+    try:
+        entry = pwd.getpwuid(user_id)
+    except KeyError:
+        raise CSMError(ErrorCode.CSMERR_BB_CMD_ERROR, "%s: no user with id %d" % (node_name, user_id)) from None
+    return ["--reuid=%d" % user_id, "--regid=%d" % entry.pw_gid, "--init-groups", "--"]
 
 
 def _check_pid_owner(pid, uid):
