@@ -258,9 +258,80 @@ GOLDEN = [
 ]
 
 
+T0 = "2026-01-01 00:00:00.000001"
+T1 = "2026-01-01 00:00:00.000002"
+DIAG_RUN = {"run_id": 5, "allocation_id": 7, "begin_time": T0, "end_time": None, "history_time": None,
+            "cmd_line": "hcdiag -t chk-cpu", "inserted_ras": False, "log_dir": "/var/log/diag/5", "diag_status": "RUNNING"}
+DIAG_RESULT = {"history_time": T1, "run_id": 5, "test_name": "chk-cpu", "node_name": "c01", "serial_number": "SN01",
+               "begin_time": T0, "end_time": T1, "status": "PASS", "log_file": "/var/log/diag/5/c01.log"}
+SWITCH = {"switch_name": "switch_001", "serial_number": "MT001", "discovery_time": T0, "collection_time": T1,
+          "comment": "Test Comment", "has_ufm_agent": True, "num_modules": 1, "total_alarms": 0, "state": "active"}
+SWITCH_REST = ("description|fw_version|gu_id|has_ufm_agent=t|hw_version|ip|model|num_modules=1|"
+               "physical_frame_location|physical_u_location|ps_id|role|server_operation_mode|sm_mode|state=active|"
+               "sw_version|system_guid|system_name|total_alarms=0|type|vendor")
+MODULE = {"name": "PS1", "host_system_guid": "0x1", "serial_number": "MT002", "status": "OK"}
+CABLE = {"serial_number": "ib_001", "discovery_time": T0, "collection_time": T1, "comment": "Test Comment",
+         "guid_s1": "0x1", "guid_s2": "0x2", "length": "3 m", "port_s1": "1", "port_s2": "2", "severity": "Info"}
+CABLE_REST = ("discovery_time=%s|collection_time=%s|comment=Test Comment|guid_s1=0x1|guid_s2=0x2|identifier|"
+              "length=3 m|name|part_number|port_s1=1|port_s2=2|revision|severity=Info|type|width" % (T0, T1))
+#: The diagnostics, switch and InfiniBand cable commands (csmi/src/diag/cmd, csmi/src/inv/cmd): what
+#: the hcdiag, switch_inventory and ib_inventory buckets read of them, in the columns of CAST's printf.
+GOLDEN_INVENTORY = [
+    ("diag_run_begin", {"run_id": 5}, {"run_id": 5}, ["---", "# csm_diag_run_begin has completed successfully!", "..."]),
+    ("diag_run_end", {}, {"run_id": 5, "status": "COMPLETED"},
+     ["---", "# csm_diag_run_end has completed successfully!", "..."]),
+    ("diag_result_create", {}, {"run_id": 5}, ["csm_diag_result_create has completed successfully!"]),
+    ("diag_run_query", {"runs": [DIAG_RUN]}, {"run_ids": [5]},
+     record(17, "run_id=5|allocation_id=7|begin_time=%s|cmd_line=hcdiag -t chk-cpu|end_time|history_time|"
+                "inserted_ras=f|log_dir=/var/log/diag/5|status=RUNNING" % T0, "RECORD")),
+    ("diag_run_query", {"runs": []}, {"run_ids": [6]}, ["---", "Total_Records: 0", "# No matching records found.", "..."]),
+    ("diag_run_query_details", {"run_data": dict(DIAG_RUN, history_time=T1, end_time=T1, inserted_ras=True,
+                                                 diag_status="COMPLETED"), "details": [DIAG_RESULT]}, {"run_id": 5},
+     ["---", "runData:"]
+     + [text + " " for text in cols("  ", 20, "history_time=%s|run_id=5|allocation_id=7|begin_time=%s|end_time=%s|"
+                                    "diag_status=COMPLETED|inserted_ras=t|log_dir=/var/log/diag/5|"
+                                    "cmd_line=hcdiag -t chk-cpu" % (T1, T0, T1))]
+     + ["Total_Result_Records: 1", "Result_Record_1:"]
+     + cols("  ", 20, "history_time=%s|run_id=5|test_name=chk-cpu|node_name=c01|serial_number=SN01|begin_time=%s|"
+                      "end_time=%s|status=PASS|log_file=/var/log/diag/5/c01.log" % (T1, T0, T1)) + ["..."]),
+    ("switch_attributes_query", {"results": [SWITCH]}, {"switch_names": ["switch_001"]},
+     record(27, "switch_name=switch_001|serial_number=MT001|discovery_time=%s|collection_time=%s|comment=Test Comment|"
+                % (T0, T1) + SWITCH_REST, "RECORD")),
+    ("switch_attributes_query_history", {"results": [dict(SWITCH, history_time=T1, comment="my comment")]},
+     {"switch_names": ["switch_001"]},
+     record(27, "history_time=%s|switch_name=switch_001|serial_number=MT001|discovery_time=%s|collection_time=%s|"
+                "comment=my comment|" % (T1, T0, T1) + SWITCH_REST, "RECORD")),
+    ("switch_attributes_query_details", {"switch": SWITCH, "inventory": [MODULE]}, {"switch_name": "switch_001"},
+     ["---", "Total_Records: 1", "Record_1:"]
+     + cols("  ", 34, "switch_name=switch_001|switch_serial_number=MT001|switch_discovery_time=%s|"
+                      "switch_collection_time=%s|switch_comment=Test Comment|" % (T0, T1)
+            + "|".join("switch_" + item for item in SWITCH_REST.split("|")))
+     + ["  inventory_count:                1", "  inventory:"]
+     + cols("      ", 24, "name=PS1|host_system_guid=0x1|discovery_time|collection_time|comment|description|"
+                          "device_name|device_type|fw_version|hw_version|max_ib_ports|module_index|number_of_chips|"
+                          "path|serial_number=MT002|severity|status=OK|type", first="    - ")
+     + ["..."]),
+    ("switch_attributes_update", {}, {"switch_names": ["switch_001"], "comment": "Test Comment"},
+     ["---", "# All 1 record(s) successfully updated.", "..."]),
+    ("ib_cable_query", {"results": [CABLE]}, {"serial_numbers": ["ib_001"]},
+     ["---", "Total_Records: 1", "RECORD_1:", "  serial_number:  ib_001"] + cols("  ", 19, CABLE_REST) + ["..."]),
+    ("ib_cable_query_history", {"results": [dict(CABLE, history_time=T1)]}, {"serial_numbers": ["ib_001"]},
+     record(19, "history_time=%s|serial_number=ib_001|" % T1 + CABLE_REST, "RECORD")),
+    ("ib_cable_update", {}, {"serial_numbers": ["ib_001", "ib_002"], "comment": "Test Comment"},
+     ["---", "# All 2 record(s) successfully updated.", "..."]),
+]
+
+
 class GoldenOutputTests(SynchronousTestCase):
     def test_every_cast_command_has_a_golden(self):
         self.assertEqual(len({name for name, _, _, _ in GOLDEN}), 33)
+        self.assertEqual(len({name for name, _, _, _ in GOLDEN_INVENTORY}), 12)
+
+    def test_inventory_goldens(self):
+        for name, result, args, lines in GOLDEN_INVENTORY:
+            text = formats.render(REGISTRY.get(name), result, args)
+            self.assertEqual(text.splitlines(), lines, name)
+            self.assertTrue(text.endswith("\n"), name)
 
     def test_goldens(self):
         for name, result, args, lines in GOLDEN:
