@@ -239,3 +239,35 @@ class CtrlCmdBucketTests(Bucket):
         out = self.health()
         self.assertAllOutput(self.crop(out, a, target), "%s.*SECONDARY" % target)
         self.assertAllOutput(self.crop(self.health(), b, target), "%s.*PRIMARY" % target)
+
+
+class SwitchInventoryBucketTests(Bucket):
+    """basic/switch_inventory.sh: a switch put in the database by SQL, queried, commented, its history."""
+
+    def test_switch_inventory_bucket(self):
+        self.addCleanup(self.cluster.sql, "DELETE FROM csm_switch_history WHERE switch_name = 'switch_001'")
+        self.addCleanup(self.cluster.sql, "DELETE FROM csm_switch WHERE switch_name = 'switch_001'")
+        self.cluster.sql("INSERT INTO csm_switch (switch_name, serial_number, comment, discovery_time, collection_time) "
+                         "VALUES ('switch_001', 'MT_switch_001', 'my comment', now(), now())")       # TC1
+        self.assertAllOutput(self.check(0, "csm_switch_attributes_query", "-s", "switch_001"), "switch_001")  # TC2, 3
+        self.check(0, "csm_switch_attributes_update", "-s", "switch_001", "-c", "Test Comment")  # TC4
+        out = self.check(0, "csm_switch_attributes_query", "-s", "switch_001")            # TC5
+        self.assertAllOutput(out, "switch_001", "Test Comment")
+        out = self.check(0, "csm_switch_attributes_query_history", "-s", "switch_001")    # TC6, 7
+        self.assertAllOutput(out, "switch_001", "my comment")
+        out = self.check(0, "csm_switch_attributes_query_details", "-s", "switch_001")    # TC8, 9
+        self.assertAllOutput(out, "switch_001", "Test Comment")
+
+
+class IbInventoryBucketTests(Bucket):
+    """basic/ib_inventory.sh: a cable put in the database by SQL, queried, commented, its history."""
+
+    def test_ib_inventory_bucket(self):
+        self.addCleanup(self.cluster.sql, "DELETE FROM csm_ib_cable_history WHERE serial_number = 'ib_001'")
+        self.addCleanup(self.cluster.sql, "DELETE FROM csm_ib_cable WHERE serial_number = 'ib_001'")
+        self.cluster.sql("INSERT INTO csm_ib_cable (serial_number, comment, discovery_time, collection_time) "
+                         "VALUES ('ib_001', 'my comment', now(), now())")                      # TC1
+        self.assertAllOutput(self.check(0, "csm_ib_cable_query", "-s", "ib_001"), "ib_001")  # TC2, 3
+        self.check(0, "csm_ib_cable_update", "-s", "ib_001", "-c", "Test Comment")          # TC4
+        self.assertAllOutput(self.check(0, "csm_ib_cable_query", "-s", "ib_001"), "ib_001", "Test Comment")  # TC5
+        self.assertAllOutput(self.check(0, "csm_ib_cable_query_history", "-s", "ib_001"), "ib_001")  # TC6, 7
