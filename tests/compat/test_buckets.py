@@ -271,3 +271,23 @@ class IbInventoryBucketTests(Bucket):
         self.check(0, "csm_ib_cable_update", "-s", "ib_001", "-c", "Test Comment")          # TC4
         self.assertAllOutput(self.check(0, "csm_ib_cable_query", "-s", "ib_001"), "ib_001", "Test Comment")  # TC5
         self.assertAllOutput(self.check(0, "csm_ib_cable_query_history", "-s", "ib_001"), "ib_001")  # TC6, 7
+
+
+class DiagBucketTests(Bucket):
+    """basic/hcdiag.sh's checks of CSM: a run recorded as hcdiag records it (begin, a result, end),
+    then csm_diag_run_query -r and csm_diag_run_query_details -r exit 0 and show it."""
+
+    def test_hcdiag_bucket(self):
+        run_id = "424242"
+        self.addCleanup(self.cluster.sql, "DELETE FROM csm_diag_result WHERE run_id = %s", (int(run_id),))
+        self.addCleanup(self.cluster.sql, "DELETE FROM csm_diag_run_history WHERE run_id = %s", (int(run_id),))
+        self.addCleanup(self.cluster.sql, "DELETE FROM csm_diag_run WHERE run_id = %s", (int(run_id),))
+        self.check(0, "csm_diag_run_begin", "-r", run_id, "-a", "0", "-l", "/tmp/hcdiag/" + run_id,
+                   "-c", "hcdiag_run.py -t chk-load-cpu -n c01")
+        self.check(0, "csm_diag_result_create", "-r", run_id, "-t", "chk-load-cpu", "-n", SINGLE, "-s", "PASS")
+        self.check(0, "csm_diag_run_end", "-r", run_id, "-s", "COMPLETED")
+        out = self.check(0, "csm_diag_run_query", "-r", run_id)                           # TC2
+        self.assertAllOutput(out, "run_id: +%s$" % run_id, "status: +COMPLETED")
+        out = self.check(0, "csm_diag_run_query_details", "-r", run_id)                   # TC3
+        self.assertAllOutput(out, "Total_Result_Records: 1", "test_name: +chk-load-cpu", "node_name: +c01",
+                             "status: +PASS")
