@@ -154,6 +154,7 @@ class PatroniCluster:
 
     def start(self, timeout=120):
         """etcd, then every node; returns once there is a primary and every replica streams."""
+        exitcleanup.register(self.stop)  # again after a stop()
         self._start_etcd()
         for name in self.nodes:
             self.start_node(name)
