@@ -480,6 +480,8 @@ class DeadlockTests(TestCase):
             yield cursor.execute("UPDATE pair SET n = n + 1 WHERE id = %s", (second,))
         yield defer.gatherResults([pool.runInteraction(cross, 1, 2), pool.runInteraction(cross, 2, 1)])
         self.assertEqual(pool.state, CONNECTED)
-        self.assertEqual(len(runs), 3)  # one of them ran twice
+        # The victim ran again (a loaded run once saw four runs: the pool retries until the
+        # transaction commits); what matters is that each committed once and nobody saw an outage.
+        self.assertGreaterEqual(len(runs), 3)
         rows = yield pool.runQuery("SELECT n FROM pair ORDER BY id")
         self.assertEqual(rows, [(2,), (2,)])
