@@ -136,3 +136,41 @@ class HandlerTests(SynchronousTestCase):
             os.kill(os.getpid(), signal.SIGHUP)
             """)
         self.assertEqual((result.returncode, result.stdout), (-signal.SIGHUP, "second\nfirst\n"))
+
+
+class LeftoverTests(SynchronousTestCase):
+    """What tools/run_tests.py does after trial: find the run's processes by their mark, kill their groups."""
+
+    def test_marked_processes_and_their_groups_are_killed(self):
+        mark = uuid.uuid4().hex
+        # a process in a session of its own (as pg_ctl's postmaster) with a child that carries no mark
+        leader = subprocess.Popen(["sh", "-c", "env -u %s sleep 300 & exec sleep 300" % MARK],
+                                  env=dict(os.environ, **{MARK: mark}), start_new_session=True,
+                                  stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: leader.poll() is None and (leader.kill(), leader.wait()))
+        deadline = time.monotonic() + 10
+        while len(_group(leader.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(_group(leader.pid)), 2)
+        self.assertEqual(exitcleanup.marked_processes(MARK, mark), [leader.pid])
+        self.assertEqual(exitcleanup.kill_groups([leader.pid]), [leader.pid])
+        self.assertEqual(leader.wait(10), -signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _group(leader.pid) and time.monotonic() < deadline:  # the unmarked child went with its group
+            time.sleep(0.05)
+        self.assertEqual(_group(leader.pid), [])
+
+
+def _group(pgid):
+    """The live pids of process group ``pgid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(name))
+    return found
