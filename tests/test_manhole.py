@@ -135,6 +135,22 @@ class UnixShellTests(TestCase):
 class SshShellTests(TestCase):
     timeout = 60
 
+    def test_port_in_use_names_its_key(self):
+        import socket
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        svc = makeManholeService(ManholeConfig(ssh_port=port, ssh_host="127.0.0.1",
+                                               host_key=os.path.join(directory, "host_key")),
+                                 NAMESPACE, reactor, config_path="/etc/c.cfg")
+        error = self.assertRaises(ConfigError, svc.startService)
+        self.assertEqual(str(error), "/etc/c.cfg: csm.manhole.ssh_port: cannot listen on 127.0.0.1:%d: "
+                                     "Address already in use" % port)
+
     def test_known_key_gets_a_shell_unknown_key_refused(self):
         directory = tempfile.mkdtemp()
         good, bad = os.path.join(directory, "good"), os.path.join(directory, "bad")
