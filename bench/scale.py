@@ -177,9 +177,10 @@ def wait_registered(cluster, nodes, stamp, started, timeout, redundancy_within=R
         time.sleep(0.5)
     missing = {"inventory", "health"} - set(times)
     if missing:
+        reached = "".join("; %s after %.1f s" % (what, times[what]) for what in sorted(times))
         raise NotRegistered("not reached within %ds: %s (%d of %d inventories written, %d primary and %d secondary "
-                           "links answering)" % (timeout, ", ".join(sorted(missing)), written, nodes, primary,
-                                                 secondary))
+                           "links answering%s)" % (timeout, ", ".join(sorted(missing)), written, nodes, primary,
+                                                   secondary, reached))
     times.setdefault("redundancy", "not within %.0f s" % (time.monotonic() - started))
     return times
 
@@ -394,7 +395,8 @@ def run(nodes, clients, seconds, tls, cores=0, fast_db=False, on_hosts=False, ag
         except NotRegistered as exc:
             lines.append("master restart: %s; issue 21 target (every node registered within %.0f s): not met"
                          % (exc, REGISTERED_WITHIN))
-            print(lines[-1], flush=True)
+            lines.append("CPU per node meanwhile: %s" % describe_cpu(cpu, tree_cpu(cluster, pids()), nodes))
+            print("\n".join(lines[-2:]), flush=True)
             return lines
         usage = Footprint(pids()).finish()
         lines.append("master restart: every node re-registered (inventory written again) after %.1f s, answering "
