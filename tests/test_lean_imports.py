@@ -72,8 +72,9 @@ class CommandPathTests(SynchronousTestCase):
 
 def run_program(program, *args):
     """``program`` run as a user runs it, its daemon absent, timing its imports: (status,
-    output, the modules it imported)."""
-    out = subprocess.run([program] + list(args), env=dict(os.environ, CSM_SOCKET="/nonexistent/csm.sock",
+    output, the modules it imported). Without PYTHONPATH (trial's parallel workers set it)."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    out = subprocess.run([program] + list(args), env=dict(env, CSM_SOCKET="/nonexistent/csm.sock",
                                                           PYTHONPROFILEIMPORTTIME="1"),
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          timeout=120)
