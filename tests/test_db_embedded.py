@@ -37,6 +37,19 @@ class EmbeddedTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(directory))
         pg.stop()  # twice is harmless (the atexit net calls it again)
 
+    def test_a_stopped_server_keeps_its_port_from_parallel_tests(self):
+        """Between a server's stop and its start again, no other test (trial -j's workers
+        too: a lock file) and no ``bind(0)`` (below the ephemeral range) is handed its port."""
+        pg = embedded.EmbeddedPostgres()
+        self.addCleanup(pg.stop)
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            self.assertLess(pg.port, int(f.read().split()[0]))
+        self.assertRaises(RuntimeError, embedded.reserve_port, pg.port, pg.port + 1)
+        pg.stop()
+        port, lease = embedded.reserve_port(pg.port, pg.port + 1)
+        os.close(lease)
+        self.assertEqual(port, pg.port)
+
     def test_a_directory_postgres_cannot_enter_is_replaced(self):
         """A checkout only root may enter (under /root, say): the server runs in a temporary folder."""
         if os.geteuid() != 0:

@@ -10,9 +10,11 @@ The server is durable (``fsync`` and ``synchronous_commit`` on): an acknowledged
 write survives a crash. ``fast=True`` trades that for speed, for the test suite only.
 """
 
+import fcntl
 import glob
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -46,6 +48,48 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+#: lock files of the ports the servers of this machine hold (``reserve_port``)
+PORT_LOCKS = os.path.join(tempfile.gettempdir(), "csm-pg-ports")
+
+
+def _below_ephemeral(low=20000, high=30000):
+    """``(low, high)`` ending below the ports the kernel hands out for ``bind(0)`` and
+    outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    return (low, min(high, first)) if first > low + 100 else (low, high)
+
+
+def reserve_port(low=None, high=None):
+    """A free loopback port in ``[low, high)`` (by default below the ephemeral range, so that
+    no ``bind(0)`` takes it while its server is stopped for a restart) that no other process
+    holds, and the open lock file that holds it until it is closed (or its process ends).
+    ``free_port`` alone lets a parallel test take the port between a server's stop and start."""
+    if low is None:
+        low, high = _below_ephemeral()
+    os.makedirs(PORT_LOCKS, exist_ok=True)
+    try:
+        os.chmod(PORT_LOCKS, 0o1777)
+    except OSError:
+        pass  # another user's folder: its files open read-only still
+    ports = list(range(low, high))
+    start = random.randrange(len(ports))
+    for port in ports[start:] + ports[:start]:
+        lease = os.open(os.path.join(PORT_LOCKS, str(port)), os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            os.close(lease)
+            continue
+        return port, lease
+    raise RuntimeError("no free loopback port in %d-%d" % (low, high - 1))
 
 
 def reachable_by(user, path):
@@ -102,7 +146,10 @@ class EmbeddedPostgres:
         self.directory = directory or tempfile.mkdtemp(prefix="csm-pg-")
         self.data = os.path.join(self.directory, "data")
         self.logfile = os.path.join(self.directory, "postgres.log")
-        self.port = port or free_port()
+        self._port_lease = None
+        if port is None:
+            port, self._port_lease = reserve_port()
+        self.port = port
         self.fast = fast
         self.running = False
 
@@ -195,6 +242,9 @@ class EmbeddedPostgres:
             pass
         if self._made_directory and os.path.isdir(self.directory):
             shutil.rmtree(self.directory, ignore_errors=True)
+        if self._port_lease is not None:
+            os.close(self._port_lease)
+            self._port_lease = None
         exitcleanup.unregister(self.stop)
 
     def __enter__(self):
