@@ -4,6 +4,7 @@ import errno
 import os
 import stat
 import subprocess
+import sys
 import time
 
 from twisted.internet import defer, inotify, reactor, task
@@ -264,6 +265,22 @@ class ScriptTests(TestCase):
         path = self.script("no interpreter line, not a program\n")
         code, output = yield run_script(reactor, path, group=True)
         self.assertEqual((code, output), (126, "cannot run %s: Exec format error" % path))
+
+    def test_daemon_stopping_while_a_script_runs(self):
+        """A reactor that stops while a script runs (the daemon's shutdown: its descriptors are
+        closed) answers status 255 and why, not a TypeError from a status never read."""
+        marker = os.path.abspath(self.mktemp())
+        open(marker, "w").close()
+        self.addCleanup(os.remove, marker)  # the script ends once the marker is gone
+        path = os.path.abspath(self.script("#!/bin/sh\nwhile [ -e %s ]; do sleep 0.1; done\n" % marker))
+        code = ("from twisted.internet import reactor\nfrom csm.node.scripts import run_script\n"
+                "d = run_script(reactor, %r, group=True)\nd.addBoth(lambda r: print(repr(r)))\n"
+                "reactor.callWhenRunning(reactor.stop)\nreactor.run()\n" % path)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=60,
+                             env=dict(os.environ, PYTHONPATH=root)).stdout
+        self.assertEqual(out, "%r\n" % ((255, "%s was still running when the daemon stopped" % path),))
 
 
 class EnvironmentTests(SynchronousTestCase):

@@ -103,7 +103,7 @@ class _Script:
             raise
         os.set_blocking(read_end, False)
         ends = [_Watch(reactor, read_end, self._read).ended, _Watch(reactor, pidfd, self._reap).ended]
-        self.done = defer.gatherResults(ends).addCallback(lambda _: (self.code(), self.text()))
+        self.done = defer.gatherResults(ends).addCallback(lambda _: self.result(argv[0]))
 
     def _read(self, fd):
         try:
@@ -129,13 +129,15 @@ class _Script:
         self.status = status
         return error.ConnectionDone()
 
-    def code(self):
+    def result(self, path):
+        """(status, output); 255 for a script whose end was not seen (the reactor stopping, at the
+        daemon's shutdown, closes the descriptors it watched)."""
+        if self.status is None:
+            return 255, "%s was still running when the daemon stopped" % path
+        output = b"".join(self.output).decode("utf-8", "replace")
         if os.WIFSIGNALED(self.status):
-            return 128 + os.WTERMSIG(self.status)
-        return os.WEXITSTATUS(self.status)
-
-    def text(self):
-        return b"".join(self.output).decode("utf-8", "replace")
+            return 128 + os.WTERMSIG(self.status), output
+        return os.WEXITSTATUS(self.status), output
 
     def kill(self):
         if self.group:
