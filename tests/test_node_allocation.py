@@ -266,6 +266,14 @@ class ScriptTests(TestCase):
         code, output = yield run_script(reactor, path, group=True)
         self.assertEqual((code, output), (126, "cannot run %s: Exec format error" % path))
 
+    @defer.inlineCallbacks
+    def test_interpreter_missing(self):
+        """A script that is there and executable but whose #! interpreter is not (execve's ENOENT)
+        is not called missing: 126 and the interpreter named, as a shell would."""
+        path = self.script("#!/nonexistent/sh\nexit 0\n")
+        self.assertEqual((yield run_script(reactor, path, group=True)),
+                         (126, "cannot run %s: its interpreter (#!) is missing or not executable" % path))
+
     def test_daemon_stopping_while_a_script_runs(self):
         """A reactor that stops while a script runs (the daemon's shutdown: its descriptors are
         closed) answers status 255 and why, not a TypeError from a status never read."""

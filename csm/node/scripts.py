@@ -170,10 +170,8 @@ def run_script(reactor, path, args=(), timeout=30.0, env=None, group=False):
     if PIDFD:
         try:
             script = _Script(reactor, argv, env, group)
-        except (FileNotFoundError, PermissionError):  # the spawn says so: no access() call before it
-            return defer.succeed(_missing(path))
         except OSError as exc:
-            return defer.succeed((126, "cannot run %s: %s" % (path, exc.strerror)))
+            return defer.succeed(_not_started(path, exc))
         done, kill = script.done, script.kill
     elif not os.access(path, os.X_OK):
         return defer.succeed(_missing(path))
@@ -190,6 +188,17 @@ def run_script(reactor, path, args=(), timeout=30.0, env=None, group=False):
 
 def _missing(path):
     return 127, "%s is missing or not executable" % path
+
+
+def _not_started(path, exc):
+    """(status, why) of a script the spawn refused: its ENOENT/EACCES say what access() would
+    have, so none is called before it; on this error path only, access() tells a script that
+    is there from its missing #! interpreter."""
+    if not isinstance(exc, (FileNotFoundError, PermissionError)):
+        return 126, "cannot run %s: %s" % (path, exc.strerror)
+    if os.access(path, os.X_OK):
+        return 126, "cannot run %s: its interpreter (#!) is missing or not executable" % path
+    return _missing(path)
 
 
 def _spawn_with_twisted(reactor, argv, env, group):
