@@ -16,7 +16,6 @@ SELECT * FROM (
   SELECT run_id, allocation_id, begin_time, end_time, history_time, rtrim(status), inserted_ras, log_dir, cmd_line
     FROM csm_diag_run_history) r"""
 RESULT_COLUMNS = "run_id, test_name, node_name, serial_number, begin_time, end_time, rtrim(status) AS status, log_file"
-#: the most output of one check a node sends back
 
 
 def _ids(body, key):
