@@ -29,7 +29,10 @@ class FrameDecoder:
         if self._failed:
             raise FrameError("decoder already failed")
         buffer = self._buffer
-        buffer += data
+        if buffer:
+            buffer += data
+        else:
+            buffer = data  # whole frames, as most reads bring: sliced from the read itself
         messages = []
         offset = 0
         size = len(buffer)
@@ -45,7 +48,7 @@ class FrameDecoder:
                 end = offset + HEADER_SIZE + length
                 if end > size:
                     break
-                payload = bytes(buffer[offset + HEADER_SIZE:end])
+                payload = bytes(buffer[offset + HEADER_SIZE:end])  # (from a read: one copy, not two)
                 payload_sum = xor_words(payload)
                 expected = checksum.finish(
                     fields_sum(version, command, flags, priority, reserved, mid, length, uid, gid) ^ payload_sum)
@@ -55,9 +58,12 @@ class FrameDecoder:
                 offset = end
         except FrameError:
             self._failed = True
-            del buffer[:]
+            del self._buffer[:]
             raise
-        del buffer[:offset]
+        if buffer is data:
+            self._buffer += data[offset:]  # a frame's beginning, kept for the next read
+        else:
+            del buffer[:offset]
         return messages
 
     @property
