@@ -172,12 +172,21 @@ def _libraries(files, count=4):
     return ", ".join("%s %.1f MB" % (os.path.basename(path), size) for path, size in top)
 
 
-def main(argv=None):
+def command_line(args):
+    """The command that reruns this run, as RESULTS.md shows it."""
+    return "python bench/compute_rss.py --idle %g --settle %g --record" % (args.idle, args.settle)
+
+
+def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", type=float, default=10.0, help="seconds the compute's idle CPU is taken over")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after start before measuring")
     parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
     stop_on_signals()
     run_dir = tempfile.mkdtemp(prefix="csm-bench-rss-")
     try:
@@ -211,7 +220,7 @@ def main(argv=None):
     for line in lines:
         print(line)
     if args.record:
-        record("compute_rss", "python bench/compute_rss.py" + (" --record" if args.record else ""), lines)
+        record("compute_rss", command_line(args), lines)
 
 
 if __name__ == "__main__":

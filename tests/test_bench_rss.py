@@ -4,7 +4,7 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench.compute_rss import memory_map
+from bench.compute_rss import command_line, memory_map, parse
 
 
 def vm_rss_mb():
@@ -27,3 +27,10 @@ class MemoryMapTests(SynchronousTestCase):
         files = memory_map(os.getpid())[2]
         self.assertTrue(all(path.startswith("/") for path in files))
         self.assertTrue(any(os.path.basename(path).startswith("libc.") for path in files), sorted(files))
+
+
+class CommandLineTests(SynchronousTestCase):
+    def test_recorded_command_reruns_the_run(self):
+        """RESULTS.md's command carries the options the run was made with."""
+        self.assertEqual(command_line(parse(["--idle", "30", "--settle", "2", "--record"])),
+                         "python bench/compute_rss.py --idle 30 --settle 2 --record")
