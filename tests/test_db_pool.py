@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import psycopg2
 from twisted.internet import defer, reactor, task, threads
+from twisted.protocols import portforward
 from twisted.python import failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -68,6 +69,22 @@ class PoolTests(TestCase):
         pool = DatabasePool(None, reactor, dsn="host=127.0.0.1 port=1 dbname=x user=x connect_timeout=2", size=1)
         error = yield self.assertFailure(pool.start(), CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
+
+
+class CommitAnswerLost(portforward.ProxyServer):
+    """A PostgreSQL session passed through, but for the factory's next ``cuts`` COMMITs: each
+    goes to the server, and the client's side is cut before the server can answer."""
+
+    COMMIT = b"Q\x00\x00\x00\x0bcommit\x00"
+
+    seen = b""
+
+    def dataReceived(self, data):
+        super().dataReceived(data)
+        self.seen = (self.seen + data)[-len(self.COMMIT):]  # a message split across reads too
+        if self.factory.cuts and self.seen == self.COMMIT:
+            self.factory.cuts -= 1
+            self.transport.abortConnection()
 
 
 class OutageTests(TestCase):
@@ -165,24 +182,26 @@ class OutageTests(TestCase):
     @defer.inlineCallbacks
     def test_a_commit_whose_answer_is_lost_is_not_written_twice(self):
         """The connection is cut once COMMIT is sent: the server commits, the pool sees the
-        connection go. Back again, it finds the transaction committed and does not run it again."""
-        cuts = []
-
-        def insert_and_cut(cursor, text):
-            def cut(_):
-                if not cuts:  # the next reactor turn: after COMMIT went out
-                    cuts.append(reactor.callLater(0, shut, cursor.connection.fileno()))
-                return text
-            return insert_event(cursor, text).addCallback(cut)
-        insert_and_cut.safe_in_batch = True  # no RELEASE SAVEPOINT after it: COMMIT is next
-
-        def shut(fd):
-            with socket.socket(fileno=os.dup(fd)) as sock:
-                sock.shutdown(socket.SHUT_RDWR)
-        result = yield self.pool.enqueue_write("ras", insert_and_cut, "once", want_result=True)
-        self.assertEqual(result, "once")
-        self.assertEqual(self.states, [CONNECTED, OUTAGE, CONNECTED])
-        rows = yield self.pool.runQuery("SELECT text FROM outage_log")
+        connection go. Back again, it finds the transaction committed and does not run it again.
+        A proxy passes COMMIT to the server and cuts the pool's side at once, so the answer can
+        never arrive first (a cut of the pool's own socket raced the server's answer)."""
+        proxy = portforward.ProxyFactory("127.0.0.1", self.pg.port)
+        proxy.protocol = CommitAnswerLost
+        proxy.cuts = 0
+        port = reactor.listenTCP(0, proxy, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        pool = DatabasePool(None, reactor, dsn="host=127.0.0.1 port=%d dbname=postgres user=postgres sslmode=disable"
+                            % port.getHost().port, size=1)
+        states = []
+        pool.subscribe(states.append)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        proxy.cuts = 1  # the write's COMMIT
+        result = yield pool.enqueue_write("ras", lambda cursor, text: insert_event(cursor, text).addCallback(
+            lambda _: text), "once", want_result=True)
+        self.assertEqual((result, proxy.cuts), ("once", 0))
+        self.assertEqual(states, [CONNECTED, OUTAGE, CONNECTED])
+        rows = yield pool.runQuery("SELECT text FROM outage_log")
         self.assertEqual(rows, [("once",)])
 
     @defer.inlineCallbacks
