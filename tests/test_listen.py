@@ -4,6 +4,8 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 
 from twisted.internet import defer, endpoints, protocol, reactor
@@ -88,3 +90,39 @@ class ListeningServiceTests(TestCase):
         client = socket.socket(socket.AF_UNIX)
         self.addCleanup(client.close)
         client.connect(path)  # still the live listener's
+
+    def test_a_daemon_starting_on_the_same_socket_is_waited_for(self):
+        """Another daemon is between its look and its bind (it holds the folder's lock, a stale
+        socket file still there): this start waits for it and then finds it live, instead of
+        finding the file stale too and unlinking the other's socket."""
+        directory = tempfile.mkdtemp(prefix="csm-listen-")
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "csmd.sock")
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+        other = subprocess.Popen([sys.executable, "-c", OTHER_DAEMON, directory, path], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        self.addCleanup(other.wait)
+        self.addCleanup(other.stdin.close)
+        self.assertEqual(other.stdout.readline(), "locked\n")
+        service = UnixListenService(reactor, path, protocol.Factory.forProtocol(protocol.Protocol), 0o600)
+        error = self.assertRaises(SocketInUse, service.startService)
+        self.assertIn("pid %d" % other.pid, str(error))
+
+
+#: a daemon's start as UnixListenService makes it, slowed between its look and its bind
+OTHER_DAEMON = """
+import fcntl, os, socket, sys, time
+folder, path = sys.argv[1:]
+lock = os.open(folder, os.O_RDONLY)
+fcntl.flock(lock, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(0.5)
+os.unlink(path)
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(path)
+listener.listen(8)
+os.close(lock)
+sys.stdin.read()
+"""

@@ -2,6 +2,7 @@
 (the local API and the admin shell) made with their mode and owner."""
 
 import errno
+import fcntl
 import grp
 import os
 import socket
@@ -108,16 +109,24 @@ class UnixListenService(ListeningService):
         self.describe = describe
 
     def startService(self):
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        if os.path.exists(self.path):
-            try:
-                check_unix_free(self.path, self.describe)
-            except SocketInUse as exc:
-                if self.config_key is None:
-                    raise
-                raise ConfigError(*self.config_key, str(exc)) from None
-            os.unlink(self.path)  # stale socket of a previous run
-        super().startService()
+        folder = os.path.dirname(self.path) or "."
+        os.makedirs(folder, exist_ok=True)
+        # the look, the unlink and the bind under the folder's lock: two daemons starting on one
+        # path at once would each find it free, and the second would unlink the first's socket
+        lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.exists(self.path):
+                try:
+                    check_unix_free(self.path, self.describe)
+                except SocketInUse as exc:
+                    if self.config_key is None:
+                        raise
+                    raise ConfigError(*self.config_key, str(exc)) from None
+                os.unlink(self.path)  # stale socket of a previous run
+            super().startService()
+        finally:
+            os.close(lock)
 
     def listening(self, port):
         os.chmod(self.path, self.mode)  # listenUNIX's mode is subject to the umask
