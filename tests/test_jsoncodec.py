@@ -34,7 +34,8 @@ class CodecTests(SynchronousTestCase):
     @given(strategies.one_of(strategies.binary(max_size=40), strategies.text(max_size=40),
                              VALUES.map(lambda value: " %s\n" % json.dumps(value, indent=1))))
     def test_loads_as_json(self, data):
-        self.assertEqual(outcome(jsoncodec.loads, data), outcome(json.loads, data))
+        # by repr: a text such as "NaN" gives nan, which equals nothing, not even itself
+        self.assertEqual(repr(outcome(jsoncodec.loads, data)), repr(outcome(json.loads, data)))
 
     def test_odd_inputs_as_json(self):
         for data in (b"", b"  ", b'{"a":1} x', b"\xef\xbb\xbf{}", "\ufeff[]", b"\xff", b"NaN", b"[1,]", "1e400",
