@@ -88,6 +88,28 @@ class BatchTests(EngineTestCase):
         self.assertEqual(self.stored(self.sql.cursor()), expected_rows)
 
     @defer.inlineCallbacks
+    def test_a_refused_event_leaves_the_others_as_one_at_a_time(self):
+        """The batch of every path with a refused event at its end: rolled back and run again in
+        halves, each event's outcome (the node state it saw too) and the rows are those of one
+        at a time: the node states the rolled-back run had noted are forgotten."""
+        self.add_types(self.sql)
+        self.sql.commit()
+        expected_outcomes, expected_rows = self.one_at_a_time(EVENTS)
+        refused = {"msg_id": "t.plain", "location_name": "c01", "raw_data": "x", "time_stamp": "not a time"}
+        results = yield defer.DeferredList([self.engine.create(event) for event in EVENTS + [refused]],
+                                           consumeErrors=True)
+        self.assertEqual((self.engine.batches.events, self.engine.batches.inserted), (len(EVENTS) + 1, 5))
+        self.assertFalse(results[-1][0])
+        results[-1][1].trap(CSMError)
+        for event, expected, (ok, outcome) in zip(EVENTS, expected_outcomes, results):
+            if "error" in expected:
+                self.assertFalse(ok)
+                continue
+            got = {k: v for k, v in outcome.items() if k not in VOLATILE + ("msg_id", "location_name")}
+            self.assertEqual(got, {k: v for k, v in expected.items() if k not in VOLATILE}, event)
+        self.assertEqual(self.stored(self.sql.cursor()), expected_rows)
+
+    @defer.inlineCallbacks
     def test_order_kept_across_nodes_and_batches(self):
         self.add_types(self.sql)
         self.sql.commit()
