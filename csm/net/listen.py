@@ -113,20 +113,29 @@ class UnixListenService(ListeningService):
         os.makedirs(folder, exist_ok=True)
         # the look, the unlink and the bind under the folder's lock: two daemons starting on one
         # path at once would each find it free, and the second would unlink the first's socket
-        lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if os.path.exists(self.path):
-                try:
-                    check_unix_free(self.path, self.describe)
-                except SocketInUse as exc:
-                    if self.config_key is None:
-                        raise
-                    raise ConfigError(*self.config_key, str(exc)) from None
-                os.unlink(self.path)  # stale socket of a previous run
+            lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except PermissionError:  # a folder it may write but not read: no lock to take
+            lock = None
+        try:
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            self._remove_stale()
             super().startService()
         finally:
-            os.close(lock)
+            if lock is not None:
+                os.close(lock)
+
+    def _remove_stale(self):
+        """Unlink a socket file of a previous run; raise if a live process answers there."""
+        if os.path.exists(self.path):
+            try:
+                check_unix_free(self.path, self.describe)
+            except SocketInUse as exc:
+                if self.config_key is None:
+                    raise
+                raise ConfigError(*self.config_key, str(exc)) from None
+            os.unlink(self.path)
 
     def listening(self, port):
         os.chmod(self.path, self.mode)  # listenUNIX's mode is subject to the umask
