@@ -456,6 +456,38 @@ class ClockedReactor:
         return getattr(reactor, name)
 
 
+class RecoveryScriptTests(TestCase):
+    """The soft failure recovery handler runs the site's script as the prolog runs its own."""
+
+    @defer.inlineCallbacks
+    def test_a_child_holding_the_output_is_killed_at_the_timeout(self):
+        from types import SimpleNamespace
+        from csm.api import compute_handlers, multicast
+        marker = os.path.abspath(self.mktemp())
+        path = os.path.abspath(self.mktemp() + "-recovery")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nsleep 120 & echo $! > %s.pid; : > %s; exit 0\n" % (marker, marker))
+        os.chmod(path, stat.S_IRWXU)
+        clock = Clock()
+        daemon = SimpleNamespace(node_name="c01", reactor=ClockedReactor(clock),
+                                 config=SimpleNamespace(recovery_script=path))
+        started = created(self, marker)
+        d = compute_handlers.soft_failure_recovery(SimpleNamespace(daemon=daemon), {"timeout": 10})
+        yield started
+        clock.advance(10 - multicast.LEVEL_MARGIN)
+        # without a group of its own only the (ended) script was killed: the sleep kept the
+        # output pipe and the answer waited two minutes, past this test's timeout
+        self.assertEqual((yield d), {"node": "c01", "ran": True})
+        with open(marker + ".pid") as f:
+            child = int(f.read())
+        try:
+            with open("/proc/%d/stat" % child) as f:
+                self.assertEqual(f.read().rsplit(")", 1)[1].split()[0], "Z")  # killed, not yet reaped by init
+        except FileNotFoundError:
+            pass
+    test_a_child_holding_the_output_is_killed_at_the_timeout.timeout = 20
+
+
 class CgroupTests(SynchronousTestCase):
     def test_cpu_lists(self):
         self.assertEqual(parse_cpus("0-3,8,10-11"), [0, 1, 2, 3, 8, 10, 11])

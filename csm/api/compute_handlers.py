@@ -154,7 +154,7 @@ def soft_failure_recovery(ctx, body):
                            % (daemon.node_name, code, output.strip()[-200:]))
         return {"node": daemon.node_name, "ran": True}
     env = dict(os.environ, CSM_NODE_NAME=daemon.node_name)
-    return run_script(daemon.reactor, script, (), timeout, env=env).addCallback(done)
+    return run_script(daemon.reactor, script, (), timeout, env=env, group=True).addCallback(done)
 
 
 HANDLERS = {STEP_CGROUP_CREATE.cmd_id: step_cgroup_create, STEP_CGROUP_DELETE.cmd_id: step_cgroup_delete,
