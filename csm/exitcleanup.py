@@ -19,6 +19,7 @@ import atexit
 import os
 import signal
 import sys
+import threading
 import time
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -33,6 +34,8 @@ def register(function, *args):
     if (function, args) not in _calls:
         _calls.append((function, args))
         atexit.register(function, *args)
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; a call from another runs at the main thread's
     reactor = sys.modules.get("twisted.internet.reactor")
     for signum in SIGNALS:
         handler = signal.getsignal(signum)
@@ -54,6 +57,8 @@ def unregister(function):
 
 def restore():
     """Put back the handlers found at the first ``register`` (where ours are still in place)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     for signum, handler in list(_previous.items()):
         if signal.getsignal(signum) is _on_signal:
             signal.signal(signum, handler)

@@ -138,6 +138,22 @@ class HandlerTests(SynchronousTestCase):
         self.assertEqual((result.returncode, result.stdout), (-signal.SIGHUP, "second\nfirst\n"))
 
 
+    def test_a_registration_from_a_thread_runs_on_the_main_threads_handlers(self):
+        """A fixture started in a thread (deferToThread) registers without touching the handlers,
+        which only the main thread may set ("signal only works in main thread"); the handlers the
+        main thread sets run its call too."""
+        result = self.run_child("""
+            import os, signal, threading
+            from csm import exitcleanup
+            worker = threading.Thread(target=exitcleanup.register, args=(print, "thread"))
+            worker.start()
+            worker.join()
+            exitcleanup.register(print, "main")
+            os.kill(os.getpid(), signal.SIGTERM)
+            """)
+        self.assertEqual((result.returncode, result.stdout), (-signal.SIGTERM, "main\nthread\n"))
+
+
 class LeftoverTests(SynchronousTestCase):
     """What tools/run_tests.py does after trial: find the run's processes by their mark, kill their groups."""
 
