@@ -78,12 +78,20 @@ p=%(python)s
 exec "$p" -S "$0" "$@"
 '''
 import gc
-import os
+import posix  # not os, which the command does not need either (csm.client.getenv)
 import sys
 
 gc.disable()  # a command lives milliseconds and makes no garbage cycles worth a collection
-_prefix = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-sys.path.append(os.path.join(_prefix, "lib", "python%%d.%%d" %% sys.version_info[:2], "site-packages"))%(source)s
+_program = __file__
+while True:  # through symbolic links to where pip put the program
+    try:
+        _link = posix.readlink(_program)
+    except OSError:
+        break
+    _program = _link if _link.startswith("/") else _program.rpartition("/")[0] + "/" + _link
+_bin = _program.rpartition("/")[0] or "."
+_prefix = _bin[:-4] if _bin.endswith("/bin") else _bin + "/.."
+sys.path.append("%%s/lib/python%%d.%%d/site-packages" %% ((_prefix,) + sys.version_info[:2]))%(source)s
 try:
     from csm.cli.main import main
 except ImportError:

@@ -7,7 +7,8 @@ requests; heartbeats from the daemon are answered.
 """
 
 import _socket
-import os
+import posix
+import sys
 import time
 
 from csm import __version__
@@ -19,9 +20,19 @@ DEFAULT_SOCKET = "/run/csmd.sock"
 CLIENT_MARGIN = 1.0
 
 
+def getenv(name):
+    """An environment variable, read without importing os where nothing has (a csm_* command:
+    os and the abstract classes it brings are a fifth of an interpreter's start)."""
+    os = sys.modules.get("os")
+    if os is not None:  # os.environ may have been changed in this process
+        return os.environ.get(name)
+    value = posix.environ.get(name.encode())
+    return None if value is None else value.decode(sys.getfilesystemencoding(), "surrogateescape")
+
+
 def default_socket():
     """``CSM_SOCKET`` (or CAST's ``CSM_SSOCKET``) from the environment, else /run/csmd.sock."""
-    return os.environ.get("CSM_SOCKET") or os.environ.get("CSM_SSOCKET") or DEFAULT_SOCKET
+    return getenv("CSM_SOCKET") or getenv("CSM_SSOCKET") or DEFAULT_SOCKET
 
 
 def _registry(registry):
@@ -66,7 +77,7 @@ class Client:
         self._decoder = FrameDecoder()
         self._inbox = []  # replies read with an earlier one, not yet taken
         self._hello = None  # the hello sent, its answer not yet read
-        self._next_id = int.from_bytes(os.urandom(4), "big") >> 1
+        self._next_id = int.from_bytes(posix.urandom(4), "big") >> 1
 
     def connect(self, attempts=3, wait=True):
         """Connect and send the hello; ``wait``: read its answer now (else with the first reply)."""

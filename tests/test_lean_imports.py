@@ -99,9 +99,38 @@ class LauncherTests(SynchronousTestCase):
         self.assertIn("Can not connect to daemon at /nonexistent/csm.sock", output)
         self.assertIn("csm.cli.main", modules)
         self.assertEqual(loaded(modules, "site", "sitecustomize", "twisted", "OpenSSL", "attr", "attrs", "collections",
-                                "json", "re", "enum", "argparse", "socket"), [])
+                                "json", "re", "enum", "argparse", "socket", "os", "_collections_abc"), [])
         self.assertEqual(sorted(name for name in modules if name.startswith("csm.api.") and name not in (
             "csm.api.cli_index", "csm.api.registry", "csm.api.commands")), [])
+
+    def test_program_linked_elsewhere_finds_its_prefix(self):
+        """Run through a symbolic link in another directory (a site may link the programs into
+        /usr/bin): the site-packages beside the program's own bin/, still without site."""
+        import shutil
+        import tempfile
+        directory = tempfile.mkdtemp(prefix="csm-launcher-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        prefix = os.path.join(directory, "prefix")
+        site = os.path.join(prefix, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
+        os.makedirs(site)
+        os.symlink(os.path.join(ROOT, "csm"), os.path.join(site, "csm"))
+        program = self.stripped_copy(os.path.join(prefix, "bin"))
+        os.mkdir(os.path.join(directory, "elsewhere"))
+        link = os.path.join(directory, "elsewhere", "csm_node_attributes_query")
+        os.symlink(os.path.relpath(program, os.path.dirname(link)), link)
+        status, output, modules = run_program(link, "-n", "c01")
+        self.assertEqual(status, 18, output)
+        self.assertIn("csm.cli.main", modules)
+        self.assertNotIn("site", modules)
+
+    def stripped_copy(self, directory):
+        """The program copied into ``directory`` without the source tree an editable install adds."""
+        os.makedirs(directory, exist_ok=True)
+        copy = os.path.join(directory, "csm_node_attributes_query")
+        with open(self.program) as f, open(copy, "w") as out:
+            out.writelines(line for line in f if not line.startswith("sys.path.append('"))
+        os.chmod(copy, 0o755)
+        return copy
 
     def test_program_elsewhere_falls_back_to_site(self):
         """Copied where no site-packages lies beside its bin/ (and without the source tree an
@@ -110,11 +139,7 @@ class LauncherTests(SynchronousTestCase):
         import tempfile
         directory = tempfile.mkdtemp(prefix="csm-launcher-")
         self.addCleanup(shutil.rmtree, directory, True)
-        os.mkdir(os.path.join(directory, "bin"))
-        copy = os.path.join(directory, "bin", "csm_node_attributes_query")
-        with open(self.program) as f, open(copy, "w") as out:
-            out.writelines(line for line in f if not line.startswith("sys.path.append('"))
-        os.chmod(copy, 0o755)
+        copy = self.stripped_copy(os.path.join(directory, "bin"))
         status, output, modules = run_program(copy, "-n", "c01")
         self.assertEqual(status, 18, output)
         self.assertIn("site", modules)

@@ -5,7 +5,7 @@ Exit status is the CSM error code (0 success, 4 no results, 16 permission...),
 and a failure prints ``<cmd> FAILED: errcode: N errmsg: ...`` as CAST's tools do.
 """
 
-import os
+import posix  # not os: see csm.client.getenv
 import sys
 
 from csm.api import cli_index
@@ -135,14 +135,14 @@ def main(argv=None):
             stream.flush()
         except (OSError, ValueError):  # a reader that went away: the status still stands
             pass
-    os._exit(status)
+    posix._exit(status)
 
 
 def _main(argv):
     for stream in (sys.stdout, sys.stderr):  # an argument that is not UTF-8 is echoed, not a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    name = os.path.basename(argv[0])
+    name = argv[0].rpartition("/")[2]
     command = cli_index.find(name)
     if command is None:
         from csm.api.commands import REGISTRY
