@@ -11,7 +11,7 @@ from twisted.protocols import portforward
 from twisted.python import failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from csm.db import schema
+from csm.db import pool as pool_module, schema
 from csm.db.connection import Connection
 from csm.db.embedded import EmbeddedPostgres
 from csm.db.pool import CONNECTED, OUTAGE, DatabasePool
@@ -68,6 +68,16 @@ class PoolTests(TestCase):
         pool = DatabasePool(None, reactor, dsn="host=127.0.0.1 port=1 dbname=x user=x connect_timeout=2", size=1)
         error = yield self.assertFailure(pool.start(), CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
+
+    @defer.inlineCallbacks
+    def test_server_older_than_needed_is_refused_at_start(self):
+        _, dsn = dbfixture.fresh_database(self)
+        self.patch(pool_module, "MIN_SERVER_VERSION", 990000)  # the real server is older than that
+        pool = DatabasePool(None, reactor, dsn=dsn, size=2)
+        error = yield self.assertFailure(pool.start(), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_DAEMON_DB_ERR)
+        self.assertIn("CSM needs 99 or later", error.errmsg)
+        self.assertTrue(all(c._connection is None or c._connection.closed for c in pool.connections))
 
 
 class CommitAnswerLost(portforward.ProxyServer):

@@ -69,6 +69,10 @@ def _quote(value):
 #: ``jit_above_cost`` (set-based statements over jsonb) took about 50 ms, far longer than the statement
 SESSION_OPTIONS = "-c jit=off"
 
+#: PostgreSQL 14: pg_terminate_backend(pid, timeout), with which a write whose COMMIT answer was
+#: lost is settled (``csm.db.writes.TRANSACTION_STATUS``) instead of being written twice
+MIN_SERVER_VERSION = 140000
+
 #: deadlock detected, serialization failure: the transaction is run again
 TRANSIENT = ("40P01", "40001")
 TRANSIENT_ATTEMPTS = 3
@@ -130,6 +134,11 @@ class DatabasePool:
             self.close()
             raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "cannot connect to the database (%s): %s"
                            % (self.dsn, str(exc.subFailure.value).strip())) from None
+        server = min(c._connection.server_version for c in self.connections)
+        if server < MIN_SERVER_VERSION:
+            self.close()
+            raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "the database (%s) runs PostgreSQL %d.%d; CSM needs %d or later"
+                           % (self.dsn, server // 10000, server % 10000, MIN_SERVER_VERSION // 10000))
         for connection in self.connections:
             connection.detector.connectionIsDead = False  # connected anew after a stop()
         self._free = collections.deque(self.connections)
