@@ -53,6 +53,16 @@ def fresh_database(testcase, template=TEMPLATE):
     return name, server().dsn_for(name)
 
 
+def started_pool(testcase, size=1):
+    """Fires with a started ``DatabasePool`` of ``size`` on a fresh database, closed at cleanup."""
+    from twisted.internet import reactor
+    from csm.db.pool import DatabasePool
+    _, dsn = fresh_database(testcase)
+    pool = DatabasePool(None, reactor, dsn=dsn, size=size)
+    testcase.addCleanup(pool.close)
+    return pool.start()
+
+
 def drop_database(name):
     try:
         admin_execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)

@@ -2,11 +2,10 @@
 
 import json
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from csm.db.inventory import AggregatorColumns
-from csm.db.pool import DatabasePool
 from tests import dbfixture
 
 
@@ -17,10 +16,7 @@ def nothing(cursor):
 class AggregatorColumnsTests(TestCase):
     @defer.inlineCallbacks
     def setUp(self):
-        _, dsn = dbfixture.fresh_database(self)
-        self.pool = DatabasePool(None, reactor, dsn=dsn, size=1)
-        yield self.pool.start()
-        self.addCleanup(self.pool.close)
+        self.pool = yield dbfixture.started_pool(self, size=1)
         for i in range(20):
             yield self.pool.runQuery("SELECT fn_csm_node_inventory(%s::jsonb)",
                                      (json.dumps({"node": {"node_name": "c%02d" % i}}),))

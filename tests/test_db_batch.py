@@ -5,7 +5,6 @@ from twisted.trial.unittest import TestCase
 
 from csm.api.node import NODE_SELECT
 from csm.db.batch import SelectBatcher
-from csm.db.pool import DatabasePool
 from csm.db.queries import Select, keyed_results
 from csm.errors import CSMError, ErrorCode
 from tests import dbfixture
@@ -20,10 +19,7 @@ def names(result):
 class BatcherTests(TestCase):
     @defer.inlineCallbacks
     def setUp(self):
-        _, dsn = dbfixture.fresh_database(self)
-        self.pool = DatabasePool(None, reactor, dsn=dsn, size=2)
-        yield self.pool.start()
-        self.addCleanup(self.pool.close)
+        self.pool = yield dbfixture.started_pool(self, size=2)
         for name, state in NODES:
             yield self.pool.runOperation("INSERT INTO csm_node (node_name, state, type) VALUES (%s, %s, 'compute')",
                                          (name, state))

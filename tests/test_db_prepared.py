@@ -30,10 +30,7 @@ class PreparedTextTests(SynchronousTestCase):
 class PreparedTests(TestCase):
     @defer.inlineCallbacks
     def setUp(self):
-        _, dsn = dbfixture.fresh_database(self)
-        self.pool = DatabasePool(None, reactor, dsn=dsn, size=1)
-        yield self.pool.start()
-        self.addCleanup(self.pool.close)
+        self.pool = yield dbfixture.started_pool(self, size=1)
         yield self.pool.runOperation("CREATE TABLE t (k int PRIMARY KEY, v text)")
 
     @defer.inlineCallbacks
