@@ -32,7 +32,7 @@ class AggregatorColumns:
     and not yet started, where the latest change of a node replaces its earlier one.
 
     A reconnect storm changes each compute's aggregators three or four times (its first link,
-    the primary's FAILOVER, the secondary, the inventory written): one queued write and one
+    the primary's FAIL0VER, the secondary, the inventory written): one queued write and one
     history row each made 36,000 writes at 4,608 nodes, queued ahead of the inventories. A
     change that joins an earlier write is written sooner, never later; the master writes a
     node's aggregators again once its inventory is stored (a row that did not exist yet).
