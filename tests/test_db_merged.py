@@ -1,7 +1,9 @@
 """csm.db.merged with the allocation steps against a real PostgreSQL: calls of one turn
 share a statement, each gets what it would have got alone, a bad one fails alone."""
 
+import psycopg2
 from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 
 from csm.db import allocations
 from csm.db.merged import Merger
@@ -112,3 +114,32 @@ class MergedStepsTests(AllocationFixture):
         self.assertEqual(sorted(rows), sorted(expected))
         rows = yield self.query("SELECT allocation_id, state FROM csm_allocation_state_history ORDER BY 1")
         self.assertEqual(sorted(rows), sorted((a["allocation_id"], "to-running") for a in made))
+
+    @defer.inlineCallbacks
+    def test_calls_arriving_while_their_key_is_in_flight_wait_and_then_run_together(self):
+        a = yield self.reserve(1, ["n01"])
+        b = yield self.reserve(2, ["n02"])
+        c = yield self.reserve(3, ["n03"])
+        d = yield self.reserve(4, ["n04"])
+        blocker = psycopg2.connect(self.dsn)  # holds a's row: a's statement stays in flight
+        self.addCleanup(blocker.close)
+        with blocker.cursor() as cur:
+            cur.execute("SELECT 1 FROM csm_allocation WHERE allocation_id = %s FOR UPDATE", (a,))
+        finish = ("running", ("to-running",), False)
+        first = self.merger.run(allocations.FINISH, finish, (a, {}))  # its key is idle: not held
+        yield deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(self.merger.statements, 1)
+        later = []
+        for i in (b, c):  # two later turns, the same key
+            later.append(self.merger.run(allocations.FINISH, finish, (i, {})))
+            yield deferLater(reactor, 0.05, lambda: None)
+        other = yield self.merger.run(allocations.DELETE_START, ("to-running",), (d,))  # another key: not held
+        self.assertEqual([r["allocation_id"] for r in other], [d])
+        self.assertEqual(self.merger.statements, 2)
+        self.assertFalse(any(x.called for x in [first] + later))
+        blocker.commit()
+        moved = yield defer.gatherResults([first] + later)
+        self.assertEqual([[r["allocation_id"] for r in rows] for rows in moved], [[a], [b], [c]])
+        self.assertEqual((self.merger.calls, self.merger.statements), (4, 3))  # b and c in one statement
+        alone = yield self.merger.run(allocations.DELETE_START, ("running",), (b,))  # idle again: runs at once
+        self.assertEqual([r["allocation_id"] for r in alone], [b])

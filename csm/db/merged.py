@@ -39,13 +39,25 @@ class Merger(TurnMerger):
     def __init__(self, pool, reactor, max_calls=MAX_CALLS):
         super().__init__(pool, reactor)
         self.max_calls = max_calls
+        self._held = {}  # key in flight -> the calls waiting for it to end
 
     def run(self, kind, key, item):
         return self._queue((kind, key), item, None)
 
     def _flush_key(self, key, _, waiting):
-        for group in self._groups(key[0], waiting):
-            self._run(*key, group)
+        held = self._held.get(key)
+        if held is not None:
+            held.extend(waiting)
+            return
+        self._held[key] = []
+        statements = [self._run(*key, group) for group in self._groups(key[0], waiting)]
+        defer.DeferredList(statements).addBoth(self._ended, key)
+
+    def _ended(self, _, key):
+        """``key``'s statements ended: the calls held meanwhile run now, together."""
+        held = self._held.pop(key)
+        if held:
+            self._flush_key(key, None, held)
 
     def _groups(self, kind, waiting):
         """``waiting`` in groups of at most ``max_calls``, none with two calls sharing a resource
@@ -63,12 +75,14 @@ class Merger(TurnMerger):
         return [calls for _, calls in groups]
 
     def _run(self, kind, key, group):
+        """A Deferred that fires (with None) once ``group``'s statement ended and its calls
+        were answered."""
         self.statements += 1
         items = [item for item, _ in group]
         if len(group) == 1:
-            defer.maybeDeferred(lambda: prepared.query_dicts(self.pool, *kind.alone(key, items[0]))).chainDeferred(
-                group[0][1])
-            return
+            return defer.maybeDeferred(
+                lambda: prepared.query_dicts(self.pool, *kind.alone(key, items[0]))).chainDeferred(group[0][1])
         d = defer.maybeDeferred(lambda: prepared.query_dicts(self.pool, *kind.together(key, items)))
         d.addCallback(lambda rows: [call[1].callback(mine) for call, mine in zip(group, kind.split(rows, items))])
         d.addErrback(self._failed, group, lambda call: self._run(kind, key, [call]))
+        return d
