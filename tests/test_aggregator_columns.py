@@ -71,3 +71,19 @@ class AggregatorColumnsTests(TestCase):
         yield self.written()
         rows = yield self.rows()
         self.assertEqual(rows[0], ("c00", "agg01", None))
+
+    @defer.inlineCallbacks
+    def test_a_write_dropped_as_it_is_queued_loses_only_its_change(self):
+        """The queue full of what is never dropped (RAS): the columns' new write is the one dropped,
+        at once, inside ``enqueue``; the change is lost (logged), the master goes on."""
+        busy = defer.Deferred()
+        self.pool.enqueue_write("ras", lambda cursor: busy)
+        self.pool.writes.max_queue = 1
+        self.columns.set("c00", "agg01", None)  # raised TypeError: the write was gone before the change joined
+        self.assertEqual(self.pool.writes.dropped["inventory"], 1)
+        self.pool.writes.max_queue = 100000
+        busy.callback(None)
+        self.columns.set("c01", "agg02", None)
+        yield self.written()
+        rows = yield self.rows()
+        self.assertEqual(rows[:2], [("c00", None, None), ("c01", "agg02", None)])

@@ -43,11 +43,13 @@ class AggregatorColumns:
         self._open = None  # the changes of the queued write that has not started
 
     def set(self, node, primary, secondary):
-        if self._open is None:
-            changes = self._open = {}
-            written = self.pool.enqueue_write("inventory", self._write, changes, want_result=True)
-            written.addBoth(self._done, changes)
-        self._open[node] = (primary, secondary)
+        if self._open is not None:
+            self._open[node] = (primary, secondary)
+            return
+        # the change is in before the write is queued: a full queue may drop it inside enqueue_write
+        changes = self._open = {node: (primary, secondary)}
+        written = self.pool.enqueue_write("inventory", self._write, changes, want_result=True)
+        written.addBoth(self._done, changes)
 
     def _write(self, cursor, changes):
         if changes is self._open:  # started: later changes go to a new write behind it
