@@ -4,8 +4,7 @@ Flags follow CAST's command-line tools (``csmi/src/bb/cmd``); ``csm_bb_lv_update
 and ``csm_bb_cmd`` have no command-line tool in CAST and none here.
 """
 
-from csm.api.commands import OFFSET, api_command
-from csm.api.registry import Field
+from csm.api.registry import OFFSET, Field, api_command
 
 #: csm_lv.state: created, mounted, shrinking, removed
 LV_STATES = ("C", "M", "S", "R")

@@ -6,8 +6,7 @@ the step cgroup and login APIs are answered by the compute they are sent to
 multicasts it to the allocation's nodes.
 """
 
-from csm.api.commands import API_IDS
-from csm.api.registry import Command, Field
+from csm.api.registry import API_IDS, Command, Field
 from csm.node.controllers import CONTROLLERS
 
 ALLOCATION_ID = Field("allocation_id", "int", required=True, flags=("-a", "--allocation_id"), help="the allocation")

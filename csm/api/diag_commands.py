@@ -3,8 +3,7 @@
 Flags follow CAST's command-line tools (``csmi/src/diag/cmd``).
 """
 
-from csm.api.commands import LIMIT, OFFSET, api_command
-from csm.api.registry import Command, Field
+from csm.api.registry import LIMIT, OFFSET, Command, Field, api_command
 
 #: csmi_diag_run_status_t
 RUN_STATUSES = ("CANCELED", "COMPLETED", "RUNNING", "FAILED", "COMPLETED_FAIL")

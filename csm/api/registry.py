@@ -271,3 +271,41 @@ class Registry:
         if name.startswith("csm_"):
             name = name[4:]
         return self.by_name.get(name)
+
+
+# What the command modules (csm/api/*commands.py) share, here so that a command loads its own
+# module and this one only.
+
+#: CAST's regular API ids (enum order of csmi_cmds_def.h); the wire value of each API.
+API_IDS = {
+    "bb_cmd": 1, "bb_lv_create": 2, "bb_lv_delete": 3, "bb_lv_query": 4, "bb_lv_update": 5, "bb_vg_create": 6,
+    "bb_vg_delete": 7, "bb_vg_query": 8, "diag_result_create": 9, "diag_run_begin": 10, "diag_run_end": 11,
+    "diag_run_query": 12, "diag_run_query_details": 13, "allocation_step_cgroup_delete": 14,
+    "allocation_step_cgroup_create": 15, "allocation_update_state": 16, "allocation_query_active_all": 17,
+    "allocation_create": 18, "allocation_delete": 19, "allocation_query": 20, "allocation_query_details": 21,
+    "allocation_step_begin": 22, "allocation_step_end": 23, "allocation_step_query": 24,
+    "allocation_step_query_active_all": 25, "allocation_step_query_details": 26, "node_resources_query": 27,
+    "node_resources_query_all": 28, "ras_event_create": 29, "ras_subscribe": 30, "ras_unsubscribe": 31,
+    "ras_sub_event": 32, "ras_event_query": 33, "ras_msg_type_create": 34, "ras_msg_type_update": 35,
+    "ras_msg_type_get": 36, "ras_msg_type_delete": 37, "ras_msg_type_query": 38, "ib_cable_query": 39,
+    "ib_cable_query_history": 40, "ib_cable_update": 41, "node_attributes_update": 42,
+    "node_attributes_query": 43, "node_attributes_query_details": 44, "node_attributes_query_history": 45,
+    "node_query_state_history": 46, "node_delete": 47, "switch_attributes_query": 48,
+    "switch_attributes_query_details": 49, "switch_attributes_query_history": 50,
+    "switch_attributes_update": 51, "INV_get_node_inventory": 52, "ib_cable_inventory_collection": 53,
+    "switch_inventory_collection": 54, "switch_children_inventory_collection": 55,
+    "allocation_resources_query": 56, "allocation_update_history": 57, "ras_event_query_allocation": 58,
+    "cgroup_login": 59, "jsrun_cmd": 60, "cluster_query_state": 61, "node_find_job": 62,
+    "soft_failure_recovery": 63, "ssd_wear_update": 64,
+}
+
+#: Log levels: ctrl_cmd's --log.* values and every command's -v.
+VERBOSE_CHOICES = ("off", "trace", "debug", "info", "warning", "error", "critical", "always", "disable")
+
+LIMIT = Field("limit", "int", flags=("-l", "--limit"), help="the most records to return")
+OFFSET = Field("offset", "int", flags=("-o", "--offset"), help="records to skip")
+
+
+def api_command(name, description, fields, **kw):
+    """A regular CAST API: its wire id from ``API_IDS``."""
+    return Command(name=name, cmd_id=API_IDS[name], description=description, fields=tuple(fields), **kw)

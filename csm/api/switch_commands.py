@@ -1,7 +1,6 @@
 """The switch and InfiniBand cable commands (CAST's ``csmi/src/inv/cmd``) and the UFM collection APIs."""
 
-from csm.api.commands import LIMIT, OFFSET, api_command
-from csm.api.registry import Field
+from csm.api.registry import LIMIT, OFFSET, Field, api_command
 
 SWITCH_ORDER = ("switch_name", "serial_number", "discovery_time", "collection_time", "comment", "description",
                 "fw_version", "gu_id", "has_ufm_agent", "hw_version", "ip", "model", "num_modules",

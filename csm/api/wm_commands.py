@@ -4,8 +4,7 @@ Flags follow CAST's command-line tools (``csmi/src/wm/cmd``); states, types and
 error codes follow ``csm-apis-db.md`` section 7.2.
 """
 
-from csm.api.commands import LIMIT, OFFSET, api_command
-from csm.api.registry import Field
+from csm.api.registry import LIMIT, OFFSET, Field, api_command
 
 #: csmi_state_t, in CAST's order.
 ALLOCATION_STATES = ("staging-in", "to-running", "running", "to-staging-out", "staging-out", "to-complete",

@@ -9,7 +9,7 @@ starting with ``-``, an unknown option, a choice not allowed) it gives None and
 argparse (``csm.cli.parser``) reads the line, with its messages.
 """
 
-from csm.api.commands import VERBOSE_CHOICES
+from csm.api.registry import VERBOSE_CHOICES
 
 FORMATS = ("yaml", "json")
 
