@@ -68,8 +68,8 @@ CSM_COMMANDS = [
 #: A csm_* program: sh finds the interpreter (the one that built this, else the one beside the
 #: program, else python3 on PATH) and starts it without the site module (-S: about 2 ms of
 #: CPU of each start here); Python then puts on sys.path the site-packages beside the program's bin/
-#: (and, installed editable, the source tree) and imports the command's module alone; where the
-#: command is not found there, the site module runs after all (docs/differences.rst).
+#: (and, installed editable, the source tree) and imports the command's module alone; where a
+#: module (csm, or a dependency) is not found there, the site module runs after all (docs/differences.rst).
 LAUNCHER = r"""#!/bin/sh
 ''':'
 p=%(python)s
@@ -92,12 +92,26 @@ while True:  # through symbolic links to where pip put the program
 _bin = _program.rpartition("/")[0] or "."
 _prefix = _bin[:-4] if _bin.endswith("/bin") else _bin + "/.."
 sys.path.append("%%s/lib/python%%d.%%d/site-packages" %% ((_prefix,) + sys.version_info[:2]))%(source)s
-try:
-    from csm.cli.main import main
-except ImportError:
-    import site
-    site.main()
-    from csm.cli.main import main
+
+
+class _SiteAfterAll:
+    """The last finder: a module not on the paths above (csm, or a dependency in the system's
+    site-packages or on a .pth path) runs the site module once and is looked for again."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        sys.meta_path.remove(_SiteAfterAll)
+        import site
+        site.main()
+        for finder in sys.meta_path:
+            spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
+            if spec is not None:
+                return spec
+        return None
+
+
+sys.meta_path.append(_SiteAfterAll)
+from csm.cli.main import main
 sys.exit(main())
 """
 

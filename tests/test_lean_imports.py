@@ -135,6 +135,23 @@ class LauncherTests(SynchronousTestCase):
         self.assertIn("csm.cli.main", modules)
         self.assertNotIn("site", modules)
 
+    def test_a_dependency_only_site_finds_is_found(self):
+        """ClusterShell not beside the program (a venv made --system-site-packages, where pip found
+        it in the system's site-packages, or a .pth path): a host range runs site and expands
+        (it was a ModuleNotFoundError traceback; only csm's own import fell back to site)."""
+        import shutil
+        import tempfile
+        directory = tempfile.mkdtemp(prefix="csm-launcher-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        site = os.path.join(directory, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
+        os.makedirs(site)
+        os.symlink(os.path.join(ROOT, "csm"), os.path.join(site, "csm"))  # csm alone
+        program = self.stripped_copy(os.path.join(directory, "bin"))
+        status, output, modules = run_program(program, "-n", "c[01-02]")
+        self.assertEqual(status, 18, output)  # no daemon: the range expanded
+        self.assertIn("site", modules)
+        self.assertIn("ClusterShell.NodeSet", modules)
+
     def stripped_copy(self, directory):
         """The program copied into ``directory`` without the source tree an editable install adds."""
         os.makedirs(directory, exist_ok=True)
