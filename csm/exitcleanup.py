@@ -118,12 +118,32 @@ def kill_groups(pids, grace=3.0):
     for pid, group in targets:
         _send(pid, group, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_exists(pid) for pid, _ in targets):
+    while time.monotonic() < deadline and any(_alive(pid, group) for pid, group in targets):
         time.sleep(0.1)
     for pid, group in targets:
-        if _exists(pid):
+        if _alive(pid, group):  # (a member that ignores SIGTERM, though the marked one went)
             _send(pid, group, signal.SIGKILL)
     return [pid for pid, _ in targets]
+
+
+def group_members(pgid):
+    """The live pids (zombies are not) of process group ``pgid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(name))
+    return found
+
+
+def _alive(pid, group):
+    """Whether what ``_send`` signals still runs: ``pid``, or any of its group where that is not ours."""
+    return _exists(pid) if group == os.getpgrp() else bool(group_members(group))
 
 
 def _send(pid, group, signum):

@@ -176,17 +176,36 @@ class LeftoverTests(SynchronousTestCase):
             time.sleep(0.05)
         self.assertEqual(_group(leader.pid), [])
 
+    def test_a_group_member_that_ignores_sigterm_is_killed(self):
+        """The marked leader goes at SIGTERM, an unmarked member that ignores it stays: it gets the
+        SIGKILL too (that came only while the marked pid itself was alive)."""
+        mark = uuid.uuid4().hex
+        leader = subprocess.Popen(["sh", "-c", "env -u %s sh -c 'trap \"\" TERM; exec sleep 300' & exec sleep 300"
+                                   % MARK], env=dict(os.environ, **{MARK: mark}), start_new_session=True,
+                                  stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: leader.poll() is None and (leader.kill(), leader.wait()))
+        self.addCleanup(lambda: _group(leader.pid) and os.killpg(leader.pid, signal.SIGKILL))
+        deadline = time.monotonic() + 10
+        while _commands(leader.pid) != ["sleep", "sleep"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # both exec'd: the member's trap is set
+        self.assertEqual(_commands(leader.pid), ["sleep", "sleep"])
+        exitcleanup.kill_groups([leader.pid], grace=1.0)
+        deadline = time.monotonic() + 10
+        while _group(leader.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(_group(leader.pid), [])
 
-def _group(pgid):
-    """The live pids of process group ``pgid``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(name))
-    return found
+
+_group = exitcleanup.group_members
+
+
+def _commands(pgid):
+    """The command names of the live processes of group ``pgid``, sorted."""
+    names = []
+    for pid in _group(pgid):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return sorted(names)
