@@ -62,16 +62,17 @@ class CommandPathTests(SynchronousTestCase):
             "csm.api.cgroup_commands", "csm.cli.switch_formats", "csm.cli.diag_formats", "collections")), [])
 
     def test_allocation_command_loads_no_other_family(self):
-        """csm_allocation_create finds its entry in csm/api/wm_commands.py, which builds on the
-        registry alone: the node and RAS commands (csm/api/commands.py) stay out, as do the others."""
+        """csm_allocation_create and csm_allocation_delete find their entries in
+        csm/api/lifecycle_commands.py, which builds on the registry alone: the node and RAS commands
+        (csm/api/commands.py), the other allocation and step commands and the other families stay out."""
         modules = modules_after(
             "from csm.cli.main import main\nfrom csm.api import cli_index\n"
             "assert cli_index.find('csm_allocation_create').name == 'allocation_create'\n"
             "assert cli_index.find('csm_allocation_delete').name == 'allocation_delete'\n")
-        self.assertIn("csm.api.wm_commands", modules)
+        self.assertIn("csm.api.lifecycle_commands", modules)
         self.assertEqual(sorted(name for name in modules if name in (
-            "csm.api.commands", "csm.api.bb_commands", "csm.api.diag_commands", "csm.api.switch_commands",
-            "csm.api.cgroup_commands")), [])
+            "csm.api.commands", "csm.api.wm_commands", "csm.api.bb_commands", "csm.api.diag_commands",
+            "csm.api.switch_commands", "csm.api.cgroup_commands")), [])
 
     def test_host_ranges_still_expand(self):
         """ClusterShell comes in when a value has a range."""

@@ -16,12 +16,12 @@ MODULES = {
         "csm_ras_event_query", "csm_ras_event_query_allocation", "csm_ras_msg_type_create",
         "csm_ras_msg_type_delete", "csm_ras_msg_type_query", "csm_ras_msg_type_update",
         "csm_soft_failure_recovery"),
+    "csm.api.lifecycle_commands": ("csm_allocation_create", "csm_allocation_delete", "csm_allocation_update_state"),
     "csm.api.wm_commands": (
-        "csm_allocation_create", "csm_allocation_delete", "csm_allocation_query", "csm_allocation_query_active_all",
-        "csm_allocation_query_details", "csm_allocation_resources_query", "csm_allocation_step_begin",
-        "csm_allocation_step_end", "csm_allocation_step_query", "csm_allocation_step_query_active_all",
-        "csm_allocation_step_query_details", "csm_allocation_update_history", "csm_allocation_update_state",
-        "csm_node_find_job"),
+        "csm_allocation_query", "csm_allocation_query_active_all", "csm_allocation_query_details",
+        "csm_allocation_resources_query", "csm_allocation_step_begin", "csm_allocation_step_end",
+        "csm_allocation_step_query", "csm_allocation_step_query_active_all", "csm_allocation_step_query_details",
+        "csm_allocation_update_history", "csm_node_find_job"),
     "csm.api.bb_commands": (
         "csm_bb_lv_create", "csm_bb_lv_delete", "csm_bb_lv_query", "csm_bb_vg_create", "csm_bb_vg_delete",
         "csm_bb_vg_query"),
