@@ -130,6 +130,14 @@ class AllocationStoreTests(AllocationFixture):
         gone = yield self.one_trip(allocations.delete_start_statement(allocation_id, ("running",)))
         self.assertEqual(gone, [])
 
+    def test_an_end_in_three_statements(self):
+        """The deltas (both updates), the dump, and the closing state with the history row read."""
+        def statements(sql_args):
+            return len(prepared.prepared(sql_args[0]).names)
+        self.assertEqual([statements(allocations.history_statement(1, 0, "complete", readings))
+                          for readings in ({"n01": {"energy": 1}}, None)], [3, 2])
+        self.assertEqual(statements(allocations.history_many_statement([(1, 0, "complete", None)], True)), 3)
+
     @defer.inlineCallbacks
     def test_history_keeps_every_column(self):
         """Each live column, set to a value of its own, reaches history (the dump names them)."""

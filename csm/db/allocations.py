@@ -203,9 +203,10 @@ UNANSWERED_SET = ", ".join("%s = %d" % (c, UNAVAILABLE) for c in COUNTERS)
 
 #: The nodes' readings as the baseline or as deltas (``%s``), -1 for a node without readings.
 COUNTERS_SQL = """
-UPDATE csm_allocation_node an SET %s FROM jsonb_each(%%(readings)s::jsonb) AS j(node, c)
- WHERE an.allocation_id = %%(id)s AND an.node_name = j.node;
-UPDATE csm_allocation_node SET %s WHERE allocation_id = %%(id)s AND NOT node_name = ANY(%%(answered)s);
+WITH answered AS (UPDATE csm_allocation_node an SET %s FROM jsonb_each(%%(readings)s::jsonb) AS j(node, c)
+                   WHERE an.allocation_id = %%(id)s AND an.node_name = j.node),
+silent AS (UPDATE csm_allocation_node SET %s WHERE allocation_id = %%(id)s AND NOT node_name = ANY(%%(answered)s))
+SELECT 1;
 """
 
 
@@ -260,8 +261,8 @@ def delete_start_statement(allocation_id, needs_epilog):
 #: closing its state history; the answer is the history row.
 HISTORY_SQL = """
 SELECT fn_csm_allocation_history_dump(%(id)s, now()::timestamp, %(exit_status)s, %(final)s);
-INSERT INTO csm_allocation_state_history (history_time, allocation_id, exit_status, state)
-     VALUES (now(), %(id)s, %(exit_status)s, %(final)s);
+WITH closed AS (INSERT INTO csm_allocation_state_history (history_time, allocation_id, exit_status, state)
+                VALUES (now(), %(id)s, %(exit_status)s, %(final)s))
 SELECT * FROM csm_allocation_history WHERE allocation_id = %(id)s ORDER BY history_time DESC LIMIT 1
 """
 DELTAS_SQL = COUNTERS_SQL % (DELTA_SET, UNANSWERED_SET)
@@ -333,17 +334,19 @@ def delete_start_many_statement(ids, needs_epilog):
 #: ``HISTORY_SQL`` (with the deltas first, when ``%(readings)s`` is not null) for the
 #: allocations ``ids``, each with its exit status and final state.
 HISTORY_MANY_SQL = """
-UPDATE csm_allocation_node an SET %s
-  FROM jsonb_each(%%(readings)s::jsonb) AS r(id, nodes), jsonb_each(r.nodes) AS j(node, c)
- WHERE an.allocation_id = r.id::bigint AND an.node_name = j.node;
-UPDATE csm_allocation_node an SET %s
- WHERE %%(readings)s::jsonb IS NOT NULL AND an.allocation_id = ANY(%%(ids)s)
-   AND NOT coalesce((%%(readings)s::jsonb -> an.allocation_id::text) ? an.node_name, false);
+WITH answered AS (UPDATE csm_allocation_node an SET %s
+                    FROM jsonb_each(%%(readings)s::jsonb) AS r(id, nodes), jsonb_each(r.nodes) AS j(node, c)
+                   WHERE an.allocation_id = r.id::bigint AND an.node_name = j.node),
+silent AS (UPDATE csm_allocation_node an SET %s
+            WHERE %%(readings)s::jsonb IS NOT NULL AND an.allocation_id = ANY(%%(ids)s)
+              AND NOT coalesce((%%(readings)s::jsonb -> an.allocation_id::text) ? an.node_name, false))
+SELECT 1;
 SELECT fn_csm_allocation_history_dump(u.id, now()::timestamp, u.exit_status, u.final)
   FROM unnest(%%(ids)s::bigint[], %%(exit_statuses)s::int[], %%(finals)s::text[]) AS u(id, exit_status, final);
-INSERT INTO csm_allocation_state_history (history_time, allocation_id, exit_status, state)
-     SELECT now(), u.id, u.exit_status, u.final
-       FROM unnest(%%(ids)s::bigint[], %%(exit_statuses)s::int[], %%(finals)s::text[]) AS u(id, exit_status, final);
+WITH closed AS (INSERT INTO csm_allocation_state_history (history_time, allocation_id, exit_status, state)
+                SELECT now(), u.id, u.exit_status, u.final
+                  FROM unnest(%%(ids)s::bigint[], %%(exit_statuses)s::int[], %%(finals)s::text[])
+                       AS u(id, exit_status, final))
 SELECT DISTINCT ON (allocation_id) * FROM csm_allocation_history WHERE allocation_id = ANY(%%(ids)s)
  ORDER BY allocation_id, history_time DESC
 """ % (DELTA_SET, UNANSWERED_SET)
