@@ -95,8 +95,8 @@ sys.path.append("%%s/lib/python%%d.%%d/site-packages" %% ((_prefix,) + sys.versi
 
 
 class _SiteAfterAll:
-    """The last finder: a module not on the paths above (csm, or a dependency in the system's
-    site-packages or on a .pth path) runs the site module once and is looked for again."""
+    # the last finder: a module not on the paths above (csm, or a dependency in the system's
+    # site-packages or on a .pth path) runs the site module once and is looked for again
 
     @staticmethod
     def find_spec(name, path=None, target=None):
