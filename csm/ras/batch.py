@@ -64,27 +64,47 @@ def _text(value):
     return value if isinstance(value, str) else json.dumps(value)
 
 
+#: a template's distinct variables, in order (templates are few: the RAS types)
+_VARIABLES = {}
+#: the event's own fields a template may name; they win over kvcsv
+_OWN = frozenset(("msg_id", "location_name", "time_stamp", "raw_data", "kvcsv"))
+
+
+def _kvcsv_fields(kvcsv):
+    """``k1=v1,k2=v2`` as the stored function reads it (the last of a key wins)."""
+    fields = {}
+    for item in (kvcsv or "").split(","):
+        key = item.split("=", 1)[0].strip(" ")
+        if item.find("=") >= 1 and key:
+            fields[key] = item[item.find("=") + 1:].strip(" ")
+    return fields
+
+
 def substitute(template, event, severity):
     """The type's message with ``$(var)`` taken from the event's fields and its ``kvcsv``, as
     ``fn_csm_ras_event_create`` does it (the event's own fields win over kvcsv); None when a
     value holds ``$(`` itself (the function's result then depends on its order of variables)."""
     if not template or "$(" not in template:
         return template or ""
-    fields = {}
-    for item in (event.get("kvcsv") or "").split(","):
-        key = item.split("=", 1)[0].strip(" ")
-        if item.find("=") >= 1 and key:
-            fields[key] = item[item.find("=") + 1:].strip(" ")
-    for key in ("msg_id", "location_name", "time_stamp", "raw_data", "kvcsv"):
-        if event.get(key) is not None:
-            fields[key] = _text(event[key])
-    fields.setdefault("severity", severity)
+    names = _VARIABLES.get(template)
+    if names is None:
+        names = _VARIABLES[template] = tuple(dict.fromkeys(_VARIABLE.findall(template)))
+    kvcsv = None  # read only when a variable is not one of the event's own fields
     message = template
-    for var in dict.fromkeys(_VARIABLE.findall(template)):
-        if var != "message" and fields.get(var) is not None:
-            if "$(" in fields[var]:
+    for var in names:
+        if var == "message":
+            continue
+        value = event.get(var) if var in _OWN else None
+        if value is not None:
+            value = _text(value)
+        else:
+            if kvcsv is None:
+                kvcsv = _kvcsv_fields(event.get("kvcsv"))
+            value = kvcsv.get(var, severity if var == "severity" else None)
+        if value is not None:
+            if "$(" in value:
                 return None  # the text would depend on the order the function takes the variables in
-            message = message.replace("$(" + var + ")", fields[var])
+            message = message.replace("$(" + var + ")", value)
     return message
 
 
