@@ -61,6 +61,11 @@ def install_file_log(log_config, publisher=globalLogPublisher):
     return observer
 
 
+#: json.dumps(record, default=str, sort_keys=True), without making an encoder per record
+#: (a RAS flood writes one record an event: 3.5 -> 2.6 us each)
+_LINE = json.JSONEncoder(default=str, sort_keys=True)
+
+
 class JsonLines:
     """Append-only JSON lines (RAS event, transaction and allocation metrics logs), rotated by size.
 
@@ -82,7 +87,7 @@ class JsonLines:
         self._flush_call = None
 
     def write(self, record):
-        self._pending.append(json.dumps(record, default=str, sort_keys=True) + "\n")
+        self._pending.append(_LINE.encode(record) + "\n")
         if self._flush_call is None:
             self._flush_call = self.clock.callLater(0, self.flush)
 

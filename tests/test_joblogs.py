@@ -1,5 +1,6 @@
 """The master's transaction and allocation metrics logs."""
 
+import datetime
 import json
 import os
 
@@ -69,3 +70,18 @@ class JobLogTests(SynchronousTestCase):
         with open(path) as f:
             self.assertEqual([json.loads(line)["n"] for line in f], list(range(100)))
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_line_is_sorted_json_with_text_for_the_rest(self):
+        """Each record is one line: keys sorted, what JSON cannot hold (a datetime) as its text."""
+        path = os.path.join(self.mktemp(), "ras.json")
+        log = JsonLines(path, clock=Clock())
+        self.addCleanup(log.close)
+        when = datetime.datetime(2026, 12, 2, 6, 0, 1, 5)
+        log.write({"type": "csm-ras-event", "data": {"rec_id": 7, "msg_id": "a.b", "time_stamp": when,
+                                                     "kvcsv": None, "message": "n01: \u00e9"}})
+        log.write({"b": 1, "a": [1.5, True]})
+        log.flush()
+        with open(path) as f:
+            self.assertEqual(f.read(), '{"data": {"kvcsv": null, "message": "n01: \\u00e9", "msg_id": "a.b", '
+                             '"rec_id": 7, "time_stamp": "2026-12-02 06:00:01.000005"}, "type": "csm-ras-event"}\n'
+                             '{"a": [1.5, true], "b": 1}\n')
