@@ -73,9 +73,10 @@ class RasEngine:
     def create(self, event):
         """Queue an event; the Deferred fires with the outcome once written."""
         event = dict(event)
-        return self.batches.add(event).addCallback(outcome_of, event).addCallback(self._after, event)
+        return self.batches.add(event).addCallback(self._after, event)
 
-    def _after(self, outcome, event):
+    def _after(self, result, event):
+        outcome = outcome_of(result, event)
         if outcome.get("suppressed"):
             log.info("RAS EVENT SUPPRESSED {msg_id} on {node}: {why}", msg_id=outcome["msg_id"],
                      node=outcome["location_name"], why=outcome["suppressed"])
