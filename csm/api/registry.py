@@ -79,32 +79,46 @@ class _Frozen:
     """An immutable record with named attributes and defaults (``_attributes``).
 
     Plain Python rather than attrs: every csm_* command reads the registry, and
-    importing attrs costs a command more than the rest of its start together.
+    importing attrs costs a command more than the rest of its start together. A
+    default is a class attribute and an instance holds only what it was given: most
+    fields and commands give a few of their attributes, and a command's start builds
+    its definition (setting every attribute of each took a third of that).
     """
 
-    __slots__ = ()
     _attributes = ()  # (name, default) pairs; ``_REQUIRED`` for none
+    _names = frozenset()
+    _required = ()
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls._names = frozenset(name for name, _ in cls._attributes)
+        cls._required = tuple(name for name, default in cls._attributes if default is _REQUIRED)
+        for name, default in cls._attributes:
+            if default is not _REQUIRED:
+                setattr(cls, name, default)
 
     def __init__(self, *args, **kw):
-        names = self._attributes
-        if len(args) > len(names):
-            raise TypeError("%s takes at most %d arguments" % (type(self).__name__, len(names)))
-        for (name, default), value in zip(names, args):
-            if name in kw:
-                raise TypeError("%s got %r twice" % (type(self).__name__, name))
-            kw[name] = value
-        for name, default in names:
-            value = kw.pop(name, default)
-            if value is _REQUIRED:
+        if args:
+            names = self._attributes
+            if len(args) > len(names):
+                raise TypeError("%s takes at most %d arguments" % (type(self).__name__, len(names)))
+            for (name, default), value in zip(names, args):
+                if name in kw:
+                    raise TypeError("%s got %r twice" % (type(self).__name__, name))
+                kw[name] = value
+        for name in self._required:
+            if kw.get(name, _REQUIRED) is _REQUIRED:
                 raise TypeError("%s needs %r" % (type(self).__name__, name))
-            object.__setattr__(self, name, value)
-        if kw:
-            raise TypeError("%s has no attribute %s" % (type(self).__name__, ", ".join(sorted(kw))))
+        if not kw.keys() <= self._names:
+            raise TypeError("%s has no attribute %s"
+                            % (type(self).__name__, ", ".join(sorted(kw.keys() - self._names))))
+        self.__dict__.update(kw)
 
     def __setattr__(self, name, value):
         raise AttributeError("%s is immutable" % type(self).__name__)
 
-    __delattr__ = __setattr__
+    def __delattr__(self, name):
+        raise AttributeError("%s is immutable" % type(self).__name__)
 
     def _values(self):
         return tuple(getattr(self, name) for name, _ in self._attributes)
@@ -138,7 +152,6 @@ class Field(_Frozen):
 
     _attributes = (("name", _REQUIRED), ("kind", "str"), ("required", False), ("choices", ()), ("flags", ()),
                    ("help", ""), ("default", None), ("nullable", False), ("bits", None))
-    __slots__ = tuple(name for name, _ in _attributes)
 
     def convert(self, value):
         if self.nullable and value == "#CSM_NULL":
@@ -192,7 +205,6 @@ class Command(_Frozen):
                    ("cli_one_of", ()), ("cli_missing", None), ("cli_partial", None), ("cli_one_record", None),
                    ("master_with", ()),
                    ("adds_local_daemon", False))
-    __slots__ = tuple(name for name, _ in _attributes)
 
     @property
     def api_name(self):
