@@ -6,8 +6,7 @@ at most ``limit`` attempts per destination be in progress, from connect until th
 link's hello is done (or it failed); the others wait their turn, their deadlines
 not yet running. Urgent attempts (a node with no link at all) go before the
 others (a node's second link); urgency is asked again when a turn comes, since
-a node whose two links waited together has one of them by then, or has the
-other one's attempt in progress (``PacedEndpoint.attempting``).
+a node whose two links waited together has one of them by then.
 """
 
 import collections
@@ -87,26 +86,18 @@ class PacedEndpoint:
         self._endpoint = endpoint
         self._turns = turns
         self._urgent = urgent
-        #: an attempt holds a turn (from connect until the link is ready or lost)
-        self.attempting = False
 
     def connect(self, factory):
         # Cancelling the result (ClientService stopping) cancels the wait or the attempt.
         return self._turns.acquire(self._urgent).addCallback(self._attempt, factory)
 
     def _attempt(self, _, factory):
-        self.attempting = True
-
         def made(link):
-            link.when_ready().addBoth(lambda _: self._release())
+            link.when_ready().addBoth(lambda _: self._turns.release())
             return link
 
         def failed(failure):
-            self._release()
+            self._turns.release()
             return failure
 
         return self._endpoint.connect(factory).addCallbacks(made, failed)
-
-    def _release(self):
-        self.attempting = False
-        self._turns.release()
