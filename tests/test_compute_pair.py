@@ -184,3 +184,85 @@ class FailbackTests(SynchronousTestCase):
         pair._ready(FakeLink("aggregatorA", "agg-a"))
         self.daemon.clock.advance(3600)
         self.assertEqual(pair.primary, "aggregatorB")
+
+
+class PacedPairTests(SynchronousTestCase):
+    """csm-sim's paced attempts: a node whose two links were lost together (every aggregator
+    drops its computes when the master goes) does not shake hands on both before other nodes
+    have their first link."""
+
+    def setUp(self):
+        from csm.net.factory import LinkFactory
+        from csm.net.link import LinkOwner
+        from csm.net.pacing import ConnectGate
+        self.daemon = FakeDaemon()
+        self.daemon.connect_gate = ConnectGate(limit=1)
+        self.factory = LinkFactory(LinkOwner(), self.daemon.clock, True, 1 << 20, 0)
+        agg1, agg2 = Endpoint("127.0.0.1", 9800), Endpoint("127.0.0.2", 9800)
+        self.one = AggregatorPair(self.daemon, agg1, agg2)
+        self.two = AggregatorPair(self.daemon, agg2, agg1)
+        self.three = AggregatorPair(self.daemon, agg2, agg1)
+
+    def attempt(self, pair, name):
+        return pair.upstreams[name].paced.connect(self.factory)
+
+    def refuse(self, index):
+        self.daemon.reactor.tcpClients[index][2].clientConnectionFailed(None, ConnectionRefusedError())
+
+    def test_a_link_whose_other_link_is_trying_waits_behind_first_links(self):
+        one_a = self.attempt(self.one, "aggregatorA")  # agg1's turn
+        two_a = self.attempt(self.two, "aggregatorA")  # agg2's turn
+        one_b = self.attempt(self.one, "aggregatorB")  # waits at agg2; node one is trying agg1
+        three_a = self.attempt(self.three, "aggregatorA")  # waits at agg2: a node with no link
+        self.assertTrue(self.one.upstreams["aggregatorA"].paced.attempting)
+        self.refuse(1)  # agg2's turn is given back
+        self.failureResultOf(two_a, ConnectionRefusedError)
+        self.assertEqual([c[0] for c in self.daemon.reactor.tcpClients], ["127.0.0.1", "127.0.0.2", "127.0.0.2"])
+        self.refuse(2)
+        self.failureResultOf(three_a, ConnectionRefusedError)  # node three went first
+        self.assertNoResult(one_b)
+        self.assertEqual(len(self.daemon.reactor.tcpClients), 3)  # node one's first attempt still runs
+        self.refuse(0)
+        self.failureResultOf(one_a, ConnectionRefusedError)
+        self.assertEqual([c[0] for c in self.daemon.reactor.tcpClients][3:], ["127.0.0.2"])  # then its second
+
+    def test_a_link_waiting_for_its_other_link_keeps_its_place(self):
+        one_a = self.attempt(self.one, "aggregatorA")  # agg1's turn
+        two_a = self.attempt(self.two, "aggregatorA")  # agg2's turn
+        one_b = self.attempt(self.one, "aggregatorB")  # waits at agg2, not now
+        three_a = self.attempt(self.three, "aggregatorA")
+        self.refuse(0)  # node one's first link refused: its second is urgent again, first in line
+        self.failureResultOf(one_a, ConnectionRefusedError)
+        self.refuse(1)
+        self.failureResultOf(two_a, ConnectionRefusedError)
+        self.refuse(2)
+        self.failureResultOf(one_b, ConnectionRefusedError)
+        self.assertNoResult(three_a)
+
+    def test_a_link_whose_other_link_came_up_goes_behind(self):
+        one_a = self.attempt(self.one, "aggregatorA")
+        two_a = self.attempt(self.two, "aggregatorA")
+        one_b = self.attempt(self.one, "aggregatorB")
+        three_a = self.attempt(self.three, "aggregatorA")
+        self.one.primary = "aggregatorA"  # its first link came up
+        self.refuse(1)
+        self.failureResultOf(two_a, ConnectionRefusedError)
+        self.refuse(2)
+        self.failureResultOf(three_a, ConnectionRefusedError)
+        self.assertEqual(len(self.daemon.reactor.tcpClients), 4)  # the second link, last
+        self.assertNoResult(one_b)
+        self.assertNoResult(one_a)
+
+    def test_the_other_link_not_trying_leaves_the_link_urgent(self):
+        one_a = self.attempt(self.one, "aggregatorA")
+        self.refuse(0)
+        self.failureResultOf(one_a, ConnectionRefusedError)
+        self.assertFalse(self.one.upstreams["aggregatorA"].paced.attempting)
+        two_a = self.attempt(self.two, "aggregatorA")  # agg2's turn
+        one_b = self.attempt(self.one, "aggregatorB")  # urgent: nothing else of node one is trying
+        three_a = self.attempt(self.three, "aggregatorA")
+        self.refuse(1)
+        self.failureResultOf(two_a, ConnectionRefusedError)
+        self.refuse(2)
+        self.failureResultOf(one_b, ConnectionRefusedError)  # in order of arrival
+        self.assertNoResult(three_a)

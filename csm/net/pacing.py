@@ -6,7 +6,9 @@ at most ``limit`` attempts per destination be in progress, from connect until th
 link's hello is done (or it failed); the others wait their turn, their deadlines
 not yet running. Urgent attempts (a node with no link at all) go before the
 others (a node's second link); urgency is asked again when a turn comes, since
-a node whose two links waited together has one of them by then.
+a node whose two links waited together has one of them by then; a link whose
+other link's attempt is in progress (``PacedEndpoint.attempting``) keeps its
+place but waits until that attempt is decided.
 """
 
 import collections
@@ -36,7 +38,8 @@ class Turns:
             self.active += 1
             return defer.succeed(None)
         entry = (urgent, defer.Deferred(lambda d: self._forget(entry)))
-        self.queues[0 if urgent() else 1].append(entry)
+        self.queues[1 if urgent() is False else 0].append(entry)
+        self.poke()  # a free turn that every waiter had to pass by
         return entry[1]
 
     def _forget(self, entry):
@@ -45,17 +48,32 @@ class Turns:
                 queue.remove(entry)
 
     def release(self):
-        urgent, spare = self.queues
-        while urgent:
-            entry = urgent.popleft()
-            if entry[0]():
-                entry[1].callback(None)
-                return
-            spare.append(entry)  # no longer urgent: behind the others
-        if spare:
-            spare.popleft()[1].callback(None)
-            return
+        """A holder is done: its turn goes to the next waiter."""
         self.active -= 1
+        self.poke()
+
+    def poke(self):
+        """Free turns go to the first urgent waiters, else the first others. ``urgent()`` False:
+        no longer urgent (behind the others for good); None: not now (it keeps its place; poke
+        again when that changes)."""
+        urgent, spare = self.queues
+        while self.active < self.limit and (urgent or spare):
+            held = []
+            chosen = None
+            while urgent:
+                entry = urgent.popleft()
+                now = entry[0]()
+                if now:
+                    chosen = entry
+                    break
+                (held if now is None else spare).append(entry)
+            urgent.extendleft(reversed(held))
+            if chosen is None:
+                if not spare:
+                    return
+                chosen = spare.popleft()
+            self.active += 1
+            chosen[1].callback(None)
 
 
 class ConnectGate:
@@ -86,18 +104,30 @@ class PacedEndpoint:
         self._endpoint = endpoint
         self._turns = turns
         self._urgent = urgent
+        #: an attempt holds a turn (from connect until the link is ready or lost)
+        self.attempting = False
+        #: endpoints whose urgency depends on this one's attempt: poked when it is decided
+        self.siblings = []
 
     def connect(self, factory):
         # Cancelling the result (ClientService stopping) cancels the wait or the attempt.
         return self._turns.acquire(self._urgent).addCallback(self._attempt, factory)
 
     def _attempt(self, _, factory):
+        self.attempting = True
+
         def made(link):
-            link.when_ready().addBoth(lambda _: self._turns.release())
+            link.when_ready().addBoth(lambda _: self._release())
             return link
 
         def failed(failure):
-            self._turns.release()
+            self._release()
             return failure
 
         return self._endpoint.connect(factory).addCallbacks(made, failed)
+
+    def _release(self):
+        self.attempting = False
+        self._turns.release()
+        for sibling in self.siblings:
+            sibling._turns.poke()

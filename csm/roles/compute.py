@@ -51,9 +51,27 @@ class AggregatorPair(service.MultiService):
                 continue
             owner = DaemonLinkOwner(daemon, name, on_ready=self._ready, on_lost=self._lost)
             self.upstreams[name] = UpstreamLink(daemon, endpoint, owner, name, policy=self._policy_for(name),
-                                                urgent=lambda: self.primary is None)
+                                                urgent=self._urgent_for(name))
             self.upstreams[name].service.setServiceParent(self)
             self.links[name] = None
+        paced = [up.paced for up in self.upstreams.values() if up.paced is not None]
+        for endpoint in paced:
+            endpoint.siblings = [other for other in paced if other is not endpoint]
+
+    def _urgent_for(self, name):
+        """Where attempts are paced (csm-sim): a link's attempt goes before others' second links
+        while the node has no primary, but waits (keeping its place) while its other link's
+        attempt is in progress. Both
+        links lost together (every aggregator drops its computes when the master goes) would
+        otherwise both shake hands first, and the primaries wait behind as many secondaries."""
+        def urgent():
+            if self.primary is not None:
+                return False
+            if any(up.paced is not None and up.paced.attempting for other, up in self.upstreams.items()
+                   if other != name):
+                return None  # not now: urgent again if that attempt fails
+            return True
+        return urgent
 
     def _policy_for(self, name):
         """The link's back-off, or ``SECONDARY_RETRY`` while the other link is primary."""

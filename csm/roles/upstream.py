@@ -154,8 +154,10 @@ class UpstreamLink:
             owner = RefusalOwner(owner, self.masters)
         factory = daemon.link_factory(owner, True, name=name)
         gate = getattr(daemon, "connect_gate", None)
+        #: the paced endpoint (``PacedEndpoint``) where a gate paces the attempts, else None
+        self.paced = None
         if gate is not None and self.masters is None:
-            connector = gate.endpoint(connector, (self.endpoint.host, self.endpoint.port), urgent)
+            connector = self.paced = gate.endpoint(connector, (self.endpoint.host, self.endpoint.port), urgent)
         self.service = ClientService(connector, factory, clock=daemon.clock,
                                      retryPolicy=self.backoff if policy is None else policy(self.backoff),
                                      prepareConnection=handshake)
