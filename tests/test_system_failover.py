@@ -81,6 +81,8 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(self.cluster.primary_of("c02"), "agg02")
         # beyond CAST: one command moves every compute the restarted agg01 serves as secondary onto it
         self.assertEqual(self.cluster.primary_of("c01"), "agg02")  # c01 failed over when agg01 died
+        # c01's secondary link to the restarted agg01 comes back on its own back-off, not with c02's
+        self.wait_log("master", "RAS csm.status.full_redundancy on c01", timeout=30, times=2)
         rc, out = self.cluster.cli("c02", "csm_aggregator_rehome", "-a", "agg01", "--format", "json")
         self.assertEqual(rc, 0, out)
         self.assertEqual(json.loads(out)["computes"], ["c01", "c02"])
