@@ -216,6 +216,31 @@ class OutageTests(TestCase):
         self.assertEqual(rows, [("once",)])
 
     @defer.inlineCallbacks
+    def test_a_commit_whose_answer_is_lost_is_settled_by_a_restarted_pool(self):
+        """As above, but the pool is stopped as the outage begins (a master fenced when its
+        database went) and started again (elected anew): the start settles the transaction
+        before it writes; it ran the writes again, twice in the database."""
+        proxy = portforward.ProxyFactory("127.0.0.1", self.pg.port)
+        proxy.protocol = CommitAnswerLost
+        proxy.cuts = 0
+        port = reactor.listenTCP(0, proxy, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        pool = DatabasePool(None, reactor, dsn="host=127.0.0.1 port=%d dbname=postgres user=postgres sslmode=disable"
+                            % port.getHost().port, size=1)
+        pool.subscribe(lambda state: pool.stop() if state == OUTAGE else None)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        proxy.cuts = 1  # the write's COMMIT
+        written = pool.enqueue_write("ras", lambda cursor, text: insert_event(cursor, text).addCallback(
+            lambda _: text), "once", want_result=True)
+        yield wait_until(lambda: pool.writes.unsure is not None and pool.state != CONNECTED)
+        self.assertEqual(proxy.cuts, 0)
+        yield pool.start()
+        self.assertEqual((yield written), "once")
+        rows = yield pool.runQuery("SELECT text FROM outage_log")
+        self.assertEqual(rows, [("once",)])
+
+    @defer.inlineCallbacks
     def test_a_caller_waiting_for_a_write_is_answered_when_the_outage_begins(self):
         runs = []
 

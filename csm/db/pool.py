@@ -139,6 +139,14 @@ class DatabasePool:
             self.close()
             raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "the database (%s) runs PostgreSQL %d.%d; CSM needs %d or later"
                            % (self.dsn, server // 10000, server % 10000, MIN_SERVER_VERSION // 10000))
+        attempt = self.writes.unsure  # left by a stop() during an outage (a master fenced, elected anew)
+        if attempt is not None and attempt.committed is None:
+            try:
+                attempt.committed = yield self._committed(self.connections[0], attempt)
+            except Exception as exc:
+                self.close()
+                raise CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "cannot tell whether transaction %s committed: %s"
+                               % (attempt.xid, str(exc).strip())) from None
         for connection in self.connections:
             connection.detector.connectionIsDead = False  # connected anew after a stop()
         self._free = collections.deque(self.connections)
