@@ -190,12 +190,8 @@ class OutageTests(TestCase):
         rows = yield pool.runQuery("SELECT text FROM outage_log")
         self.assertEqual(rows, [("late",)])
 
-    @defer.inlineCallbacks
-    def test_a_commit_whose_answer_is_lost_is_not_written_twice(self):
-        """The connection is cut once COMMIT is sent: the server commits, the pool sees the
-        connection go. Back again, it finds the transaction committed and does not run it again.
-        A proxy passes COMMIT to the server and cuts the pool's side at once, so the answer can
-        never arrive first (a cut of the pool's own socket raced the server's answer)."""
+    def pool_behind_commit_cutter(self):
+        """A pool of one connection through a ``CommitAnswerLost`` proxy (``proxy.cuts`` arms it)."""
         proxy = portforward.ProxyFactory("127.0.0.1", self.pg.port)
         proxy.protocol = CommitAnswerLost
         proxy.cuts = 0
@@ -203,6 +199,15 @@ class OutageTests(TestCase):
         self.addCleanup(port.stopListening)
         pool = DatabasePool(None, reactor, dsn="host=127.0.0.1 port=%d dbname=postgres user=postgres sslmode=disable"
                             % port.getHost().port, size=1)
+        return pool, proxy
+
+    @defer.inlineCallbacks
+    def test_a_commit_whose_answer_is_lost_is_not_written_twice(self):
+        """The connection is cut once COMMIT is sent: the server commits, the pool sees the
+        connection go. Back again, it finds the transaction committed and does not run it again.
+        A proxy passes COMMIT to the server and cuts the pool's side at once, so the answer can
+        never arrive first (a cut of the pool's own socket raced the server's answer)."""
+        pool, proxy = self.pool_behind_commit_cutter()
         states = []
         pool.subscribe(states.append)
         yield pool.start()
@@ -220,13 +225,7 @@ class OutageTests(TestCase):
         """As above, but the pool is stopped as the outage begins (a master fenced when its
         database went) and started again (elected anew): the start settles the transaction
         before it writes; it ran the writes again, twice in the database."""
-        proxy = portforward.ProxyFactory("127.0.0.1", self.pg.port)
-        proxy.protocol = CommitAnswerLost
-        proxy.cuts = 0
-        port = reactor.listenTCP(0, proxy, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        pool = DatabasePool(None, reactor, dsn="host=127.0.0.1 port=%d dbname=postgres user=postgres sslmode=disable"
-                            % port.getHost().port, size=1)
+        pool, proxy = self.pool_behind_commit_cutter()
         pool.subscribe(lambda state: pool.stop() if state == OUTAGE else None)
         yield pool.start()
         self.addCleanup(pool.close)
