@@ -31,6 +31,15 @@ def shared_cluster(name, **options):
     return cluster
 
 
+def held_port(testcase):
+    """A loopback TCP port held listening until ``testcase`` ends: a port some other program took."""
+    held = socket.socket()
+    testcase.addCleanup(held.close)
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    return held.getsockname()[1]
+
+
 def sql(cluster, statement, args=()):
     """Rows of ``statement`` run on ``cluster``'s database (psycopg2, autocommitted)."""
     return cluster.sql(statement, args)

@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from csm.client import Client
 from csm.cluster import PROJECT, free_port
 from csm.net.certs import make_pki
+from tests.clusters import held_port
 
 
 def twistd_command(path):
@@ -107,12 +108,7 @@ class SetupTests(SynchronousTestCase):
                    "double quotes" % api)
 
     def test_master_port_in_use(self):
-        import socket
-        held = socket.socket()
-        self.addCleanup(held.close)
-        held.bind(("127.0.0.1", 0))
-        held.listen(1)
-        port = held.getsockname()[1]
+        port = held_port(self)
         path = self.write("m.cfg", {"csm": {
             "role": "Master", "node_name": "master-a", "db": {"host": "NONE"},
             "api_permission_file": self.write("acl.json", {"privileged_user_id": "root"}),
@@ -137,12 +133,7 @@ class SetupTests(SynchronousTestCase):
     def test_metrics_and_rest_ports_in_use(self):
         """The Prometheus exporter's and the RAS REST daemon's ports are listeners as the others:
         taken, the daemon stops at start with one line (it ran on without them, after a traceback)."""
-        import socket
-        held = socket.socket()
-        self.addCleanup(held.close)
-        held.bind(("127.0.0.1", 0))
-        held.listen(1)
-        port = held.getsockname()[1]
+        port = held_port(self)
         for key in ("net.metrics_listen", "ras.rest"):
             self.start(self.config(**{key: {"host": "127.0.0.1", "port": port}}),
                        "csm.%s: cannot listen on 127.0.0.1:%d: Address already in use" % (key, port))

@@ -14,26 +14,20 @@ from twisted.trial.unittest import TestCase
 
 from csm.config import ConfigError
 from csm.net.listen import ListeningService, SocketInUse, UnixListenService
+from tests.clusters import held_port
 
 
 class ListeningServiceTests(TestCase):
     def test_port_in_use_raises_at_start(self):
-        held = socket.socket()
-        self.addCleanup(held.close)
-        held.bind(("127.0.0.1", 0))
-        held.listen(1)
-        endpoint = endpoints.serverFromString(reactor, "tcp:%d:interface=127.0.0.1" % held.getsockname()[1])
+        port = held_port(self)
+        endpoint = endpoints.serverFromString(reactor, "tcp:%d:interface=127.0.0.1" % port)
         service = ListeningService(endpoint, protocol.Factory.forProtocol(protocol.Protocol))
         self.assertRaises(CannotListenError, service.startService)
         self.assertFalse(service.running)
         self.assertIsNone(service.port)
 
     def test_port_in_use_names_the_key_it_was_given(self):
-        held = socket.socket()
-        self.addCleanup(held.close)
-        held.bind(("127.0.0.1", 0))
-        held.listen(1)
-        port = held.getsockname()[1]
+        port = held_port(self)
         endpoint = endpoints.serverFromString(reactor, "tcp:%d:interface=127.0.0.1" % port)
         service = ListeningService(endpoint, protocol.Factory.forProtocol(protocol.Protocol),
                                    config_key=("/etc/m.cfg", "csm.net.aggregator_listen"))

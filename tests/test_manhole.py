@@ -18,6 +18,7 @@ from twisted.trial.unittest import TestCase
 from csm.cluster import free_port
 from csm.config import ConfigError, ManholeConfig
 from csm.manhole import makeManholeService
+from tests.clusters import held_port
 
 NAMESPACE = {"status": lambda: {"role": "compute", "links": ["aggregatorA"]}}
 
@@ -136,12 +137,7 @@ class SshShellTests(TestCase):
     timeout = 60
 
     def test_port_in_use_names_its_key(self):
-        import socket
-        held = socket.socket()
-        self.addCleanup(held.close)
-        held.bind(("127.0.0.1", 0))
-        held.listen(1)
-        port = held.getsockname()[1]
+        port = held_port(self)
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory)
         svc = makeManholeService(ManholeConfig(ssh_port=port, ssh_host="127.0.0.1",
