@@ -93,6 +93,26 @@ class PipelineTests(EngineTestCase):
                                     "ORDER BY rec_id"), [("1",), ("3",)])
 
     @defer.inlineCallbacks
+    def test_submitted_events_followed_up_as_created_ones(self):
+        """``submit`` (fire and forget, no Deferred an event): the same rows, event log lines and
+        outcomes as ``create``, in order among created events; an unknown type is dropped alone."""
+        self.add_type("t.test.f")
+        seen = []
+        self.engine.on_event = seen.append
+        self.assertIsNone(self.engine.submit({"msg_id": "t.test.f", "location_name": "c01", "kvcsv": "k=1"}))
+        self.engine.submit({"msg_id": "no.such.type", "location_name": "c01"})
+        created = self.engine.create({"msg_id": "t.test.f", "location_name": "c01", "kvcsv": "k=2"})
+        self.engine.submit({"msg_id": "t.test.f", "location_name": "c01", "kvcsv": "k=3"})
+        yield created
+        yield self.engine.create({"msg_id": "t.test.f", "location_name": "c01", "kvcsv": "k=4"})
+        self.assertEqual(self.events("t.test.f"), [("c01", 1, "c01 %d" % n) for n in (1, 2, 3, 4)])
+        self.assertEqual([outcome["message"] for outcome in seen], ["c01 %d" % n for n in (1, 2, 3, 4)])
+        self.engine.event_log.flush()
+        logged = [json.loads(line)["data"] for line in open(self.log_path)]
+        self.assertEqual([(entry["message"], entry["rec_id"] is not None) for entry in logged],
+                         [("c01 %d" % n, True) for n in (1, 2, 3, 4)])
+
+    @defer.inlineCallbacks
     def test_unknown_msg_id_named(self):
         error = yield self.assertFailure(self.engine.create({"msg_id": "no.such.type"}), CSMError)
         self.assertEqual(error.errcode, ErrorCode.CSMERR_DB_ERROR)

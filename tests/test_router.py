@@ -11,7 +11,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.api.registry import Command, Field, Registry
-from csm.api.router import HERE, UNKNOWN, UP, Router
+from csm.api.router import HERE, UNKNOWN, UNSENT, UP, Router
 from csm.errors import CSMError, ErrorCode
 from csm.net.link import LinkOwner, LinkProtocol
 from csm.wire import Flags, Message
@@ -215,3 +215,18 @@ class RouterTests(SynchronousTestCase):
             raise RuntimeError("the link's write failed")
         self.compute_router.respond(Message.make(NOWHERE.cmd_id, {}), None, broken)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_fire_and_forget_builds_no_reply(self):
+        """A NOREPLY message handled here or sent on upstream is answered ``UNSENT`` (one shared
+        reply) instead of a reply built and encoded for nobody; the handler still runs."""
+        self.master_router.handlers[QUERY.cmd_id] = lambda ctx, body: {"when": object()}  # not JSON: no matter
+        answers = []
+        self.master_router.respond(Message.make(QUERY.cmd_id, {}, flags=Flags.NOREPLY), None, answers.append)
+        self.master_router.handlers[QUERY.cmd_id] = lambda ctx, body: defer.succeed({"later": True})
+        self.master_router.respond(Message.make(QUERY.cmd_id, {}, flags=Flags.NOREPLY), None, answers.append)
+        self.compute_router.respond(Message.make(QUERY.cmd_id, {}, flags=Flags.NOREPLY), None, answers.append)
+        self.pump.flush()
+        self.assertEqual(len(answers), 3)
+        for answer in answers:
+            self.assertIs(answer, UNSENT)
+        self.assertEqual(self.flushLoggedErrors(TypeError), [])

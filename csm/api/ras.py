@@ -25,10 +25,10 @@ def event_create(ctx, body):
     outage begins: a create never waits for the database to come back."""
     db = ctx.db
     event = dict(body, time_stamp=parse_time_stamp(body.get("time_stamp")))
-    d = ctx.daemon.ras.create(event)
     if ctx.message.flags & Flags.NOREPLY:
-        d.addErrback(lambda f: None)  # fire and forget: the engine logged it
+        ctx.daemon.ras.submit(event)  # fire and forget: no Deferred
         return {}
+    d = ctx.daemon.ras.create(event)
     if not db.writes_promptly:
         d.addErrback(lambda f: None)
         return {"queued": True}

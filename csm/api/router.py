@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 
 from csm import logs
 from csm.errors import CSMError, ErrorCode
-from csm.wire import Flags
+from csm.wire import Flags, Message
 
 log = logs.logger("csmapi")
 
@@ -27,6 +27,10 @@ HOP_MARGIN = {"compute": 0.5, "utility": 0.5, "aggregator": 1.0, "master": 1.5}
 
 #: where a request goes (``Router.route``)
 HERE, UP, UNKNOWN = "here", "up", "unknown"
+
+#: the answer to a fire-and-forget message: nobody reads it, so one serves them all (a reply
+#: built and encoded for each event of a RAS flood was thrown away)
+UNSENT = Message(0, Flags.RESP)
 
 
 @attrs.define
@@ -172,7 +176,7 @@ class Router:
         if link is None:
             hold = getattr(self.daemon, "hold_upstream", None)
             if message.flags & Flags.NOREPLY and hold is not None and hold(message):
-                answer(message.reply())  # sent when the link is back
+                answer(UNSENT)  # sent when the link is back
                 return
             error = CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "%s daemon has no connection upstream"
                              % self.daemon.role)
@@ -180,7 +184,7 @@ class Router:
             return
         if message.flags & Flags.NOREPLY:
             link.send(message)  # fire and forget: nothing will come back
-            answer(message.reply())
+            answer(UNSENT)
             return
         hop = max(1.0, self.timeout(command) - HOP_MARGIN.get(self.daemon.role, 1.0))
         original = message.message_id
@@ -215,9 +219,9 @@ class Router:
         if hasattr(result, "__await__") and not isinstance(result, defer.Deferred):
             result = defer.ensureDeferred(result)
         if not isinstance(result, defer.Deferred):
-            answer(_reply(message, result, command))  # answered at once: no Deferred
+            answer(UNSENT if message.flags & Flags.NOREPLY else _reply(message, result, command))  # no Deferred
             return
-        result.addCallbacks(lambda value: _reply(message, value, command),
+        result.addCallbacks(lambda value: UNSENT if message.flags & Flags.NOREPLY else _reply(message, value, command),
                             lambda failure: message.error_reply(_as_csm_error(failure, command)))
         if timeout is not None:
             name = command.api_name if command else "request"

@@ -248,37 +248,50 @@ class EventBatch:
             self.sealed = list(self.events)
         return self.sealed
 
-    def split(self, outcomes):
-        for d, outcome in zip(self.waiting, outcomes):
-            if isinstance(outcome, Exception):
+    def split(self, outcomes, after):
+        """Each event's outcome to its Deferred, or to ``after(outcome, event)`` for an event
+        nobody waits for (one refused is left: the batch logged it)."""
+        for d, event, outcome in zip(self.waiting, self.sealed, outcomes):
+            if d is None:
+                if not isinstance(outcome, Exception):
+                    after(outcome, event)
+            elif isinstance(outcome, Exception):
                 d.errback(outcome)
             else:
                 d.callback(outcome)
 
     def fail(self, failure):
+        unwaited = self.waiting.count(None)
+        if unwaited:
+            log.error("{n} fire-and-forget RAS events not stored: {error}", n=unwaited,
+                      error=failure.getErrorMessage())
         for d in self.waiting:
-            d.errback(failure)
+            if d is not None:
+                d.errback(failure)
 
 
 class EventBatches:
     """Events for the pool's write queue: an event joins the RAS write waiting at the queue's
     tail while it has not started, or starts a new one."""
 
-    def __init__(self, pool, max_events=MAX_EVENTS):
+    def __init__(self, pool, max_events=MAX_EVENTS, after=None):
         self.pool = pool
         self.max_events = max_events
+        #: ``after(outcome, event)`` for each event written that nobody waits for
+        self.after = after
         self._open = None
         self.events = 0  # events written
         self.inserted = 0  # of which by set-based statements
 
-    def add(self, event):
-        """A Deferred for the event's outcome (a dict) once written."""
+    def add(self, event, wait=True):
+        """A Deferred for the event's outcome (a dict) once written; without ``wait``, None
+        (the outcome goes to ``after``: no Deferred an event in a flood)."""
         batch, queue = self._open, self.pool.queue
         joins = (batch is not None and batch.sealed is None and len(batch.events) < self.max_events
                  and queue and queue[-1].args == (batch,))
         if not joins:
             batch = self._open = EventBatch()
-        d = defer.Deferred()
+        d = defer.Deferred() if wait else None
         batch.events.append(event)
         batch.waiting.append(d)
         if not joins:
@@ -289,4 +302,4 @@ class EventBatches:
     def _written(self, outcomes, batch):
         self.events += len(outcomes)
         self.inserted += batch.inserted
-        batch.split(outcomes)
+        batch.split(outcomes, self.after)

@@ -68,12 +68,26 @@ class RasEngine:
         self.event_log = event_log
         self.on_event = on_event  # metrics: called with each outcome
         from csm.ras.batch import EventBatches  # here: computes import this module, never psycopg2
-        self.batches = EventBatches(pool)
+        self.batches = EventBatches(pool, after=self._after_unwaited)
 
     def create(self, event):
         """Queue an event; the Deferred fires with the outcome once written."""
         event = dict(event)
         return self.batches.add(event).addCallback(self._after, event)
+
+    def submit(self, event):
+        """Queue a fire-and-forget event (``event`` is the engine's from now on): what follows
+        its commit is as for ``create``, without a Deferred; one refused is logged and dropped."""
+        self.batches.add(event, wait=False)
+
+    def _after_unwaited(self, result, event):
+        try:
+            self._after(result, event)
+        except CSMError:
+            pass  # the stored function's error for this event (an unknown type): nobody to tell
+        except Exception:
+            log.failure("after RAS event {msg_id} on {node}", msg_id=event.get("msg_id"),
+                        node=event.get("location_name"))
 
     def _after(self, result, event):
         outcome = outcome_of(result, event)
