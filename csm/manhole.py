@@ -16,16 +16,10 @@ and optionally over SSH on ``ssh_host:ssh_port``, public keys from
 
 import os
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.application import service
-from twisted.conch import manhole, manhole_ssh
-from twisted.conch.checkers import IAuthorizedKeysDB, SSHPublicKeyChecker, readAuthorizedKeyFile
+from twisted.conch import manhole
 from twisted.conch.insults import insults
-from twisted.conch.ssh import keys
-from twisted.cred import portal
 from twisted.internet import endpoints, protocol
-from zope.interface import implementer
 
 from csm import logs
 from csm.net.listen import ListeningService, UnixListenService
@@ -34,7 +28,7 @@ from csm.net.local import peer_credentials
 log = logs.logger("csmd")
 
 
-def _session(namespace):
+def session(namespace):
     """A terminal protocol running a Python prompt in a fresh copy of ``namespace``."""
     scope = dict(namespace, __name__="__csm_manhole__")
     return insults.ServerProtocol(manhole.ColoredManhole, scope)
@@ -69,44 +63,6 @@ def unix_manhole_service(reactor, path, namespace, mode=0o600, config_key=None):
     return UnixListenService(reactor, path, _UnixFactory(namespace), mode, root_owned=True, config_key=config_key)
 
 
-@implementer(IAuthorizedKeysDB)
-class AuthorizedKeysFile:
-    """The keys of one authorized_keys file, for any user name; read at each login."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def getAuthorizedKeys(self, username):
-        try:
-            with open(self.path, "rb") as f:
-                return list(readAuthorizedKeyFile(f))
-        except OSError:
-            log.warn("manhole: cannot read {path}", path=self.path)
-            return []
-
-
-def host_key(path):
-    """The SSH host key at ``path``, made (ed25519, mode 0600) if missing."""
-    if not os.path.exists(path):
-        key = ed25519.Ed25519PrivateKey.generate()
-        data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                 serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    return keys.Key.fromFile(path)
-
-
-def ssh_factory(namespace, authorized_keys, key_path):
-    realm = manhole_ssh.TerminalRealm()
-    realm.chainedProtocolFactory = lambda: _session(namespace)
-    factory = manhole_ssh.ConchFactory(portal.Portal(realm, [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))]))
-    key = host_key(key_path)
-    factory.publicKeys = {key.sshType(): key.public()}
-    factory.privateKeys = {key.sshType(): key}
-    return factory
-
-
 def makeManholeService(config, namespace, reactor=None, mode=0o600, config_path=None):
     """The configured shells (unix socket and/or SSH) as one MultiService; a socket or port in
     use stops the start, naming its key in ``config_path``."""
@@ -118,6 +74,8 @@ def makeManholeService(config, namespace, reactor=None, mode=0o600, config_path=
         unix_manhole_service(reactor, config.socket, namespace, mode,
                              config_key=config_path and (config_path, "csm.manhole.socket")).setServiceParent(top)
     if config.ssh_port:
+        from csm.manhole_ssh import ssh_factory  # conch's SSH and cryptography: only when configured
+
         factory = ssh_factory(namespace, config.authorized_keys, config.host_key or config.socket + ".host_key")
         endpoint = endpoints.serverFromString(reactor, "tcp:%d:interface=%s" % (
             config.ssh_port, endpoints.quoteStringArgument(config.ssh_host or "127.0.0.1")))
