@@ -9,9 +9,10 @@ Three measurements, each of VmRSS from /proc:
    verified pyOpenSSL TLS connection (the certificates the cluster uses) to a
    server in another process: what any Twisted daemon with TLS links holds;
 3. the compute: ``twistd csm-compute`` of a ``LocalCluster`` (master, one aggregator,
-   TLS, the default buckets, no admin shell, no exporter, as ``bench/slurm.py``),
-   idle, split into anonymous memory and the mapped libraries' pages, with its
-   CPU over ``--idle`` seconds.
+   the default buckets, no admin shell, no exporter, as ``bench/slurm.py``), idle, split
+   into anonymous memory and the mapped libraries' pages, with its CPU over ``--idle``
+   seconds: once as CAST's default config has it, without TLS (the compute then leaves
+   pyOpenSSL out: ``csm.tap.options.leave_out_pyopenssl``), once with TLS links.
 
 Run: ``.venv/bin/python bench/compute_rss.py [--idle 10] [--record]``.
 """
@@ -144,11 +145,11 @@ def floor(tls_dir, settle):
                 process.wait()
 
 
-def compute(run_dir, settle, idle):
+def compute(run_dir, settle, idle, tls):
     """RSS (MB), memory map and idle CPU (%) of a compute of a running LocalCluster."""
     quiet = {role: dict(QUIET) for role in ("master", "aggregator", "compute")}
     quiet["compute"].update({"prolog": "none", "epilog": "none", "manhole.socket": ""})  # CAST's defaults
-    cluster = LocalCluster(run_dir, computes=1, aggregators=1, utilities=0, tls=True, extra=quiet)
+    cluster = LocalCluster(run_dir, computes=1, aggregators=1, utilities=0, tls=tls, extra=quiet)
     try:
         cluster.start()
         client = Client(cluster.daemons["master"].socket)
@@ -193,14 +194,18 @@ def main(argv=None):
         steps = layers()
         no_tls = without_pyopenssl()
         floor_rss, (floor_anon, floor_file, floor_files) = floor(os.path.join(run_dir, "floor-tls"), args.settle)
-        rss, (anon, mapped, files), cpu, threads = compute(os.path.join(run_dir, "cluster"), args.settle, args.idle)
+        plain = compute(os.path.join(run_dir, "cluster"), args.settle, args.idle, tls=False)
+        rss, (anon, mapped, files), cpu, threads = compute(os.path.join(run_dir, "cluster-tls"), args.settle,
+                                                           args.idle, tls=True)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     previous, parts = 0.0, []
     for label, value in steps:
         parts.append("%s %s%.1f MB" % (label, "+" if previous else "", value - previous))
         previous = value
+    plain_rss, (plain_anon, plain_mapped, plain_files), plain_cpu, plain_threads = plain
     verdict = "met" if rss <= TARGET else "not met, %.1fx the target" % (rss / TARGET)
+    plain_verdict = "met" if plain_rss <= TARGET else "not met, %.1fx the target" % (plain_rss / TARGET)
     floor_verdict = ("the floor alone is %.1f MB over it" % (floor_rss - TARGET) if floor_rss > TARGET
                      else "%.1f MB under the floor's" % (TARGET - floor_rss))
     lines = [
@@ -211,10 +216,15 @@ def main(argv=None):
         "floor: bare Python, the Twisted reactor and one idle mutually verified pyOpenSSL TLS connection: "
         "%.1f MB (anonymous %.1f MB, mapped libraries %.1f MB: %s)" % (floor_rss, floor_anon, floor_file,
                                                                        _libraries(floor_files)),
-        "csm-compute idle (twistd, TLS links to 1 aggregator, default buckets, no admin shell, no exporter): "
+        "csm-compute idle, CAST's default config (twistd, no TLS: no pyOpenSSL, a plain link to 1 aggregator, "
+        "default buckets, no admin shell, no exporter): %.1f MB (anonymous %.1f MB, mapped libraries %.1f MB: %s); "
+        "%d threads; CPU over %.0f s idle %.2f%%"
+        % (plain_rss, plain_anon, plain_mapped, _libraries(plain_files), plain_threads, args.idle, plain_cpu),
+        "csm-compute idle with TLS links (the same, ssl files set): "
         "%.1f MB (anonymous %.1f MB, mapped libraries %.1f MB: %s); %d threads; CPU over %.0f s idle %.2f%%"
         % (rss, anon, mapped, _libraries(files), threads, args.idle, cpu),
-        "target: compute idle RSS at most %.1f MB: %s; %s" % (TARGET, verdict, floor_verdict),
+        "target: compute idle RSS at most %.1f MB: default config (no TLS) %.1f MB: %s; with TLS %.1f MB: %s (%s)"
+        % (TARGET, plain_rss, plain_verdict, rss, verdict, floor_verdict),
         "load average %.1f (RSS is little affected by load)" % os.getloadavg()[0],
     ]
     for line in lines:

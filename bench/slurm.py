@@ -399,7 +399,8 @@ def main():
         % (args.runs, NODE, _ms(t["scontrol"]), NODE, _ms(t["query_cli"]), _ratio(t["query_cli"], t["scontrol"])),
         "the same through an in-process csm.client.Client: %s; %s"
         % (_ms(t["query_client"]), _ratio(t["query_client"], t["scontrol"])),
-        "idle RSS after the runs: slurmd %.1f MB, csm-compute %.1f MB (no admin shell, no exporter); csm/slurm "
+        "idle RSS after the runs: slurmd %.1f MB, csm-compute %.1f MB (TLS links, no admin shell, no exporter; "
+        "without TLS, CAST's default: bench/compute_rss.py); csm/slurm "
         "%.1fx; csm-compute CPU over %d s idle %.2f%%"
         % (rss["slurmd"], rss["csm-compute"], rss["csm-compute"] / rss["slurmd"], IDLE_SECONDS, rss["compute_cpu"]),
         "where a command's time goes, p50: the interpreter alone as the csm_* programs start it (`python -S -c "
@@ -417,7 +418,7 @@ def main():
              QUERY_TARGET, "x"),
             ("allocation create + delete p50 csm/slurm", percentile(t["alloc_cli"], 50) / percentile(t["salloc"], 50),
              ALLOCATION_TARGET, "x"),
-            ("compute idle RSS", rss["csm-compute"], RSS_TARGET, " MB"))),
+            ("compute idle RSS with TLS links", rss["csm-compute"], RSS_TARGET, " MB"))),
     ]
     for line in lines:
         print(line, flush=True)

@@ -60,3 +60,9 @@ def manhole_talk(path, command, until, timeout=30):
         seen += data
     sock.close()
     return seen
+
+
+def maps_file(pid, fragment):
+    """Whether process ``pid`` has a file whose path holds ``fragment`` mapped (a library loaded)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return any(fragment in line for line in f)

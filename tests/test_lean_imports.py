@@ -194,6 +194,58 @@ class ComputePathTests(SynchronousTestCase):
         self.assertEqual(sorted(name for name in modules if name.split(".")[:2] == ["csm", "db"] or name in (
             "csm.api.allocation", "csm.api.bb", "csm.api.cgroup", "csm.api.diag", "csm.api.recovery")), [])
 
+    def tls_libraries_of_compute(self, ssl):
+        """The TLS libraries a fresh interpreter holds after twistd's order for a compute whose
+        config has ``ssl``: its options parsed, its service made, then the reactor imported."""
+        import shutil
+        import tempfile
+        directory = tempfile.mkdtemp(prefix="csm-lean-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        with open(os.path.join(ROOT, "conf", "csm_compute.cfg")) as f:
+            config = json.load(f)
+        config["csm"]["net"]["local_client_listen"]["socket"] = os.path.join(directory, "csmd.sock")
+        config["csm"]["net"]["ssl"] = ssl
+        config["csm"]["log"].update(consoleLog=False, fileLog="none")
+        path = os.path.join(directory, "csm_compute.cfg")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        script = ("import json, sys\nfrom csm.tap import compute\nopts = compute.Options()\n"
+                  "opts.parseOptions(['--config', %r])\ncompute.makeService(opts)\n"
+                  "from twisted.internet import reactor\n"
+                  "print(json.dumps(sorted(name for name, module in sys.modules.items() if module is not None\n"
+                  "                        and name.split('.')[0] in ('OpenSSL', 'cryptography', 'service_identity'))))"
+                  % path)
+        out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+        if out.returncode != 0:
+            raise AssertionError(out.stderr)
+        return {name.split(".")[0] for name in json.loads(out.stdout.splitlines()[-1])}
+
+    def test_compute_without_tls_leaves_out_pyopenssl(self):
+        """CAST's default compute config (no ``ssl`` files): the reactor comes up without pyOpenSSL,
+        cryptography and service_identity (about 13 MB of its RSS)."""
+        self.assertEqual(self.tls_libraries_of_compute({"ca_file": "", "cred_pem": ""}), set())
+
+    def test_compute_with_tls_has_pyopenssl(self):
+        from csm.net.certs import make_pki
+        import tempfile
+        import shutil
+        directory = tempfile.mkdtemp(prefix="csm-lean-pki-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        ca, cred = make_pki(directory)
+        self.assertEqual(self.tls_libraries_of_compute({"ca_file": ca, "cred_pem": cred}),
+                         {"OpenSSL", "cryptography", "service_identity"})
+
+    def test_only_a_compute_config_without_tls_leaves_it_out(self):
+        """A config that does not load keeps pyOpenSSL (the daemon reports it later), and so does
+        another role."""
+        from csm.tap.options import compute_without_tls
+        default = os.path.join(ROOT, "conf", "csm_compute.cfg")
+        self.assertTrue(compute_without_tls(default, None))
+        self.assertFalse(compute_without_tls("/nonexistent/csm_compute.cfg", None))
+        self.assertFalse(compute_without_tls(default, "utility"))
+        self.assertFalse(compute_without_tls(os.path.join(ROOT, "conf", "csm_aggregator.cfg"), None))
+
     def test_no_nvml_library_no_pynvml(self):
         """Without the NVML library, opening NVML fails with pynvml's message and never imports it."""
         modules = modules_after(

@@ -10,6 +10,7 @@ import urllib.request
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.cluster import LocalCluster, free_port
+from tests.clusters import maps_file
 
 
 class JsonLinesSink:
@@ -88,6 +89,9 @@ class EnvDataTests(SynchronousTestCase):
         cluster.wait_for(lambda: len(sink.seqs("c01")) >= 2 and len(sink.seqs("c02")) >= 2,
                          timeout=30, what="records at the sink")
         cluster.health("c01")
+        # CAST's default, no TLS: the computes' reactors come up without pyOpenSSL and cryptography
+        self.assertFalse(maps_file(cluster.daemons["c01"].process.pid, "/cryptography/"))
+        self.assertTrue(maps_file(cluster.daemons["agg01"].process.pid, "/cryptography/"))
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=10).read().decode()
         self.assertRegex(text, r'csm_env_csm_test_env_seq\{Hostname="c01"\} \d+')
         self.assertIn('csm_daemon_info{node="agg01",role="aggregator",version="1.8.5"} 1.0', text)

@@ -7,7 +7,6 @@ is a unix socket. TLS wraps whatever the string gives.
 
 from twisted.internet import endpoints
 from twisted.internet.interfaces import IStreamServerEndpoint
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 _quote = endpoints.quoteStringArgument
@@ -40,6 +39,8 @@ class TLSServerEndpoint:
         self.options = options
 
     def listen(self, factory):
+        from twisted.protocols.tls import TLSMemoryBIOFactory  # pyOpenSSL: only where TLS is configured
+
         return self.wrapped.listen(TLSMemoryBIOFactory(self.options, False, factory))
 
 

@@ -8,9 +8,8 @@ business: the owner gets ``link_ready``, ``message_received`` and ``link_lost``.
 import random
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.interfaces import IHandshakeListener, INegotiated
 from twisted.internet.protocol import Protocol
-from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from csm import __version__, logs
@@ -238,7 +237,7 @@ class LinkProtocol(Protocol):
             self.heartbeat = Heartbeat(self.clock, self.heartbeat_interval, self._send_heartbeat,
                                        self._peer_dead)
             self.heartbeat.start(self.heartbeat_phase())
-        if isinstance(self.transport, TLSMemoryBIOProtocol):
+        if INegotiated.providedBy(self.transport):  # TLS (Twisted's TLSMemoryBIOProtocol alone says so)
             self._hello_timer = self.clock.callLater(TLS_HANDSHAKE_TIMEOUT, self._handshake_timed_out)
         else:
             self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._hello_timed_out)

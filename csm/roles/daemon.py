@@ -16,7 +16,6 @@ from csm.config import ConfigError, load_acl, load_api_timeouts
 from csm.net.factory import LinkFactory
 from csm.net.link import LinkOwner
 from csm.net.local import LocalSocketService
-from csm.net.tls import TLSContexts
 from csm.servicetree import service_tree
 from csm.wire import Flags, Message
 from csm.wire.message import encode_body
@@ -33,6 +32,15 @@ def _load_file(loader, config, name):
         return loader(getattr(config, name))
     except ConfigError as exc:
         raise ConfigError(config.path, "csm." + name, str(exc)) from None
+
+
+def _tls_contexts(config):
+    """The daemon's certificates, or ``None`` without TLS (then pyOpenSSL is not imported)."""
+    if not config.net.ssl.enabled:
+        return None
+    from csm.net.tls import TLSContexts
+
+    return TLSContexts.from_config(config.net.ssl, config.path)
 
 
 def _ignore(reply):
@@ -89,7 +97,7 @@ class Daemon(service.MultiService):
         self.api_timeouts = _load_file(load_api_timeouts, config, "api_configuration_file")
         self.max_payload = config.net.max_message_size
         self.heartbeat_interval = config.net.heartbeat_interval
-        self.tls = tls if tls is not None else TLSContexts.from_config(config.net.ssl, config.path)
+        self.tls = tls if tls is not None else _tls_contexts(config)
         self.started_at = None
         self._inventory = None
         if config.net.metrics_listen is not None:  # the exporter's registry; else plain counters

@@ -1,6 +1,7 @@
 """twistd plugin module for the aggregator daemon: ``twistd -n csm-aggregator --config FILE``."""
 
-from csm.tap.common import DaemonOptions, make_daemon
+from csm.tap.common import make_daemon
+from csm.tap.options import DaemonOptions
 
 
 class Options(DaemonOptions):

@@ -1,4 +1,4 @@
-"""What the four twistd plugins share: options and ``makeService``."""
+"""What the four twistd plugins share: ``makeService`` (their options: ``csm.tap.options``)."""
 
 import os
 import signal
@@ -6,27 +6,12 @@ import sys
 
 from twisted.application import service
 from twisted.logger import Logger
-from twisted.python import usage
 
 from csm import logfile, systemd
 from csm.config import ConfigError, load_daemon_config, report_unused
 from csm.heap import HeapFreezer
 from csm.net.local import SocketInUse, check_socket_free
 from csm.roles import daemon_class
-
-
-class DaemonOptions(usage.Options):
-    """``twistd csm-<role> --config FILE [--role ROLE]``."""
-
-    default_config = None
-    optParameters = [
-        ["config", "f", None, "the daemon's configuration file (CAST's JSON format)"],
-        ["role", "r", None, "override the role in the file: master, aggregator, utility, compute"],
-    ]
-
-    def postOptions(self):
-        if not self["config"]:
-            self["config"] = self.default_config
 
 
 def make_daemon(options, plugin_role, reactor=None):
