@@ -2,6 +2,7 @@
 
 import errno
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -386,6 +387,67 @@ class UsageTests(SynchronousTestCase):
         gpus.pause()
         gpus.sample(100.0)  # a new interval: the idle time between is not counted
         self.assertEqual(gpus.per_gpu()[0]["gpu_usage"], 1000000)
+
+
+class ReadingPlaceTests(SynchronousTestCase):
+    """Where the agent reads a node's counters: a thread while a reading may block (NVML, the
+    InfiniBand ports' counters), the reactor once a reading found neither."""
+
+    def agent(self, root, nvml=None):
+        agent = AllocationAgent(Clock(), "n01", "", "", "", nvml=nvml, root=root)
+        self.threaded = []
+
+        def off_reactor(function, *args):
+            self.threaded.append(function.__name__)
+            return defer.succeed(function(*args))
+        agent.off_reactor = off_reactor
+        return agent
+
+    def pairs(self, agent, count=3):
+        for allocation_id in range(1, count + 1):
+            for script in ("prolog", "epilog"):
+                answer = self.successResultOf(agent.handle(body(allocation_id, script)))
+                self.assertGreater(answer["counters"]["cpu_usage"], 0)
+
+    def without_library(self):
+        """NVML's library missing, as on a node without GPUs (looked for at the library's boundary)."""
+        from csm.node import nvml
+        looked = []
+        self.patch(nvml, "library_present", lambda name=None: looked.append(name) or False)
+        return looked
+
+    def test_on_the_reactor_without_nvml_and_infiniband(self):
+        looked = self.without_library()
+        root = UsageTests.tree(self)
+        shutil.rmtree(os.path.join(root, "sys/class/infiniband"))
+        agent = self.agent(root)
+        self.pairs(agent)
+        self.assertEqual(self.threaded, ["read_counters"])  # the first, which found neither
+        self.assertEqual(len(looked), 1)  # the missing library is not looked for at every reading
+
+    def test_on_a_thread_with_infiniband(self):
+        self.without_library()
+        agent = self.agent(UsageTests.tree(self))
+        self.pairs(agent)
+        self.assertEqual(self.threaded, ["read_counters"] * 6)
+
+    def test_on_a_thread_with_gpus(self):
+        root = UsageTests.tree(self)
+        shutil.rmtree(os.path.join(root, "sys/class/infiniband"))
+        agent = self.agent(root, FakeNvml([FakeGpu()]))
+        self.addCleanup(agent.stop)
+        self.pairs(agent)
+        self.assertEqual([name for name in self.threaded if name != "sample"], ["read_counters"] * 6)
+
+    def test_proc_stat_read_once_a_reading(self):
+        self.without_library()
+        agent = self.agent(UsageTests.tree(self))
+        reads = []
+        real = usage.cpu_times
+        self.patch(usage, "cpu_times", lambda root="/": reads.append(root) or real(root))
+        reading = agent.read_counters(1)
+        self.assertEqual(len(reads), 1)
+        self.assertEqual(reading["counters"]["cpu_usage"], reading["cpus"]["cpu"])
 
 
 def writable_cgroup2():

@@ -4,8 +4,9 @@ The master's multicast reaches ``AllocationAgent.handle`` with a body naming the
 script (``prolog`` or ``epilog``), the kind (``allocation`` or ``step``) and the
 allocation. A prolog creates the allocation's cgroup, runs the privileged prolog
 (``--type allocation --user_flags .. --sys_flags ..`` with the ``CSM_*``
-environment) and answers with the baseline counters, read while the script runs; an epilog reads the final
-counters as the privileged epilog starts (while it runs) and then removes the cgroup. A script that
+environment) and answers with the baseline counters, read once the script has started, while it
+runs; an epilog reads the final counters once the privileged epilog has started (while it runs) and
+then removes the cgroup. A script that
 exits non-zero fails the node (``CSMERR_SCRIPT_FAILURE``), one still running at
 the timeout is killed with its process group (``CSMERR_TIMEOUT``). An epilog
 arriving while the prolog of the same allocation (or step) runs, or the other
@@ -70,17 +71,30 @@ class AllocationAgent:
         self.active = {}  # allocation_id -> per-CPU and per-GPU baselines
         self._sampler = None
         self.has_gpus = False
+        self.readings_block = True  # until a reading (on a thread) has found no NVML and no InfiniBand
 
     def off_reactor(self, function, *args):
         """Blocking work (file systems, NVML) goes to a thread."""
         return threads.deferToThread(function, *args)
 
-    # -- counters (blocking; on a thread) --------------------------------------------
+    # -- counters ----------------------------------------------------------------------
     def read_counters(self, allocation_id):
+        """The counters now (blocking where the node has GPUs or InfiniBand ports)."""
         cpus = usage.cpu_times(self.root)
         self.has_gpus = self.gpus.present
-        values = usage.counters(self.cgroups.usage(allocation_id), self.gpus, self.root)
+        values = usage.counters(self.cgroups.usage(allocation_id), self.gpus if self.has_gpus else None, self.root,
+                                node_cpu=cpus.get("cpu"))
+        self.readings_block = not self.gpus.nvml.absent or values["ib_rx"] != -1
         return {"counters": values, "cpus": cpus, "gpus": self.gpus.per_gpu()}
+
+    def _read(self, allocation_id):
+        """Fires with ``read_counters``: on a thread while a reading may block (NVML, the
+        InfiniBand ports' counters are device queries), on the reactor once the last reading
+        found neither (/proc, cgroup and RAPL files are memory reads, ~50 us in all): a
+        thread's hand-over cost more CPU than the reading itself."""
+        if self.readings_block:
+            return self.off_reactor(self.read_counters, allocation_id)
+        return defer.maybeDeferred(self.read_counters, allocation_id)
 
     def _sample_gpus(self):
         return self.off_reactor(self.gpus.sample, time.monotonic()).addErrback(
@@ -172,9 +186,10 @@ class AllocationAgent:
             raise CSMError(ErrorCode.CSMERR_CGROUP_FAIL, "%s: %s" % (self.node_name, exc)) from None
         # the baseline is read while the prolog runs (NVML and /sys reads can take as long as
         # the script): the answer waits for the longer of the two, not for both in turn
-        reading = self.off_reactor(self.read_counters, allocation_id)
+        script = self._run("prolog", body, timeout)
+        reading = self._read(allocation_id)
         try:
-            yield self._run("prolog", body, timeout)
+            yield script
         except CSMError:
             yield reading.addErrback(lambda _: None)
             yield self._remove_cgroup(allocation_id)  # no epilog will come for a failed prolog
@@ -188,10 +203,11 @@ class AllocationAgent:
     def _epilog(self, allocation_id, body, timeout):
         # the final readings are taken as the epilog starts, while it runs (as the prolog's
         # baseline): the answer waits for the longer of the two, not for both in turn
-        reading = self.off_reactor(self.read_counters, allocation_id)
+        script = self._run("epilog", body, timeout)
+        reading = self._read(allocation_id)
         script_error = None
         try:
-            yield self._run("epilog", body, timeout)
+            yield script
         except CSMError as exc:
             script_error = exc
         final = yield reading

@@ -41,6 +41,8 @@ class Nvml:
         self.module = module
         self.opened = False
         self.error = None
+        #: the library did not load: not looked for again (installing it means restarting the daemon)
+        self.absent = False
 
     def _errors(self):
         return (ImportError, OSError, getattr(self.module, "NVMLError", OSError))
@@ -51,8 +53,8 @@ class Nvml:
             return True
         try:
             if self.module is None:
-                if not library_present():
-                    self.error = NO_LIBRARY
+                if self.absent or not library_present():
+                    self.absent, self.error = True, NO_LIBRARY
                     return False
                 import pynvml
                 self.module = pynvml

@@ -118,14 +118,15 @@ class GpuUsageMeter:
                  "max_gpu_memory": self.max_memory.get(index, 0)} for index in sorted(self.busy_us)]
 
 
-def counters(cgroup_usage=None, gpus=None, root="/"):
-    """Every allocation counter of this node now (-1 where unreadable)."""
+def counters(cgroup_usage=None, gpus=None, root="/", node_cpu=None):
+    """Every allocation counter of this node now (-1 where unreadable); ``node_cpu``: the
+    node's busy ns the caller read from /proc/stat just now (read here when not given)."""
     values = dict.fromkeys(COUNTERS, -1)
     usage = cgroup_usage or {}
     if usage.get("cpu_usage", -1) >= 0:
         values["cpu_usage"] = usage["cpu_usage"]
     else:
-        values["cpu_usage"] = cpu_times(root).get("cpu", -1)
+        values["cpu_usage"] = cpu_times(root).get("cpu", -1) if node_cpu is None else node_cpu
     values["memory_usage_max"] = usage.get("memory_usage_max", -1)
     energy = node_energy(root)
     values["energy"] = -1 if energy is None else energy
