@@ -54,16 +54,46 @@ class HeapFreezerTests(SynchronousTestCase):
             freezer.stopService()
         self.assertEqual(times, [30, 60, 37.5, 75, 45, 90])
 
-    def test_frozen_cyclic_garbage_is_reclaimed_at_the_next_refresh(self):
+    def full_collections(self):
+        """The generation-2 collections from now on, as a list that grows."""
+        full = []
+
+        def callback(phase, info):
+            if phase == "start" and info["generation"] == 2:
+                full.append(info)
+        gc.callbacks.append(callback)
+        self.addCleanup(gc.callbacks.remove, callback)
+        return full
+
+    def test_frozen_cyclic_garbage_is_reclaimed_at_the_next_refresh_at_the_period(self):
         self.freezer.startService()
+        self.addCleanup(self.freezer.stopService)
         node = Node()
         alive = weakref.ref(node)
         self.clock.advance(30)
         del node  # garbage now, but frozen: collections leave it
         gc.collect()
         self.assertIsNotNone(alive())
-        self.clock.advance(60)
+        for delay in (60, 120, 240, 480):  # the refreshes while the state builds up
+            self.clock.advance(delay)
+        self.assertEqual(self.freezer.freezes, 5)
+        self.assertIsNotNone(alive())
+        self.clock.advance(600)
         self.assertIsNone(alive())
+
+    def test_only_the_first_freeze_and_those_at_the_period_collect_in_full(self):
+        """A full collection of a settled daemon stalls it for 0.1-0.2 s: the refreshes
+        while its state builds up freeze the young generations' survivors only."""
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        self.freezer.startService()
+        self.addCleanup(self.freezer.stopService)
+        full = self.full_collections()
+        counts = []
+        for delay in (30, 60, 120, 240, 480, 600, 600):
+            self.clock.advance(delay)
+            counts.append(len(full))
+        self.assertEqual(counts, [1, 1, 1, 1, 1, 2, 3])
+        self.assertEqual(self.freezer.freezes, 7)
 
     def test_survivors_only_never_collects_in_full(self):
         collected = []
@@ -90,13 +120,7 @@ class HeapFreezerTests(SynchronousTestCase):
         self.freezer.startService()
         self.addCleanup(self.freezer.stopService)
         gc.collect()
-        full = []
-
-        def callback(phase, info):
-            if phase == "start" and info["generation"] == 2:
-                full.append(info)
-        gc.callbacks.append(callback)
-        self.addCleanup(gc.callbacks.remove, callback)
+        full = self.full_collections()
         backlog = [[n] for n in range(300000)]
         self.assertEqual((len(backlog), full), (300000, []))
 
