@@ -240,6 +240,30 @@ class OutageTests(TestCase):
         self.assertEqual(rows, [("once",)])
 
     @defer.inlineCallbacks
+    def test_an_overflow_during_the_outage_keeps_the_unsure_transactions_writes(self):
+        """A transaction left unsure (its COMMIT sent, the answer lost) is the head of the
+        queue: an overflow meanwhile drops a write still waiting, not one of its writes (that
+        failed "dropped" though the transaction had committed it)."""
+        pool, proxy = self.pool_behind_commit_cutter()
+        pool.subscribe(lambda state: pool.stop() if state == OUTAGE else None)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        proxy.cuts = 1
+        written = pool.enqueue_write("env", lambda cursor, text: insert_env(cursor, text).addCallback(
+            lambda _: text), "committed", want_result=True)
+        yield wait_until(lambda: pool.writes.unsure is not None and pool.state != CONNECTED)
+        pool.writes.max_queue = 1
+        waiting = pool.enqueue_write("env", insert_env, "waiting", want_result=True)
+        self.assertEqual((written.called, waiting.called), (False, True))  # dropped inside enqueue
+        error = yield self.assertFailure(waiting, CSMError)
+        self.assertIn("dropped", error.errmsg)
+        yield pool.start()
+        self.assertEqual((yield written), "committed")
+        self.assertEqual(pool.writes.dropped["env"], 1)
+        rows = yield pool.runQuery("SELECT text FROM outage_log")
+        self.assertEqual(rows, [("committed",)])
+
+    @defer.inlineCallbacks
     def test_a_caller_waiting_for_a_write_is_answered_when_the_outage_begins(self):
         runs = []
 
@@ -486,6 +510,33 @@ class BatchTests(TestCase):
         self.assertEqual(results[1][1].value.errcode, ErrorCode.CSMERR_DB_ERROR)
         rows = yield pool.runQuery("SELECT text FROM outage_log ORDER BY n")
         self.assertEqual([r[0] for r in rows], ["a", "c"])
+
+
+class OverflowTests(TestCase):
+    @defer.inlineCallbacks
+    def test_a_write_in_the_running_transaction_is_not_dropped(self):
+        """The queue overflows while its batch runs: a write waiting is dropped, not the
+        batch's own (its Deferred failed "dropped" and the batch then committed it)."""
+        pool = yield dbfixture.started_pool(self)
+        yield pool.runOperation("CREATE TABLE outage_log (n serial PRIMARY KEY, kind text, text text)")
+        gate, running = defer.Deferred(), defer.Deferred()
+
+        def held(cursor, text):
+            running.callback(None)
+            return insert_env(cursor, text).addCallback(lambda _: gate).addCallback(lambda _: text)
+
+        in_flight = pool.enqueue_write("env", held, "in flight", want_result=True)
+        yield running
+        pool.writes.max_queue = 1
+        waiting = pool.enqueue_write("env", insert_env, "waiting", want_result=True)
+        self.assertEqual((in_flight.called, waiting.called), (False, True))  # dropped inside enqueue
+        error = yield self.assertFailure(waiting, CSMError)
+        self.assertIn("dropped", error.errmsg)
+        self.assertEqual(pool.writes.dropped["env"], 1)
+        gate.callback(None)
+        self.assertEqual((yield in_flight), "in flight")
+        rows = yield pool.runQuery("SELECT text FROM outage_log")
+        self.assertEqual(rows, [("in flight",)])
 
 
 class InventoryWriteTests(TestCase):

@@ -1,8 +1,9 @@
 """The master's write queue: writes nobody waits on (RAS events, inventory, environmental
 data), run in order, up to ``BATCH`` a transaction, kept through a database outage.
 
-Over the bound the oldest environmental entries go first, then inventory (daemons
-resend it); RAS events are never dropped. The pool (``csm.db.pool``) owns one queue,
+Over the bound the oldest environmental entries waiting go first, then inventory (daemons
+resend it); RAS events are never dropped, nor a write of the transaction running (or left
+unsure): its outcome is the transaction's. The pool (``csm.db.pool``) owns one queue,
 tells it when the database is back (``drain``) and settles a transaction left unsure
 (``unsure``) before it drains again.
 """
@@ -36,6 +37,8 @@ class WriteQueue:
         self.unsure = None
         self._numbers = itertools.count(1)
         self._backlog_until = 0  # the number of the last write queued while not connected
+        #: writes at the head of the queue in the transaction running or left unsure: never dropped
+        self._in_flight = 0
         self._draining = False
 
     def enqueue(self, kind, function, args, want_result=False):
@@ -58,7 +61,7 @@ class WriteQueue:
 
     def _overflow(self):
         for kind in DROP_ORDER:
-            for index, write in enumerate(self.queue):
+            for index, write in itertools.islice(enumerate(self.queue), self._in_flight, None):
                 if write.kind == kind:
                     del self.queue[index]
                     write.finish(error=CSMError(ErrorCode.CSMERR_DAEMON_DB_ERR, "dropped: write queue full"))
@@ -87,11 +90,13 @@ class WriteQueue:
                     outcomes = attempt.outcomes  # asked when the connection came back
                 else:
                     attempt = Attempt(list(itertools.islice(self.queue, BATCH)))
+                    self._in_flight = len(attempt.batch)
                     try:
                         outcomes = yield self.pool.runInteraction(run_batch, attempt)
                     except BatchAborted as aborted:
                         # it fails alone; the writes before it were rolled back and run again next round
                         failed = attempt.batch[aborted.index]
+                        self._in_flight = 0  # rolled back: the others wait again
                         self.queue.remove(failed)
                         log.error("queued {kind} write failed and is dropped: {error}", kind=failed.kind,
                                   error=aborted.error.errmsg)
@@ -101,6 +106,8 @@ class WriteQueue:
                         if exc.errcode == ErrorCode.CSMERR_DAEMON_DB_ERR:
                             if attempt.outcomes is not None:
                                 self.unsure = attempt
+                            else:
+                                self._in_flight = 0  # rolled back: its writes wait again
                             continue  # outage or no free connection: the batch stays at the head
                         outcomes = [(False, exc)] * len(attempt.batch)
                     except Exception as exc:  # a bug must not block the queue
@@ -110,6 +117,7 @@ class WriteQueue:
             self._draining = False
 
     def _finish(self, batch, outcomes):
+        self._in_flight = 0
         for write, (ok, value) in zip(batch, outcomes):
             if self.queue and self.queue[0] is write:
                 self.queue.popleft()
