@@ -5,7 +5,7 @@ import json
 from twisted.internet import defer
 
 from csm.errors import CSMError
-from csm.ras.batch import substitute
+from csm.ras.batch import EventBatch, process_events, substitute
 from tests import dbfixture
 from tests.test_ras_engine import EngineTestCase
 
@@ -183,6 +183,52 @@ class BatchTests(EngineTestCase):
         self.assertEqual([int(raw.rstrip("$(")) for raw, _ in rows], [n for n in range(300) if n != 152])
         writers = len({xmin for _, xmin in rows})
         self.assertLessEqual(writers, 2 * 10 + 2, "%d subtransactions for %d events" % (writers, len(events)))
+
+
+    @defer.inlineCallbacks
+    def test_a_batch_is_two_round_trips(self):
+        """A batch of plain events is its look-up and its insert; an event through the stored
+        function, its look-up and the call: a savepoint goes out with the statement it guards,
+        its release with the next statement (or the COMMIT). Three batches in one transaction."""
+        self.add_types(self.sql)
+        self.sql.commit()
+        statements = []
+
+        class Counting:
+            def __init__(self, cursor):
+                self.cursor = cursor
+
+            def execute(self, sql, args=None):
+                statements.append(sql.split("(")[0][:60])
+                return self.cursor.execute(sql, args)
+
+            def __getattr__(self, name):
+                return getattr(self.cursor, name)
+
+        batches = []
+        for events in ([{"msg_id": "t.plain", "location_name": "c01", "raw_data": str(n)} for n in range(3)],
+                       [{"msg_id": "t.thresh", "location_name": "c01", "raw_data": "3"}],
+                       [{"msg_id": "t.plain", "location_name": "c04", "raw_data": str(n)} for n in (4, 5)]):
+            batches.append(EventBatch())
+            batches[-1].events.extend(events)
+
+        @defer.inlineCallbacks
+        def write(cursor):
+            counting = Counting(cursor)
+            outcomes = []
+            for batch in batches:
+                outcomes.append((yield process_events(counting, batch)))
+            return outcomes
+        outcomes = yield self.engine.pool.runInteraction(write)
+        stored = [[bool(o.get("stored")) for o in batch] for batch in outcomes]
+        self.assertEqual(stored, [[True] * 3, [False], [True] * 2])
+        self.assertEqual(len(statements), 6, statements)
+        self.assertTrue(statements[1].startswith("SAVEPOINT csm_ras_batch; INSERT"), statements)
+        self.assertTrue(statements[2].startswith("RELEASE SAVEPOINT csm_ras_batch; SELECT"), statements)
+        self.assertTrue(statements[3].startswith("SAVEPOINT csm_ras_event; SELECT fn_csm_ras_event_create"))
+        self.assertTrue(statements[4].startswith("RELEASE SAVEPOINT csm_ras_event; SELECT"), statements)
+        self.assertEqual(self.query("SELECT raw_data FROM csm_ras_event_action ORDER BY rec_id"),
+                         [("0",), ("1",), ("2",), ("4",), ("5",)])  # the threshold's first: below it
 
 
 class SubstituteTests(EngineTestCase):

@@ -18,6 +18,11 @@ snapshots must read ``pg_subtrans`` (a "suboverflowed" backend). When a statemen
 is refused, the batch is rolled back to its savepoint and run again in two halves,
 each under its own, down to the one event the database refuses, which fails by
 itself: none is lost, and the outcomes are those of one event at a time.
+
+A savepoint goes out with the statement after it and is released with the next
+statement of the transaction's RAS writes (or ends with its COMMIT): a batch of
+plain events is two round trips (the look-up, the insert), not four; while the
+master reads a flood, each round trip waits for a reactor turn.
 """
 
 import json
@@ -57,6 +62,23 @@ INSERT = ("INSERT INTO csm_ras_event_action (rec_id, msg_id, msg_id_seq, time_st
           "FROM generate_series(1, %s)) taken) ids ON ids.n = r.n "
           "RETURNING rec_id, to_jsonb(time_stamp) #>> '{}', to_jsonb(now()) #>> '{}'")
 ALONE = "SELECT fn_csm_ras_event_create(%s::jsonb)"
+
+
+def _execute(cursor, sql, args=None):
+    """``sql`` with the statements owed before it (``_owe``) in one round trip."""
+    owed = getattr(cursor, "csm_owed", None)
+    if owed:
+        sql, cursor.csm_owed = "".join(owed) + sql, []
+    return cursor.execute(sql, args)
+
+
+def _owe(cursor, statement):
+    """Send ``statement`` (no parameters) with the next one of ``_execute``: a savepoint
+    with the statement it guards, a release with whatever follows."""
+    owed = getattr(cursor, "csm_owed", None)
+    if owed is None:
+        owed = cursor.csm_owed = []
+    owed.append(statement + "; ")
 
 
 def _text(value):
@@ -135,8 +157,8 @@ def process_events(cursor, batch):
     event's outcome as ``fn_csm_ras_event_create`` gives it (a dict, or a ``CSMError``)."""
     events = batch.seal()
     batch.inserted = 0  # (a transaction run again after an outage counts again)
-    yield cursor.execute(LOOKUP, (_names(event.get("msg_id") for event in events),
-                                  _names(event.get("location_name") or "" for event in events)))
+    yield _execute(cursor, LOOKUP, (_names(event.get("msg_id") for event in events),
+                                    _names(event.get("location_name") or "" for event in events)))
     types, nodes = cursor.fetchone()
     outcomes = yield _guarded(cursor, events, types, nodes, batch)
     return outcomes
@@ -154,7 +176,7 @@ def _guarded(cursor, events, types, nodes, batch):
     if len(events) == 1 and _plain(events[0], types, nodes) is None:
         return [(yield _alone(cursor, events[0], nodes))]
     known, inserted = dict(nodes), batch.inserted
-    yield cursor.execute("SAVEPOINT csm_ras_batch")
+    _owe(cursor, "SAVEPOINT csm_ras_batch")  # goes out with the batch's first statement
     try:
         outcomes = yield _run(cursor, events, types, nodes, batch)
     except (psycopg2.InterfaceError, psycopg2.OperationalError):
@@ -170,7 +192,7 @@ def _guarded(cursor, events, types, nodes, batch):
             half = len(events) // 2
             outcomes = (yield _guarded(cursor, events[:half], types, nodes, batch)) + \
                 (yield _guarded(cursor, events[half:], types, nodes, batch))
-    yield cursor.execute("RELEASE SAVEPOINT csm_ras_batch")
+    _owe(cursor, "RELEASE SAVEPOINT csm_ras_batch")
     return outcomes
 
 
@@ -187,7 +209,7 @@ def _run(cursor, events, types, nodes, batch):
         if run:
             outcomes.extend((yield _insert(cursor, run, batch)))
             run = []
-        yield cursor.execute(ALONE, (json.dumps(event, default=str),))
+        yield _execute(cursor, ALONE, (json.dumps(event, default=str),))
         outcomes.append(_note_state(cursor.fetchone()[0], event, nodes))
     if run:
         outcomes.extend((yield _insert(cursor, run, batch)))
@@ -206,7 +228,7 @@ def _insert(cursor, run, batch):
     rows = [{"msg_id": event["msg_id"], "seq": kind["seq"], "stamp": event.get("time_stamp"),
              "location": event.get("location_name") or "", "message": message,
              "kvcsv": event.get("kvcsv"), "raw_data": event.get("raw_data")} for event, kind, message, _ in run]
-    yield cursor.execute(INSERT, (json.dumps(rows), len(rows)))
+    yield _execute(cursor, INSERT, (json.dumps(rows), len(rows)))
     stored = sorted(cursor.fetchall())
     batch.inserted += len(stored)
     return [{"stored": True, "rec_id": rec_id, "count": 1, "message": message, "severity": kind["severity"],
@@ -218,19 +240,20 @@ def _insert(cursor, run, batch):
 @defer.inlineCallbacks
 def _alone(cursor, event, nodes):
     """One event through ``fn_csm_ras_event_create`` under its own savepoint."""
+    _owe(cursor, "SAVEPOINT csm_ras_event")
     try:
-        yield cursor.execute("SAVEPOINT csm_ras_event; " + ALONE, (json.dumps(event, default=str),))
+        yield _execute(cursor, ALONE, (json.dumps(event, default=str),))
     except (psycopg2.InterfaceError, psycopg2.OperationalError):
         raise
     except psycopg2.Error as exc:
         yield cursor.execute("ROLLBACK TO SAVEPOINT csm_ras_event")
+        _owe(cursor, "RELEASE SAVEPOINT csm_ras_event")
         error = db_error(exc)
         log.error("RAS event {msg_id} on {node} refused by the database and dropped: {error}",
                   msg_id=event.get("msg_id"), node=event.get("location_name"), error=error.errmsg)
         return error
-    outcome = cursor.fetchone()[0]
-    yield cursor.execute("RELEASE SAVEPOINT csm_ras_event")
-    return _note_state(outcome, event, nodes)
+    _owe(cursor, "RELEASE SAVEPOINT csm_ras_event")
+    return _note_state(cursor.fetchone()[0], event, nodes)
 
 
 class EventBatch:
