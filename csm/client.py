@@ -94,6 +94,7 @@ class Client:
                                    % (self.path, exc.strerror or exc)) from None
                 time.sleep(0.25 * (attempt + 1))
         self._sock = sock
+        self._decoder = FrameDecoder()
         self._inbox = []
         self._hello = Message.make(InternalCommand.STATUS, {"version": __version__, "role": "client"},
                                    flags=Flags.INT)
@@ -103,10 +104,17 @@ class Client:
         return self
 
     def _hello_answered(self):
-        """Read the daemon's answer to the hello: its version and API timeouts, or its refusal."""
+        """Read the daemon's answer to the hello: its version and API timeouts, or its refusal.
+        Refused (or not answered) the connection is closed: the next call connects afresh,
+        as CAST's library does after a failed connect."""
         hello, self._hello = self._hello, None
-        reply = self._receive(hello, 10.0)
+        try:
+            reply = self._receive(hello, 10.0)
+        except CSMError:
+            self.close()
+            raise
         if reply.is_error:
+            self.close()
             raise CSMError(ErrorCode.CSMERR_INIT_LIB_FAILED, reply.error().errmsg)
         self.daemon = reply.body() or {}
         self.timeouts = self.daemon.get("timeouts") or {}
@@ -136,11 +144,17 @@ class Client:
         if self._sock is None:
             self.connect(wait=False)
         try:
-            self._send(message)
-        finally:
-            if self._hello is not None:  # its refusal, if any, says more than a failed send
-                self._hello_answered()
-        return _result(self._receive(message, self.timeout_for(command) + CLIENT_MARGIN))
+            try:
+                self._send(message)
+            finally:
+                if self._hello is not None:  # its refusal, if any, says more than a failed send
+                    self._hello_answered()
+            reply = self._receive(message, self.timeout_for(command) + CLIENT_MARGIN)
+        except CSMError as exc:
+            if exc.errcode != ErrorCode.CSMERR_TIMEOUT:
+                self.close()  # the connection is gone or out of step: the next call connects afresh
+            raise
+        return _result(reply)
 
     def _send(self, message):
         try:

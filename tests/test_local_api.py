@@ -236,6 +236,43 @@ class LocalAPITests(TestCase):
         self.assertEqual(self.daemon.seen, [])
 
 
+    @defer.inlineCallbacks
+    def test_a_refused_hello_closes_the_connection_and_the_next_call_connects_afresh(self):
+        """A refused client keeps no dead socket: its next call is refused for the same reason
+        (it failed "the daemon closed the connection"), and once acceptable it connects anew."""
+        import csm.client
+        version = csm.client.__version__
+        self.patch(csm.client, "__version__", "0.1.0")
+
+        def calls(client):
+            errors = []
+            for _ in range(2):
+                try:
+                    client.call("node_attributes_query", {"limit": 1})
+                except CSMError as exc:
+                    errors.append((exc.errcode, "VERSION MISMATCH" in exc.errmsg, client._sock))
+            csm.client.__version__ = version
+            return errors, client.call("node_attributes_query", {"limit": 2})
+        errors, result = yield self.blocking(calls)
+        self.assertEqual(errors, [(ErrorCode.CSMERR_INIT_LIB_FAILED, True, None)] * 2)
+        self.assertEqual(result["input"], {"limit": 2})
+
+    @defer.inlineCallbacks
+    def test_a_connection_the_daemon_dropped_is_replaced_by_the_next_call(self):
+        """The daemon restarted between two calls: the first after it fails (its connection is
+        gone), the next connects afresh (it failed the same way, on the same dead socket)."""
+        from twisted.internet import threads
+        client = Client(self.path, registry=self.daemon.registry)
+        self.addCleanup(client.close)
+        first = yield threads.deferToThread(client.call, "node_attributes_query", {"limit": 1})
+        yield self.service.stopService()
+        self.service.startService()
+        error = yield self.assertFailure(threads.deferToThread(client.call, "node_attributes_query", {}), CSMError)
+        self.assertEqual(error.errcode, ErrorCode.CSMERR_SENDRCV_ERROR)
+        again = yield threads.deferToThread(client.call, "node_attributes_query", {"limit": 3})
+        self.assertEqual((first["input"], again["input"]), ({"limit": 1}, {"limit": 3}))
+
+
 class HelloWithRequestTests(TestCase):
     """The blocking client's first call against a socket that answers nothing until it holds
     both the hello and the request: one round trip, not two."""
