@@ -230,3 +230,19 @@ class RouterTests(SynchronousTestCase):
         for answer in answers:
             self.assertIs(answer, UNSENT)
         self.assertEqual(self.flushLoggedErrors(TypeError), [])
+
+    def test_a_cancelled_request_is_forgotten_upstream(self):
+        """Cancelling ``handle``'s or ``forward``'s Deferred drops the forwarded request from the
+        link's pending table at once (it stayed until its hop timeout); its late reply is ignored."""
+        answers = []
+        self.master_router.handlers[QUERY.cmd_id] = lambda ctx, body: answers.append(defer.Deferred()) or answers[-1]
+        for send in (self.compute_router.handle, self.compute_router.forward):
+            d = send(Message.make(QUERY.cmd_id, {}))
+            self.pump.flush()
+            self.assertEqual(len(self.link.pending), 1)
+            d.cancel()
+            self.failureResultOf(d, defer.CancelledError)
+            self.assertEqual((self.link.pending, self.link._sweep), ({}, None))  # no timer left either
+            answers[-1].callback({"late": True})
+            self.pump.flush()  # ignored: no second result for the cancelled Deferred
+        self.assertEqual(len(answers), 2)

@@ -101,13 +101,16 @@ class Router:
         return seconds
 
     def handle(self, message, link=None):
-        """Process one request; the Deferred fires with the reply ``Message``."""
-        d = defer.Deferred()
-        self.respond(message, link, lambda reply: d.called or d.callback(reply))  # called: cancelled
+        """Process one request; the Deferred fires with the reply ``Message``. Cancelled, a
+        request forwarded upstream is forgotten there (its late reply ignored)."""
+        sent = None
+        d = defer.Deferred(lambda _: _forget(sent))
+        sent = self.respond(message, link, lambda reply: d.called or d.callback(reply))  # called: cancelled
         return d
 
     def respond(self, message, link, answer, timeout=None):
-        """Process one request and call ``answer`` once with its reply ``Message``.
+        """Process one request and call ``answer`` once with its reply ``Message``; returns
+        (link, message id) of a request forwarded upstream and waiting there, for ``_forget``.
 
         A request forwarded upstream and a handler that answers at once take no Deferred
         (the path of every relayed frame). ``timeout``: the entry daemon's API timeout; a
@@ -125,7 +128,7 @@ class Router:
             if route == HERE:
                 self._call(handler, command, message, link, answer, timeout)
             elif route == UP:
-                self._forward(message, answer, timeout, command)
+                return self._forward(message, answer, timeout, command)
             else:
                 name = command.api_name if command else "command id %d" % message.command
                 answer(message.error_reply(CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not handled by the %s "
@@ -164,9 +167,11 @@ class Router:
         return observe
 
     def forward(self, message):
-        """Send ``message`` on upstream; fires with the reply re-addressed to its id."""
-        d = defer.Deferred()
-        self._forward(message, lambda reply: d.called or d.callback(reply))  # called: cancelled
+        """Send ``message`` on upstream; fires with the reply re-addressed to its id. Cancelled,
+        the request is forgotten upstream."""
+        sent = None
+        d = defer.Deferred(lambda _: _forget(sent))
+        sent = self._forward(message, lambda reply: d.called or d.callback(reply))  # called: cancelled
         return d
 
     def _forward(self, message, answer, timeout=None, command=None):
@@ -192,8 +197,8 @@ class Router:
         def replied(reply):
             reply.message_id = original  # this hop's own copy, fresh from its decoder
             answer(reply)
-        link.relay(message, hop if timeout is None else min(hop, timeout), replied,
-                   lambda error: answer(message.error_reply(error)))
+        return link, link.relay(message, hop if timeout is None else min(hop, timeout), replied,
+                                lambda error: answer(message.error_reply(error)))
 
     def _call(self, handler, command, message, link, answer, timeout):
         try:
@@ -230,6 +235,13 @@ class Router:
         result.addCallback(answer)
         result.addErrback(lambda failure: log.failure("answering {api} failed", failure,
                                                       api=command.api_name if command else "?"))
+
+
+def _forget(sent):
+    """A cancelled request forwarded upstream leaves the link's pending table (``respond``)."""
+    if sent is not None:
+        link, mid = sent
+        link.forget(mid)
 
 
 def _reply(message, result, command):

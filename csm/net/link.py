@@ -165,17 +165,20 @@ class LinkProtocol(Protocol):
         if not self.usable:
             return defer.fail(self._unusable())
         mid = self._new_id()
-        d = defer.Deferred(lambda _: self._forget(mid))
+        d = defer.Deferred(lambda _: self.forget(mid))
         self._send_request(mid, message, timeout, d.callback, d.errback)
         return d
 
     def relay(self, message, timeout, on_reply, on_error):
         """``request`` without a Deferred, for the router's forwarding (every relayed frame):
-        exactly one of ``on_reply(response Message)`` and ``on_error(CSMError)`` is called."""
+        exactly one of ``on_reply(response Message)`` and ``on_error(CSMError)`` is called,
+        unless ``forget`` is given the id returned (None: not sent)."""
         if not self.usable:
             on_error(self._unusable())
-            return
-        self._send_request(self._new_id(), message, timeout, on_reply, on_error)
+            return None
+        mid = self._new_id()
+        self._send_request(mid, message, timeout, on_reply, on_error)
+        return mid
 
     def _new_id(self):
         self._next_id = (self._next_id + 1) & 0xFFFFFFFFFFFFFFFF
@@ -304,7 +307,8 @@ class LinkProtocol(Protocol):
             self._disarm()  # nothing left to time out: no timer outlives the requests
         _answer(entry[0], message)
 
-    def _forget(self, mid):
+    def forget(self, mid):
+        """Drop the pending request ``mid`` (cancelled): nothing answers it, a late reply is ignored."""
         if self.pending.pop(mid, None) is not None and not self.pending:
             self._disarm()
 
