@@ -139,12 +139,23 @@ class Daemon:
     def wait_socket(self, timeout=20.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.running:
-                raise RuntimeError("%s exited with %s; see %s" % (self.name, self.process.returncode, self.out))
+            if not self.running:  # its output's end too: a test's clean-up removes the file
+                raise RuntimeError("%s exited with %s; see %s, which ends:\n%s%s"
+                                   % (self.name, self.process.returncode, self.out, _tail(self.out),
+                                      _tail(self.out + ".stderr")))
             if os.path.exists(self.socket):
                 return
             time.sleep(0.05)
         raise RuntimeError("%s did not open %s within %gs" % (self.name, self.socket, timeout))
+
+
+def _tail(path, lines=20):
+    """The last ``lines`` lines of the file at ``path`` (empty if it cannot be read)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
 
 
 class SimGroup:
