@@ -21,6 +21,7 @@ from csm.errors import CSMError, ErrorCode
 from csm.metrics import ComputeLinks
 from csm.net.endpoints import server_endpoint
 from csm.net.listen import ListeningService
+from csm.net.readsize import MASTER_READ, limit_reads
 from csm.roles.daemon import INVENTORY_ID, Daemon, DaemonLinkOwner
 from csm.roles.database import DatabaseService
 from csm.roles.nodeset import NodeSet
@@ -43,6 +44,14 @@ def _expect_role(role):
         if not hello.get("node"):
             raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "hello without a node name")
     return accept
+
+
+def _reading_in_turns(connected):
+    """``connected`` for a daemon link that reads ``MASTER_READ`` bytes a turn (``csm.net.readsize``)."""
+    def ready(link):
+        limit_reads(link, MASTER_READ)
+        return connected(link)
+    return ready
 
 
 class MasterDaemon(Daemon):
@@ -97,7 +106,7 @@ class MasterDaemon(Daemon):
             endpoint = getattr(config.net, key)
             if endpoint is None:
                 continue
-            owner = DaemonLinkOwner(self, table.role, on_ready=table.connected,
+            owner = DaemonLinkOwner(self, table.role, on_ready=_reading_in_turns(table.connected),
                                     on_lost=self._peer_lost(table), accept=self._accept(table.role))
             listener = ListeningService(server_endpoint(self.reactor, endpoint, self.tls),
                                         self.link_factory(owner, False), config_key=(config.path, "csm.net." + key))
