@@ -3,6 +3,7 @@
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from csm.net import heartbeat
 from csm.net.heartbeat import Heartbeat, HeartbeatState
 
 
@@ -130,10 +131,50 @@ class HeartbeatTests(SynchronousTestCase):
     def test_checks_of_many_links_fall_on_one_tick_of_the_grid(self):
         clock = Clock()
         clock.advance(1000.03)
-        links = [Heartbeat(clock, 15, lambda: None, lambda: None, grain=0.1) for _ in range(50)]
+        links = [Heartbeat(clock, 15, lambda: None, lambda: None, grain=0.1, offset=0.0) for _ in range(50)]
         for index, link in enumerate(links):
             link.start(phase=0.5 + index * 0.00005)  # due between 1007.53 and 1007.57
         self.assertEqual({round(call.getTime(), 6) for call in clock.getDelayedCalls()}, {1007.6})
+
+    def test_a_process_grid_starts_at_its_offset(self):
+        clock = Clock()
+        clock.advance(1000.03)
+        links = [Heartbeat(clock, 15, lambda: None, lambda: None, grain=0.1, offset=0.08) for _ in range(50)]
+        for index, link in enumerate(links):
+            link.start(phase=0.5 + index * 0.00005)  # due between 1007.53 and 1007.57
+        self.assertEqual({round(call.getTime(), 6) for call in clock.getDelayedCalls()}, {1007.58})
+
+    def test_processes_check_their_links_at_different_moments(self):
+        """Links of two processes due at the same moment: each process's checks fall on its own grid
+        (here half a grain apart), so the two do not wake together."""
+        clock = Clock()
+        clock.advance(1000.001)
+        times = []
+        for offset in (0.0, 0.01):
+            for index in range(20):
+                Heartbeat(clock, 15, lambda: None, lambda: None, grain=0.02, offset=offset).start(
+                    phase=0.5 + index * 0.000005)  # due between 1007.501 and 1007.503
+            times.append({round(call.getTime(), 6) for call in clock.getDelayedCalls()} - set().union(*times))
+        self.assertEqual(times, [{1007.52}, {1007.51}])
+
+    def test_the_process_offset_is_a_share_of_a_grain(self):
+        self.assertTrue(0.0 <= heartbeat.OFFSET < 1.0)
+        self.assertEqual(Heartbeat(self.clock, 15, lambda: None, lambda: None).offset,
+                         heartbeat.GRAIN * heartbeat.OFFSET)
+
+    def test_a_silent_peer_dies_on_the_grid_within_three_grains_of_three_and_a_half_intervals(self):
+        clock, dead = Clock(), []
+        clock.advance(1000.003)
+        hb = Heartbeat(clock, 15, lambda: None, lambda: dead.append(clock.seconds()), grain=0.02, offset=0.007)
+        hb.start()
+        checks = []
+        while not dead:
+            checks.append(clock.getDelayedCalls()[0].getTime())
+            clock.advance(checks[-1] - clock.seconds())
+        self.assertEqual(len(checks), 3)  # two probes, then dead
+        self.assertTrue(52.5 <= dead[0] - 1000.003 <= 52.5 + 3 * 0.02, dead[0] - 1000.003)
+        for when in checks:
+            self.assertAlmostEqual((when - 0.007) / 0.02, round((when - 0.007) / 0.02), places=6)
 
     def test_stop_cancels(self):
         self.hb.stop()
