@@ -16,7 +16,8 @@ Every name starts with ``csmh<pid>-`` (the creating process). ``stop()`` removes
 the namespaces, the bridge and the files, and kills what still runs in them; it is
 also run at exit and on SIGTERM, SIGINT or SIGHUP (``csm.exitcleanup``; the previous
 handlers are back after ``stop()``). ``remove_stale()``, run by ``start()``, removes what runs of dead
-processes left behind (after a SIGKILL). Needs root and ``ip`` (iproute2);
+processes left behind (after a SIGKILL): their namespaces and their state folders
+(``<tmp>/csm-hosts-<pid>-*``, the hosts file every namespace reads). Needs root and ``ip`` (iproute2);
 ``unavailable()`` says why not, in one line, or returns None.
 
     with Network() as network:                      # or network = Network().start() ... network.stop()
@@ -40,6 +41,7 @@ SUBNET = "10.213.0.0/16"
 NETNS_DIR = "/run/netns"
 ETC_NETNS = "/etc/netns"
 BRIDGE = "br0"
+STATE_PREFIX = "csm-hosts-"  # then the owner's pid, a dash: a folder under the temporary directory
 
 
 def _ip(*args, check=True):
@@ -92,18 +94,40 @@ def _remove_namespace(namespace):
     shutil.rmtree(os.path.join(ETC_NETNS, namespace), ignore_errors=True)
 
 
+def _dead_owner(name, prefix):
+    """Whether ``name`` is ``<prefix><pid>-...`` of a process that is gone."""
+    owner = name[len(prefix):].split("-", 1)[0]
+    return name.startswith(prefix) and owner.isdigit() and not _alive(int(owner))
+
+
 def remove_stale():
-    """Remove the namespaces (and their /etc/netns files) of runs whose process is gone; their names."""
+    """Remove the namespaces (and their /etc/netns files) and the state folders of runs whose
+    process is gone; their names."""
     names = set(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else set()
     if os.path.isdir(ETC_NETNS):
         names |= set(os.listdir(ETC_NETNS))
-    removed = []
+    removed, folders = [], set()
     for name in sorted(names):
-        owner = name[len(PREFIX):].split("-", 1)[0]
-        if name.startswith(PREFIX) and owner.isdigit() and not _alive(int(owner)):
+        if _dead_owner(name, PREFIX):
+            folders.add(_state_of(name))
             _remove_namespace(name)
             removed.append(name)
+    temp = tempfile.gettempdir()  # the folders whose namespaces went already
+    folders.update(os.path.join(temp, name) for name in os.listdir(temp) if _dead_owner(name, STATE_PREFIX))
+    for folder in sorted(folders - {None}):
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(os.path.basename(folder))
     return removed
+
+
+def _state_of(namespace):
+    """The state folder whose hosts file ``namespace`` reads (its maker's temporary directory
+    may not be this process's), or None."""
+    try:
+        folder = os.path.dirname(os.readlink(os.path.join(ETC_NETNS, namespace, "hosts")))
+    except OSError:
+        return None
+    return folder if os.path.basename(folder).startswith(STATE_PREFIX) else None
 
 
 class Host:
@@ -147,7 +171,7 @@ class Network:
     def start(self):
         """Remove stale namespaces of dead runs, then make the bridge."""
         remove_stale()
-        self._state = tempfile.mkdtemp(prefix="csm-hosts-")
+        self._state = tempfile.mkdtemp(prefix="%s%d-" % (STATE_PREFIX, os.getpid()))
         self._hosts_file = os.path.join(self._state, "hosts")
         with open(self._hosts_file, "w") as f:
             f.write("127.0.0.1 localhost\n")

@@ -1,9 +1,11 @@
 """csm.hosts: namespaces made, reached, cut, and removed however their maker ends."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -17,7 +19,7 @@ from csm.hosts import Network
 network = Network().start()
 for name in ("alpha", "beta"):
     network.add(name)
-print(network.prefix, flush=True)
+print(network.prefix, network._state, flush=True)
 try:
     time.sleep(60)
 except KeyboardInterrupt:
@@ -50,7 +52,7 @@ class HostsTests(SynchronousTestCase):
         proc = subprocess.Popen([sys.executable, "-c", MAKER], stdout=subprocess.PIPE, text=True,
                                 stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=PROJECT))
         self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
-        prefix = proc.stdout.readline().strip()
+        prefix, self.state = proc.stdout.readline().split()
         self.assertTrue(prefix.startswith(hosts.PREFIX), prefix)
         self.assertEqual(len(ours(prefix)), 5)  # bridge, alpha, beta; two hosts files
         return proc, prefix
@@ -110,9 +112,16 @@ class HostsTests(SynchronousTestCase):
         proc.kill()
         proc.wait()
         self.assertEqual(len(ours(prefix)), 5)  # SIGKILL: nothing could clean up
+        self.assertTrue(os.path.isdir(self.state))
+        live = tempfile.mkdtemp(prefix="%s%d-" % (hosts.STATE_PREFIX, os.getpid()))  # a live run's
+        self.addCleanup(shutil.rmtree, live, True)
+        gone = tempfile.mkdtemp(prefix="%s%d-" % (hosts.STATE_PREFIX, proc.pid))  # one whose namespaces went
+        self.addCleanup(shutil.rmtree, gone, True)
         network = hosts.Network().start()
         self.addCleanup(network.stop)
         self.assertEqual(ours(prefix), [])
+        # the state folders of dead runs too, found by their namespaces' hosts files or by name
+        self.assertEqual([os.path.isdir(folder) for folder in (self.state, gone, live)], [False, False, True])
         self.assertEqual(sleeper.wait(10), -signal.SIGKILL)  # what ran in them is gone too
 
     def test_not_root_says_so_in_one_line(self):
