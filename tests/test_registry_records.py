@@ -3,6 +3,7 @@
 from twisted.trial.unittest import SynchronousTestCase
 
 from csm.api.registry import Command, Field
+from csm.errors import CSMError
 
 
 class RecordTests(SynchronousTestCase):
@@ -41,3 +42,16 @@ class RecordTests(SynchronousTestCase):
         field = Field("a", flags=("-a",))
         changed = field.replace(required=True)
         self.assertEqual((changed.name, changed.flags, changed.required, field.required), ("a", ("-a",), True, False))
+
+    def test_a_command_that_validated_is_the_same_record(self):
+        """``validate`` keeps its fields by name from the first call (not an attribute): equality,
+        hash, repr and replace are those of a command that never validated; the checks are kept."""
+        def command():
+            return Command(name="x", cmd_id=7, fields=(Field("a", required=True), Field("b", "int")))
+        used = command()
+        self.assertEqual(used.validate({"a": "text", "b": "3"}), {"a": "text", "b": 3})
+        self.assertEqual(used.validate({"a": "t\u00e9xt"}), {"a": "t\u00e9xt"})
+        self.assertEqual((used, hash(used), repr(used)), (command(), hash(command()), repr(command())))
+        self.assertEqual(used.replace(cmd_id=8), command().replace(cmd_id=8))
+        for bad in ({"a": "c01\udcff"}, {"a": "nul\x00"}, {"b": "3"}, {"a": "x", "c": 1}):
+            self.assertRaises(CSMError, used.validate, bad)

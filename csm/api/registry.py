@@ -47,10 +47,11 @@ def _to_str(value):
     text = str(value)
     if "\x00" in text:
         raise ValueError("text cannot hold a NUL character")  # nor can PostgreSQL's
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # bytes of another encoding on a command line (surrogateescape)
-        raise ValueError("not UTF-8 text") from None
+    if not text.isascii():  # (ASCII is UTF-8 as it is: no encoded copy)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes of another encoding on a command line (surrogateescape)
+            raise ValueError("not UTF-8 text") from None
     return text
 
 
@@ -226,7 +227,9 @@ class Command(_Frozen):
             body = {}
         if not isinstance(body, dict):
             raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "%s: input must be an object" % self.api_name)
-        known = {field.name: field for field in self.fields}
+        known = self.__dict__.get("_fields_by_name")  # made once: not an attribute (equality, repr)
+        if known is None:
+            known = self.__dict__["_fields_by_name"] = {field.name: field for field in self.fields}
         result = {}
         for key, value in body.items():
             field = known.get(key)
