@@ -1,4 +1,4 @@
-"""``csm.cluster.Daemon``: what a test is told when a daemon exits at start."""
+"""``csm.cluster``: what a test is told when a daemon exits at start; the ports it picks."""
 
 import os
 import shutil
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from csm.cluster import Daemon
+from csm.cluster import Daemon, free_port
 
 
 class WaitSocketTests(SynchronousTestCase):
@@ -27,3 +27,14 @@ class WaitSocketTests(SynchronousTestCase):
         error = self.assertRaises(RuntimeError, daemon.wait_socket, 5.0)
         self.assertIn("master exited with 1", str(error))
         self.assertIn("ConfigError: csm.db.host: no such host\ntwistd stopped", str(error))
+
+
+class FreePortTests(SynchronousTestCase):
+    def test_below_the_ephemeral_range_and_never_twice(self):
+        """No outgoing connection can take a port before its daemon listens on it, and two
+        daemons of a cluster never get the same one."""
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[0])
+        ports = [free_port() for _ in range(100)]
+        self.assertEqual(len(set(ports)), 100)
+        self.assertLess(max(ports), first)
