@@ -49,3 +49,34 @@ class FlushTests(TestCase):
         self.assertEqual(list(pool.queue), [])
         rows = yield pool.runQuery("SELECT count(*) FROM flush_log")
         self.assertEqual(rows, [(50,)])
+
+    @defer.inlineCallbacks
+    def test_stop_hands_on_every_event_written_before_the_log_closes(self):
+        """Outcomes a flood's write left to later turns (``EventBatches``) are handed on at the
+        stop, before the event log closes: the reactor stops after it, and they were lost."""
+        from csm.logfile import JsonLines
+        from csm.ras.batch import FOLLOW_UPS_A_TURN
+        from csm.ras.engine import RasEngine
+
+        _, dsn = dbfixture.fresh_database(self)
+        pool = DatabasePool(None, reactor, dsn=dsn, size=1)
+        yield pool.start()
+        self.addCleanup(pool.close)
+        master = MasterDaemon(master_config(self.mktemp()))
+        log_path = self.mktemp()
+        master.db, master.clock = pool, Clock()
+        master.ras = RasEngine(pool, None, JsonLines(log_path))
+        gate = defer.Deferred()
+        pool.enqueue_write("env", lambda cursor: gate)  # holds the queue: what follows shares a transaction
+        total = 2 * FOLLOW_UPS_A_TURN + 1
+        for n in range(total):
+            master.ras.submit({"msg_id": "admin.common.info", "location_name": "master", "raw_data": str(n)})
+        service = DatabaseService(master)
+        for child in list(service):  # (its timers: the pool is started here; its stop is the test)
+            child.disownServiceParent()
+        service.running = True
+        stopped = service.stopService()  # its last write queued behind the events
+        gate.callback(None)
+        yield stopped
+        with open(log_path) as f:
+            self.assertEqual([json.loads(line)["data"]["raw_data"] for line in f], [str(n) for n in range(total)])

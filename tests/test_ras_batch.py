@@ -1,11 +1,12 @@
 """RAS events written many to a statement give what one at a time gives (csm.ras.batch)."""
 
+import functools
 import json
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 
 from csm.errors import CSMError
-from csm.ras.batch import EventBatch, process_events, substitute
+from csm.ras.batch import FOLLOW_UPS_A_TURN, EventBatch, EventBatches, process_events, substitute
 from tests import dbfixture
 from tests.test_ras_engine import EngineTestCase
 
@@ -27,6 +28,25 @@ EVENTS = [
 ]
 #: outcome keys that differ between two databases (ids and clocks)
 VOLATILE = ("rec_id", "time_stamp", "master_time_stamp")
+
+
+class Turns:
+    """``callLater(0, ...)`` run a turn at a time by ``turn()`` (a ``Clock`` runs the calls a
+    call makes for the same moment within the same ``advance``)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def callLater(self, delay, function, *args):
+        call = functools.partial(function, *args)
+        call.cancel = functools.partial(self.calls.remove, call)
+        self.calls.append(call)
+        return call
+
+    def turn(self):
+        calls, self.calls = self.calls, []
+        for call in calls:
+            call()
 
 
 class BatchTests(EngineTestCase):
@@ -229,6 +249,55 @@ class BatchTests(EngineTestCase):
         self.assertTrue(statements[4].startswith("RELEASE SAVEPOINT csm_ras_event; SELECT"), statements)
         self.assertEqual(self.query("SELECT raw_data FROM csm_ras_event_action ORDER BY rec_id"),
                          [("0",), ("1",), ("2",), ("4",), ("5",)])  # the threshold's first: below it
+
+
+    def slices(self):
+        """An ``EventBatches`` on the test's pool whose later turns are run by hand (``Turns``);
+        what it hands on, and a Deferred that fires in the reactor turn after its first hand-on."""
+        self.add_types(self.sql)
+        self.sql.commit()
+        clock, handed, first = Turns(), [], defer.Deferred()
+
+        def after(outcome, event):
+            if not handed:
+                reactor.callLater(0, first.callback, None)
+            handed.append(event["raw_data"])
+        batches = EventBatches(self.engine.pool, after=after, clock=clock)
+        return batches, clock, handed, first
+
+    @defer.inlineCallbacks
+    def test_outcomes_handed_on_a_slice_a_turn(self):
+        """A write of more events than ``FOLLOW_UPS_A_TURN`` hands on that many outcomes at its
+        commit and the rest in later turns, in order, waited-for events in their place."""
+        batches, clock, handed, first = self.slices()
+        total = 2 * FOLLOW_UPS_A_TURN + 100
+        for n in range(total):
+            self.assertIsNone(batches.add({"msg_id": "t.plain", "location_name": "c01", "raw_data": str(n)},
+                                          wait=False))
+        last = batches.add({"msg_id": "t.plain", "location_name": "c01", "raw_data": "last"})
+        yield first
+        self.assertEqual(batches.events, total + 1)  # one write
+        self.assertEqual(len(handed), FOLLOW_UPS_A_TURN)
+        clock.turn()
+        self.assertEqual(len(handed), 2 * FOLLOW_UPS_A_TURN)
+        self.assertFalse(last.called)
+        clock.turn()
+        self.assertEqual(handed, [str(n) for n in range(total)])
+        outcome = yield last
+        self.assertTrue(outcome["stored"])
+        self.assertEqual(clock.calls, [])
+
+    @defer.inlineCallbacks
+    def test_settle_hands_on_what_is_left(self):
+        """The master's stop: ``settle`` hands on every outcome left at once, no call left behind."""
+        batches, clock, handed, first = self.slices()
+        for n in range(FOLLOW_UPS_A_TURN + 1):
+            batches.add({"msg_id": "t.plain", "location_name": "c01", "raw_data": str(n)}, wait=False)
+        yield first
+        self.assertEqual(len(handed), FOLLOW_UPS_A_TURN)
+        batches.settle()
+        self.assertEqual(handed, [str(n) for n in range(FOLLOW_UPS_A_TURN + 1)])
+        self.assertEqual(clock.calls, [])
 
 
 class SubstituteTests(EngineTestCase):

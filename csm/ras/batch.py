@@ -25,6 +25,7 @@ plain events is two round trips (the look-up, the insert), not four; while the
 master reads a flood, each round trip waits for a reactor turn.
 """
 
+import collections
 import json
 import re
 
@@ -37,7 +38,9 @@ from csm.db.connection import db_error
 log = logs.logger("csmras")
 
 #: the most events one queued write carries
-MAX_EVENTS = 1000
+MAX_EVENTS = 4000
+#: the most outcomes handed on (to their Deferreds, or to the engine's follow-up) a reactor turn
+FOLLOW_UPS_A_TURN = 500
 SUPPRESSING_STATES = ("MAINTENANCE", "OUT_OF_SERVICE")
 _VARIABLE = re.compile(r"\$\((\w+)\)")
 
@@ -271,18 +274,6 @@ class EventBatch:
             self.sealed = list(self.events)
         return self.sealed
 
-    def split(self, outcomes, after):
-        """Each event's outcome to its Deferred, or to ``after(outcome, event)`` for an event
-        nobody waits for (one refused is left: the batch logged it)."""
-        for d, event, outcome in zip(self.waiting, self.sealed, outcomes):
-            if d is None:
-                if not isinstance(outcome, Exception):
-                    after(outcome, event)
-            elif isinstance(outcome, Exception):
-                d.errback(outcome)
-            else:
-                d.callback(outcome)
-
     def fail(self, failure):
         unwaited = self.waiting.count(None)
         if unwaited:
@@ -295,16 +286,25 @@ class EventBatch:
 
 class EventBatches:
     """Events for the pool's write queue: an event joins the RAS write waiting at the queue's
-    tail while it has not started, or starts a new one."""
+    tail while it has not started, or starts a new one.
 
-    def __init__(self, pool, max_events=MAX_EVENTS, after=None):
+    The outcomes of a committed write are handed on in order, ``FOLLOW_UPS_A_TURN`` a
+    reactor turn: a flood's transaction of tens of thousands of events otherwise held
+    the reactor (event log lines, counters, actions) before the write queue could start
+    its next transaction, and PostgreSQL waited.
+    """
+
+    def __init__(self, pool, max_events=MAX_EVENTS, after=None, clock=None):
         self.pool = pool
+        self.clock = pool.reactor if clock is None else clock
         self.max_events = max_events
         #: ``after(outcome, event)`` for each event written that nobody waits for
         self.after = after
         self._open = None
         self.events = 0  # events written
         self.inserted = 0  # of which by set-based statements
+        self._outcomes = collections.deque()  # (Deferred or None, event, outcome) to hand on, in order
+        self._turn = None  # the call that hands on the next slice
 
     def add(self, event, wait=True):
         """A Deferred for the event's outcome (a dict) once written; without ``wait``, None
@@ -325,4 +325,30 @@ class EventBatches:
     def _written(self, outcomes, batch):
         self.events += len(outcomes)
         self.inserted += batch.inserted
-        batch.split(outcomes, self.after)
+        self._outcomes.extend(zip(batch.waiting, batch.sealed, outcomes))
+        if self._turn is None:
+            self._hand_on()
+
+    def _hand_on(self):
+        """Each outcome to its Deferred, or to ``after(outcome, event)`` for an event nobody
+        waits for (one refused is left: the batch logged it); the rest next turn."""
+        self._turn = None
+        pending, after = self._outcomes, self.after
+        for _ in range(min(len(pending), FOLLOW_UPS_A_TURN)):
+            d, event, outcome = pending.popleft()
+            if d is None:
+                if not isinstance(outcome, Exception):
+                    after(outcome, event)
+            elif isinstance(outcome, Exception):
+                d.errback(outcome)
+            else:
+                d.callback(outcome)
+        if pending and self._turn is None:
+            self._turn = self.clock.callLater(0, self._hand_on)
+
+    def settle(self):
+        """Hand on every outcome left now (the master's stop, before its event log closes)."""
+        while self._turn is not None or self._outcomes:
+            if self._turn is not None:
+                self._turn.cancel()
+            self._hand_on()

@@ -80,6 +80,10 @@ class RasEngine:
         its commit is as for ``create``, without a Deferred; one refused is logged and dropped."""
         self.batches.add(event, wait=False)
 
+    def settle(self):
+        """Hand on now what written events left to later turns (``EventBatches.settle``)."""
+        self.batches.settle()
+
     def _after_unwaited(self, result, event):
         try:
             self._after(result, event)

@@ -50,6 +50,7 @@ class DatabaseService(service.MultiService):
         master = self.master
         yield self.flush()
         master.db.close()
+        master.ras.settle()  # the follow-ups of the last events written (event log lines, actions)
         if master.ras.event_log is not None:
             master.ras.event_log.close()
         if master.standby is not None:
