@@ -172,6 +172,20 @@ class BatchTests(EngineTestCase):
                          [("a",), ("c",), ("4",), ("e",)])
 
     @defer.inlineCallbacks
+    def test_text_stored_as_sent(self):
+        """Quotes, backslashes, control characters and characters beyond ASCII and the BMP go
+        through the insert's JSON parameter and come out as they were sent."""
+        self.add_types(self.sql)
+        self.sql.commit()
+        texts = ['"quoted" \\ back\\slash', "tab\there\nnew line", "caf\u00e9 \U0001f600", "\u2028 \x7f \x01"]
+        events = [{"msg_id": "t.plain", "location_name": "c01", "raw_data": text, "kvcsv": "k=" + text}
+                  for text in texts]
+        yield defer.gatherResults([self.engine.create(event) for event in events])
+        self.assertEqual(self.engine.batches.inserted, len(texts))
+        self.assertEqual(self.query("SELECT raw_data, kvcsv FROM csm_ras_event_action ORDER BY rec_id"),
+                         [(text, "k=" + text) for text in texts])
+
+    @defer.inlineCallbacks
     def test_refused_event_fails_alone(self):
         """A plain event the database refuses (a time stamp it cannot read) fails by itself;
         the events of its statement are written one by one, in their order."""

@@ -57,7 +57,7 @@ INSERT = ("INSERT INTO csm_ras_event_action (rec_id, msg_id, msg_id_seq, time_st
           "location_name, count, message, kvcsv, raw_data) "
           "SELECT ids.rec_id, r.msg_id, r.seq, coalesce(r.stamp::timestamp, now()), now(), r.location, 1, "
           "r.message, r.kvcsv, r.raw_data "
-          "FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (msg_id text, seq bigint, stamp text, location text, "
+          "FROM ROWS FROM (json_to_recordset(%s::json) AS (msg_id text, seq bigint, stamp text, location text, "
           "message text, kvcsv text, raw_data text)) WITH ORDINALITY AS r(msg_id, seq, stamp, location, message, "
           "kvcsv, raw_data, n) "
           "JOIN (SELECT rec_id, row_number() OVER (ORDER BY rec_id) AS n FROM (SELECT nextval("
