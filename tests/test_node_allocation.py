@@ -374,6 +374,16 @@ class UsageTests(SynchronousTestCase):
         self.assertEqual((values["cpu_usage"], values["memory_usage_max"], values["gpu_usage"]), (150 * tick, -1, -1))
         values = usage.counters({"cpu_usage": 42, "memory_usage_max": 9}, root=root)
         self.assertEqual((values["cpu_usage"], values["memory_usage_max"]), (42, 9))
+        self.assertEqual(usage.counters(root=root, sources=usage.Sources(root).refresh(0)), usage.counters(root=root))
+
+    def test_sources_looked_for_again_after_a_minute(self):
+        root = self.tree()
+        sources = usage.Sources(root)
+        self.assertEqual((len(sources.refresh(100.0).ib), len(sources.rapl)), (1, 2))
+        shutil.rmtree(os.path.join(root, "sys/class/infiniband"))
+        self.assertEqual(len(sources.refresh(159.0).ib), 1)  # as found at 100 s
+        self.assertEqual(sources.refresh(160.0).ib, [])
+        self.assertEqual(len(sources.refresh(10.0).rapl), 2)  # the clock went back: looked for again
 
     def test_unreadable_counters(self):
         values = usage.counters(root=self.mktemp(), gpus=usage.GpuUsageMeter(FakeNvml(init_error=9)))
@@ -438,6 +448,15 @@ class ReadingPlaceTests(SynchronousTestCase):
         self.addCleanup(agent.stop)
         self.pairs(agent)
         self.assertEqual([name for name in self.threaded if name != "sample"], ["read_counters"] * 6)
+
+    def test_sysfs_not_searched_at_every_reading(self):
+        self.without_library()
+        agent = self.agent(UsageTests.tree(self))
+        searched = []
+        real = usage.ib_ports
+        self.patch(usage, "ib_ports", lambda root="/": searched.append(root) or real(root))
+        self.pairs(agent)
+        self.assertEqual(len(searched), 1)
 
     def test_proc_stat_read_once_a_reading(self):
         self.without_library()

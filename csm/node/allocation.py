@@ -67,6 +67,7 @@ class AllocationAgent:
             log.info("allocation cgroups skipped: {why}", why=self.cgroups.why_not)
         self.gpus = usage.GpuUsageMeter(nvml)
         self.root = root
+        self.sources = usage.Sources(root)
         self.running = {}  # (allocation_id, step_id or None) -> "prolog" | "epilog"
         self.active = {}  # allocation_id -> per-CPU and per-GPU baselines
         self._sampler = None
@@ -82,9 +83,10 @@ class AllocationAgent:
         """The counters now (blocking where the node has GPUs or InfiniBand ports)."""
         cpus = usage.cpu_times(self.root)
         self.has_gpus = self.gpus.present
+        sources = self.sources.refresh(self.reactor.seconds())
         values = usage.counters(self.cgroups.usage(allocation_id), self.gpus if self.has_gpus else None, self.root,
-                                node_cpu=cpus.get("cpu"))
-        self.readings_block = not self.gpus.nvml.absent or values["ib_rx"] != -1
+                                node_cpu=cpus.get("cpu"), sources=sources)
+        self.readings_block = not self.gpus.nvml.absent or bool(sources.ib)
         return {"counters": values, "cpus": cpus, "gpus": self.gpus.per_gpu()}
 
     def _read(self, allocation_id):

@@ -32,9 +32,13 @@ def _read_int(path):
 def cpu_times(root="/"):
     """``{"cpu": busy ns, "cpu_0": busy ns, ...}`` from /proc/stat (idle and iowait excluded)."""
     result = {}
+    lines = []
     try:
         with open(os.path.join(root, "proc/stat")) as f:
-            lines = [line.split() for line in f if line.startswith("cpu")]
+            for line in f:
+                if not line.startswith("cpu"):
+                    break  # the cpu lines come first; the rest (intr: thousands of numbers) is not split
+                lines.append(line.split())
     except OSError:
         return result
     for fields in lines:
@@ -48,26 +52,50 @@ def cpu_times(root="/"):
     return result
 
 
-def node_energy(root="/"):
-    """Joules from the RAPL package domains (powercap), or None where unreadable."""
+def rapl_files(root="/"):
+    """The energy files of the RAPL package domains (powercap; sub-domains are inside their package)."""
+    return [path for path in sorted(glob.glob(os.path.join(root, "sys/class/powercap/intel-rapl:[0-9]*/energy_uj")))
+            if os.path.basename(os.path.dirname(path)).count(":") == 1]
+
+
+def ib_ports(root="/"):
+    """The counters folders of every InfiniBand port."""
+    return sorted(glob.glob(os.path.join(root, "sys/class/infiniband/*/ports/*/counters")))
+
+
+def node_energy(root="/", files=None):
+    """Joules from the RAPL package domains (``files``: ``rapl_files()``), or None where unreadable."""
     total = None
-    for path in sorted(glob.glob(os.path.join(root, "sys/class/powercap/intel-rapl:[0-9]*/energy_uj"))):
-        if os.path.basename(os.path.dirname(path)).count(":") != 1:
-            continue  # sub-domains are inside their package
+    for path in rapl_files(root) if files is None else files:
         value = _read_int(path)
         if value is not None:
             total = (total or 0) + value // 10 ** 6
     return total
 
 
-def ib_bytes(root="/"):
-    """(received, transmitted) bytes over every InfiniBand port, or (None, None)."""
+def ib_bytes(root="/", ports=None):
+    """(received, transmitted) bytes over every InfiniBand port (``ports``: ``ib_ports()``), or (None, None)."""
     rx = tx = None
-    for port in sorted(glob.glob(os.path.join(root, "sys/class/infiniband/*/ports/*/counters"))):
+    for port in ib_ports(root) if ports is None else ports:
         r, t = _read_int(os.path.join(port, "port_rcv_data")), _read_int(os.path.join(port, "port_xmit_data"))
         if r is not None and t is not None:
             rx, tx = (rx or 0) + 4 * r, (tx or 0) + 4 * t  # the counters count 4-byte words
     return rx, tx
+
+
+class Sources:
+    """A node's RAPL energy files and InfiniBand ports, looked for again at most every ``every``
+    seconds (a driver loaded after the daemon started is found) instead of at every reading."""
+
+    def __init__(self, root="/", every=60.0):
+        self.root, self.every = root, every
+        self.found_at = None
+        self.rapl, self.ib = [], []
+
+    def refresh(self, now):
+        if self.found_at is None or not 0 <= now - self.found_at < self.every:
+            self.rapl, self.ib, self.found_at = rapl_files(self.root), ib_ports(self.root), now
+        return self
 
 
 class GpuUsageMeter:
@@ -118,9 +146,10 @@ class GpuUsageMeter:
                  "max_gpu_memory": self.max_memory.get(index, 0)} for index in sorted(self.busy_us)]
 
 
-def counters(cgroup_usage=None, gpus=None, root="/", node_cpu=None):
+def counters(cgroup_usage=None, gpus=None, root="/", node_cpu=None, sources=None):
     """Every allocation counter of this node now (-1 where unreadable); ``node_cpu``: the
-    node's busy ns the caller read from /proc/stat just now (read here when not given)."""
+    node's busy ns the caller read from /proc/stat just now (read here when not given);
+    ``sources``: a refreshed ``Sources`` (looked for here when not given)."""
     values = dict.fromkeys(COUNTERS, -1)
     usage = cgroup_usage or {}
     if usage.get("cpu_usage", -1) >= 0:
@@ -128,9 +157,9 @@ def counters(cgroup_usage=None, gpus=None, root="/", node_cpu=None):
     else:
         values["cpu_usage"] = cpu_times(root).get("cpu", -1) if node_cpu is None else node_cpu
     values["memory_usage_max"] = usage.get("memory_usage_max", -1)
-    energy = node_energy(root)
+    energy = node_energy(root, sources and sources.rapl)
     values["energy"] = -1 if energy is None else energy
-    rx, tx = ib_bytes(root)
+    rx, tx = ib_bytes(root, sources and sources.ib)
     values["ib_rx"], values["ib_tx"] = (-1 if rx is None else rx), (-1 if tx is None else tx)
     if gpus is not None and gpus.present:
         values["gpu_usage"] = sum(gpus.busy_us.values())
