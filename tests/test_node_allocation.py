@@ -449,22 +449,21 @@ class ReadingPlaceTests(SynchronousTestCase):
         self.pairs(agent)
         self.assertEqual([name for name in self.threaded if name != "sample"], ["read_counters"] * 6)
 
-    def test_sysfs_not_searched_at_every_reading(self):
+    def counted(self, name):
+        """The calls of ``usage.<name>`` (a root each) from now on; an agent on a node without NVML."""
         self.without_library()
-        agent = self.agent(UsageTests.tree(self))
-        searched = []
-        real = usage.ib_ports
-        self.patch(usage, "ib_ports", lambda root="/": searched.append(root) or real(root))
-        self.pairs(agent)
+        calls, real = [], getattr(usage, name)
+        self.patch(usage, name, lambda root="/": calls.append(root) or real(root))
+        return calls
+
+    def test_sysfs_not_searched_at_every_reading(self):
+        searched = self.counted("ib_ports")
+        self.pairs(self.agent(UsageTests.tree(self)))
         self.assertEqual(len(searched), 1)
 
     def test_proc_stat_read_once_a_reading(self):
-        self.without_library()
-        agent = self.agent(UsageTests.tree(self))
-        reads = []
-        real = usage.cpu_times
-        self.patch(usage, "cpu_times", lambda root="/": reads.append(root) or real(root))
-        reading = agent.read_counters(1)
+        reads = self.counted("cpu_times")
+        reading = self.agent(UsageTests.tree(self)).read_counters(1)
         self.assertEqual(len(reads), 1)
         self.assertEqual(reading["counters"]["cpu_usage"], reading["cpus"]["cpu"])
 
