@@ -115,16 +115,44 @@ class MergedStepsTests(AllocationFixture):
         rows = yield self.query("SELECT allocation_id, state FROM csm_allocation_state_history ORDER BY 1")
         self.assertEqual(sorted(rows), sorted((a["allocation_id"], "to-running") for a in made))
 
+    def hold(self, allocation_id):
+        """Another transaction holds the allocation's row (``self.blocker``, until its commit)."""
+        self.blocker = psycopg2.connect(self.dsn)
+        self.addCleanup(self.blocker.close)
+        with self.blocker.cursor() as cur:
+            cur.execute("SELECT 1 FROM csm_allocation WHERE allocation_id = %s FOR UPDATE", (allocation_id,))
+
+    @defer.inlineCallbacks
+    def test_a_statement_waiting_on_a_lock_holds_later_calls_only_for_a_while(self):
+        """A's statement waits on a row lock another transaction holds: the calls of its key in
+        later turns run without it once they have waited ``hold_most``, and are answered."""
+        a = yield self.reserve(1, ["n01"])
+        b = yield self.reserve(2, ["n02"])
+        c = yield self.reserve(3, ["n03"])
+        self.merger = Merger(self.pool, reactor, hold_most=0.05)
+        self.hold(a)
+        finish = ("running", ("to-running",), False)
+        stuck = self.merger.run(allocations.FINISH, finish, (a, {}))
+        later = []
+        for i in (b, c):
+            yield deferLater(reactor, 0, lambda: None)  # a later turn
+            later.append(self.merger.run(allocations.FINISH, finish, (i, {})))
+        moved = yield defer.gatherResults(later)
+        self.assertEqual([[r["allocation_id"] for r in rows] for rows in moved], [[b], [c]])
+        self.assertFalse(stuck.called)
+        self.blocker.commit()
+        self.assertEqual([r["allocation_id"] for r in (yield stuck)], [a])
+        alone = yield self.merger.run(allocations.DELETE_START, ("running",), (b,))  # the key is idle
+        self.assertEqual([r["allocation_id"] for r in alone], [b])
+
     @defer.inlineCallbacks
     def test_calls_arriving_while_their_key_is_in_flight_wait_and_then_run_together(self):
         a = yield self.reserve(1, ["n01"])
         b = yield self.reserve(2, ["n02"])
         c = yield self.reserve(3, ["n03"])
         d = yield self.reserve(4, ["n04"])
-        blocker = psycopg2.connect(self.dsn)  # holds a's row: a's statement stays in flight
-        self.addCleanup(blocker.close)
-        with blocker.cursor() as cur:
-            cur.execute("SELECT 1 FROM csm_allocation WHERE allocation_id = %s FOR UPDATE", (a,))
+        self.merger = Merger(self.pool, reactor, hold_most=60.0)  # held as long as the statement is in flight
+        self.hold(a)
         finish = ("running", ("to-running",), False)
         first = self.merger.run(allocations.FINISH, finish, (a, {}))  # its key is idle: not held
         yield deferLater(reactor, 0.05, lambda: None)
@@ -137,7 +165,7 @@ class MergedStepsTests(AllocationFixture):
         self.assertEqual([r["allocation_id"] for r in other], [d])
         self.assertEqual(self.merger.statements, 2)
         self.assertFalse(any(x.called for x in [first] + later))
-        blocker.commit()
+        self.blocker.commit()
         moved = yield defer.gatherResults([first] + later)
         self.assertEqual([[r["allocation_id"] for r in rows] for rows in moved], [[a], [b], [c]])
         self.assertEqual((self.merger.calls, self.merger.statements), (4, 3))  # b and c in one statement

@@ -11,6 +11,13 @@ its turn runs as it is. When a merged statement fails for any reason but a
 database outage, each of its callers is run alone again, so that one bad call
 fails by itself and spoils no other.
 
+Calls arriving while a statement of their key is in flight wait for it to end
+and then run together (at a moderate rate a few come each turn: they would make a
+statement each), but for ``HOLD_MOST`` seconds at the most: a statement waiting on
+a lock (a node row another transaction holds) would otherwise hold every later
+call of its kind, the whole cluster's creates behind one node. Past that the held
+calls run as a second statement, and the key follows that one.
+
 Merged calls must not depend on each other (the allocation API holds one lock
 per allocation, so two calls of one turn are on different allocations).
 """
@@ -22,6 +29,8 @@ from csm.db.batch import TurnMerger
 
 #: The most calls one merged statement carries; more go in further statements.
 MAX_CALLS = 100
+#: The longest calls wait for the statement of their key in flight (seconds).
+HOLD_MOST = 0.1
 
 
 class Kind:
@@ -33,29 +42,51 @@ class Kind:
         self.alone, self.together, self.split, self.resources = alone, together, split, resources
 
 
+class _Flight:
+    """A key's statements in flight: when they started, the calls held for them, the hold's timer."""
+
+    __slots__ = ("started", "held", "timer")
+
+    def __init__(self, started):
+        self.started, self.held, self.timer = started, [], None
+
+
 class Merger(TurnMerger):
     """Merges the calls of one reactor turn; fires each with its rows as dicts."""
 
-    def __init__(self, pool, reactor, max_calls=MAX_CALLS):
+    def __init__(self, pool, reactor, max_calls=MAX_CALLS, hold_most=HOLD_MOST):
         super().__init__(pool, reactor)
         self.max_calls = max_calls
-        self._held = {}  # key in flight -> the calls waiting for it to end
+        self.hold_most = hold_most
+        self._flights = {}  # key -> its latest _Flight while in flight
 
     def run(self, kind, key, item):
         return self._queue((kind, key), item, None)
 
     def _flush_key(self, key, _, waiting):
-        held = self._held.get(key)
-        if held is not None:
-            held.extend(waiting)
+        flight = self._flights.get(key)
+        if flight is not None:
+            flight.held.extend(waiting)
+            if flight.timer is None:
+                left = flight.started + self.hold_most - self.reactor.seconds()
+                flight.timer = self.reactor.callLater(max(0.0, left), self._release, key, flight)
             return
-        self._held[key] = []
+        flight = self._flights[key] = _Flight(self.reactor.seconds())
         statements = [self._run(*key, group) for group in self._groups(key[0], waiting)]
-        defer.DeferredList(statements).addBoth(self._ended, key)
+        defer.DeferredList(statements).addBoth(self._ended, key, flight)
 
-    def _ended(self, _, key):
+    def _ended(self, _, key, flight):
         """``key``'s statements ended: the calls held meanwhile run now, together."""
-        held = self._held.pop(key)
+        if flight.timer is not None and flight.timer.active():
+            flight.timer.cancel()
+        self._release(key, flight)
+
+    def _release(self, key, flight):
+        """``flight`` no longer holds its key (it ended, or is past ``hold_most``): its held calls run."""
+        flight.timer = None
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        held, flight.held = flight.held, []
         if held:
             self._flush_key(key, None, held)
 
