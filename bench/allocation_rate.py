@@ -1,8 +1,8 @@
 """Allocation rate: one-node allocations created and deleted by many clients at once.
 
     .venv/bin/python bench/allocation_rate.py [--setups real,sim] [--prologs none,sample]
-        [--clients 1,8,32,128] [--seconds 10] [--rate PAIRS_PER_S] [--sim-nodes 1024] [--slurm] [--fast-db]
-        [--record]
+        [--clients 1,8,32,128] [--seconds 10] [--repeat N] [--rate PAIRS_PER_S] [--sim-nodes 1024] [--slurm]
+        [--fast-db] [--record]
 
 Setups: ``real``, a master with its private PostgreSQL, 2 aggregators, a utility
 and 8 compute daemons as real twistd processes (TLS); ``sim``, the same tree
@@ -23,6 +23,10 @@ computes ran) and, from pg_stat_statements and
 pg_stat_database, the statements and transactions the master ran per
 allocation (create + delete). With ``--slurm``: ``sbatch --wrap true`` jobs/s
 on the same machine with bench/slurm.py's one-node Slurm.
+
+With ``--repeat N`` each client count runs N times on the same tree and a last
+line gives the median run's pairs/s beside every run's and the median CPU a pair
+of each process: one 10 s run varies by about 20% on a shared machine.
 
 With ``--rate R`` each client count also runs paced (open loop): the clients
 together offer R pairs a second, client i starting its k-th pair at
@@ -329,6 +333,19 @@ def describe(setup, prolog, clients, out, sim_nodes, rate=None):
     return line
 
 
+def median_line(setup, prolog, clients, runs, sim_nodes):
+    """The run of median pairs/s among ``runs`` (one tree, one client count), with every run's
+    rate and the median CPU each process spent a pair."""
+    rates = sorted(out["pairs"] / out["seconds"] for out in runs)
+    where = "%d real computes" % REAL_NODES if setup == "real" else "%d simulated computes" % sim_nodes
+    per_pair = {name: percentile([out["cpu"][name] * 10.0 * out["wall"] / max(1, out["pairs"]) for out in runs], 50)
+                for name in runs[0]["cpu"]}
+    return ("%s, prolog %s, %d clients, median of %d runs: %.1f pairs/s (runs %s); CPU a pair (ms, median): %s, "
+            "all %.2f" % (where, prolog, clients, len(runs), percentile(rates, 50),
+                          ", ".join("%.1f" % rate for rate in rates),
+                          ", ".join("%s %.2f" % item for item in per_pair.items()), sum(per_pair.values())))
+
+
 # -- Slurm -----------------------------------------------------------------------------
 
 
@@ -380,6 +397,8 @@ def main():
     parser.add_argument("--prologs", default="none,sample")
     parser.add_argument("--clients", default="1,8,32,128")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=1, help="run each client count this many times on the same "
+                        "tree and print the median run too (one 10 s run varies by 20%% on a shared machine)")
     parser.add_argument("--rate", type=float, help="also run each client count paced: this many pairs/s offered")
     parser.add_argument("--sim-nodes", type=int, default=1024)
     parser.add_argument("--slurm", action="store_true")
@@ -404,10 +423,15 @@ def main():
                 tree.start()
                 for clients in args.clients:
                     for rate in (None, args.rate) if args.rate else (None,):
-                        out = tree.run(clients, args.seconds, job, rate)
-                        job += 10 ** 6
-                        lines.append(describe(setup, prolog, clients, out, args.sim_nodes, rate))
-                        print(lines[-1], flush=True)
+                        runs = []
+                        for _ in range(max(1, args.repeat)):
+                            runs.append(tree.run(clients, args.seconds, job, rate))
+                            job += 10 ** 6
+                            lines.append(describe(setup, prolog, clients, runs[-1], args.sim_nodes, rate))
+                            print(lines[-1], flush=True)
+                        if len(runs) > 1:
+                            lines.append(median_line(setup, prolog, clients, runs, args.sim_nodes))
+                            print(lines[-1], flush=True)
                 failed = False
             finally:
                 tree.stop(keep=failed)
@@ -417,8 +441,9 @@ def main():
     if args.record:
         lines.append("targets: no prolog, 128 clients, 1,024 simulated nodes: 500 pairs/s, create p99 under 100 ms "
                      "(at 500 pairs/s offered, paced); sample prolog, 8 real computes: 172 pairs/s (5 x 34.4)")
-        command = "python bench/allocation_rate.py --setups %s --prologs %s --clients %s --seconds %g%s%s%s --record" % (
+        command = "python bench/allocation_rate.py --setups %s --prologs %s --clients %s --seconds %g%s%s%s%s --record" % (
             args.setups, args.prologs, ",".join(map(str, args.clients)), args.seconds,
+            " --repeat %d" % args.repeat if args.repeat > 1 else "",
             " --rate %g" % args.rate if args.rate else "", " --slurm" if args.slurm else "",
             " --fast-db" if args.fast_db else "")
         lines.insert(0, "PostgreSQL %s" % ("without fsync (--fast-db)" if args.fast_db else "durable (fsync, "
