@@ -102,6 +102,73 @@ class HeartbeatTests(SynchronousTestCase):
             self.assertEqual(probes, [15, probe])
             hb.stop()
 
+    def test_after_traffic_the_next_check_comes_between_half_an_interval_and_one(self):
+        for draw, probe in ((0.0, 45.0), (0.5, 41.25), (1.0, 37.5)):
+            clock, probes = Clock(), []
+            hb = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, random=lambda: draw,
+                           grain=0)
+            hb.start()
+            clock.advance(15)  # the first probe; the next check at 33.75
+            clock.advance(15)
+            hb.received(traffic=True)  # a request at 30, not only a probe's answer
+            clock.pump([0.25] * 100)
+            self.assertEqual(probes, [15, probe])
+            hb.stop()
+
+    def test_after_traffic_a_silent_peer_dies_within_three_and_a_half_intervals(self):
+        for draw in (0.0, 0.5, 1.0):
+            clock, dead = Clock(), []
+            hb = Heartbeat(clock, 15, lambda: None, lambda: dead.append(clock.seconds()), random=lambda: draw,
+                           grain=0)
+            hb.start()
+            clock.advance(15)  # the first probe
+            clock.advance(15)
+            hb.received(traffic=True)  # the last thing the peer ever sends, at t = 30
+            clock.pump([0.25] * 400)
+            self.assertEqual(dead, [30 + 15 * (1 - 0.5 * draw) + 2 * 18.75])
+            self.assertTrue(30 + 3 * 15 <= dead[0] <= 30 + 3.5 * 15)
+
+    def broadcast_probe_times(self, traffic, pairs=300):
+        """The first probe of each of ``pairs`` idle links (both ends timed, probes answered at once, phases
+        spread by their start) after both ends of every link heard one message at t = 120."""
+        clock, probes, links = Clock(), [], []
+        for index in range(pairs):
+            ends = []
+
+            def probe(end, index=index, ends=ends):
+                probes.append((clock.seconds(), index))
+                ends[1 - end].received()  # the peer hears the probe and answers at once
+                ends[end].received()
+            ends.extend(Heartbeat(clock, 15, lambda end=end, probe=probe: probe(end), lambda: None, grain=0.1,
+                                  offset=0.0) for end in (0, 1))
+            for end in ends:
+                end.start()
+            links.append(ends)
+        clock.pump([0.1] * 1200)
+        for ends in links:
+            for end in ends:
+                end.received(traffic)  # a request to every node and its reply (or a heartbeat each)
+        clock.pump([0.1] * 200)
+        first = {}
+        for when, index in probes:
+            if when > 120:
+                first.setdefault(index, when)
+        for ends in links:
+            for end in ends:
+                end.stop()
+        return sorted(first.values())
+
+    def test_links_that_hear_one_broadcast_do_not_probe_together_after_it(self):
+        together = self.broadcast_probe_times(traffic=False)  # heartbeats heard at one moment: one clump
+        self.assertEqual(len(together), 300)
+        self.assertLess(together[-1] - together[0], 1.6)
+        spread = self.broadcast_probe_times(traffic=True)
+        self.assertEqual(len(spread), 300)
+        self.assertTrue(120 + 7.5 <= spread[0] and spread[-1] <= 120 + 15.1, (spread[0], spread[-1]))
+        self.assertGreater(spread[-1] - spread[0], 6.0)
+        per_second = [sum(1 for t in spread if second <= t < second + 1) for second in range(127, 136)]
+        self.assertLess(max(per_second), 100)  # all 300 within 1.5 s when heard as heartbeats
+
     def pairs_probe_times(self, jitter, pairs=200, cycles=12):
         """Probe times in the last interval of ``pairs`` links made at one instant whose probes are
         answered at once (both ends hear each other at the same moment, as after a burst)."""

@@ -202,6 +202,21 @@ class LinkTests(SynchronousTestCase):
         self.assertTrue(client.connected and server.connected)
         self.assertEqual(client.state, "HAPPY")
 
+    def test_requests_and_replies_are_traffic_to_the_heartbeat_and_heartbeats_are_not(self):
+        client, server, pump = self.connect(interval=3)
+        heard = {}
+        for end in (client, server):
+            received = end.heartbeat.received
+            end.heartbeat.received = lambda traffic=False, end=end, received=received: (
+                heard.setdefault(end, []).append(traffic), received(traffic))
+        client.request(Message.make(1, {"q": 1}), timeout=5)
+        pump.flush()
+        self.assertEqual((heard[server], heard[client]), ([True], [True]))  # the request; its reply
+        heard.clear()
+        client._send_heartbeat()
+        pump.flush()
+        self.assertEqual((heard[server], heard[client]), ([False], [False]))  # the probe; its answer
+
     def test_silent_peer_detected(self):
         client, server, pump = self.connect(interval=4)
         # the server stops reading: nothing it would send reaches the client any more

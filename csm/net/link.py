@@ -259,8 +259,8 @@ class LinkProtocol(Protocol):
         except FrameError as exc:
             self._protocol_error(str(exc))
             return
-        if self.heartbeat is not None:
-            self.heartbeat.received()
+        if self.heartbeat is not None:  # (a chunk ending in a request or reply is traffic)
+            self.heartbeat.received(bool(messages) and messages[-1].command != InternalCommand.HEARTBEAT)
         for message in messages:
             if self._closing:
                 return
