@@ -148,6 +148,15 @@ class MulticastTests(SynchronousTestCase):
         self.assertEqual(results["c02"]["output"], {"node": "c02", "allocation_id": 5})
         self.assertEqual(self.clock.seconds(), 0)
 
+    def test_an_aggregator_encodes_the_body_once_for_all_its_computes(self):
+        encoded = []
+        real = multicast.encode_body
+        self.patch(multicast, "encode_body", lambda body: encoded.append(body) or real(body))
+        [results] = self.send(["c01", "c02", "c03"])
+        self.assertEqual(multicast.node_errors(results), [])
+        self.assertEqual(len(encoded), 2)  # agg01 for c01 and c02, agg02 for c03
+        self.assertEqual(encoded[0], {"allocation_id": 5, "timeout": 8.0})
+
     def test_aggregator_answers_for_a_node_that_is_not_its_primary_compute(self):
         self.agg01.computes.get("c02").primary = False
         [results] = self.send(["c01", "c02"], timeout=1.5)

@@ -9,8 +9,11 @@ its answer, or an error saying it failed, was not reachable, or did not answer.
 
 from twisted.internet import defer
 
+from twisted.python.failure import Failure
+
 from csm.errors import CSMError, ErrorCode, NodeError
-from csm.wire import Flags, Message
+from csm.wire import Flags, Message, checksum
+from csm.wire.message import encode_body
 
 #: each level keeps this much of its timeout back for the level above
 LEVEL_MARGIN = 1.0
@@ -103,33 +106,54 @@ def _send(master, command_id, nodes, body, timeout):
     return results
 
 
-@defer.inlineCallbacks
 def fan_out(aggregator, ctx, body):
-    """On an aggregator: the command to each listed compute that uses it as primary."""
+    """On an aggregator: the command to each listed compute that uses it as primary; fires
+    with ``{"results": {node: result}}`` once every node has answered or failed. Each
+    answer is stored by a callback on its request (no generator, no list of Deferreds:
+    a one-node allocation's fan-out is one request and two callbacks)."""
     timeout = max(1.0, float(body.get("timeout") or ctx.remaining()))
-    calls = {}
     results = {}
+    done = defer.Deferred()
+    left = [0]
+
+    def answered(reply, node):
+        if reply.is_error:
+            error = reply.error()
+            results[node] = _result(error.errcode, error.errmsg)
+        else:
+            results[node] = _result(0, "", reply.body())
+
+    def failed(reason, node):
+        reason.trap(CSMError)
+        results[node] = _result(reason.value.errcode, "%s: %s" % (node, reason.value.errmsg))
+
+    def one_less(outcome):
+        left[0] -= 1
+        if done.called:
+            return None
+        if isinstance(outcome, Failure):  # not a CSMError: a bug, the whole fan-out fails with it
+            done.errback(outcome)
+        elif not left[0]:
+            done.callback({"results": results})
+        return None
+
+    payload = None
     for node in body.get("nodes") or ():
         peer = aggregator.computes.get(node)
         if peer is None or peer.link is None or not peer.primary:
             results[node] = _result(ErrorCode.CSMERR_SENDRCV_ERROR, "%s is not a primary compute of %s"
                                     % (node, aggregator.node_name))
             continue
-        message = Message.make(ctx.message.command, dict(body.get("body") or {}, timeout=timeout - LEVEL_MARGIN),
-                               flags=Flags.INT)
-        calls[node] = peer.link.request(message, timeout)
-    for node, call in calls.items():
-        try:
-            reply = yield call
-        except CSMError as exc:
-            results[node] = _result(exc.errcode, "%s: %s" % (node, exc.errmsg))
-            continue
-        if reply.is_error:
-            error = reply.error()
-            results[node] = _result(error.errcode, error.errmsg)
-        else:
-            results[node] = _result(0, "", reply.body())
-    return {"results": results}
+        if payload is None:  # one body and its checksum for every node
+            payload = encode_body(dict(body.get("body") or {}, timeout=timeout - LEVEL_MARGIN))
+            payload_sum = checksum.xor_words(payload)
+        left[0] += 1
+        message = Message(ctx.message.command, flags=int(Flags.INT), payload=payload, payload_sum=payload_sum)
+        peer.link.request(message, timeout).addCallbacks(answered, failed, (node,), None, (node,)).addBoth(
+            one_less)
+    if not left[0]:
+        done.callback({"results": results})
+    return done
 
 
 def aggregator_handler(ctx, body):
