@@ -138,17 +138,21 @@ def _names(values):
     return list({value for value in values if isinstance(value, str)})
 
 
+#: the fields an inserted row takes as text: anything else goes through the stored function
+_TEXT_FIELDS = ("location_name", "time_stamp", "raw_data", "kvcsv")
+
+
 def _plain(event, types, nodes):
     """The type of ``event`` when it is stored as it is (no threshold, no state, not
     suppressed), else None."""
-    if not isinstance(event.get("msg_id"), str):
-        return None
-    kind = types.get(event["msg_id"])
+    msg_id = event.get("msg_id")
+    kind = types.get(msg_id) if isinstance(msg_id, str) else None
     if kind is None or not kind["plain"]:
         return None
-    if any(event.get(key) is not None and not isinstance(event[key], str)
-           for key in ("location_name", "time_stamp", "raw_data", "kvcsv")):
-        return None
+    for key in _TEXT_FIELDS:
+        value = event.get(key)
+        if value is not None and not isinstance(value, str):
+            return None
     if nodes.get(event.get("location_name") or "") in SUPPRESSING_STATES:
         return None
     return kind
