@@ -89,31 +89,28 @@ class HeartbeatTests(SynchronousTestCase):
         self.clock.advance(18.75)  # then 1.25 intervals apart, as always
         self.assertEqual(probes, [7.5, 26.25])
 
+    def second_probe(self, draw, heard_at, traffic):
+        """When a link whose first probe went out at 15 probes next, having heard the peer at
+        ``heard_at`` (a heartbeat, or ``traffic``), its random draws all ``draw``."""
+        clock, probes = Clock(), []
+        hb = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, random=lambda: draw,
+                       grain=0)
+        hb.start()
+        clock.advance(15)  # the first probe; the next check at 33.75
+        clock.advance(heard_at - 15)
+        hb.received(traffic)
+        clock.pump([0.25] * 100)
+        hb.stop()
+        self.assertEqual(probes[0], 15)
+        return probes[1:]
+
     def test_check_after_traffic_comes_within_half_the_jitter_of_the_interval(self):
         for draw, probe in ((0.0, 34.25), (0.5, 35.0), (1.0, 35.75)):
-            clock, probes = Clock(), []
-            hb = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, random=lambda: draw,
-                           grain=0)
-            hb.start()
-            clock.advance(15)  # the first probe
-            clock.advance(5)
-            hb.received()  # its answer, late
-            clock.pump([0.25] * 100)
-            self.assertEqual(probes, [15, probe])
-            hb.stop()
+            self.assertEqual(self.second_probe(draw, heard_at=20, traffic=False), [probe])  # its answer, late
 
     def test_after_traffic_the_next_check_comes_between_half_an_interval_and_one(self):
         for draw, probe in ((0.0, 45.0), (0.5, 41.25), (1.0, 37.5)):
-            clock, probes = Clock(), []
-            hb = Heartbeat(clock, 15, lambda: probes.append(clock.seconds()), lambda: None, random=lambda: draw,
-                           grain=0)
-            hb.start()
-            clock.advance(15)  # the first probe; the next check at 33.75
-            clock.advance(15)
-            hb.received(traffic=True)  # a request at 30, not only a probe's answer
-            clock.pump([0.25] * 100)
-            self.assertEqual(probes, [15, probe])
-            hb.stop()
+            self.assertEqual(self.second_probe(draw, heard_at=30, traffic=True), [probe])  # a request at 30
 
     def test_after_traffic_a_silent_peer_dies_within_three_and_a_half_intervals(self):
         for draw in (0.0, 0.5, 1.0):
@@ -195,21 +192,20 @@ class HeartbeatTests(SynchronousTestCase):
         self.assertGreater(max(spread) - min(spread), 4.0)
         self.assertLess(len(spread), 200 * 1.05)  # still one probe a link per interval, no more
 
-    def test_checks_of_many_links_fall_on_one_tick_of_the_grid(self):
+    def first_checks(self, offset):
+        """When 50 links due between 1007.53 and 1007.57 check first (a 0.1 s grid starting at ``offset``)."""
         clock = Clock()
         clock.advance(1000.03)
-        links = [Heartbeat(clock, 15, lambda: None, lambda: None, grain=0.1, offset=0.0) for _ in range(50)]
-        for index, link in enumerate(links):
-            link.start(phase=0.5 + index * 0.00005)  # due between 1007.53 and 1007.57
-        self.assertEqual({round(call.getTime(), 6) for call in clock.getDelayedCalls()}, {1007.6})
+        for index in range(50):
+            Heartbeat(clock, 15, lambda: None, lambda: None, grain=0.1, offset=offset).start(
+                phase=0.5 + index * 0.00005)
+        return {round(call.getTime(), 6) for call in clock.getDelayedCalls()}
+
+    def test_checks_of_many_links_fall_on_one_tick_of_the_grid(self):
+        self.assertEqual(self.first_checks(offset=0.0), {1007.6})
 
     def test_a_process_grid_starts_at_its_offset(self):
-        clock = Clock()
-        clock.advance(1000.03)
-        links = [Heartbeat(clock, 15, lambda: None, lambda: None, grain=0.1, offset=0.08) for _ in range(50)]
-        for index, link in enumerate(links):
-            link.start(phase=0.5 + index * 0.00005)  # due between 1007.53 and 1007.57
-        self.assertEqual({round(call.getTime(), 6) for call in clock.getDelayedCalls()}, {1007.58})
+        self.assertEqual(self.first_checks(offset=0.08), {1007.58})
 
     def test_processes_check_their_links_at_different_moments(self):
         """Links of two processes due at the same moment: each process's checks fall on its own grid
