@@ -157,6 +157,18 @@ class MulticastTests(SynchronousTestCase):
         self.assertEqual(len(encoded), 2)  # agg01 for c01 and c02, agg02 for c03
         self.assertEqual(encoded[0], {"allocation_id": 5, "timeout": 8.0})
 
+    def test_a_compute_whose_link_fails_at_once_does_not_end_the_fan_out_early(self):
+        """c01's link is closing (its request fails before the others are sent): the
+        aggregator still waits for c02, and a fan-out of c01 alone answers once."""
+        self.agg01.computes.get("c01").link.close("going")
+        [results] = self.send(["c01", "c02", "c03"])
+        self.assertEqual(results["c01"]["errcode"], ErrorCode.CSMERR_SENDRCV_ERROR)
+        self.assertEqual(results["c02"]["output"], {"node": "c02", "allocation_id": 5})
+        self.assertEqual(results["c03"]["errcode"], 0)
+        [results] = self.send(["c01"])
+        self.assertEqual(results["c01"]["errcode"], ErrorCode.CSMERR_SENDRCV_ERROR)
+        self.assertIn("no connection", results["c01"]["errmsg"])
+
     def test_aggregator_answers_for_a_node_that_is_not_its_primary_compute(self):
         self.agg01.computes.get("c02").primary = False
         [results] = self.send(["c01", "c02"], timeout=1.5)

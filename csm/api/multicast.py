@@ -114,7 +114,7 @@ def fan_out(aggregator, ctx, body):
     timeout = max(1.0, float(body.get("timeout") or ctx.remaining()))
     results = {}
     done = defer.Deferred()
-    left = [0]
+    left = [1]  # the requests still out, and the loop sending them: one answered at once ends nothing
 
     def answered(reply, node):
         if reply.is_error:
@@ -151,8 +151,7 @@ def fan_out(aggregator, ctx, body):
         message = Message(ctx.message.command, flags=int(Flags.INT), payload=payload, payload_sum=payload_sum)
         peer.link.request(message, timeout).addCallbacks(answered, failed, (node,), None, (node,)).addBoth(
             one_less)
-    if not left[0]:
-        done.callback({"results": results})
+    one_less(None)  # every request is out
     return done
 
 
