@@ -7,6 +7,7 @@ import tempfile
 import time
 
 from twisted.internet import defer, reactor, task
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from csm.config import RasActionConfig
@@ -111,6 +112,18 @@ class PipelineTests(EngineTestCase):
         logged = [json.loads(line)["data"] for line in open(self.log_path)]
         self.assertEqual([(entry["message"], entry["rec_id"] is not None) for entry in logged],
                          [("c01 %d" % n, True) for n in (1, 2, 3, 4)])
+
+    @defer.inlineCallbacks
+    def test_a_submitted_event_of_an_unknown_type_is_logged(self):
+        """Nobody is told of a fire-and-forget event the database did not store: the log says so."""
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.add_type("t.test.known")
+        self.engine.submit({"msg_id": "no.such.type", "location_name": "c01"})
+        yield self.engine.create({"msg_id": "t.test.known", "location_name": "c01"})  # written after it
+        lines = [formatEvent(event) for event in events if event.get("log_level") == LogLevel.error]
+        self.assertEqual(len([line for line in lines if "no.such.type" in line and "c01" in line]), 1, lines)
 
     @defer.inlineCallbacks
     def test_unknown_msg_id_named(self):

@@ -87,8 +87,9 @@ class RasEngine:
     def _after_unwaited(self, result, event):
         try:
             self._after(result, event)
-        except CSMError:
-            pass  # the stored function's error for this event (an unknown type): nobody to tell
+        except CSMError as exc:  # the stored function's answer (an unknown type): nobody else to tell
+            log.error("RAS event {msg_id} on {node} not stored: {error}", msg_id=event.get("msg_id"),
+                      node=event.get("location_name"), error=exc.errmsg)
         except Exception:
             log.failure("after RAS event {msg_id} on {node}", msg_id=event.get("msg_id"),
                         node=event.get("location_name"))
