@@ -435,6 +435,21 @@ class ReadingPlaceTests(SynchronousTestCase):
         self.assertEqual(self.threaded, ["read_counters"])  # the first, which found neither
         self.assertEqual(len(looked), 1)  # the missing library is not looked for at every reading
 
+    def test_back_on_a_thread_once_infiniband_ports_appear(self):
+        """Ports found by the minute's search (a driver loaded after the start): the reading
+        that finds them is on a thread already (their counters are device queries)."""
+        self.without_library()
+        root = UsageTests.tree(self)
+        ports = os.path.join(root, "sys/class/infiniband")
+        shutil.move(ports, ports + ".later")
+        agent = self.agent(root)
+        self.pairs(agent, count=1)
+        self.assertEqual(self.threaded, ["read_counters"])
+        shutil.move(ports + ".later", ports)
+        agent.reactor.advance(61)
+        self.pairs(agent, count=1)
+        self.assertEqual(self.threaded, ["read_counters"] * 3)
+
     def test_on_a_thread_with_infiniband(self):
         self.without_library()
         agent = self.agent(UsageTests.tree(self))

@@ -93,8 +93,9 @@ class AllocationAgent:
         """Fires with ``read_counters``: on a thread while a reading may block (NVML, the
         InfiniBand ports' counters are device queries), on the reactor once the last reading
         found neither (/proc, cgroup and RAPL files are memory reads, ~50 us in all): a
-        thread's hand-over cost more CPU than the reading itself."""
-        if self.readings_block:
+        thread's hand-over cost more CPU than the reading itself. Ports found by the minute's
+        search send the reading that finds them to a thread too."""
+        if self.readings_block or self.sources.refresh(self.reactor.seconds()).ib:
             return self.off_reactor(self.read_counters, allocation_id)
         return defer.maybeDeferred(self.read_counters, allocation_id)
 
