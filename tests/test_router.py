@@ -7,6 +7,7 @@ messages (INT) are for the daemon they reach.
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -230,6 +231,33 @@ class RouterTests(SynchronousTestCase):
         for answer in answers:
             self.assertIs(answer, UNSENT)
         self.assertEqual(self.flushLoggedErrors(TypeError), [])
+
+    def test_a_fire_and_forget_message_refused_is_logged(self):
+        """Nobody reads a NOREPLY message's error reply: the refusal is logged with the API, the
+        error and the body (a daemon's RAS event of bad input went without a line); an error
+        a caller reads is not."""
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def refuse(ctx, body):
+            raise CSMError(ErrorCode.CSMERR_INVALID_PARAM, "invalid time_stamp 'noon'")
+        self.master_router.handlers[QUERY.cmd_id] = refuse
+        answers = []
+        for body in ({"node_names": ["c01"]}, {"no_such_field": 1}):  # refused by the handler, by validation
+            self.master_router.respond(Message.make(QUERY.cmd_id, body, flags=Flags.NOREPLY), None, answers.append)
+        self.master_router.handlers[QUERY.cmd_id] = lambda ctx, body: defer.fail(
+            CSMError(ErrorCode.CSMERR_DB_ERROR, "refused later"))
+        self.master_router.respond(Message.make(QUERY.cmd_id, {}, flags=Flags.NOREPLY), None, answers.append)
+        self.master_router.respond(Message.make(QUERY.cmd_id, {}), None, answers.append)  # its caller is told
+        self.assertEqual([answer.is_error for answer in answers], [True] * 4)
+        lines = [formatEvent(event) for event in events if event.get("log_level") == LogLevel.warn]
+        self.assertEqual(len(lines), 3, lines)
+        self.assertTrue(all("node_attributes_query" in line for line in lines), lines)
+        self.assertIn("invalid time_stamp 'noon'", lines[0])
+        self.assertIn("c01", lines[0])
+        self.assertIn("no_such_field", lines[1])
+        self.assertIn("refused later", lines[2])
 
     def test_a_cancelled_request_is_forgotten_upstream(self):
         """Cancelling ``handle``'s or ``forward``'s Deferred drops the forwarded request from the

@@ -131,8 +131,8 @@ class Router:
                 return self._forward(message, answer, timeout, command)
             else:
                 name = command.api_name if command else "command id %d" % message.command
-                answer(message.error_reply(CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not handled by the %s "
-                                                    "daemon" % (name, self.daemon.role))))
+                answer(_error_reply(message, CSMError(ErrorCode.CSMERR_CMD_UNKNOWN, "%s is not handled by the %s "
+                                                      "daemon" % (name, self.daemon.role)), command))
         except Exception:  # from answer (a reply written at once): never out into the link's read
             log.failure("routing {api} failed", api=command.api_name if command else message.command)
 
@@ -185,7 +185,7 @@ class Router:
                 return
             error = CSMError(ErrorCode.CSMERR_SENDRCV_ERROR, "%s daemon has no connection upstream"
                              % self.daemon.role)
-            answer(message.error_reply(error))
+            answer(_error_reply(message, error, command))
             return
         if message.flags & Flags.NOREPLY:
             link.send(message)  # fire and forget: nothing will come back
@@ -206,10 +206,11 @@ class Router:
             if command is not None and not message.flags & Flags.INT:
                 body = command.validate(body)  # daemon-internal messages carry their own bodies
         except ValueError:
-            answer(message.error_reply(CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, "payload is not valid JSON")))
+            answer(_error_reply(message, CSMError(ErrorCode.CSMERR_MSG_UNPACK_ERROR, "payload is not valid JSON"),
+                                command))
             return
         except CSMError as exc:
-            answer(message.error_reply(exc))
+            answer(_error_reply(message, exc, command))
             return
         ctx = Context(daemon=self.daemon, command=command, message=message, link=link,
                       uid=message.uid, gid=message.gid,
@@ -219,7 +220,7 @@ class Router:
         try:
             result = handler(ctx, body)
         except Exception:
-            answer(message.error_reply(_as_csm_error(Failure(), command)))
+            answer(_error_reply(message, _as_csm_error(Failure(), command), command))
             return
         if hasattr(result, "__await__") and not isinstance(result, defer.Deferred):
             result = defer.ensureDeferred(result)
@@ -227,14 +228,24 @@ class Router:
             answer(UNSENT if message.flags & Flags.NOREPLY else _reply(message, result, command))  # no Deferred
             return
         result.addCallbacks(lambda value: UNSENT if message.flags & Flags.NOREPLY else _reply(message, value, command),
-                            lambda failure: message.error_reply(_as_csm_error(failure, command)))
+                            lambda failure: _error_reply(message, _as_csm_error(failure, command), command))
         if timeout is not None:
             name = command.api_name if command else "request"
-            result.addTimeout(timeout, self.daemon.clock, onTimeoutCancel=lambda *_: message.error_reply(
-                CSMError(ErrorCode.CSMERR_TIMEOUT, "%s timed out after %gs" % (name, timeout))))
+            result.addTimeout(timeout, self.daemon.clock, onTimeoutCancel=lambda *_: _error_reply(
+                message, CSMError(ErrorCode.CSMERR_TIMEOUT, "%s timed out after %gs" % (name, timeout)), command))
         result.addCallback(answer)
         result.addErrback(lambda failure: log.failure("answering {api} failed", failure,
                                                       api=command.api_name if command else "?"))
+
+
+def _error_reply(message, error, command):
+    """``message``'s error reply; nobody reads a fire-and-forget message's, so its error is
+    logged (a daemon's RAS event of bad input went without a line)."""
+    if message.flags & Flags.NOREPLY:
+        log.warn("fire-and-forget {api} refused: {error} (body {body})",
+                 api=command.api_name if command else "command id %d" % message.command, error=error.errmsg,
+                 body=bytes(message.payload[:300]).decode("utf-8", "replace"))
+    return message.error_reply(error)
 
 
 def _forget(sent):
