@@ -476,6 +476,13 @@ class ReadingPlaceTests(SynchronousTestCase):
         self.pairs(self.agent(UsageTests.tree(self)))
         self.assertEqual(len(searched), 1)
 
+    def test_a_gpu_not_sampled_yet_is_read_as_unused(self):
+        """An allocation younger than the first GPU sample still names every GPU (the final
+        reading raced the first sample on the thread pool and found none)."""
+        agent = self.agent(UsageTests.tree(self), FakeNvml([FakeGpu(), FakeGpu()]))
+        self.assertEqual(agent.read_counters(1)["gpus"], [{"gpu_id": 0, "gpu_usage": 0, "max_gpu_memory": 0},
+                                                          {"gpu_id": 1, "gpu_usage": 0, "max_gpu_memory": 0}])
+
     def test_proc_stat_read_once_a_reading(self):
         reads = self.counted("cpu_times")
         reading = self.agent(UsageTests.tree(self)).read_counters(1)

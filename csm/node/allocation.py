@@ -82,12 +82,13 @@ class AllocationAgent:
     def read_counters(self, allocation_id):
         """The counters now (blocking where the node has GPUs or InfiniBand ports)."""
         cpus = usage.cpu_times(self.root)
-        self.has_gpus = self.gpus.present
+        gpus = self.gpus.indices()
+        self.has_gpus = bool(gpus)
         sources = self.sources.refresh(self.reactor.seconds())
         values = usage.counters(self.cgroups.usage(allocation_id), self.gpus if self.has_gpus else None, self.root,
                                 node_cpu=cpus.get("cpu"), sources=sources)
         self.readings_block = not self.gpus.nvml.absent or bool(sources.ib)
-        return {"counters": values, "cpus": cpus, "gpus": self.gpus.per_gpu()}
+        return {"counters": values, "cpus": cpus, "gpus": self.gpus.per_gpu(gpus)}
 
     def _read(self, allocation_id):
         """Fires with ``read_counters``: on a thread while a reading may block (NVML, the

@@ -109,7 +109,11 @@ class GpuUsageMeter:
 
     @property
     def present(self):
-        return self.nvml.open() and bool(self.nvml.devices())
+        return bool(self.indices())
+
+    def indices(self):
+        """The indices of the GPUs NVML sees now ([] without NVML)."""
+        return [index for index, _ in self.nvml.devices()] if self.nvml.open() else []
 
     def sample(self, now):
         """Add the time since the last sample at the current utilisation of each GPU."""
@@ -140,10 +144,11 @@ class GpuUsageMeter:
                 total = (total or 0) + int(value) // 1000
         return total
 
-    def per_gpu(self):
-        """``[{"gpu_id", "gpu_usage", "max_gpu_memory"}]`` so far."""
+    def per_gpu(self, indices=()):
+        """``[{"gpu_id", "gpu_usage", "max_gpu_memory"}]`` so far, of every GPU sampled and every
+        one of ``indices`` (a GPU not sampled yet, its allocation younger than the first sample: 0)."""
         return [{"gpu_id": index, "gpu_usage": self.busy_us.get(index, 0),
-                 "max_gpu_memory": self.max_memory.get(index, 0)} for index in sorted(self.busy_us)]
+                 "max_gpu_memory": self.max_memory.get(index, 0)} for index in sorted(set(self.busy_us) | set(indices))]
 
 
 def counters(cgroup_usage=None, gpus=None, root="/", node_cpu=None, sources=None):
