@@ -13,7 +13,7 @@ from csm import __version__
 from csm.api import multicast
 from csm.api.registry import Command, Registry
 from csm.api.router import Router
-from csm.errors import ErrorCode
+from csm.errors import CSMError, ErrorCode
 from csm.net.link import LinkOwner, LinkProtocol
 from csm.roles.nodeset import NodeSet
 from csm.roles.peers import PeerTable
@@ -168,6 +168,16 @@ class MulticastTests(SynchronousTestCase):
         [results] = self.send(["c01"])
         self.assertEqual(results["c01"]["errcode"], ErrorCode.CSMERR_SENDRCV_ERROR)
         self.assertIn("no connection", results["c01"]["errmsg"])
+
+    def test_an_aggregators_error_is_the_error_of_each_of_its_nodes(self):
+        def refuse(ctx, body):
+            raise CSMError(ErrorCode.CSMERR_GENERIC, "busy")
+        self.agg01.router.handlers[PROLOG.cmd_id] = refuse
+        [results] = self.send(["c03", "c02", "c01", "c09"], timeout=1.5)  # c09: no aggregator
+        self.assertEqual({node: (r["errcode"], r["errmsg"]) for node, r in results.items() if node != "c03"},
+                         {"c01": (ErrorCode.CSMERR_GENERIC, "c01: busy"), "c02": (ErrorCode.CSMERR_GENERIC, "c02: busy"),
+                          "c09": (ErrorCode.CSMERR_SENDRCV_ERROR, "no aggregator reaches c09")})
+        self.assertEqual(results["c03"]["errcode"], 0)
 
     def test_aggregator_answers_for_a_node_that_is_not_its_primary_compute(self):
         self.agg01.computes.get("c02").primary = False

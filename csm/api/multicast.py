@@ -32,7 +32,6 @@ def node_errors(results):
 RESEND_WAIT = 5.0
 
 
-@defer.inlineCallbacks
 def multicast(master, command_id, nodes, body, timeout):
     """On the master: fires with ``{node: {"errcode", "errmsg", "output"}}`` for every node.
 
@@ -42,14 +41,25 @@ def multicast(master, command_id, nodes, body, timeout):
     The compute side joins a repeated script for the same allocation.
     """
     deadline = master.clock.seconds() + timeout
-    results = yield _send(master, command_id, nodes, body, timeout)
+    return _send(master, command_id, nodes, body, timeout).addCallback(_again, master, command_id, body, deadline)
+
+
+def _again(results, master, command_id, body, deadline):
+    """``results``, once the unreachable nodes among them were sent the command again
+    (``_resend``: only then a generator)."""
     unreachable = sorted(node for node, r in results.items() if r["errcode"] == ErrorCode.CSMERR_SENDRCV_ERROR)
-    if unreachable:
-        waited = yield _wait_for_primaries(master, unreachable, min(RESEND_WAIT, deadline - master.clock.seconds()
-                                                                    - LEVEL_MARGIN))
-        if waited:
-            again = yield _send(master, command_id, waited, body, deadline - master.clock.seconds())
-            results.update(again)
+    if not unreachable:
+        return results
+    return _resend(master, command_id, body, deadline, results, unreachable)
+
+
+@defer.inlineCallbacks
+def _resend(master, command_id, body, deadline, results, unreachable):
+    waited = yield _wait_for_primaries(master, unreachable, min(RESEND_WAIT, deadline - master.clock.seconds()
+                                                                - LEVEL_MARGIN))
+    if waited:
+        again = yield _send(master, command_id, waited, body, deadline - master.clock.seconds())
+        results.update(again)
     return results
 
 
@@ -77,10 +87,28 @@ def _wait_for_primaries(master, nodes, most):
     return [node for node in nodes if _reachable(master, node)]
 
 
-@defer.inlineCallbacks
 def _send(master, command_id, nodes, body, timeout):
-    results = {}
-    calls = []
+    """Fires with ``{node: result}`` once every aggregator answered for its nodes or failed;
+    each answer is stored by callbacks on its request, as ``fan_out`` does."""
+    results, sent, answers = {}, [], {}  # the unreached first, then the groups sent, in order
+
+    def answered(reply, group):
+        if reply.is_error:
+            raise reply.error()
+        mine = reply.body().get("results", {})
+        for node in group:
+            answers[node] = mine.get(node) or _result(ErrorCode.CSMERR_TIMEOUT, "%s: no answer" % node)
+
+    def failed(reason, group):
+        reason.trap(CSMError)
+        for node in group:
+            answers[node] = _result(reason.value.errcode, "%s: %s" % (node, reason.value.errmsg))
+
+    def combined():
+        results.update((node, answers[node]) for node in sent)
+        return results
+
+    gather = _Gather(combined)
     for aggregator, group in master.nodeset.by_primary(nodes).items():
         peer = master.aggregators.get(aggregator) if aggregator else None
         if peer is None or peer.link is None or not peer.link.usable:
@@ -89,21 +117,36 @@ def _send(master, command_id, nodes, body, timeout):
             continue
         message = Message.make(command_id, {"nodes": group, "body": body, "timeout": timeout - LEVEL_MARGIN},
                                flags=Flags.INT | Flags.MTC)
-        calls.append((group, peer.link.request(message, timeout)))
-    for group, call in calls:
-        try:
-            reply = yield call
-            if reply.is_error:
-                raise reply.error()
-            answered = reply.body().get("results", {})
-        except CSMError as exc:
-            answered = {}
-            error = exc
-        else:
-            error = CSMError(ErrorCode.CSMERR_TIMEOUT, "no answer")
-        for node in group:
-            results[node] = answered.get(node) or _result(error.errcode, "%s: %s" % (node, error.errmsg))
-    return results
+        sent.extend(group)
+        gather.add(peer.link.request(message, timeout).addCallback(answered, group).addErrback(failed, group))
+    return gather.sent()
+
+
+class _Gather:
+    """Fires ``done`` with ``value()`` once every request added has ended and ``sent()`` was
+    called (one answered at once ends nothing early); a failure that is not handled (not a
+    CSMError: a bug) fails it."""
+
+    def __init__(self, value):
+        self.value, self.left, self.done = value, 1, defer.Deferred()
+
+    def add(self, d):
+        self.left += 1
+        d.addBoth(self._one_less)
+
+    def sent(self):
+        self._one_less(None)
+        return self.done
+
+    def _one_less(self, outcome):
+        self.left -= 1
+        if self.done.called:
+            return None
+        if isinstance(outcome, Failure):
+            self.done.errback(outcome)
+        elif not self.left:
+            self.done.callback(self.value())
+        return None
 
 
 def fan_out(aggregator, ctx, body):
@@ -113,8 +156,6 @@ def fan_out(aggregator, ctx, body):
     a one-node allocation's fan-out is one request and two callbacks)."""
     timeout = max(1.0, float(body.get("timeout") or ctx.remaining()))
     results = {}
-    done = defer.Deferred()
-    left = [1]  # the requests still out, and the loop sending them: one answered at once ends nothing
 
     def answered(reply, node):
         if reply.is_error:
@@ -127,16 +168,7 @@ def fan_out(aggregator, ctx, body):
         reason.trap(CSMError)
         results[node] = _result(reason.value.errcode, "%s: %s" % (node, reason.value.errmsg))
 
-    def one_less(outcome):
-        left[0] -= 1
-        if done.called:
-            return None
-        if isinstance(outcome, Failure):  # not a CSMError: a bug, the whole fan-out fails with it
-            done.errback(outcome)
-        elif not left[0]:
-            done.callback({"results": results})
-        return None
-
+    gather = _Gather(lambda: {"results": results})
     payload = None
     for node in body.get("nodes") or ():
         peer = aggregator.computes.get(node)
@@ -147,12 +179,9 @@ def fan_out(aggregator, ctx, body):
         if payload is None:  # one body and its checksum for every node
             payload = encode_body(dict(body.get("body") or {}, timeout=timeout - LEVEL_MARGIN))
             payload_sum = checksum.xor_words(payload)
-        left[0] += 1
         message = Message(ctx.message.command, flags=int(Flags.INT), payload=payload, payload_sum=payload_sum)
-        peer.link.request(message, timeout).addCallbacks(answered, failed, (node,), None, (node,)).addBoth(
-            one_less)
-    one_less(None)  # every request is out
-    return done
+        gather.add(peer.link.request(message, timeout).addCallbacks(answered, failed, (node,), None, (node,)))
+    return gather.sent()
 
 
 def aggregator_handler(ctx, body):
