@@ -568,7 +568,11 @@ class RecoveryScriptTests(TestCase):
         marker = os.path.abspath(self.mktemp())
         path = os.path.abspath(self.mktemp() + "-recovery")
         with open(path, "w") as f:
-            f.write("#!/bin/sh\nsleep 120 & echo $! > %s.pid; : > %s; exit 0\n" % (marker, marker))
+            # the child says it runs (the marker) once the script has ended and been reaped: the
+            # timeout then kills the child alone (the marker made before the script's exit let a
+            # loaded machine kill the script too, which then "exited 137")
+            f.write("#!/bin/sh\nscript=$$\n(while kill -0 $script 2>/dev/null; do sleep 0.05; done; : > %s; "
+                    "exec sleep 120) &\necho $! > %s.pid\nexit 0\n" % (marker, marker))
         os.chmod(path, stat.S_IRWXU)
         clock = Clock()
         daemon = SimpleNamespace(node_name="c01", reactor=ClockedReactor(clock),
