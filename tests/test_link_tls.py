@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from csm.net.certs import make_pki
 from csm.net.factory import LinkFactory
-from csm.net.link import HELLO_TIMEOUT, TLS_HANDSHAKE_TIMEOUT, LinkOwner
+from csm.net.link import HELLO_ANSWER_TIMEOUT, HELLO_TIMEOUT, TLS_HANDSHAKE_TIMEOUT, LinkOwner
 from csm.net.tls import TLSContexts
 
 
@@ -68,3 +68,39 @@ class TLSHelloDeadlineTests(SynchronousTestCase):
         self.pump.flush()
         self.assertFalse(self.server.connected)
         self.assertFalse(self.server.verified)
+
+    def client_handshake_done(self):
+        """Pump until the client's TLS handshake is done and its hello sent; the server has not
+        read it (a busy aggregator): nothing more moves until the next pump."""
+        for _ in range(10):
+            timer = self.client._hello_timer
+            if timer is not None and timer.func == self.client._hello_timed_out:
+                break  # re-armed by handshakeCompleted
+            self.pump.pump()
+        else:
+            self.fail("the client's TLS handshake did not finish")
+        self.assertFalse(self.server.verified)
+
+    def test_the_initiator_waits_longer_for_a_busy_peers_answer(self):
+        """A peer that did its side of the handshake is alive: the initiator does not give up a
+        link at HELLO_TIMEOUT that its peer then accepts and counts (a compute's link to an
+        aggregator in a reconnect storm: the aggregator saw it lost, a stray csm.status.down)."""
+        self.connect()
+        self.clock.advance(5)
+        self.client_handshake_done()
+        self.clock.advance(HELLO_TIMEOUT + 5)
+        self.assertFalse(self.client._closing)
+        self.pump.flush()
+        self.assertTrue(self.server.verified and self.client.verified)
+        self.assertTrue(self.server.connected)
+
+    def test_the_initiator_gives_up_a_peer_that_never_answers(self):
+        self.connect()
+        self.client_handshake_done()
+        self.clock.advance(HELLO_ANSWER_TIMEOUT - 1)
+        self.assertFalse(self.client._closing)  # still waiting
+        self.clock.advance(1)
+        self.assertTrue(self.client._closing)
+        self.pump.flush()
+        self.assertFalse(self.client.connected)
+        self.assertFalse(self.client.verified)
