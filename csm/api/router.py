@@ -225,9 +225,9 @@ class Router:
         if hasattr(result, "__await__") and not isinstance(result, defer.Deferred):
             result = defer.ensureDeferred(result)
         if not isinstance(result, defer.Deferred):
-            answer(UNSENT if message.flags & Flags.NOREPLY else _reply(message, result, command))  # no Deferred
+            answer(_reply(message, result, command))  # answered at once: no Deferred
             return
-        result.addCallbacks(lambda value: UNSENT if message.flags & Flags.NOREPLY else _reply(message, value, command),
+        result.addCallbacks(lambda value: _reply(message, value, command),
                             lambda failure: _error_reply(message, _as_csm_error(failure, command), command))
         if timeout is not None:
             name = command.api_name if command else "request"
@@ -256,7 +256,10 @@ def _forget(sent):
 
 
 def _reply(message, result, command):
-    """The reply carrying a handler's result; one that is not JSON is an internal error."""
+    """The reply carrying a handler's result (``UNSENT`` for a fire-and-forget message: nobody
+    reads it); one that is not JSON is an internal error."""
+    if message.flags & Flags.NOREPLY:
+        return UNSENT
     try:
         return message.reply(result)
     except (TypeError, ValueError) as exc:
