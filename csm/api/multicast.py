@@ -8,7 +8,6 @@ its answer, or an error saying it failed, was not reachable, or did not answer.
 """
 
 from twisted.internet import defer
-
 from twisted.python.failure import Failure
 
 from csm.errors import CSMError, ErrorCode, NodeError
