@@ -334,9 +334,15 @@ class EventBatches:
             self._hand_on()
 
     def _hand_on(self):
-        """Each outcome to its Deferred, or to ``after(outcome, event)`` for an event nobody
-        waits for (one refused is left: the batch logged it); the rest next turn."""
+        """A slice of the outcomes now (``_hand_slice``), the rest next turn."""
         self._turn = None
+        self._hand_slice()
+        if self._outcomes and self._turn is None:
+            self._turn = self.clock.callLater(0, self._hand_on)
+
+    def _hand_slice(self):
+        """Each outcome to its Deferred, or to ``after(outcome, event)`` for an event nobody
+        waits for (one refused is left: the batch logged it), ``FOLLOW_UPS_A_TURN`` at most."""
         pending, after = self._outcomes, self.after
         for _ in range(min(len(pending), FOLLOW_UPS_A_TURN)):
             d, event, outcome = pending.popleft()
@@ -347,12 +353,11 @@ class EventBatches:
                 d.errback(outcome)
             else:
                 d.callback(outcome)
-        if pending and self._turn is None:
-            self._turn = self.clock.callLater(0, self._hand_on)
 
     def settle(self):
         """Hand on every outcome left now (the master's stop, before its event log closes)."""
-        while self._turn is not None or self._outcomes:
-            if self._turn is not None:
-                self._turn.cancel()
-            self._hand_on()
+        if self._turn is not None:
+            self._turn.cancel()
+            self._turn = None
+        while self._outcomes:
+            self._hand_slice()
